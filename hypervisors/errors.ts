@@ -1,0 +1,40 @@
+// Errors drivers throw. Activities turn `permanent` ones into non-retryable Temporal failures.
+
+export class HypervisorError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly permanent = false,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The sandbox does not exist (never created, or already destroyed). */
+export class NotFoundError extends HypervisorError {
+  constructor(id: string, detail = '') {
+    super(`sandbox ${id} not found${detail ? `: ${detail}` : ''}`, 'not_found', true);
+  }
+}
+
+/** Unknown template or a spec the driver can never satisfy: retrying cannot help. */
+export class BadSpecError extends HypervisorError {
+  constructor(message: string) {
+    super(message, 'bad_spec', true);
+  }
+}
+
+/** The guest did not answer before the deadline. */
+export class NotReadyError extends HypervisorError {
+  constructor(id: string, timeoutMs: number, detail = '') {
+    super(`sandbox ${id} not ready after ${timeoutMs} ms${detail ? `: ${detail}` : ''}`, 'not_ready', true);
+  }
+}
+
+/** The sandbox exists but cannot do this right now (stopped, locked…); may succeed later. */
+export class BusyError extends HypervisorError {
+  constructor(message: string) {
+    super(message, 'busy', false);
+  }
+}
