@@ -1,0 +1,549 @@
+// libvirt driver: one persistent domain per sandbox, driven through `virsh` against a real libvirtd.
+// Linked clone = qcow2 overlay on the guest image; commands run through the QEMU guest agent.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from './errors';
+import { resolveGuestImage } from './guest-image';
+import {
+  DOMAIN_PREFIX,
+  HOURGLASS_LIBVIRT_NS,
+  buildDomainXml,
+  domainNameFor,
+  parseSandboxMarker,
+  type SandboxMarker,
+} from './libvirt-domain-xml';
+import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from './types';
+
+export interface LibvirtConfig {
+  uri: string;
+  stateDir: string;
+  memoryMiB: number;
+  cpus: number;
+  domainType: 'qemu' | 'kvm';
+  machine: string;
+  kernelArgs: string;
+  /** Directory of the guest image; undefined = resolveGuestImage's default. */
+  imageDir?: string;
+  emulator?: string;
+  defaultExecTimeoutSeconds: number;
+}
+
+// The tsc options keep concurrently booting guests from hanging in PIT calibration (TCG).
+const DEFAULT_KERNEL_ARGS = 'console=ttyS0 quiet panic=-1 tsc_early_khz=2300000 tsc=reliable';
+const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+const MIN_MEMORY_MIB = 96; // 64 MiB hangs while unpacking the initramfs
+
+export function createLibvirtHypervisor(env: NodeJS.ProcessEnv, stateDir: string): Hypervisor {
+  const domainType = env.HOURGLASS_LIBVIRT_DOMAIN_TYPE ?? 'qemu';
+  if (domainType !== 'qemu' && domainType !== 'kvm') {
+    throw new BadSpecError(`HOURGLASS_LIBVIRT_DOMAIN_TYPE must be qemu or kvm, not ${domainType}`);
+  }
+  const extraArgs = env.HOURGLASS_LIBVIRT_EXTRA_KERNEL_ARGS ?? '';
+  return new LibvirtHypervisor({
+    uri: env.HOURGLASS_LIBVIRT_URI || 'qemu:///system',
+    stateDir: resolve(stateDir),
+    memoryMiB: positiveInt(env, 'HOURGLASS_LIBVIRT_MEMORY_MIB', 128),
+    cpus: positiveInt(env, 'HOURGLASS_LIBVIRT_CPUS', 1),
+    domainType,
+    machine: env.HOURGLASS_LIBVIRT_MACHINE || 'microvm',
+    kernelArgs: `${env.HOURGLASS_LIBVIRT_KERNEL_ARGS || DEFAULT_KERNEL_ARGS} ${extraArgs}`.trim(),
+    imageDir: env.HOURGLASS_LIBVIRT_IMAGE_DIR || undefined,
+    emulator: env.HOURGLASS_LIBVIRT_EMULATOR || undefined,
+    defaultExecTimeoutSeconds: positiveInt(env, 'HOURGLASS_LIBVIRT_EXEC_TIMEOUT_S', 600),
+  });
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new BadSpecError(`${key} must be a positive integer, not ${raw}`);
+  return n;
+}
+
+/** What libvirt says about one of our domains. */
+interface OurDomain {
+  name: string;
+  libvirtState: string;
+  marker: SandboxMarker;
+}
+
+type Lookup = { kind: 'absent' } | { kind: 'foreign'; name: string } | ({ kind: 'ours' } & OurDomain);
+
+export class LibvirtHypervisor implements Hypervisor {
+  readonly name = 'libvirt';
+  private readonly dir: string;
+
+  constructor(private readonly cfg: LibvirtConfig) {
+    this.dir = join(cfg.stateDir, 'libvirt');
+  }
+
+  private get isolation(): string {
+    return this.cfg.domainType === 'kvm' ? 'libvirt-kvm' : 'libvirt-qemu-tcg';
+  }
+
+  async create(spec: SandboxSpec, ctx?: OpContext): Promise<VmInfo> {
+    const id = checkId(spec.id);
+    const memoryMiB = spec.memoryMiB ?? this.cfg.memoryMiB;
+    const cpus = spec.cpus ?? this.cfg.cpus;
+    if (!Number.isInteger(memoryMiB) || memoryMiB < MIN_MEMORY_MIB) {
+      throw new BadSpecError(`sandbox ${id}: memoryMiB must be an integer >= ${MIN_MEMORY_MIB}, not ${memoryMiB}`);
+    }
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) {
+      throw new BadSpecError(`sandbox ${id}: cpus must be an integer in 1..64, not ${cpus}`);
+    }
+
+    const existing = await this.lookup(id, ctx);
+    if (existing.kind === 'foreign') {
+      throw new BadSpecError(`sandbox ${id}: domain ${existing.name} exists but Hourglass did not create it`);
+    }
+    if (existing.kind === 'ours') {
+      // A retry after a crash between define and start finds the domain shut off.
+      if (existing.libvirtState === 'shut off') await this.startDomain(id, existing.name, ctx);
+      return this.infoFor(id, ctx);
+    }
+
+    const image = await this.guestImage(spec);
+    ctx?.progress?.(`sandbox ${id}: creating overlay`);
+    await mkdir(this.dir, { recursive: true });
+    // The QEMU process runs as libvirt-qemu: it must be able to reach the overlay.
+    await chmod(this.dir, 0o755);
+    const overlay = this.overlayPath(id);
+    const baseImage = image.rootfs;
+    if (!(await exists(overlay))) await this.createOverlay(id, baseImage, overlay, ctx);
+
+    ctx?.progress?.(`sandbox ${id}: defining domain`);
+    const xmlFile = join(this.dir, `${id}.xml`);
+    await writeFile(
+      xmlFile,
+      buildDomainXml({
+        id,
+        domainType: this.cfg.domainType,
+        machine: this.cfg.machine,
+        memoryMiB,
+        cpus,
+        kernel: image.kernel,
+        initrd: image.initrd,
+        kernelArgs: this.cfg.kernelArgs,
+        overlay,
+        baseImage,
+        consoleLog: this.consoleLogPath(id),
+        emulator: this.cfg.emulator,
+        labels: spec.labels ?? {},
+        createdAt: new Date().toISOString(),
+      }),
+    );
+    try {
+      await this.virsh(id, ['define', xmlFile], ctx);
+    } finally {
+      await rm(xmlFile, { force: true });
+    }
+    await this.startDomain(id, domainNameFor(id), ctx);
+    return this.infoFor(id, ctx);
+  }
+
+  async waitReady(id: string, timeoutMs: number, ctx?: OpContext): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastProblem = 'no answer yet';
+    for (let attempt = 1; ; attempt++) {
+      ctx?.signal?.throwIfAborted();
+      const dom = await this.ours(id, ctx);
+      if (dom.libvirtState === 'shut off' || dom.libvirtState === 'crashed') {
+        // Nothing will answer any more: say so now rather than at the deadline.
+        throw new NotReadyError(id, timeoutMs, `domain is ${dom.libvirtState}${await this.consoleTail(id)}`);
+      }
+      const remainingMs = deadline - Date.now();
+      if (dom.libvirtState !== 'running') {
+        lastProblem = `domain is ${dom.libvirtState}`;
+      } else if (remainingMs > 0) {
+        try {
+          const agentTimeoutS = Math.max(1, Math.min(3, Math.floor(remainingMs / 1000)));
+          await this.agent(id, { execute: 'guest-ping' }, agentTimeoutS, ctx);
+          return;
+        } catch (err) {
+          if (err instanceof NotFoundError) throw err;
+          lastProblem = errorText(err);
+        }
+      }
+      if (Date.now() >= deadline) {
+        throw new NotReadyError(id, timeoutMs, `${lastProblem}${await this.consoleTail(id)}`);
+      }
+      ctx?.progress?.(`sandbox ${id}: waiting for the guest agent (attempt ${attempt}: ${lastProblem})`);
+      await sleep(Math.min(250, Math.max(0, deadline - Date.now())), undefined, { signal: ctx?.signal });
+    }
+  }
+
+  async exec(id: string, req: ExecRequest, ctx?: OpContext): Promise<ExecResult> {
+    if (req.command.length === 0) throw new BadSpecError(`sandbox ${id}: exec needs a command`);
+    const started = Date.now();
+    const timeoutMs = (req.timeoutSeconds ?? this.cfg.defaultExecTimeoutSeconds) * 1000;
+    const [path, ...args] = req.command;
+    let pid: number;
+    try {
+      const spawned = await this.agentOrBusy(id, {
+        execute: 'guest-exec',
+        arguments: {
+          path,
+          arg: args,
+          // guest-exec replaces the whole environment when env is given: keep a PATH.
+          ...(req.env ? { env: envList(req.env) } : {}),
+          'capture-output': true,
+        },
+      }, ctx);
+      pid = (spawned as { pid: number }).pid;
+    } catch (err) {
+      // The agent could not spawn it (no such program): answer like a shell would, not with an error.
+      const spawnFailure = /Failed to execute child process[^']*/.exec(errorText(err));
+      if (!spawnFailure) throw err;
+      return { exitCode: 127, stdout: '', stderr: `${spawnFailure[0]}\n`, durationMs: Date.now() - started, timedOut: false };
+    }
+
+    let delayMs = 5;
+    for (;;) {
+      if (ctx?.signal?.aborted) {
+        await this.killGuestProcess(id, pid);
+        ctx.signal.throwIfAborted();
+      }
+      const status = await this.execStatus(id, pid, ctx);
+      if (status.exited) return toExecResult(status, started, false);
+      if (Date.now() - started >= timeoutMs) {
+        await this.killGuestProcess(id, pid);
+        // After the kill, the agent still hands back what the process printed so far.
+        const last = await this.awaitExit(id, pid, 2_000);
+        return { ...toExecResult(last ?? {}, started, true), exitCode: 124 };
+      }
+      await sleep(delayMs);
+      delayMs = Math.min(delayMs * 2, 100);
+    }
+  }
+
+  // stop/start = suspend/resume: the guest's memory and processes are kept; it just gets no CPU.
+  async stop(id: string, ctx?: OpContext): Promise<void> {
+    const dom = await this.ours(id, ctx);
+    if (dom.libvirtState !== 'running') return; // paused or shut off: already stopped
+    ctx?.progress?.(`sandbox ${id}: suspending`);
+    await this.virsh(id, ['suspend', dom.name], ctx);
+  }
+
+  async start(id: string, ctx?: OpContext): Promise<void> {
+    const dom = await this.ours(id, ctx);
+    if (dom.libvirtState === 'paused') {
+      ctx?.progress?.(`sandbox ${id}: resuming`);
+      await this.virsh(id, ['resume', dom.name], ctx);
+    } else if (dom.libvirtState === 'shut off') {
+      // The guest powered off or crashed: boot it again from its overlay (memory is gone).
+      await this.startDomain(id, dom.name, ctx);
+    }
+  }
+
+  async destroy(id: string, ctx?: OpContext): Promise<{ existed: boolean }> {
+    checkId(id);
+    const dom = await this.lookup(id, ctx);
+    // Never touch a domain Hourglass did not make, even if its name looks like ours.
+    if (dom.kind === 'foreign') return { existed: false };
+    let existed = false;
+    if (dom.kind === 'ours') {
+      existed = true;
+      ctx?.progress?.(`sandbox ${id}: destroying domain`);
+      await this.virsh(id, ['destroy', dom.name], ctx, /domain is not running|failed to get domain|Domain not found/i);
+      ctx?.progress?.(`sandbox ${id}: undefining domain`);
+      await this.virsh(id, ['undefine', dom.name], ctx, /failed to get domain|Domain not found/i);
+    }
+    const overlay = dom.kind === 'ours' && dom.marker.overlay ? dom.marker.overlay : this.overlayPath(id);
+    const consoleLog = dom.kind === 'ours' && dom.marker.consoleLog ? dom.marker.consoleLog : this.consoleLogPath(id);
+    // An overlay without a domain is what a crash between qemu-img and define leaves behind.
+    if (await exists(overlay)) existed = true;
+    await rm(overlay, { force: true });
+    await rm(consoleLog, { force: true });
+    return { existed };
+  }
+
+  async list(): Promise<VmInfo[]> {
+    const table = await this.virsh('(list)', ['list', '--all']);
+    const candidates = parseDomainTable(table).filter((d) => d.name.startsWith(DOMAIN_PREFIX));
+    const infos: VmInfo[] = [];
+    for (const d of candidates) {
+      const marker = await this.markerOf(d.name);
+      // The marker, not the name, decides: a foreign "hourglass-x" domain stays invisible.
+      if (!marker || domainNameFor(marker.id) !== d.name) continue;
+      infos.push(this.toInfo({ name: d.name, libvirtState: d.state, marker }));
+    }
+    return infos;
+  }
+
+  async describe(id: string): Promise<VmInfo | null> {
+    const dom = await this.lookup(checkId(id));
+    return dom.kind === 'ours' ? this.toInfo(dom) : null;
+  }
+
+  // ---- libvirt plumbing ----
+
+  private async lookup(id: string, ctx?: OpContext): Promise<Lookup> {
+    const name = domainNameFor(id);
+    let libvirtState: string;
+    try {
+      libvirtState = (await this.virsh(id, ['domstate', name], ctx)).trim();
+    } catch (err) {
+      if (err instanceof NotFoundError) return { kind: 'absent' };
+      throw err;
+    }
+    const marker = await this.markerOf(name, ctx);
+    if (!marker || marker.id !== id) return { kind: 'foreign', name };
+    return { kind: 'ours', name, libvirtState, marker };
+  }
+
+  private async ours(id: string, ctx?: OpContext): Promise<OurDomain> {
+    const dom = await this.lookup(checkId(id), ctx);
+    if (dom.kind === 'absent') throw new NotFoundError(id, `no libvirt domain ${domainNameFor(id)}`);
+    if (dom.kind === 'foreign') throw new NotFoundError(id, `domain ${dom.name} was not created by Hourglass`);
+    return dom;
+  }
+
+  private async markerOf(name: string, ctx?: OpContext): Promise<SandboxMarker | null> {
+    try {
+      return parseSandboxMarker(await this.virsh(name, ['metadata', name, HOURGLASS_LIBVIRT_NS], ctx));
+    } catch (err) {
+      // "metadata not found" = a domain without our marker; a vanished domain is not ours either.
+      if (err instanceof NotFoundError || /metadata not found/i.test(errorText(err))) return null;
+      throw err;
+    }
+  }
+
+  private async infoFor(id: string, ctx?: OpContext): Promise<VmInfo> {
+    return this.toInfo(await this.ours(id, ctx));
+  }
+
+  private toInfo(dom: OurDomain): VmInfo {
+    return {
+      id: dom.marker.id,
+      driver: this.name,
+      state: vmState(dom.libvirtState),
+      isolation: this.isolation,
+      details: {
+        domain: dom.name,
+        uri: this.cfg.uri,
+        libvirtState: dom.libvirtState,
+        overlay: dom.marker.overlay,
+        consoleLog: dom.marker.consoleLog,
+        machine: this.cfg.machine,
+      },
+    };
+  }
+
+  private async startDomain(id: string, name: string, ctx?: OpContext): Promise<void> {
+    ctx?.progress?.(`sandbox ${id}: starting domain`);
+    // A concurrent create of the same id may have started it first.
+    await this.virsh(id, ['start', name], ctx, /domain is already (active|running)/i);
+  }
+
+  private async guestImage(spec: SandboxSpec): Promise<{ kernel: string; initrd: string; rootfs: string }> {
+    if (spec.template !== undefined && spec.template !== 'default') {
+      throw new BadSpecError(`sandbox ${spec.id}: unknown libvirt template ${spec.template} (only "default")`);
+    }
+    try {
+      const image = await resolveGuestImage(this.cfg.imageDir);
+      // rootfs.qcow2 is a symlink to rootfs-<hash>.qcow2: back onto the real file, so a rebuilt
+      // image does not change the disk under a live sandbox.
+      return { kernel: resolve(image.kernel), initrd: resolve(image.initrd), rootfs: await realpath(image.rootfs) };
+    } catch (err) {
+      throw new BadSpecError(`sandbox ${spec.id}: guest image unavailable (npm run image:build): ${errorText(err)}`);
+    }
+  }
+
+  private async createOverlay(id: string, baseImage: string, overlay: string, ctx?: OpContext): Promise<void> {
+    // Write under a temporary name and rename, so a half-written overlay is never taken for a good one.
+    const tmp = `${overlay}.tmp-${randomBytes(4).toString('hex')}`;
+    try {
+      await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', baseImage, '-F', 'qcow2', tmp], {
+        signal: ctx?.signal,
+        timeoutMs: 60_000,
+      });
+      await rename(tmp, overlay);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw new HypervisorError(`sandbox ${id}: qemu-img create failed: ${errorText(err)}`, 'libvirt_error');
+    }
+  }
+
+  private overlayPath(id: string): string {
+    return join(this.dir, `${id}.qcow2`);
+  }
+
+  private consoleLogPath(id: string): string {
+    return join(this.dir, `${id}.console.log`);
+  }
+
+  private async consoleTail(id: string): Promise<string> {
+    try {
+      const text = await readFile(this.consoleLogPath(id), 'utf8');
+      const tail = text.trim().split('\n').slice(-5).join(' | ');
+      return tail ? `; console: ${tail}` : '';
+    } catch {
+      return '';
+    }
+  }
+
+  /** One guest-agent command; returns its "return" member. */
+  private async agent(id: string, command: object, timeoutS: number, ctx?: OpContext): Promise<unknown> {
+    const out = await this.virsh(
+      id,
+      ['qemu-agent-command', domainNameFor(id), '--timeout', String(timeoutS), JSON.stringify(command)],
+      ctx,
+    );
+    return (JSON.parse(out) as { return?: unknown }).return;
+  }
+
+  /** An agent command for exec: a stopped or not-yet-ready guest is Busy (retry later), not a failure. */
+  private async agentOrBusy(id: string, command: object, ctx?: OpContext): Promise<unknown> {
+    try {
+      return await this.agent(id, command, 10, ctx);
+    } catch (err) {
+      if (!(err instanceof HypervisorError) || err instanceof NotFoundError || err instanceof BadSpecError) throw err;
+      const dom = await this.ours(id, ctx);
+      if (dom.libvirtState !== 'running') throw new BusyError(`sandbox ${id} is ${dom.libvirtState}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private async execStatus(id: string, pid: number, ctx?: OpContext): Promise<ExecStatus> {
+    return (await this.agentOrBusy(id, { execute: 'guest-exec-status', arguments: { pid } }, ctx)) as ExecStatus;
+  }
+
+  private async killGuestProcess(id: string, pid: number): Promise<void> {
+    // The agent has no "kill" command: run busybox kill inside the guest. Best effort.
+    await this.agent(id, { execute: 'guest-exec', arguments: { path: 'kill', arg: ['-9', String(pid)] } }, 5).catch(
+      () => undefined,
+    );
+  }
+
+  private async awaitExit(id: string, pid: number, withinMs: number): Promise<ExecStatus | null> {
+    const until = Date.now() + withinMs;
+    while (Date.now() < until) {
+      const s = await this.execStatus(id, pid).catch(() => null);
+      if (s?.exited) return s;
+      await sleep(50);
+    }
+    return null;
+  }
+
+  /**
+   * Runs `virsh -c <uri> …`, returns stdout. `ignore` matches errors that mean "already done".
+   * Errors become NotFoundError / BadSpecError / BusyError / retryable HypervisorError, naming the sandbox.
+   */
+  private async virsh(id: string, args: string[], ctx?: OpContext, ignore?: RegExp): Promise<string> {
+    try {
+      return await run('virsh', ['-c', this.cfg.uri, ...args], { signal: ctx?.signal, timeoutMs: 120_000 });
+    } catch (err) {
+      const text = errorText(err);
+      if (ignore?.test(text)) return '';
+      throw classifyVirshError(id, args[0] ?? '', text, err);
+    }
+  }
+}
+
+interface ExecStatus {
+  exited?: boolean;
+  exitcode?: number;
+  signal?: number;
+  'out-data'?: string;
+  'err-data'?: string;
+}
+
+function toExecResult(s: ExecStatus, started: number, timedOut: boolean): ExecResult {
+  return {
+    // A process killed by a signal reports no exit code: use the shell's 128+N convention.
+    exitCode: s.exitcode ?? (s.signal !== undefined ? 128 + s.signal : -1),
+    stdout: Buffer.from(s['out-data'] ?? '', 'base64').toString('utf8'),
+    stderr: Buffer.from(s['err-data'] ?? '', 'base64').toString('utf8'),
+    durationMs: Date.now() - started,
+    timedOut,
+  };
+}
+
+function envList(env: Record<string, string>): string[] {
+  const withPath = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env };
+  return Object.entries(withPath).map(([k, v]) => `${k}=${v}`);
+}
+
+function vmState(libvirtState: string): VmState {
+  if (libvirtState === 'running') return 'running';
+  if (libvirtState === 'paused' || libvirtState === 'shut off' || libvirtState === 'pmsuspended') return 'stopped';
+  return 'unknown';
+}
+
+/** Parses `virsh list --all` ("Id Name State" table; State may be two words, e.g. "shut off"). */
+function parseDomainTable(table: string): { name: string; state: string }[] {
+  return table
+    .split('\n')
+    .slice(2)
+    .map((line) => /^\s*(\S+)\s+(\S+)\s+(.+?)\s*$/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ name: m[2]!, state: m[3]! }));
+}
+
+function checkId(id: string): string {
+  // The id lands in a domain name and in file names: keep it to characters safe in both.
+  if (!SANDBOX_ID.test(id)) throw new BadSpecError(`sandbox id ${JSON.stringify(id)} is not usable by libvirt`);
+  return id;
+}
+
+function classifyVirshError(id: string, op: string, text: string, cause: unknown): Error {
+  const what = `sandbox ${id}: virsh ${op}: ${text}`;
+  if (/Failed to connect socket|failed to connect to the hypervisor/i.test(text)) {
+    // libvirtd is down or restarting (scripts/start-libvirtd.sh): worth retrying.
+    return new HypervisorError(what, 'libvirt_unavailable', false);
+  }
+  if (/failed to get domain|Domain not found|no domain with matching/i.test(text)) return new NotFoundError(id, text);
+  if (/XML error|unsupported configuration|invalid argument|Cannot access storage file|No such file or directory/i.test(text)) {
+    return new BadSpecError(what);
+  }
+  if (/Permission denied/i.test(text)) {
+    return new BadSpecError(`${what} (every directory above the overlay and image must be searchable by the qemu user)`);
+  }
+  if (/guest agent is not|agent is not (connected|responding|available)|cannot acquire state change lock|Timed out during operation|domain is not running/i.test(text)) {
+    return new BusyError(what);
+  }
+  if (cause instanceof Error && cause.name === 'AbortError') return cause;
+  return new HypervisorError(what, 'libvirt_error', false);
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** execFile with English messages; rejects with the tool's stderr as the message. */
+function run(cmd: string, args: string[], opts: { signal?: AbortSignal; timeoutMs: number }): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    execFile(
+      cmd,
+      args,
+      {
+        env: { ...process.env, LC_ALL: 'C' },
+        timeout: opts.timeoutMs,
+        maxBuffer: 64 * 1024 * 1024,
+        signal: opts.signal,
+      },
+      (err, stdout, stderr) => {
+        if (!err) return resolvePromise(stdout);
+        if (err.name === 'AbortError') return reject(err);
+        const msg = stderr
+          .split('\n')
+          .map((l) => l.replace(/^error:\s*/, '').trim())
+          .filter(Boolean)
+          .join('; ');
+        reject(new Error(msg || err.message));
+      },
+    );
+  });
+}
