@@ -2,7 +2,7 @@
 // Linked clone = qcow2 overlay on the guest image; commands run through the QEMU guest agent.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from './errors';
@@ -201,22 +201,25 @@ export class LibvirtHypervisor implements Hypervisor {
       return { exitCode: 127, stdout: '', stderr: `${spawnFailure[0]}\n`, durationMs: Date.now() - started, timedOut: false };
     }
 
-    let delayMs = 5;
-    for (;;) {
-      if (ctx?.signal?.aborted) {
-        await this.killGuestProcess(id, pid);
-        ctx.signal.throwIfAborted();
+    try {
+      let delayMs = 5;
+      for (;;) {
+        ctx?.signal?.throwIfAborted();
+        const status = await this.execStatus(id, pid, ctx);
+        if (status.exited) return toExecResult(status, started, false);
+        if (Date.now() - started >= timeoutMs) {
+          await this.killGuestProcess(id, pid);
+          // After the kill, the agent still hands back what the process printed so far.
+          const last = await this.awaitExit(id, pid, 2_000);
+          return { ...toExecResult(last ?? {}, started, true), exitCode: 124 };
+        }
+        await sleep(delayMs, undefined, { signal: ctx?.signal });
+        delayMs = Math.min(delayMs * 2, 100);
       }
-      const status = await this.execStatus(id, pid, ctx);
-      if (status.exited) return toExecResult(status, started, false);
-      if (Date.now() - started >= timeoutMs) {
-        await this.killGuestProcess(id, pid);
-        // After the kill, the agent still hands back what the process printed so far.
-        const last = await this.awaitExit(id, pid, 2_000);
-        return { ...toExecResult(last ?? {}, started, true), exitCode: 124 };
-      }
-      await sleep(delayMs);
-      delayMs = Math.min(delayMs * 2, 100);
+    } catch (err) {
+      // Cancelled (activity cancelled, worker shutting down): do not leave the command running.
+      if (ctx?.signal?.aborted) await this.killGuestProcess(id, pid);
+      throw err;
     }
   }
 
@@ -264,14 +267,13 @@ export class LibvirtHypervisor implements Hypervisor {
   async list(): Promise<VmInfo[]> {
     const table = await this.virsh('(list)', ['list', '--all']);
     const candidates = parseDomainTable(table).filter((d) => d.name.startsWith(DOMAIN_PREFIX));
-    const infos: VmInfo[] = [];
-    for (const d of candidates) {
-      const marker = await this.markerOf(d.name);
-      // The marker, not the name, decides: a foreign "hourglass-x" domain stays invisible.
-      if (!marker || domainNameFor(marker.id) !== d.name) continue;
-      infos.push(this.toInfo({ name: d.name, libvirtState: d.state, marker }));
-    }
-    return infos;
+    const markers = await mapLimited(candidates, 8, (d) => this.markerOf(d.name));
+    // The marker, not the name, decides: a foreign "hourglass-x" domain stays invisible.
+    return candidates.flatMap((d, i) => {
+      const marker = markers[i];
+      if (!marker || domainNameFor(marker.id) !== d.name) return [];
+      return [this.toInfo({ name: d.name, libvirtState: d.state, marker })];
+    });
   }
 
   async describe(id: string): Promise<VmInfo | null> {
@@ -354,17 +356,21 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   private async createOverlay(id: string, baseImage: string, overlay: string, ctx?: OpContext): Promise<void> {
-    // Write under a temporary name and rename, so a half-written overlay is never taken for a good one.
+    // Write under a temporary name, then link: a half-written overlay is never taken for a good one,
+    // and a racing create of the same id keeps the overlay that won (link fails with EEXIST).
     const tmp = `${overlay}.tmp-${randomBytes(4).toString('hex')}`;
     try {
       await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', baseImage, '-F', 'qcow2', tmp], {
         signal: ctx?.signal,
         timeoutMs: 60_000,
       });
-      await rename(tmp, overlay);
+      await link(tmp, overlay).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
     } catch (err) {
-      await rm(tmp, { force: true });
       throw new HypervisorError(`sandbox ${id}: qemu-img create failed: ${errorText(err)}`, 'libvirt_error');
+    } finally {
+      await rm(tmp, { force: true });
     }
   }
 
@@ -378,9 +384,11 @@ export class LibvirtHypervisor implements Hypervisor {
 
   private async consoleTail(id: string): Promise<string> {
     try {
-      const text = await readFile(this.consoleLogPath(id), 'utf8');
-      const tail = text.trim().split('\n').slice(-5).join(' | ');
-      return tail ? `; console: ${tail}` : '';
+      const lines = (await readFile(this.consoleLogPath(id), 'utf8')).trim().split('\n');
+      // A panic's cause is above its stack trace: name it, then the last lines.
+      const panic = lines.find((l) => /Kernel panic/.test(l));
+      const tail = [...(panic ? [panic.trim()] : []), ...lines.slice(-3).map((l) => l.trim())].filter(Boolean);
+      return tail.length ? `; console: ${tail.join(' | ')}` : '';
     } catch {
       return '';
     }
@@ -482,6 +490,20 @@ function parseDomainTable(table: string): { name: string; state: string }[] {
     .map((line) => /^\s*(\S+)\s+(\S+)\s+(.+?)\s*$/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ name: m[2]!, state: m[3]! }));
+}
+
+/** Like Promise.all(items.map(fn)), at most `limit` at a time (each is a virsh process). */
+async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 function checkId(id: string): string {
