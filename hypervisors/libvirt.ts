@@ -158,6 +158,9 @@ export class LibvirtHypervisor implements Hypervisor {
       const remainingMs = deadline - Date.now();
       if (dom.libvirtState !== 'running') {
         lastProblem = `domain is ${dom.libvirtState}`;
+      } else if ((await this.agentChannelState(id, ctx)) === 'disconnected') {
+        // Asking the agent before it connects costs an "error" line in libvirtd's log per poll.
+        lastProblem = 'guest agent not connected yet';
       } else if (remainingMs > 0) {
         try {
           const agentTimeoutS = Math.max(1, Math.min(3, Math.floor(remainingMs / 1000)));
@@ -261,6 +264,8 @@ export class LibvirtHypervisor implements Hypervisor {
     if (await exists(overlay)) existed = true;
     await rm(overlay, { force: true });
     await rm(consoleLog, { force: true });
+    // libvirt keeps each domain's QEMU log after undefine; on a local system daemon, drop it too.
+    if (this.cfg.uri === 'qemu:///system') await rm(`/var/log/libvirt/qemu/${domainNameFor(id)}.log`, { force: true });
     return { existed };
   }
 
@@ -392,6 +397,12 @@ export class LibvirtHypervisor implements Hypervisor {
     } catch {
       return '';
     }
+  }
+
+  /** 'connected' / 'disconnected' as libvirt sees the agent's virtio-serial port; undefined if it does not say. */
+  private async agentChannelState(id: string, ctx?: OpContext): Promise<string | undefined> {
+    const xml = await this.virsh(id, ['dumpxml', domainNameFor(id)], ctx);
+    return /name='org\.qemu\.guest_agent\.0' state='(\w+)'/.exec(xml)?.[1];
   }
 
   /** One guest-agent command; returns its "return" member. */

@@ -1,6 +1,7 @@
 // libvirt driver against a real libvirtd (started by scripts/start-libvirtd.sh) and the real guest image.
 // Run: HOURGLASS_SKIP_GLOBAL_SETUP=1 npx vitest run test/hypervisors/libvirt.test.ts
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,6 +100,7 @@ describe('LibvirtHypervisor (real libvirtd)', () => {
     expect(await hv.destroy(id)).toEqual({ existed: true });
     expect(await domainExists(`hourglass-${id}`)).toBe(false);
     expect(await readdir(join(stateDir, 'libvirt'))).toEqual([]);
+    if (URI === 'qemu:///system') expect(existsSync(`/var/log/libvirt/qemu/hourglass-${id}.log`)).toBe(false);
     expect(await hv.describe(id)).toBeNull();
     expect(await hv.destroy(id)).toEqual({ existed: false });
     await expect(hv.exec(id, { command: ['true'] })).rejects.toBeInstanceOf(NotFoundError);
