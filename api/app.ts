@@ -1,0 +1,28 @@
+// The express app: JSON in and out, auth, routes, errors. No lifecycle logic lives here.
+import express from 'express';
+import { bearerAuth } from './auth';
+import { errorHandler, notFoundRoute } from './errors';
+import type { SandboxService } from './sandbox-service';
+import { sandboxRoutes } from './sandboxes';
+
+export interface AppDeps {
+  sandboxes: SandboxService;
+  apiToken?: string;
+  health?: () => Promise<Record<string, unknown>>;
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '1mb' }));
+  app.use(bearerAuth(deps.apiToken));
+  app.get('/healthz', async (_req, res) => {
+    const checks = (await deps.health?.().catch((err: Error) => ({ error: err.message }))) ?? {};
+    const ok = !('error' in checks);
+    res.status(ok ? 200 : 503).json({ ok, ...checks });
+  });
+  app.use('/v1/sandboxes', sandboxRoutes(deps.sandboxes));
+  app.use(notFoundRoute);
+  app.use(errorHandler);
+  return app;
+}

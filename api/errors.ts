@@ -1,0 +1,72 @@
+// JSON errors: { "error": { "code", "message", "details" } }, and the mapping from Temporal/zod errors.
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { ZodError } from 'zod';
+import { InvalidCursorError } from '../registry/sandboxes';
+import { INVALID_ARGUMENT, INVALID_STATE } from '../workflows/states';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} not found`);
+
+/** Maps what a Temporal call threw to an ApiError (or undefined when it is a real server fault). */
+export function fromTemporal(err: unknown): ApiError | undefined {
+  if (err instanceof WorkflowNotFoundError) return new ApiError(404, 'not_found', err.message);
+  if (err instanceof WorkflowExecutionAlreadyStartedError) return new ApiError(409, 'already_exists', err.message);
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+    const cause = err.cause;
+    const details = cause.details?.[0];
+    if (cause.type === INVALID_STATE) return new ApiError(409, 'invalid_state', cause.message, details);
+    if (cause.type === INVALID_ARGUMENT) return new ApiError(400, 'invalid_argument', cause.message, details);
+  }
+  if (err instanceof WorkflowUpdateFailedError) {
+    return new ApiError(502, 'operation_failed', rootMessage(err));
+  }
+  return undefined;
+}
+
+export function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export const notFoundRoute: RequestHandler = (req, _res, next) =>
+  next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`));
+
+export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  const apiError = toApiError(err);
+  if (apiError.status >= 500) console.error(`[api] ${req.method} ${req.path} failed:`, err);
+  res.status(apiError.status).json({
+    error: { code: apiError.code, message: apiError.message, ...(apiError.details !== undefined ? { details: apiError.details } : {}) },
+  });
+};
+
+function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof ZodError) {
+    const first = err.issues[0];
+    const field = first?.path.join('.') || 'body';
+    return new ApiError(400, 'invalid_argument', `${field}: ${first?.message ?? 'invalid'}`, { issues: err.issues });
+  }
+  if (err instanceof InvalidCursorError) return new ApiError(400, 'invalid_argument', err.message);
+  // express.json() parse failures carry status 400 and type 'entity.parse.failed'.
+  const e = err as { type?: string; status?: number; message?: string };
+  if (e?.type === 'entity.parse.failed') return new ApiError(400, 'invalid_json', `request body is not valid JSON: ${e.message}`);
+  if (e?.type === 'entity.too.large') return new ApiError(413, 'too_large', 'request body is too large');
+  return fromTemporal(err) ?? new ApiError(500, 'internal', 'internal error; see the server log');
+}

@@ -1,0 +1,290 @@
+// Sandbox operations over the Temporal client and the registry; the routes only map HTTP to these.
+import { createHash, randomBytes } from 'node:crypto';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type pg from 'pg';
+import { getSandbox, listEvents, listExecs, listSandboxes, type ListFilter } from '../registry/sandboxes';
+import {
+  awaitReadyUpdate,
+  destroySignal,
+  execUpdate,
+  getStatus,
+  renewLeaseSignal,
+  renewLeaseUpdate,
+  startUpdate,
+  stopUpdate,
+} from '../workflows/messages';
+import { forceDestroyWorkflow } from '../workflows/force-destroy';
+import { sandboxWorkflow } from '../workflows/sandbox';
+import { SandboxDriver, SandboxSession, SandboxState } from '../workflows/search-attributes';
+import { invalidStateMessage, isAllowed, type Operation } from '../workflows/states';
+import type { ExecInput, ExecOutput, RenewLeaseResult, SandboxRequest, SandboxStatus } from '../workflows/types';
+import { ApiError, fromTemporal, notFound } from './errors';
+import type { CreateSandboxBody } from './schemas';
+
+export interface SandboxServiceOptions {
+  taskQueue: string;
+  drivers: string[];
+  defaultDriver: string;
+  defaultMaxLifetimeSeconds: number;
+  readyTimeoutSeconds: number;
+}
+
+export const workflowIdOf = (id: string) => `sandbox:${id}`;
+
+export class SandboxService {
+  constructor(
+    private readonly client: Client,
+    private readonly pool: pg.Pool,
+    private readonly opts: SandboxServiceOptions,
+  ) {}
+
+  /** Starts the sandbox workflow and (by default) waits until the sandbox is RUNNING or has failed. */
+  async create(
+    body: CreateSandboxBody,
+    ctx: { idempotencyKey?: string; owner?: string } = {},
+  ): Promise<{ created: boolean; sandbox: SandboxStatus }> {
+    const driver = body.driver ?? this.opts.defaultDriver;
+    if (!this.opts.drivers.includes(driver)) {
+      throw new ApiError(400, 'invalid_argument', `driver: '${driver}' is not enabled; enabled drivers: ${this.opts.drivers.join(', ')}`);
+    }
+    const requestHash = hashOf({ ...body, driver });
+    const id = ctx.idempotencyKey ? idFromKey(ctx.owner ?? '', ctx.idempotencyKey) : newSandboxId();
+    if (ctx.idempotencyKey) {
+      const replay = await this.replay(id, requestHash);
+      if (replay) return { created: false, sandbox: replay };
+    }
+    const maxLifetimeSeconds = body.maxLifetimeSeconds ?? this.opts.defaultMaxLifetimeSeconds;
+    if (body.ttlSeconds > maxLifetimeSeconds) {
+      throw new ApiError(400, 'invalid_argument', `ttlSeconds: ${body.ttlSeconds} exceeds maxLifetimeSeconds ${maxLifetimeSeconds}`);
+    }
+    const request: SandboxRequest = {
+      id,
+      driver,
+      template: body.template,
+      ttlSeconds: body.ttlSeconds,
+      maxLifetimeSeconds,
+      labels: body.labels,
+      sessionId: body.sessionId,
+      owner: ctx.owner,
+      readyTimeoutSeconds: body.readyTimeoutSeconds ?? this.opts.readyTimeoutSeconds,
+    };
+    return { created: true, sandbox: await this.launch(request, { requestHash, wait: body.wait }) };
+  }
+
+  /** Starts a sandbox workflow for a prepared request (used by create, jobs and sessions). */
+  async launch(request: SandboxRequest, opts: { requestHash?: string; wait: boolean }): Promise<SandboxStatus> {
+    const startOptions = {
+      workflowId: workflowIdOf(request.id),
+      taskQueue: this.opts.taskQueue,
+      args: [{ request }] as [{ request: SandboxRequest }],
+      // USE_EXISTING: a retried request attaches to the same sandbox; REJECT_DUPLICATE: a destroyed id never returns.
+      workflowIdConflictPolicy: 'USE_EXISTING' as const,
+      workflowIdReusePolicy: 'REJECT_DUPLICATE' as const,
+      memo: { requestHash: opts.requestHash ?? null },
+      staticSummary: `sandbox ${request.id} on ${request.driver} (ttl ${request.ttlSeconds}s)`,
+      typedSearchAttributes: [
+        { key: SandboxState, value: 'REQUESTED' },
+        { key: SandboxDriver, value: request.driver },
+        ...(request.sessionId ? [{ key: SandboxSession, value: request.sessionId }] : []),
+      ],
+    };
+    try {
+      if (!opts.wait) {
+        await this.client.workflow.start(sandboxWorkflow, startOptions);
+        return this.describe(request.id);
+      }
+      const startWorkflowOperation = new WithStartWorkflowOperation(sandboxWorkflow, startOptions);
+      const waitMs = (request.readyTimeoutSeconds + 60) * 1000;
+      try {
+        return await this.client.withDeadline(Date.now() + waitMs, () =>
+          this.client.workflow.executeUpdateWithStart(awaitReadyUpdate, { startWorkflowOperation }),
+        );
+      } catch (err) {
+        if (fromTemporal(err)) throw err;
+        // The deadline passed (e.g. no worker yet): the sandbox exists; report where it is.
+        await startWorkflowOperation.workflowHandle();
+        return this.describe(request.id);
+      }
+    } catch (err) {
+      throw fromTemporal(err) ?? err;
+    }
+  }
+
+  /** Same Idempotency-Key: the same sandbox if the body matches, 422 if it does not. */
+  private async replay(id: string, requestHash: string): Promise<SandboxStatus | null> {
+    let memo: Record<string, unknown> | undefined;
+    try {
+      memo = (await this.handle(id).describe()).memo;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+    if (memo?.requestHash !== requestHash) {
+      throw new ApiError(422, 'idempotency_conflict', 'Idempotency-Key was already used with a different request body', { sandboxId: id });
+    }
+    return this.describe(id);
+  }
+
+  /** The live state from the workflow's query; the registry row when the workflow cannot answer. */
+  async describe(id: string): Promise<SandboxStatus> {
+    try {
+      return await this.client.withDeadline(Date.now() + 3000, () => this.handle(id).query(getStatus));
+    } catch (err) {
+      const row = await getSandbox(this.pool, id);
+      if (row) return row;
+      if (err instanceof WorkflowNotFoundError) throw notFound(`sandbox ${id}`);
+      throw fromTemporal(err) ?? err;
+    }
+  }
+
+  async get(id: string): Promise<SandboxStatus> {
+    return this.describe(id);
+  }
+
+  list(filter: ListFilter) {
+    return listSandboxes(this.pool, filter);
+  }
+
+  async events(id: string) {
+    await this.describe(id);
+    return listEvents(this.pool, id);
+  }
+
+  async execs(id: string) {
+    await this.describe(id);
+    return listExecs(this.pool, id);
+  }
+
+  async exec(id: string, input: ExecInput, updateId?: string): Promise<ExecOutput> {
+    const deadline = Date.now() + ((input.timeoutSeconds ?? 300) + 60) * 1000;
+    return this.call(id, 'exec', () =>
+      this.client.withDeadline(deadline, () => this.handle(id).executeUpdate(execUpdate, { args: [input], updateId })),
+    );
+  }
+
+  async renew(id: string, ttlSeconds: number, updateId?: string): Promise<RenewLeaseResult> {
+    return this.call(id, 'renewLease', () =>
+      this.client.withDeadline(Date.now() + 30_000, () =>
+        this.handle(id).executeUpdate(renewLeaseUpdate, { args: [{ ttlSeconds }], updateId }),
+      ),
+    );
+  }
+
+  /** Renewal by signal: accepted even with no worker running; invalid renewals are ignored by the workflow. */
+  async renewBySignal(id: string, ttlSeconds: number): Promise<void> {
+    await this.requireState(id, 'renewLease');
+    await this.call(id, 'renewLease', () => this.handle(id).signal(renewLeaseSignal, { ttlSeconds }));
+  }
+
+  async stop(id: string): Promise<SandboxStatus> {
+    return this.call(id, 'stop', () => this.client.withDeadline(Date.now() + 120_000, () => this.handle(id).executeUpdate(stopUpdate)));
+  }
+
+  async start(id: string): Promise<SandboxStatus> {
+    return this.call(id, 'start', () => this.client.withDeadline(Date.now() + 120_000, () => this.handle(id).executeUpdate(startUpdate)));
+  }
+
+  /** Asks the workflow to end the lease now; the destroy itself runs in the workflow's finally. */
+  async requestDestroy(id: string, reason: string | undefined, requestedBy: string): Promise<SandboxStatus> {
+    const current = await this.describe(id);
+    if (current.state === 'DESTROYING') return current;
+    if (!isAllowed('destroy', current.state)) {
+      throw new ApiError(409, 'invalid_state', `${invalidStateMessage('destroy', current.state)} (or pass force: true)`, {
+        state: current.state,
+        validStates: ['REQUESTED', 'PROVISIONING', 'BOOTING', 'RUNNING', 'STOPPED', 'EXPIRED', 'FAILED'],
+        force: true,
+      });
+    }
+    await this.call(id, 'destroy', () => this.handle(id).signal(destroySignal, { reason, requestedBy }));
+    return current;
+  }
+
+  /**
+   * From any state: terminate the sandbox's workflow if it is open (its finally will not run),
+   * then destroy the VM from a short workflow of its own and mark the row DESTROYED.
+   */
+  async forceDestroy(id: string, reason: string | undefined, requestedBy: string) {
+    const driver = await this.driverOf(id);
+    const why = reason ?? `force destroy by ${requestedBy}`;
+    try {
+      await this.handle(id).terminate(why);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError) && !isCompletedError(err)) throw fromTemporal(err) ?? err;
+    }
+    const { existed } = await this.call(id, 'destroy', () =>
+      this.client.withDeadline(Date.now() + 120_000, () =>
+        this.client.workflow.execute(forceDestroyWorkflow, {
+          workflowId: `force-destroy:${id}`,
+          taskQueue: this.opts.taskQueue,
+          args: [{ id, driver, reason: 'force destroy' }],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          staticSummary: `force destroy of sandbox ${id}: ${why}`,
+        }),
+      ),
+    );
+    return { id, state: 'DESTROYED' as const, destroyReason: 'force destroy', vmExisted: existed };
+  }
+
+  private async driverOf(id: string): Promise<string> {
+    const row = await getSandbox(this.pool, id);
+    if (row) return row.driver;
+    try {
+      const desc = await this.handle(id).describe();
+      const driver = desc.typedSearchAttributes.get(SandboxDriver);
+      if (driver) return driver;
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw fromTemporal(err) ?? err;
+    }
+    throw notFound(`sandbox ${id}`);
+  }
+
+  private async requireState(id: string, op: Operation): Promise<void> {
+    const current = await this.describe(id);
+    if (!isAllowed(op, current.state)) {
+      throw new ApiError(409, 'invalid_state', invalidStateMessage(op, current.state), { state: current.state });
+    }
+  }
+
+  private handle(id: string): WorkflowHandle<typeof sandboxWorkflow> {
+    return this.client.workflow.getHandle(workflowIdOf(id));
+  }
+
+  /** Runs a workflow call; a closed (or unknown) workflow becomes a 409 naming the recorded state, or a 404. */
+  private async call<T>(id: string, op: Operation, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError || isCompletedError(err)) {
+        const row = await getSandbox(this.pool, id);
+        if (!row) throw notFound(`sandbox ${id}`);
+        throw new ApiError(409, 'invalid_state', invalidStateMessage(op, row.state), { state: row.state });
+      }
+      throw fromTemporal(err) ?? err;
+    }
+  }
+}
+
+function isCompletedError(err: unknown): boolean {
+  return err instanceof Error && /already completed|workflow execution already/i.test(err.message);
+}
+
+function newSandboxId(): string {
+  return `sbx-${randomBytes(8).toString('hex')}`;
+}
+
+function idFromKey(owner: string, key: string): string {
+  return `sbx-${createHash('sha256').update(`${owner}\0${key}`).digest('hex').slice(0, 16)}`;
+}
+
+function hashOf(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => a.localeCompare(b));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}

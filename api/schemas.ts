@@ -1,0 +1,69 @@
+// Request bodies and query strings, validated with zod; errors name the field.
+import { z } from 'zod';
+import { SANDBOX_STATES } from '../workflows/states';
+
+const labelKey = z.string().regex(/^[A-Za-z0-9_.\/-]{1,63}$/, 'label keys are 1-63 of [A-Za-z0-9_./-]');
+const labels = z.record(labelKey, z.string().max(256)).default({});
+const seconds = z.number().int('must be a whole number of seconds').positive('must be greater than 0');
+
+export const createSandboxBody = z
+  .object({
+    driver: z.string().min(1).optional(),
+    template: z.string().min(1).max(128).optional(),
+    ttlSeconds: seconds.max(30 * 24 * 3600),
+    maxLifetimeSeconds: seconds.optional(),
+    readyTimeoutSeconds: seconds.max(3600).optional(),
+    labels,
+    sessionId: z.string().min(1).optional(),
+    /** false = return at once (state REQUESTED) instead of waiting until the sandbox is RUNNING. */
+    wait: z.boolean().default(true),
+  })
+  .strict();
+export type CreateSandboxBody = z.infer<typeof createSandboxBody>;
+
+export const execBody = z
+  .object({
+    command: z.array(z.string()).min(1, 'must name a program'),
+    timeoutSeconds: seconds.max(3600).optional(),
+    env: z.record(z.string()).optional(),
+  })
+  .strict();
+
+export const renewBody = z
+  .object({
+    ttlSeconds: seconds,
+    /** true = renew by signal: 202 at once, no answer (works with no worker running). */
+    async: z.boolean().default(false),
+  })
+  .strict();
+
+export const destroyBody = z
+  .object({
+    force: z.boolean().default(false),
+    reason: z.string().max(500).optional(),
+  })
+  .strict()
+  .default({});
+
+const labelFilter = z
+  .string()
+  .regex(/^[^=]+=.*$/, 'label filters look like key=value')
+  .transform((s) => {
+    const i = s.indexOf('=');
+    return [s.slice(0, i), s.slice(i + 1)] as const;
+  });
+
+export const listQuery = z.object({
+  state: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .transform((v) => (v === undefined ? undefined : (Array.isArray(v) ? v : v.split(',')).filter(Boolean)))
+    .pipe(z.array(z.enum(SANDBOX_STATES)).optional()),
+  label: z
+    .union([labelFilter, z.array(labelFilter)])
+    .optional()
+    .transform((v) => (v === undefined ? undefined : Object.fromEntries(Array.isArray(v[0]) ? (v as [string, string][]) : [v as [string, string]]))),
+  sessionId: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().optional(),
+});

@@ -1,0 +1,268 @@
+// The embedded default driver: each sandbox is a private working directory. When bubblewrap is
+// installed, a long-lived holder process owns new pid/mount/ipc/uts (and net) namespaces and every
+// command enters them with nsenter; killing the holder (pid 1 inside) ends every process in it.
+import { spawn, execFileSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { BadSpecError, BusyError, NotFoundError, NotReadyError } from './errors';
+import { isAlive, recordProcess, signalIfOurs, waitForExit, type RecordedProcess } from './proc-identity';
+import { runCommand } from './run-command';
+import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from './types';
+
+const SANDBOX_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+interface SandboxMeta {
+  id: string;
+  labels: Record<string, string>;
+  createdAt: string;
+  isolation: string;
+  /** The namespace holder (bwrap's child, pid 1 inside); absent when stopped or without bwrap. */
+  holder?: RecordedProcess;
+}
+
+export interface ProcessOptions {
+  stateDir: string;
+  /** Use bubblewrap when found (default). false = plain directories, no isolation. */
+  useBubblewrap: boolean;
+  /** Give sandboxes the host network (off by default). */
+  network: boolean;
+}
+
+export class ProcessHypervisor implements Hypervisor {
+  readonly name = 'process';
+  private readonly root: string;
+  private readonly bwrap: string | null;
+
+  constructor(private readonly opts: ProcessOptions) {
+    this.root = path.join(opts.stateDir, 'process');
+    this.bwrap = opts.useBubblewrap ? findOnPath('bwrap') : null;
+  }
+
+  private dir(id: string) {
+    return path.join(this.root, safeName(id));
+  }
+
+  private isolationLabel(): string {
+    if (!this.bwrap) return 'none (bubblewrap not installed: commands run unconfined in the sandbox directory)';
+    return `bubblewrap (pid, mount, ipc, uts${this.opts.network ? '' : ', net'} namespaces)`;
+  }
+
+  async create(spec: SandboxSpec): Promise<VmInfo> {
+    if (spec.template && spec.template !== 'default') {
+      throw new BadSpecError(`unknown template '${spec.template}' for driver process; available: default`);
+    }
+    const existing = await this.readMeta(spec.id);
+    if (existing) {
+      // A retry of create: start the holder again if it died, keep the directory.
+      if (this.bwrap && !(existing.holder && (await isAlive(existing.holder)))) await this.startHolder(existing);
+      return this.info(existing);
+    }
+    const dir = this.dir(spec.id);
+    await mkdir(path.join(dir, 'work'), { recursive: true });
+    const meta: SandboxMeta = {
+      id: spec.id,
+      labels: spec.labels,
+      createdAt: new Date().toISOString(),
+      isolation: this.isolationLabel(),
+    };
+    if (this.bwrap) await this.startHolder(meta);
+    else await this.writeMeta(meta);
+    return this.info(meta);
+  }
+
+  /** Starts `bwrap … sleep infinity` detached, so the sandbox outlives the worker process. */
+  private async startHolder(meta: SandboxMeta): Promise<void> {
+    const dir = this.dir(meta.id);
+    const infoPath = path.join(dir, 'bwrap-info.json');
+    await rm(infoPath, { force: true });
+    const infoFd = openSync(infoPath, 'w');
+    const logFd = openSync(path.join(dir, 'holder.log'), 'a');
+    try {
+      const child = spawn(this.bwrap!, [...this.bwrapArgs(dir), '--info-fd', '3', 'sleep', 'infinity'], {
+        detached: true,
+        stdio: ['ignore', logFd, logFd, infoFd],
+      });
+      child.unref();
+    } finally {
+      closeSync(infoFd);
+      closeSync(logFd);
+    }
+    const childPid = await waitForChildPid(infoPath, 5000);
+    meta.holder = await recordProcess(childPid);
+    await this.writeMeta(meta);
+  }
+
+  private bwrapArgs(dir: string): string[] {
+    return [
+      '--unshare-pid', '--unshare-ipc', '--unshare-uts', ...(this.opts.network ? [] : ['--unshare-net']),
+      '--ro-bind', '/usr', '/usr',
+      '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64',
+      '--symlink', 'usr/sbin', '/sbin',
+      '--ro-bind', '/etc', '/etc',
+      '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
+      '--bind', path.join(dir, 'work'), '/work', '--chdir', '/work',
+      '--hostname', 'sandbox', '--clearenv', '--setenv', 'PATH', SANDBOX_PATH,
+    ];
+  }
+
+  async waitReady(id: string, timeoutMs: number, ctx?: OpContext): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      ctx?.signal?.throwIfAborted();
+      try {
+        const r = await this.exec(id, { command: ['true'], timeoutSeconds: 5 });
+        if (r.exitCode === 0) return;
+        last = r.stderr;
+      } catch (err) {
+        if (err instanceof NotFoundError) throw err;
+        last = (err as Error).message;
+      }
+      ctx?.progress?.('waiting for sandbox to answer');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new NotReadyError(id, timeoutMs, last);
+  }
+
+  async exec(id: string, req: ExecRequest, ctx?: OpContext): Promise<ExecResult> {
+    const meta = await this.readMeta(id);
+    if (!meta) throw new NotFoundError(id);
+    const env = { PATH: SANDBOX_PATH, HOME: '/work', ...req.env };
+    const timeoutMs = (req.timeoutSeconds ?? 300) * 1000;
+    if (!this.bwrap) {
+      return runCommand(req.command, { cwd: path.join(this.dir(id), 'work'), env, timeoutMs, signal: ctx?.signal });
+    }
+    if (!meta.holder || !(await isAlive(meta.holder))) {
+      throw new BusyError(`sandbox ${id} is not running (its namespace holder is gone); start it first`);
+    }
+    const argv = ['nsenter', '-t', String(meta.holder.pid), '-a', '-r', '-w', ...req.command];
+    return runCommand(argv, { env, timeoutMs, signal: ctx?.signal });
+  }
+
+  /** Stop ends every process but keeps the directory; start brings up a fresh namespace. */
+  async stop(id: string): Promise<void> {
+    const meta = await this.readMeta(id);
+    if (!meta) throw new NotFoundError(id);
+    await this.killHolder(meta);
+    meta.holder = undefined;
+    await this.writeMeta(meta);
+  }
+
+  async start(id: string): Promise<void> {
+    const meta = await this.readMeta(id);
+    if (!meta) throw new NotFoundError(id);
+    if (this.bwrap && !(meta.holder && (await isAlive(meta.holder)))) await this.startHolder(meta);
+  }
+
+  async destroy(id: string): Promise<{ existed: boolean }> {
+    const dir = this.dir(id);
+    const meta = await this.readMeta(id);
+    const existed = meta !== null || (await exists(dir));
+    if (meta) await this.killHolder(meta);
+    await rm(dir, { recursive: true, force: true });
+    return { existed };
+  }
+
+  private async killHolder(meta: SandboxMeta): Promise<void> {
+    if (!meta.holder) return;
+    // SIGKILL to pid 1 of the pid namespace: the kernel kills everything else inside.
+    await signalIfOurs(meta.holder, 'SIGKILL');
+    if (!(await waitForExit(meta.holder, 5000))) {
+      throw new BusyError(`sandbox ${meta.id}: holder pid ${meta.holder.pid} did not exit after SIGKILL`);
+    }
+  }
+
+  async list(): Promise<VmInfo[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.root);
+    } catch {
+      return [];
+    }
+    const infos: VmInfo[] = [];
+    for (const name of names) {
+      const meta = await this.readMetaFile(path.join(this.root, name));
+      if (meta) infos.push(await this.info(meta));
+    }
+    return infos;
+  }
+
+  async describe(id: string): Promise<VmInfo | null> {
+    const meta = await this.readMeta(id);
+    return meta ? this.info(meta) : null;
+  }
+
+  private async info(meta: SandboxMeta): Promise<VmInfo> {
+    const running = this.bwrap ? Boolean(meta.holder && (await isAlive(meta.holder))) : true;
+    return {
+      id: meta.id,
+      driver: this.name,
+      state: running ? 'running' : 'stopped',
+      isolation: meta.isolation,
+      details: { dir: path.join(this.dir(meta.id), 'work'), holderPid: meta.holder?.pid, labels: meta.labels },
+    };
+  }
+
+  private readMeta(id: string) {
+    return this.readMetaFile(this.dir(id));
+  }
+
+  private async readMetaFile(dir: string): Promise<SandboxMeta | null> {
+    try {
+      return JSON.parse(await readFile(path.join(dir, 'sandbox.json'), 'utf8')) as SandboxMeta;
+    } catch {
+      return null;
+    }
+  }
+
+  private async writeMeta(meta: SandboxMeta): Promise<void> {
+    const file = path.join(this.dir(meta.id), 'sandbox.json');
+    // Write-then-rename so a crash never leaves a half-written record (and an unfindable sandbox).
+    await writeFile(`${file}.tmp`, JSON.stringify(meta, null, 2));
+    await rename(`${file}.tmp`, file);
+  }
+}
+
+export function createProcessHypervisor(env: NodeJS.ProcessEnv, stateDir: string): Hypervisor {
+  return new ProcessHypervisor({
+    stateDir,
+    useBubblewrap: env.HOURGLASS_PROCESS_BWRAP !== '0',
+    network: env.HOURGLASS_PROCESS_NETWORK === '1',
+  });
+}
+
+async function waitForChildPid(infoPath: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const pid = JSON.parse(await readFile(infoPath, 'utf8'))['child-pid'];
+      if (typeof pid === 'number') return pid;
+    } catch {
+      /* bwrap has not written it yet */
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`bubblewrap did not report its child pid within ${timeoutMs} ms (see holder.log)`);
+}
+
+function findOnPath(bin: string): string | null {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Sandbox ids become directory names: refuse anything that could escape the state dir. */
+function safeName(id: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)) throw new BadSpecError(`invalid sandbox id '${id}'`);
+  return id;
+}

@@ -1,0 +1,125 @@
+// Starts what a process runs: embedded Temporal/PostgreSQL when not configured, the registry
+// migrations, the worker and the API. `npm start` runs all of it in one process.
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type pg from 'pg';
+import { createApp } from '../api/app';
+import { SandboxService } from '../api/sandbox-service';
+import { enabledDrivers, loadHypervisors, type HypervisorSet } from '../hypervisors/index';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../registry/embedded';
+import { migrate } from '../registry/migrate';
+import { createPool } from '../registry/pool';
+import type { Config } from './config';
+import { startTemporalDevServer } from './temporal-server';
+import { createWorker } from './worker';
+
+export interface RuntimeOptions {
+  worker: boolean;
+  api: boolean;
+  log?: (msg: string) => void;
+}
+
+export interface Runtime {
+  temporalAddress: string;
+  databaseUrl: string;
+  apiUrl?: string;
+  client: Client;
+  pool: pg.Pool;
+  stop(): Promise<void>;
+}
+
+export async function startRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {
+  const log = opts.log ?? ((m: string) => console.log(`[hourglass] ${m}`));
+  const stops: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
+    for (const fn of stops.reverse()) await fn().catch((err: Error) => log(`shutdown step failed: ${err.message}`));
+  };
+  try {
+    let temporalAddress = config.temporalAddress;
+    let devServer: TestWorkflowEnvironment | undefined;
+    if (!temporalAddress) {
+      log('TEMPORAL_ADDRESS not set: starting a Temporal dev server …');
+      devServer = await startTemporalDevServer({
+        stateDir: config.stateDir,
+        dbFilename: `${config.stateDir}/temporal.db`,
+        port: config.temporalPort,
+        uiPort: config.temporalUiPort,
+        log,
+      });
+      temporalAddress = devServer.address;
+      stops.push(() => devServer!.teardown());
+      log(`Temporal dev server on ${temporalAddress}, Web UI on http://localhost:${config.temporalUiPort}`);
+    }
+
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      log('DATABASE_URL not set: starting embedded PostgreSQL …');
+      const db: EmbeddedDatabase = await startEmbeddedPostgres(config.stateDir);
+      databaseUrl = db.url;
+      stops.push(() => db.stop());
+    }
+    const pool = createPool(databaseUrl);
+    stops.push(() => pool.end());
+    const applied = await migrate(pool);
+    if (applied.length) log(`registry migrations applied: ${applied.join(', ')}`);
+
+    const connection = await Connection.connect({ address: temporalAddress });
+    stops.push(() => connection.close());
+    const client = new Client({ connection, namespace: config.temporalNamespace });
+
+    let hypervisors: HypervisorSet | undefined;
+    if (opts.worker) {
+      hypervisors = loadHypervisors(process.env, config.stateDir);
+      const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
+      const worker: Worker = await createWorker({
+        connection: nativeConnection,
+        namespace: config.temporalNamespace,
+        taskQueue: config.taskQueue,
+        pool,
+        hypervisors,
+      });
+      const running = worker.run();
+      stops.push(async () => {
+        worker.shutdown();
+        await running;
+        await nativeConnection.close();
+        await hypervisors!.close();
+      });
+      log(`worker polling task queue '${config.taskQueue}' with drivers: ${hypervisors.names.join(', ')}`);
+    }
+
+    let apiUrl: string | undefined;
+    if (opts.api) {
+      const drivers = enabledDrivers(process.env);
+      const sandboxes = new SandboxService(client, pool, {
+        taskQueue: config.taskQueue,
+        drivers,
+        defaultDriver: process.env.HOURGLASS_DEFAULT_DRIVER ?? drivers[0] ?? 'process',
+        defaultMaxLifetimeSeconds: config.defaultMaxLifetimeSeconds,
+        readyTimeoutSeconds: config.readyTimeoutSeconds,
+      });
+      const app = createApp({
+        sandboxes,
+        apiToken: config.apiToken,
+        health: async () => {
+          await pool.query('SELECT 1');
+          await connection.healthService.check({});
+          return { registry: 'ok', temporal: 'ok' };
+        },
+      });
+      const server: Server = await new Promise((resolve, reject) => {
+        const s = app.listen(config.port, () => resolve(s)).once('error', reject);
+      });
+      stops.push(() => new Promise((r) => server.close(r)));
+      const address = server.address();
+      apiUrl = `http://localhost:${typeof address === 'object' && address ? address.port : config.port}`;
+      log(`API listening on ${apiUrl}`);
+    }
+    return { temporalAddress, databaseUrl, apiUrl, client, pool, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

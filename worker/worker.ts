@@ -1,0 +1,33 @@
+// Worker bootstrap: the sandbox workflows plus activities built from real dependencies.
+import { createRequire } from 'node:module';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type pg from 'pg';
+import { createActivities } from '../activities';
+import type { HypervisorSet } from '../hypervisors/index';
+
+const require = createRequire(import.meta.url);
+export const WORKFLOWS_PATH = require.resolve('../workflows/index.ts');
+
+export interface WorkerDeps {
+  connection: NativeConnection;
+  namespace?: string;
+  taskQueue: string;
+  pool: pg.Pool;
+  hypervisors: HypervisorSet;
+  /** A pre-built bundle (tests bundle once per file); otherwise workflows are bundled at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  identity?: string;
+}
+
+export async function createWorker(deps: WorkerDeps): Promise<Worker> {
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.namespace ?? 'default',
+    taskQueue: deps.taskQueue,
+    ...(deps.identity ? { identity: deps.identity } : {}),
+    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({ pool: deps.pool, hypervisors: deps.hypervisors }),
+    // Let in-flight activities (a destroy, an exec) finish on Ctrl-C.
+    shutdownGraceTime: '30s',
+  });
+}

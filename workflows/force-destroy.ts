@@ -1,0 +1,24 @@
+// Force-destroy: the sandbox's own workflow has been terminated (or never ran its finally);
+// destroy the VM directly and mark the row DESTROYED even when the VM is already gone.
+import { proxyActivities } from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const { destroySandbox, markDestroyed } = proxyActivities<Activities>({
+  startToCloseTimeout: '5m',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '1m' },
+});
+
+export interface ForceDestroyInput {
+  id: string;
+  driver: string;
+  reason: string;
+}
+
+export async function forceDestroyWorkflow({ id, driver, reason }: ForceDestroyInput): Promise<{ existed: boolean }> {
+  const { existed } = await destroySandbox({ id, driver });
+  await markDestroyed({ id, driver, reason: existed ? reason : `${reason} (vm already gone)` });
+  return { existed };
+}

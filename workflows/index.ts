@@ -1,0 +1,3 @@
+// Every workflow the worker runs.
+export { sandboxWorkflow } from './sandbox';
+export { forceDestroyWorkflow } from './force-destroy';

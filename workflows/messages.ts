@@ -1,0 +1,32 @@
+// Signals, updates and queries of the sandbox workflow: one definition shared by the API and the workflow.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type {
+  DestroyRequest,
+  ExecInput,
+  ExecOutput,
+  RenewLeaseInput,
+  RenewLeaseResult,
+  SandboxStatus,
+} from './types';
+
+export const getStatus = defineQuery<SandboxStatus>('getStatus');
+
+// A signal so anyone (Temporal UI, `temporal workflow signal`, a fire-and-forget agent) can renew
+// without waiting for an answer; invalid renewals are logged and ignored.
+export const renewLeaseSignal = defineSignal<[RenewLeaseInput]>('renewLease');
+// An update so the API can return the new expiresAt, or a validated rejection naming the state.
+export const renewLeaseUpdate = defineUpdate<RenewLeaseResult, [RenewLeaseInput]>('renewLease');
+
+// A signal: destroy must be accepted even when no worker is running.
+export const destroySignal = defineSignal<[DestroyRequest]>('destroy');
+
+// Sent by the reaper when the hypervisor no longer has the VM.
+export const vmLostSignal = defineSignal<[{ detail?: string }]>('vmLost');
+
+// Updates because the caller waits for the command's output / the new state.
+export const execUpdate = defineUpdate<ExecOutput, [ExecInput]>('exec');
+export const stopUpdate = defineUpdate<SandboxStatus, []>('stop');
+export const startUpdate = defineUpdate<SandboxStatus, []>('start');
+
+/** Resolves once the sandbox has left the provisioning states (RUNNING, FAILED, DESTROYED…). */
+export const awaitReadyUpdate = defineUpdate<SandboxStatus, []>('awaitReady');

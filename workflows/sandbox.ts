@@ -1,0 +1,362 @@
+// A sandbox's whole life as one workflow: create → boot → run → lease → guaranteed destroy.
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  currentUpdateInfo,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { Lease, validateTtl } from './lease';
+import {
+  awaitReadyUpdate,
+  destroySignal,
+  execUpdate,
+  getStatus,
+  renewLeaseSignal,
+  renewLeaseUpdate,
+  startUpdate,
+  stopUpdate,
+  vmLostSignal,
+} from './messages';
+import { SandboxExpiresAt, SandboxState as SandboxStateKey } from './search-attributes';
+import {
+  INVALID_ARGUMENT,
+  INVALID_STATE,
+  canTransition,
+  invalidStateMessage,
+  isAllowed,
+  type Operation,
+  type SandboxState,
+} from './states';
+import type { ExecInput, JobStatus, SandboxInput, SandboxResult, SandboxStatus } from './types';
+
+type Activities = ReturnType<typeof createActivities>;
+
+// Registry writes never block the lifecycle (PostgreSQL is a read model): retried forever, awaited
+// only before the run closes. Rows are upserted by sequence number, so order of arrival is irrelevant.
+const registry = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumInterval: '30s' },
+});
+
+// WAIT_CANCELLATION_COMPLETED: destroy must not race a create that is still making the VM.
+const provisioning = proxyActivities<Activities>({
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '30s',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '1s', maximumInterval: '20s', maximumAttempts: 5 },
+});
+
+// Destroy is retried forever: a sandbox that was created must be destroyed.
+const teardown = proxyActivities<Activities>({
+  startToCloseTimeout: '5m',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '1m' },
+});
+
+const PROVISIONING_STATES: readonly SandboxState[] = ['REQUESTED', 'PROVISIONING', 'BOOTING'];
+/** Default history length that triggers a continue-as-new (before Temporal's own suggestion). */
+const DEFAULT_MAX_HISTORY_EVENTS = 10_000;
+
+export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResult> {
+  const { request, carried } = input;
+  const { id } = request;
+  let state: SandboxState = carried?.state ?? 'REQUESTED';
+  let seq = carried?.seq ?? 0;
+  let isolation = carried?.isolation;
+  let lease: Lease | undefined = carried
+    ? new Lease(carried.createdAt, carried.expiresAt, request.maxLifetimeSeconds)
+    : undefined;
+  const createdAt = carried?.createdAt ?? Date.now();
+  let destroyReason: string | undefined;
+  let failure: string | undefined;
+  let failureCode: string | undefined;
+  let wakeups = 0; // bumped by handlers so the lease loop re-evaluates its timer
+  let job: JobStatus | undefined = carried ? carried.job : request.job ? { state: 'QUEUED', steps: [] } : undefined;
+  const pendingWrites: Promise<unknown>[] = [];
+  const provisioningScope = new CancellationScope();
+
+  const status = (): SandboxStatus => ({
+    id,
+    state,
+    driver: request.driver,
+    template: request.template,
+    labels: request.labels,
+    sessionId: request.sessionId,
+    isolation,
+    createdAt: new Date(createdAt).toISOString(),
+    expiresAt: lease ? new Date(lease.expiresAt).toISOString() : undefined,
+    maxExpiresAt: new Date(createdAt + request.maxLifetimeSeconds * 1000).toISOString(),
+    destroyReason,
+    error: failure,
+    errorCode: failureCode,
+    job,
+  });
+
+  function showInUi(): void {
+    upsertSearchAttributes([
+      { key: SandboxStateKey, value: state },
+      { key: SandboxExpiresAt, value: lease ? new Date(lease.expiresAt) : null },
+    ]);
+    const expiry = lease ? `, lease until ${new Date(lease.expiresAt).toISOString()}` : '';
+    setCurrentDetails(`**${state}**${expiry}${destroyReason ? ` — ${destroyReason}` : ''}`);
+  }
+
+  function recordSnapshot(from: SandboxState | null, reason: string): void {
+    seq += 1;
+    const at = new Date().toISOString();
+    pendingWrites.push(registry.recordTransition({ sandboxId: id, seq, from, to: state, reason, at, sandbox: status() }));
+  }
+
+  function transition(to: SandboxState, reason: string): void {
+    if (!canTransition(state, to)) {
+      throw ApplicationFailure.nonRetryable(`cannot move sandbox ${id} from ${state} to ${to}`, INVALID_STATE);
+    }
+    const from = state;
+    state = to;
+    log.info('sandbox transition', { sandboxId: id, from, to, reason });
+    showInUi();
+    recordSnapshot(from, reason);
+    wakeups += 1;
+  }
+
+  function requireState(op: Operation): void {
+    if (!isAllowed(op, state)) {
+      throw ApplicationFailure.nonRetryable(invalidStateMessage(op, state), INVALID_STATE, { state, operation: op });
+    }
+  }
+
+  function requestDestroy(reason: string): void {
+    if (destroyReason) return; // the first reason wins
+    destroyReason = reason;
+    wakeups += 1;
+    if (PROVISIONING_STATES.includes(state)) provisioningScope.cancel();
+  }
+
+  // --- messages ---------------------------------------------------------------------------------
+  setHandler(getStatus, status);
+
+  setHandler(
+    renewLeaseUpdate,
+    ({ ttlSeconds }) => {
+      const result = lease!.renew(id, Date.now(), ttlSeconds);
+      showInUi();
+      recordSnapshot(state, `lease renewed until ${result.expiresAt}`);
+      wakeups += 1;
+      return result;
+    },
+    {
+      validator: ({ ttlSeconds }) => {
+        requireState('renewLease');
+        const problem = validateTtl(ttlSeconds);
+        if (problem) throw ApplicationFailure.nonRetryable(problem, INVALID_ARGUMENT);
+      },
+    },
+  );
+
+  setHandler(renewLeaseSignal, ({ ttlSeconds }) => {
+    const problem = validateTtl(ttlSeconds) ?? (isAllowed('renewLease', state) ? undefined : invalidStateMessage('renewLease', state));
+    if (problem) {
+      log.warn('renewLease signal ignored', { sandboxId: id, problem });
+      return;
+    }
+    const result = lease!.renew(id, Date.now(), ttlSeconds);
+    showInUi();
+    recordSnapshot(state, `lease renewed until ${result.expiresAt} (signal)`);
+    wakeups += 1;
+  });
+
+  setHandler(destroySignal, ({ reason, requestedBy }) => {
+    requestDestroy(reason ?? `destroy requested${requestedBy ? ` by ${requestedBy}` : ''}`);
+  });
+
+  setHandler(vmLostSignal, ({ detail }) => {
+    failure = detail;
+    requestDestroy('vm lost');
+  });
+
+  setHandler(execUpdate, (cmd: ExecInput) => runCommand(cmd), {
+    validator: (cmd) => {
+      requireState('exec');
+      if (!Array.isArray(cmd?.command) || cmd.command.length === 0) {
+        throw ApplicationFailure.nonRetryable('command must be a non-empty array of strings', INVALID_ARGUMENT);
+      }
+    },
+  });
+
+  setHandler(
+    stopUpdate,
+    async () => {
+      await provisioning.stopSandbox({ id, driver: request.driver });
+      transition('STOPPED', 'stop requested');
+      return status();
+    },
+    { validator: () => requireState('stop') },
+  );
+
+  setHandler(
+    startUpdate,
+    async () => {
+      await provisioning.startSandbox({ id, driver: request.driver });
+      transition('RUNNING', 'start requested');
+      return status();
+    },
+    { validator: () => requireState('start') },
+  );
+
+  setHandler(awaitReadyUpdate, async () => {
+    await condition(() => !PROVISIONING_STATES.includes(state));
+    return status();
+  });
+
+  // --- lifecycle --------------------------------------------------------------------------------
+  async function runCommand(cmd: ExecInput, execId = currentUpdateInfo()?.id) {
+    // At most once: re-running a command the agent did not ask for twice could do harm.
+    const exec = proxyActivities<Activities>({
+      startToCloseTimeout: `${(cmd.timeoutSeconds ?? 300) + 30}s`,
+      retry: { maximumAttempts: 1 },
+    });
+    return exec.execInSandbox({ id, driver: request.driver, execId, input: cmd });
+  }
+
+  async function provisionAndBoot(): Promise<void> {
+    await provisioningScope.run(async () => {
+      transition('PROVISIONING', `creating on ${request.driver}`);
+      const created = await provisioning.createSandbox({
+        id,
+        driver: request.driver,
+        template: request.template,
+        labels: request.labels,
+      });
+      isolation = created.isolation;
+      transition('BOOTING', `created (${created.isolation})`);
+      await proxyActivities<Activities>({
+        startToCloseTimeout: `${request.readyTimeoutSeconds + 30}s`,
+        heartbeatTimeout: '30s',
+        cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        retry: { maximumAttempts: 3 },
+      }).waitSandboxReady({ id, driver: request.driver, timeoutSeconds: request.readyTimeoutSeconds });
+    });
+    lease = Lease.start(Date.now(), createdAt, request.ttlSeconds, request.maxLifetimeSeconds);
+    transition('RUNNING', 'guest ready');
+  }
+
+  async function runJob(): Promise<void> {
+    if (!job || !request.job) return;
+    job.state = 'RUNNING';
+    for (const command of request.job.commands) {
+      if (state !== 'RUNNING') return;
+      try {
+        const out = await runCommand({ command, timeoutSeconds: request.job.commandTimeoutSeconds }, `job-${job.steps.length}`);
+        job.steps.push({ command, ...out });
+        if (out.timedOut || out.exitCode !== 0) {
+          job.state = out.timedOut ? 'TIMEOUT' : 'FAILED';
+          break;
+        }
+      } catch (err) {
+        job.state = 'FAILED';
+        job.error = err instanceof Error ? err.message : String(err);
+        break;
+      }
+    }
+    if (job.state === 'RUNNING') job.state = 'COMPLETED';
+    recordSnapshot(state, `job ${job.state.toLowerCase()}`);
+    if (!request.job.keepalive) requestDestroy(`job ${job.state.toLowerCase()}`);
+  }
+
+  /** Sleeps on the lease until it ends; returns 'rollover' when history asks for continue-as-new. */
+  async function holdLease(): Promise<'ended' | 'rollover'> {
+    const maxEvents = request.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
+    for (;;) {
+      if (destroyReason) {
+        if (job?.state === 'RUNNING') job.state = 'FAILED';
+        return 'ended';
+      }
+      const msLeft = lease!.msLeft(Date.now());
+      if (msLeft <= 0) {
+        if (job?.state === 'RUNNING' || job?.state === 'QUEUED') job.state = 'TIMEOUT';
+        transition('EXPIRED', 'lease expired');
+        destroyReason = 'lease expired';
+        return 'ended';
+      }
+      const info = workflowInfo();
+      if ((info.continueAsNewSuggested || info.historyLength > maxEvents) && job?.state !== 'RUNNING') {
+        return 'rollover';
+      }
+      const seen = wakeups;
+      await condition(() => wakeups !== seen, msLeft);
+    }
+  }
+
+  async function destroyVm(): Promise<void> {
+    destroyReason ??= failure ? `create failed: ${failure}` : 'workflow ended';
+    if (state !== 'DESTROYING') transition('DESTROYING', destroyReason);
+    const { existed } = await teardown.destroySandbox({ id, driver: request.driver });
+    transition('DESTROYED', existed ? destroyReason : `${destroyReason} (vm already gone)`);
+  }
+
+  showInUi();
+  if (!carried) recordSnapshot(null, 'sandbox requested');
+
+  let outcome: 'ended' | 'rollover' = 'ended';
+  let cancelled: unknown;
+  try {
+    if (!carried) {
+      await provisionAndBoot();
+      void runJob();
+    }
+    outcome = await holdLease();
+  } catch (err) {
+    if (isCancellation(err) && CancellationScope.current().consideredCancelled) {
+      cancelled = err;
+      requestDestroy('workflow cancelled');
+    } else if (!destroyReason) {
+      // A permanent create/boot error (or retries exhausted): FAILED, then destroy what exists.
+      failure = rootMessage(err);
+      failureCode = rootType(err);
+      transition('FAILED', `create failed: ${failure}`);
+      destroyReason = `create failed: ${failure}`;
+    }
+  } finally {
+    // Continue-as-new is decided above and happens after this block, so a rollover never destroys.
+    if (outcome !== 'rollover') await CancellationScope.nonCancellable(destroyVm);
+    await CancellationScope.nonCancellable(() => Promise.all(pendingWrites));
+  }
+  if (cancelled) throw cancelled;
+
+  if (outcome === 'rollover') {
+    await condition(allHandlersFinished);
+    await Promise.all(pendingWrites);
+    return continueAsNew<typeof sandboxWorkflow>({
+      request,
+      carried: { state: state as 'RUNNING' | 'STOPPED', createdAt, expiresAt: lease!.expiresAt, seq, isolation: isolation ?? 'unknown', job },
+    });
+  }
+  return { id, state: 'DESTROYED', destroyReason: destroyReason! };
+}
+
+function rootType(err: unknown): string | undefined {
+  let e: unknown = err;
+  let type: string | undefined;
+  while (e instanceof Error) {
+    if (e instanceof ApplicationFailure && e.type) type = e.type;
+    e = e.cause;
+  }
+  return type;
+}
+
+function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}

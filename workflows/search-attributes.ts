@@ -1,0 +1,10 @@
+// Search attributes mirror the sandbox state for the Temporal UI and visibility queries.
+// They must be registered on the server (see worker/temporal-server.ts).
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const SandboxState = defineSearchAttributeKey('SandboxState', SearchAttributeType.KEYWORD);
+export const SandboxDriver = defineSearchAttributeKey('SandboxDriver', SearchAttributeType.KEYWORD);
+export const SandboxExpiresAt = defineSearchAttributeKey('SandboxExpiresAt', SearchAttributeType.DATETIME);
+export const SandboxSession = defineSearchAttributeKey('SandboxSession', SearchAttributeType.KEYWORD);
+
+export const ALL_SEARCH_ATTRIBUTES = [SandboxState, SandboxDriver, SandboxExpiresAt, SandboxSession];
