@@ -1,5 +1,6 @@
 // Prints how long a libvirt sandbox takes: create, create→exec-ready, exec latency, stop/start, destroy.
-// Usage: npx tsx bench/libvirt-boot.ts [rounds=3] [execs=20]   (needs root, libvirt, npm run image:build)
+// Usage: npx tsx bench/libvirt-boot.ts [sandboxes=3] [execs=20] [parallel=1]
+//        (needs root, libvirt, npm run image:build). parallel>1 boots that many at once (TCG: CPU-bound).
 import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { createLibvirtHypervisor } from '../hypervisors/libvirt';
 
 const rounds = Number(process.argv[2] ?? 3);
 const execs = Number(process.argv[3] ?? 20);
+const parallel = Math.max(1, Number(process.argv[4] ?? 1));
 const REPO = join(import.meta.dirname, '..');
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
@@ -34,29 +36,35 @@ async function main(): Promise<void> {
   const exec: number[] = [];
   const stopStart: number[] = [];
   const destroy: number[] = [];
-  try {
-    for (let r = 0; r < rounds; r++) {
-      const id = `${runId}-${r}`;
-      try {
-        const t0 = performance.now();
-        create.push((await timed(() => hv.create({ id, labels: { bench: 'libvirt-boot' } })))[1]);
-        await hv.waitReady(id, 120_000);
-        ready.push(performance.now() - t0);
-        for (let i = 0; i < execs; i++) {
-          const [res, ms] = await timed(() => hv.exec(id, { command: ['true'] }));
-          if (res.exitCode !== 0) throw new Error(`sandbox ${id}: true exited ${res.exitCode}`);
-          exec.push(ms);
-        }
-        stopStart.push((await timed(async () => (await hv.stop(id), await hv.start(id))))[1]);
-      } finally {
-        destroy.push((await timed(() => hv.destroy(id)))[1]);
+  const one = async (r: number): Promise<void> => {
+    const id = `${runId}-${r}`;
+    let readyMs = NaN;
+    try {
+      const t0 = performance.now();
+      create.push((await timed(() => hv.create({ id, labels: { bench: 'libvirt-boot' } })))[1]);
+      await hv.waitReady(id, 180_000);
+      readyMs = performance.now() - t0;
+      ready.push(readyMs);
+      for (let i = 0; i < execs; i++) {
+        const [res, ms] = await timed(() => hv.exec(id, { command: ['true'] }));
+        if (res.exitCode !== 0) throw new Error(`sandbox ${id}: true exited ${res.exitCode}`);
+        exec.push(ms);
       }
-      console.log(`round ${r + 1}/${rounds}: create→exec-ready ${ready.at(-1)?.toFixed(0)} ms`);
+      stopStart.push((await timed(async () => (await hv.stop(id), await hv.start(id))))[1]);
+    } finally {
+      destroy.push((await timed(() => hv.destroy(id)))[1]);
+    }
+    console.log(`sandbox ${r + 1}/${rounds}: create→exec-ready ${readyMs.toFixed(0)} ms`);
+  };
+  try {
+    for (let r = 0; r < rounds; r += parallel) {
+      const batch = Array.from({ length: Math.min(parallel, rounds - r) }, (_, k) => one(r + k));
+      await Promise.all(batch);
     }
   } finally {
     await rm(stateDir, { recursive: true, force: true });
   }
-  console.log(`libvirt (${process.env.HOURGLASS_LIBVIRT_DOMAIN_TYPE ?? 'qemu'}), sequential, ${rounds} sandboxes:`);
+  console.log(`libvirt (${process.env.HOURGLASS_LIBVIRT_DOMAIN_TYPE ?? 'qemu'}), ${rounds} sandboxes, ${parallel} at a time:`);
   console.log(`  create (overlay+define+start)  ${summary(create)}`);
   console.log(`  create→exec-ready              ${summary(ready)}`);
   console.log(`  exec 'true' (agent round trip) ${summary(exec)}`);
