@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from './errors';
 import { resolveGuestImage } from './guest-image';
@@ -36,6 +36,18 @@ const DEFAULT_KERNEL_ARGS = 'console=ttyS0 quiet panic=-1 tsc_early_khz=2300000 
 const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const MIN_MEMORY_MIB = 96; // 64 MiB hangs while unpacking the initramfs
 
+/**
+ * Env (all optional):
+ *   HOURGLASS_LIBVIRT_URI               libvirt connection (qemu:///system)
+ *   HOURGLASS_LIBVIRT_MEMORY_MIB / _CPUS  per-sandbox defaults (128 / 1)
+ *   HOURGLASS_LIBVIRT_DOMAIN_TYPE       qemu (TCG, works everywhere) | kvm (only where KVM really works)
+ *   HOURGLASS_LIBVIRT_MACHINE           microvm | pc | q35 (microvm)
+ *   HOURGLASS_LIBVIRT_KERNEL_ARGS       replaces the default kernel command line
+ *   HOURGLASS_LIBVIRT_EXTRA_KERNEL_ARGS appended to it
+ *   HOURGLASS_LIBVIRT_IMAGE_DIR         guest image dir (else HOURGLASS_GUEST_IMAGE_DIR, else <repo>/.images/guest)
+ *   HOURGLASS_LIBVIRT_EMULATOR          QEMU binary (libvirt's default)
+ *   HOURGLASS_LIBVIRT_EXEC_TIMEOUT_S    exec timeout when the request gives none (600)
+ */
 export function createLibvirtHypervisor(env: NodeJS.ProcessEnv, stateDir: string): Hypervisor {
   const domainType = env.HOURGLASS_LIBVIRT_DOMAIN_TYPE ?? 'qemu';
   if (domainType !== 'qemu' && domainType !== 'kvm') {
@@ -182,7 +194,8 @@ export class LibvirtHypervisor implements Hypervisor {
   async exec(id: string, req: ExecRequest, ctx?: OpContext): Promise<ExecResult> {
     if (req.command.length === 0) throw new BadSpecError(`sandbox ${id}: exec needs a command`);
     const started = Date.now();
-    const timeoutMs = (req.timeoutSeconds ?? this.cfg.defaultExecTimeoutSeconds) * 1000;
+    const timeoutS = req.timeoutSeconds && req.timeoutSeconds > 0 ? req.timeoutSeconds : this.cfg.defaultExecTimeoutSeconds;
+    const timeoutMs = timeoutS * 1000;
     const [path, ...args] = req.command;
     let pid: number;
     try {
@@ -217,7 +230,8 @@ export class LibvirtHypervisor implements Hypervisor {
           return { ...toExecResult(last ?? {}, started, true), exitCode: 124 };
         }
         await sleep(delayMs, undefined, { signal: ctx?.signal });
-        delayMs = Math.min(delayMs * 2, 100);
+        // Each poll is a virsh process: back off so a long command does not cost a core.
+        delayMs = Math.min(delayMs * 2, 250);
       }
     } catch (err) {
       // Cancelled (activity cancelled, worker shutting down): do not leave the command running.
@@ -258,8 +272,11 @@ export class LibvirtHypervisor implements Hypervisor {
       ctx?.progress?.(`sandbox ${id}: undefining domain`);
       await this.virsh(id, ['undefine', dom.name], ctx, /failed to get domain|Domain not found/i);
     }
-    const overlay = dom.kind === 'ours' && dom.marker.overlay ? dom.marker.overlay : this.overlayPath(id);
-    const consoleLog = dom.kind === 'ours' && dom.marker.consoleLog ? dom.marker.consoleLog : this.consoleLogPath(id);
+    // The marker remembers the paths (a worker with another state dir still cleans up), but only
+    // files named after this sandbox are ever removed.
+    const marked = dom.kind === 'ours' ? dom.marker : undefined;
+    const overlay = ownFile(marked?.overlay, `${id}.qcow2`) ?? this.overlayPath(id);
+    const consoleLog = ownFile(marked?.consoleLog, `${id}.console.log`) ?? this.consoleLogPath(id);
     // An overlay without a domain is what a crash between qemu-img and define leaves behind.
     if (await exists(overlay)) existed = true;
     await rm(overlay, { force: true });
@@ -488,7 +505,7 @@ function envList(env: Record<string, string>): string[] {
 }
 
 function vmState(libvirtState: string): VmState {
-  if (libvirtState === 'running') return 'running';
+  if (libvirtState === 'running' || libvirtState === 'idle' || libvirtState === 'blocked') return 'running';
   if (libvirtState === 'paused' || libvirtState === 'shut off' || libvirtState === 'pmsuspended') return 'stopped';
   return 'unknown';
 }
@@ -501,6 +518,10 @@ function parseDomainTable(table: string): { name: string; state: string }[] {
     .map((line) => /^\s*(\S+)\s+(\S+)\s+(.+?)\s*$/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ name: m[2]!, state: m[3]! }));
+}
+
+function ownFile(path: string | undefined, expectedName: string): string | undefined {
+  return path && isAbsolute(path) && basename(path) === expectedName ? path : undefined;
 }
 
 /** Like Promise.all(items.map(fn)), at most `limit` at a time (each is a virsh process). */
