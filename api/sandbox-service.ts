@@ -127,11 +127,13 @@ export class SandboxService {
 
   /** The live state from the workflow's query; the registry row when the workflow cannot answer. */
   async describe(id: string): Promise<SandboxStatus> {
+    // DESTROYED is final; a terminated run's query would still answer its last live state.
+    const recorded = await getSandbox(this.pool, id);
+    if (recorded?.state === 'DESTROYED') return recorded;
     try {
       return await this.client.withDeadline(Date.now() + 3000, () => this.handle(id).query(getStatus));
     } catch (err) {
-      const row = await getSandbox(this.pool, id);
-      if (row) return row;
+      if (recorded) return recorded;
       if (err instanceof WorkflowNotFoundError) throw notFound(`sandbox ${id}`);
       throw fromTemporal(err) ?? err;
     }

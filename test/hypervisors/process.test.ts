@@ -1,0 +1,71 @@
+// The process driver for real: bubblewrap namespaces, detached holders, cleanup.
+import { existsSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BadSpecError, NotFoundError } from '../../hypervisors/errors';
+import { processStartTime } from '../../hypervisors/proc-identity';
+import { ProcessHypervisor } from '../../hypervisors/process';
+
+const driver = (stateDir = mkdtempSync(path.join(os.tmpdir(), 'hourglass-proc-'))) =>
+  new ProcessHypervisor({ stateDir, useBubblewrap: true, network: false });
+
+const pidsOf = (pattern: string) =>
+  import('node:child_process').then(({ execFileSync }) => {
+    try {
+      return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  });
+
+describe('process driver', () => {
+  it('runs commands in their own pid namespace, and destroy kills every process it started', async () => {
+    const d = driver();
+    const info = await d.create({ id: 'p1', labels: { team: 'x' } });
+    expect(info.isolation).toBe('bubblewrap (pid, mount, ipc, uts, net namespaces)');
+    await d.waitReady('p1', 5000);
+    const marker = `sleep 4242${Date.now() % 1000}`;
+    await d.exec('p1', { command: ['sh', '-c', `${marker} > /dev/null 2>&1 &`] });
+    const ps = await d.exec('p1', { command: ['sh', '-c', 'ls /proc | grep -c "^[0-9]"'] });
+    expect(Number(ps.stdout.trim())).toBeLessThan(10); // only the sandbox's own processes are visible
+    expect(await pidsOf(marker)).toHaveLength(1);
+
+    expect(await d.destroy('p1')).toEqual({ existed: true });
+    expect(await pidsOf(marker)).toHaveLength(0);
+    expect(existsSync(info.details.dir as string)).toBe(false);
+    expect(await d.destroy('p1')).toEqual({ existed: false });
+    await expect(d.exec('p1', { command: ['true'] })).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('sandboxes outlive the driver instance (a worker restart) and are found again by list()', async () => {
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'hourglass-proc-'));
+    const first = driver(stateDir);
+    const info = await first.create({ id: 'p2', labels: {} });
+    const second = driver(stateDir);
+    const listed = await second.list();
+    expect(listed.map((v) => [v.id, v.state])).toEqual([['p2', 'running']]);
+    expect((await second.exec('p2', { command: ['echo', 'still here'] })).stdout).toBe('still here\n');
+    await second.destroy('p2');
+    expect(await processStartTime(info.details.holderPid as number)).toBeNull();
+  });
+
+  it('never lists directories that are not its own sandboxes, and rejects unsafe ids and unknown templates', async () => {
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'hourglass-proc-'));
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(path.join(stateDir, 'process', 'someone-elses-dir'), { recursive: true });
+    const d = driver(stateDir);
+    expect(await d.list()).toEqual([]);
+    await expect(d.create({ id: '../etc', labels: {} })).rejects.toBeInstanceOf(BadSpecError);
+    await expect(d.create({ id: 'ok', template: 'gpu', labels: {} })).rejects.toThrow("unknown template 'gpu' for driver process; available: default");
+  });
+
+  it('kills a command at its timeout, with the processes it started', async () => {
+    const d = driver();
+    await d.create({ id: 'p3', labels: {} });
+    const r = await d.exec('p3', { command: ['sh', '-c', 'echo before; sleep 30'], timeoutSeconds: 1 });
+    expect(r).toMatchObject({ exitCode: 124, timedOut: true, stdout: 'before\n' });
+    expect(r.durationMs).toBeLessThan(3000);
+    await d.destroy('p3');
+  });
+});

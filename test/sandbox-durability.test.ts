@@ -1,0 +1,96 @@
+// What must hold when things go wrong: a worker restart mid-lease, history growth
+// (continue-as-new), and a create that fails after it already made part of the sandbox.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BadSpecError } from '../hypervisors/errors';
+import { ProcessHypervisor } from '../hypervisors/process';
+import type { SandboxSpec, VmInfo } from '../hypervisors/types';
+import { getStatus, renewLeaseSignal } from '../workflows/messages';
+import { sandboxWorkflow } from '../workflows/sandbox';
+import type { SandboxStatus } from '../workflows/types';
+import { eventually, startHarness, type Harness } from './support/harness';
+
+/** A real process driver whose create makes the sandbox and then fails for good. */
+class CreateThenFail extends ProcessHypervisor {
+  override async create(spec: SandboxSpec): Promise<VmInfo> {
+    await super.create(spec);
+    throw new BadSpecError('image checksum mismatch');
+  }
+}
+const flaky = new CreateThenFail({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'hourglass-flaky-')), useBubblewrap: true, network: false });
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({ drivers: { flaky } });
+});
+afterAll(() => h?.close());
+
+const state = async (id: string) => (await h.api<SandboxStatus>('GET', `/v1/sandboxes/${id}`)).body;
+
+describe('durability', () => {
+  it('a worker restarted mid-lease still destroys on time', async () => {
+    const { body: sbx } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 4 });
+    expect(sbx.state).toBe('RUNNING');
+    await h.stopWorker();
+    await new Promise((r) => setTimeout(r, 1500)); // no worker at all for a while
+    await h.startWorker();
+    const done = await eventually(async () => {
+      const s = await state(sbx.id);
+      return s.state === 'DESTROYED' ? s : undefined;
+    });
+    expect(Date.now() - Date.parse(sbx.expiresAt!)).toBeLessThan(3000);
+    expect(done.destroyReason).toBe('lease expired');
+    expect(await h.hypervisors.get('process').describe(sbx.id)).toBeNull();
+  });
+
+  it('continue-as-new keeps the VM and the lease', async () => {
+    const id = `can-${Date.now()}`;
+    const handle = await h.client.workflow.start(sandboxWorkflow, {
+      workflowId: `sandbox:${id}`,
+      taskQueue: h.taskQueue,
+      args: [
+        {
+          request: { id, driver: 'process', ttlSeconds: 60, maxLifetimeSeconds: 600, labels: {}, readyTimeoutSeconds: 30, maxHistoryEvents: 30 },
+        },
+      ],
+    });
+    await eventually(async () => (await handle.query(getStatus)).state === 'RUNNING');
+    const before = await h.hypervisors.get('process').describe(id);
+    const firstRun = (await handle.describe()).runId;
+    for (let i = 0; i < 6; i++) {
+      await handle.signal(renewLeaseSignal, { ttlSeconds: 120 + i });
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await eventually(async () => (await h.client.workflow.getHandle(`sandbox:${id}`).describe()).runId !== firstRun);
+    const latest = h.client.workflow.getHandle(`sandbox:${id}`);
+    const status = await latest.query(getStatus);
+    expect(status.state).toBe('RUNNING');
+    expect(Date.parse(status.expiresAt!) - Date.now()).toBeGreaterThan(100_000);
+    const after = await h.hypervisors.get('process').describe(id);
+    expect(after?.details.holderPid).toBe(before?.details.holderPid);
+    expect(after?.state).toBe('running');
+    // The registry kept counting events across runs, and nothing was destroyed on the way.
+    const events = (await h.api('GET', `/v1/sandboxes/${id}/events`)).body.items as { to: string }[];
+    expect(events.map((e) => e.to)).not.toContain('DESTROYING');
+
+    await h.api('DELETE', `/v1/sandboxes/${id}`);
+    await eventually(async () => (await state(id)).state === 'DESTROYED');
+    expect(await h.hypervisors.get('process').describe(id)).toBeNull();
+  });
+
+  it('a create that fails after making part of the sandbox ends FAILED and cleans up', async () => {
+    const res = await h.api('POST', '/v1/sandboxes', { ttlSeconds: 30, driver: 'flaky' });
+    expect(res.status).toBe(400);
+    const id = res.body.error.details.sandbox.id as string;
+    const done = await eventually(async () => {
+      const s = await state(id);
+      return s.state === 'DESTROYED' ? s : undefined;
+    });
+    expect(done.destroyReason).toBe('create failed: image checksum mismatch');
+    const events = (await h.api('GET', `/v1/sandboxes/${id}/events`)).body.items as { to: string; reason: string }[];
+    expect(events.map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'FAILED', 'DESTROYING', 'DESTROYED']);
+    expect(await flaky.describe(id)).toBeNull();
+  });
+});
