@@ -95,9 +95,11 @@ describe('LibvirtHypervisor (real libvirtd)', () => {
     await hv.exec(id, { command: ['sh', '-c', 'echo kept > /tmp/marker'] });
     await hv.stop(id);
     await hv.start(id);
-    expect((await hv.exec(id, { command: ['cat', '/tmp/marker'] })).stdout).toBe('kept\n');
+    // A new driver instance (a restarted worker) finds the sandbox through libvirt alone.
+    const restarted = createLibvirtHypervisor(process.env, stateDir);
+    expect((await restarted.exec(id, { command: ['cat', '/tmp/marker'] })).stdout).toBe('kept\n');
 
-    expect(await hv.destroy(id)).toEqual({ existed: true });
+    expect(await restarted.destroy(id)).toEqual({ existed: true });
     expect(await domainExists(`hourglass-${id}`)).toBe(false);
     expect(await readdir(join(stateDir, 'libvirt'))).toEqual([]);
     if (URI === 'qemu:///system') expect(existsSync(`/var/log/libvirt/qemu/hourglass-${id}.log`)).toBe(false);
