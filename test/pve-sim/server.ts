@@ -72,6 +72,14 @@ function authenticate(header: string | undefined, tokens: Map<string, string>): 
   return { user: `${user}!${tokenid}` };
 }
 
+const safeDecode = (path: string) => {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+};
+
 /** The reason phrase is the first line of the message; Node refuses control characters there. */
 const reasonPhrase = (message: string) => (message.split('\n')[0] ?? '').replace(/[^\x20-\x7e]/g, '?');
 
@@ -99,7 +107,7 @@ export function createPveServer(sim: SimContext, routes: Route[], opts: ServerOp
     const url = new URL(req.url ?? '/', 'http://pve.invalid');
     const prefix = '/api2/json';
     const relPath = url.pathname.startsWith(`${prefix}/`) ? url.pathname.slice(prefix.length) : url.pathname;
-    const record: RequestRecord = { method, path: relPath, status: 0, handled: false };
+    const record: RequestRecord = { method, path: safeDecode(relPath), status: 0, handled: false };
     log.push(record);
     res.on('finish', () => (record.status = res.statusCode));
     try {
