@@ -114,7 +114,7 @@ export class ProxmoxHypervisor implements Hypervisor {
     let lastError = 'no answer yet';
     for (;;) {
       try {
-        await this.client.post(this.vmPath(vm, 'agent/ping'), undefined, { idempotent: true, signal: ctx.signal });
+        await this.client.post(this.vmPath(vm, 'agent/ping'), undefined, { signal: ctx.signal }); // this loop retries
         return;
       } catch (err) {
         if (!(err instanceof PveApiError)) throw err;
@@ -291,7 +291,7 @@ export class ProxmoxHypervisor implements Hypervisor {
       const params: PveParams = { tags };
       if (spec.cpus !== undefined) params.cores = spec.cpus;
       if (spec.memoryMiB !== undefined) params.memory = String(spec.memoryMiB);
-      await this.client.put(this.vmPath(vm, 'config'), params, { idempotent: true, signal: ctx.signal });
+      await this.client.put(this.vmPath(vm, 'config'), params, { signal: ctx.signal }); // withRetries repeats it
     });
     vm.tagged = true;
   }
@@ -312,7 +312,10 @@ export class ProxmoxHypervisor implements Hypervisor {
   private async destroyVm(vm: SandboxVm, ctx: OpContext): Promise<void> {
     await this.withRetries(ctx, `destroy VM ${vm.vmid}`, async () => {
       try {
-        await this.runTask(this.vmPath(vm, 'status/stop'), {}, ctx);
+        await this.runTask(this.vmPath(vm, 'status/stop'), {}, ctx).catch((err: unknown) => {
+          // Suspended to disk = already off, and the one lock destroy accepts (notes §5, §6).
+          if (!(err instanceof PveTaskError && err.exitstatus === 'VM is locked (suspended)')) throw err;
+        });
         // A running VM cannot be destroyed (notes §6); if someone started it again, the retry stops it.
         await this.runTask(`/nodes/${vm.node}/qemu/${vm.vmid}`, { purge: true, 'destroy-unreferenced-disks': true }, ctx, 'DELETE');
       } catch (err) {
