@@ -328,7 +328,6 @@ export class QemuHypervisor implements Hypervisor {
 
   /** 'ready' once the agent syncs and runs a command; 'exited' as soon as QEMU is gone. */
   private async waitForAgent(rec: VmRecord, deadline: number, signal?: AbortSignal): Promise<BootOutcome> {
-    const agentPath = this.paths(rec.id).agent;
     for (;;) {
       if (signal?.aborted) return 'aborted';
       const fresh = await this.readRecord(rec.id);
@@ -336,19 +335,30 @@ export class QemuHypervisor implements Hypervisor {
       const left = deadline - Date.now();
       if (left <= 0) return 'timeout';
       const attemptMs = Math.min(1_000, left);
-      let client: QgaClient | undefined;
       try {
-        client = await QgaClient.connect(agentPath, { timeoutMs: attemptMs });
-        await client.sync({ timeoutMs: attemptMs, signal });
-        await client.run(['true'], { timeoutMs: attemptMs });
-        this.adoptAgent(rec.id, client); // the first exec needs no reconnect
-        client = undefined;
+        await this.agentAnswers(rec.id, attemptMs, signal);
         return 'ready';
       } catch {
         await sleep(Math.min(100, Math.max(0, deadline - Date.now())));
-      } finally {
-        client?.close();
       }
+    }
+  }
+
+  /** One readiness attempt: the agent syncs and runs a command. Uses the shared connection if there is one. */
+  private async agentAnswers(id: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.agents.has(id)) {
+      // A second connection would only queue behind the open one.
+      await this.withAgent(id, (agent) => agent.run(['true'], { timeoutMs }));
+      return;
+    }
+    let client: QgaClient | undefined = await QgaClient.connect(this.paths(id).agent, { timeoutMs });
+    try {
+      await client.sync({ timeoutMs, signal });
+      await client.run(['true'], { timeoutMs });
+      this.adoptAgent(id, client); // the first exec needs no reconnect
+      client = undefined;
+    } finally {
+      client?.close();
     }
   }
 

@@ -87,6 +87,11 @@ describe('qemu driver: one sandbox through its life', () => {
 
     const missing = await hv.exec(id, { command: ['no-such-command'] }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(Error); // qemu-ga refuses to spawn it
+
+    // Asking again is cheap and must not queue behind the connection the execs keep open.
+    const again = Date.now();
+    await hv.waitReady(id, 10_000);
+    expect(Date.now() - again).toBeLessThan(2_000);
   });
 
   it('kills a command that outlives its timeout, children included', async () => {
