@@ -129,6 +129,20 @@ describe('qemu driver: one sandbox through its life', () => {
     expect(echo.stdout).toBe('still here\n');
   });
 
+  it('a VM whose QEMU died reports stopped, and start boots it again from its overlay', async () => {
+    await hv.exec(id, { command: ['sh', '-c', 'echo on-disk > /root/persisted; sync'] });
+    process.kill(Number(pid), 'SIGKILL'); // a crash of QEMU itself (or a host reboot)
+    await expect.poll(async () => (await hv.describe(id))?.details.process, { timeout: 5_000 }).toBe('exited');
+    expect((await hv.describe(id))?.state).toBe('stopped');
+    await hv.start(id);
+    await hv.waitReady(id, READY_MS);
+    const info = await hv.describe(id);
+    expect(info?.state).toBe('running');
+    expect(info?.details.pid).not.toBe(pid);
+    pid = info?.details.pid;
+    expect((await hv.exec(id, { command: ['cat', '/root/persisted'] })).stdout).toBe('on-disk\n');
+  });
+
   it('destroy quits QEMU and removes the overlay; a second destroy finds nothing', async () => {
     const started = Date.now();
     expect(await hv.destroy(id)).toEqual({ existed: true });
