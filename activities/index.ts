@@ -1,16 +1,21 @@
 // Activities, built from their dependencies so tests inject real ones without globals.
 import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import { HypervisorError } from '../hypervisors/errors';
 import type { HypervisorSet } from '../hypervisors/index';
 import type { OpContext } from '../hypervisors/types';
 import { markDestroyed, recordExecEnd, recordExecStart, recordTransition } from '../registry/sandboxes';
+import { createReaperActivities } from './reaper';
 import type { ExecInput, ExecOutput, TransitionEvent } from '../workflows/types';
 
 export interface ActivityDeps {
   pool: pg.Pool;
   hypervisors: HypervisorSet;
+  /** For the reaper and sessions: visibility, describe, signal, terminate. */
+  client: Client;
+  taskQueue: string;
 }
 
 interface Target {
@@ -18,8 +23,10 @@ interface Target {
   driver: string;
 }
 
-export function createActivities({ pool, hypervisors }: ActivityDeps) {
+export function createActivities(deps: ActivityDeps) {
+  const { pool, hypervisors } = deps;
   return {
+    ...createReaperActivities(deps),
     async recordTransition(event: TransitionEvent): Promise<void> {
       await recordTransition(pool, event);
     },

@@ -3,10 +3,15 @@ import express from 'express';
 import { bearerAuth } from './auth';
 import { errorHandler, notFoundRoute } from './errors';
 import type { SandboxService } from './sandbox-service';
+import { jobRoutes } from './jobs';
+import type { SessionService } from './session-service';
 import { sandboxRoutes } from './sandboxes';
+import { sessionRoutes } from './sessions';
 
 export interface AppDeps {
   sandboxes: SandboxService;
+  sessions: SessionService;
+  reaperGraceSeconds: number;
   apiToken?: string;
   health?: () => Promise<Record<string, unknown>>;
 }
@@ -21,7 +26,9 @@ export function createApp(deps: AppDeps): express.Express {
     const ok = !('error' in checks);
     res.status(ok ? 200 : 503).json({ ok, ...checks });
   });
-  app.use('/v1/sandboxes', sandboxRoutes(deps.sandboxes));
+  app.use('/v1/sandboxes', sandboxRoutes(deps.sandboxes, { graceSeconds: deps.reaperGraceSeconds }));
+  app.use('/v1/sessions', sessionRoutes(deps.sessions));
+  app.use('/v1/jobs', jobRoutes(deps.sandboxes));
   app.use(notFoundRoute);
   app.use(errorHandler);
   return app;

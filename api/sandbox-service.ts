@@ -14,10 +14,11 @@ import {
   stopUpdate,
 } from '../workflows/messages';
 import { forceDestroyWorkflow } from '../workflows/force-destroy';
+import { reaperWorkflow, type ReaperReport } from '../workflows/reaper';
 import { sandboxWorkflow } from '../workflows/sandbox';
 import { SandboxDriver, SandboxSession, SandboxState } from '../workflows/search-attributes';
 import { invalidStateMessage, isAllowed, type Operation } from '../workflows/states';
-import type { ExecInput, ExecOutput, RenewLeaseResult, SandboxRequest, SandboxStatus } from '../workflows/types';
+import type { ExecInput, ExecOutput, JobSpec, RenewLeaseResult, SandboxRequest, SandboxStatus } from '../workflows/types';
 import { ApiError, fromTemporal, notFound } from './errors';
 import type { CreateSandboxBody } from './schemas';
 
@@ -40,7 +41,7 @@ export class SandboxService {
 
   /** Starts the sandbox workflow and (by default) waits until the sandbox is RUNNING or has failed. */
   async create(
-    body: CreateSandboxBody,
+    body: CreateSandboxBody & { job?: JobSpec },
     ctx: { idempotencyKey?: string; owner?: string } = {},
   ): Promise<{ created: boolean; sandbox: SandboxStatus }> {
     const driver = body.driver ?? this.opts.defaultDriver;
@@ -53,6 +54,7 @@ export class SandboxService {
       const replay = await this.replay(id, requestHash);
       if (replay) return { created: false, sandbox: replay };
     }
+    if (body.sessionId) await this.requireOpenSession(body.sessionId);
     const maxLifetimeSeconds = body.maxLifetimeSeconds ?? this.opts.defaultMaxLifetimeSeconds;
     if (body.ttlSeconds > maxLifetimeSeconds) {
       throw new ApiError(400, 'invalid_argument', `ttlSeconds: ${body.ttlSeconds} exceeds maxLifetimeSeconds ${maxLifetimeSeconds}`);
@@ -67,6 +69,7 @@ export class SandboxService {
       sessionId: body.sessionId,
       owner: ctx.owner,
       readyTimeoutSeconds: body.readyTimeoutSeconds ?? this.opts.readyTimeoutSeconds,
+      job: body.job,
     };
     return { created: true, sandbox: await this.launch(request, { requestHash, wait: body.wait }) };
   }
@@ -91,7 +94,7 @@ export class SandboxService {
     try {
       if (!opts.wait) {
         await this.client.workflow.start(sandboxWorkflow, startOptions);
-        return this.describe(request.id);
+        return requestedStatus(request);
       }
       const startWorkflowOperation = new WithStartWorkflowOperation(sandboxWorkflow, startOptions);
       const waitMs = (request.readyTimeoutSeconds + 60) * 1000;
@@ -108,6 +111,62 @@ export class SandboxService {
     } catch (err) {
       throw fromTemporal(err) ?? err;
     }
+  }
+
+  private async requireOpenSession(sessionId: string): Promise<void> {
+    try {
+      const d = await this.client.workflow.getHandle(`session:${sessionId}`).describe();
+      if (d.status.name !== 'RUNNING') {
+        throw new ApiError(409, 'invalid_state', `session ${sessionId} has ended; sandboxes can only join an ACTIVE session`, { sessionId });
+      }
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new ApiError(400, 'invalid_argument', `sessionId: session ${sessionId} does not exist`);
+      throw err;
+    }
+  }
+
+  /** Destroys many sandboxes; every id gets its own result, failures included. */
+  async bulkDestroy(req: { ids?: string[]; label?: readonly [string, string]; force: boolean; reason?: string }, requestedBy: string) {
+    const ids = new Set(req.ids ?? []);
+    if (req.label) {
+      let cursor: string | undefined;
+      do {
+        const page = await listSandboxes(this.pool, {
+          labels: { [req.label[0]]: req.label[1] },
+          state: ['REQUESTED', 'PROVISIONING', 'BOOTING', 'RUNNING', 'STOPPED', 'EXPIRED', 'FAILED', 'DESTROYING'],
+          limit: 500,
+          cursor,
+        });
+        page.items.forEach((s) => ids.add(s.id));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+    }
+    const items = await Promise.all(
+      [...ids].map(async (id) => {
+        try {
+          const result = req.force ? await this.forceDestroy(id, req.reason, requestedBy) : await this.requestDestroy(id, req.reason, requestedBy);
+          return { id, ok: true as const, state: result.state };
+        } catch (err) {
+          const e = err instanceof ApiError ? err : (fromTemporal(err) ?? new ApiError(500, 'internal', (err as Error).message));
+          return { id, ok: false as const, error: { code: e.code, message: e.message } };
+        }
+      }),
+    );
+    return { count: items.length, failed: items.filter((i) => !i.ok).length, items };
+  }
+
+  /** Runs the reaper now and returns its report. */
+  async prune(opts: { dryRun: boolean; olderThanSeconds?: number }, graceSeconds: number): Promise<ReaperReport> {
+    return this.call('prune', 'destroy', () =>
+      this.client.withDeadline(Date.now() + 600_000, () =>
+        this.client.workflow.execute(reaperWorkflow, {
+          workflowId: `reaper:manual:${Date.now()}-${randomBytes(3).toString('hex')}`,
+          taskQueue: this.opts.taskQueue,
+          args: [{ ...opts, graceSeconds }],
+          staticSummary: `prune${opts.dryRun ? ' (dry run)' : ''}`,
+        }),
+      ),
+    );
   }
 
   /** Same Idempotency-Key: the same sandbox if the body matches, 422 if it does not. */
@@ -264,6 +323,22 @@ export class SandboxService {
       throw fromTemporal(err) ?? err;
     }
   }
+}
+
+/** What a just-started sandbox looks like before its workflow has run (no worker needed). */
+function requestedStatus(r: SandboxRequest): SandboxStatus {
+  const now = Date.now();
+  return {
+    id: r.id,
+    state: 'REQUESTED',
+    driver: r.driver,
+    template: r.template,
+    labels: r.labels,
+    sessionId: r.sessionId,
+    createdAt: new Date(now).toISOString(),
+    maxExpiresAt: new Date(now + r.maxLifetimeSeconds * 1000).toISOString(),
+    job: r.job ? { state: 'QUEUED', steps: [] } : undefined,
+  };
 }
 
 function isCompletedError(err: unknown): boolean {

@@ -2,13 +2,9 @@
 import { Router, type Request } from 'express';
 import { ApiError } from './errors';
 import type { SandboxService } from './sandbox-service';
-import { createSandboxBody, destroyBody, execBody, listQuery, renewBody } from './schemas';
+import { bulkDestroyBody, createSandboxBody, destroyBody, execBody, listQuery, pruneBody, renewBody } from './schemas';
+import { wrap } from './wrap';
 
-/** Express 4 does not forward rejected promises to the error handler by itself. */
-const wrap =
-  (fn: (req: Request, res: import('express').Response) => Promise<unknown>) =>
-  (req: Request, res: import('express').Response, next: (err?: unknown) => void) =>
-    fn(req, res).catch(next);
 
 const actor = (req: Request) => req.get('x-hourglass-actor') ?? 'api';
 const idempotencyKey = (req: Request) => {
@@ -19,8 +15,19 @@ const idempotencyKey = (req: Request) => {
   return key;
 };
 
-export function sandboxRoutes(service: SandboxService): Router {
+export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: number }): Router {
   const r = Router();
+
+  r.post('/prune', wrap(async (req, res) => {
+    const body = pruneBody.parse(req.body ?? {});
+    const report = await service.prune(body, reaper.graceSeconds);
+    res.json({ count: report.count, dryRun: report.dryRun, counts: report.counts, items: report.items, runId: report.runId });
+  }));
+
+  r.post('/destroy', wrap(async (req, res) => {
+    const body = bulkDestroyBody.parse(req.body ?? {});
+    res.json(await service.bulkDestroy(body, actor(req)));
+  }));
 
   r.post('/', wrap(async (req, res) => {
     const body = createSandboxBody.parse(req.body ?? {});

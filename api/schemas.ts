@@ -67,3 +67,40 @@ export const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().optional(),
 });
+
+export const bulkDestroyBody = z
+  .object({
+    ids: z.array(z.string().min(1)).max(1000).optional(),
+    label: labelFilter.optional(),
+    force: z.boolean().default(false),
+    reason: z.string().max(500).optional(),
+  })
+  .strict()
+  .refine((b) => b.ids?.length || b.label, { message: 'give ids or label (or both)', path: ['ids'] });
+
+export const pruneBody = z
+  .object({
+    dryRun: z.boolean().default(false),
+    olderThanSeconds: z.number().int().min(0).optional(),
+  })
+  .strict()
+  .default({});
+
+export const createSessionBody = z
+  .object({
+    heartbeatTimeoutSeconds: seconds.max(7 * 24 * 3600),
+  })
+  .strict();
+
+export const createJobBody = z
+  .object({
+    driver: z.string().min(1).optional(),
+    template: z.string().min(1).max(128).optional(),
+    commands: z.array(z.array(z.string()).min(1, 'each command must name a program')).min(1, 'give at least one command'),
+    commandTimeoutSeconds: seconds.max(3600).optional(),
+    ttlSeconds: seconds.max(30 * 24 * 3600),
+    keepalive: z.boolean().default(false),
+    labels,
+  })
+  .strict();
+export type CreateJobBody = z.infer<typeof createJobBody>;

@@ -1,11 +1,18 @@
 // Driver registration: a new driver is one file in hypervisors/ plus one line here.
+import { withInjectedFaults } from './fault-injection';
+import { createLibvirtHypervisor } from './libvirt';
 import { createProcessHypervisor } from './process';
+import { createProxmoxHypervisor } from './proxmox';
+import { createQemuHypervisor } from './qemu';
 import type { Hypervisor } from './types';
 
 type Factory = (env: NodeJS.ProcessEnv, stateDir: string) => Hypervisor;
 
 const FACTORIES: Record<string, Factory> = {
   process: createProcessHypervisor,
+  qemu: createQemuHypervisor,
+  libvirt: createLibvirtHypervisor,
+  proxmox: createProxmoxHypervisor,
 };
 
 export const KNOWN_DRIVERS = Object.keys(FACTORIES);
@@ -46,7 +53,9 @@ export function loadHypervisors(env: NodeJS.ProcessEnv, stateDir: string, extra:
   for (const name of names) {
     const factory = FACTORIES[name];
     if (!factory) throw new Error(`unknown driver '${name}' in HOURGLASS_DRIVERS; known: ${KNOWN_DRIVERS.join(', ')}`);
-    drivers.set(name, factory(env, stateDir));
+    const driver = factory(env, stateDir);
+    const faultRate = Number(env.HOURGLASS_FAULT_RATE ?? 0);
+    drivers.set(name, faultRate > 0 ? withInjectedFaults(driver, faultRate) : driver);
   }
   for (const [name, driver] of Object.entries(extra)) drivers.set(name, driver);
   return new HypervisorSet(drivers, env.HOURGLASS_DEFAULT_DRIVER ?? names[0] ?? 'process');

@@ -7,12 +7,14 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import type pg from 'pg';
 import { createApp } from '../api/app';
 import { SandboxService } from '../api/sandbox-service';
+import { SessionService } from '../api/session-service';
 import { enabledDrivers, loadHypervisors, type HypervisorSet } from '../hypervisors/index';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../registry/embedded';
 import { migrate } from '../registry/migrate';
 import { createPool } from '../registry/pool';
 import type { Config } from './config';
 import { startTemporalDevServer } from './temporal-server';
+import { ensureReaperSchedule } from './reaper-schedule';
 import { createWorker } from './worker';
 
 export interface RuntimeOptions {
@@ -79,6 +81,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         taskQueue: config.taskQueue,
         pool,
         hypervisors,
+        client,
       });
       const running = worker.run();
       stops.push(async () => {
@@ -88,6 +91,12 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         await hypervisors!.close();
       });
       log(`worker polling task queue '${config.taskQueue}' with drivers: ${hypervisors.names.join(', ')}`);
+      const scheduleId = await ensureReaperSchedule(client, {
+        taskQueue: config.taskQueue,
+        intervalSeconds: config.reaperIntervalSeconds,
+        graceSeconds: config.reaperGraceSeconds,
+      });
+      log(`reaper schedule '${scheduleId}' runs every ${config.reaperIntervalSeconds}s`);
     }
 
     let apiUrl: string | undefined;
@@ -102,6 +111,8 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
       });
       const app = createApp({
         sandboxes,
+        sessions: new SessionService(client, config.taskQueue),
+        reaperGraceSeconds: config.reaperGraceSeconds,
         apiToken: config.apiToken,
         health: async () => {
           await pool.query('SELECT 1');

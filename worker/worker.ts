@@ -1,5 +1,6 @@
 // Worker bootstrap: the sandbox workflows plus activities built from real dependencies.
 import { createRequire } from 'node:module';
+import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type pg from 'pg';
 import { createActivities } from '../activities';
@@ -14,6 +15,7 @@ export interface WorkerDeps {
   taskQueue: string;
   pool: pg.Pool;
   hypervisors: HypervisorSet;
+  client: Client;
   /** A pre-built bundle (tests bundle once per file); otherwise workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   identity?: string;
@@ -26,7 +28,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     taskQueue: deps.taskQueue,
     ...(deps.identity ? { identity: deps.identity } : {}),
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ pool: deps.pool, hypervisors: deps.hypervisors }),
+    activities: createActivities({ pool: deps.pool, hypervisors: deps.hypervisors, client: deps.client, taskQueue: deps.taskQueue }),
     // Let in-flight activities (a destroy, an exec) finish on Ctrl-C.
     shutdownGraceTime: '30s',
   });

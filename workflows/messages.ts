@@ -30,3 +30,21 @@ export const startUpdate = defineUpdate<SandboxStatus, []>('start');
 
 /** Resolves once the sandbox has left the provisioning states (RUNNING, FAILED, DESTROYED…). */
 export const awaitReadyUpdate = defineUpdate<SandboxStatus, []>('awaitReady');
+
+// --- sessions -----------------------------------------------------------------------------------
+export interface SessionStatus {
+  id: string;
+  state: 'ACTIVE' | 'ENDED';
+  heartbeatTimeoutSeconds: number;
+  /** When the session ends unless a heartbeat arrives first. */
+  deadline: string;
+  sandboxes: string[];
+  endReason?: string;
+}
+
+export const sessionHeartbeatSignal = defineSignal('heartbeat');
+export const endSessionSignal = defineSignal<[{ reason?: string }]>('end');
+// Sent by each sandbox workflow that belongs to the session, from inside that workflow, so the
+// session learns of it even if the API crashed right after starting the sandbox.
+export const sandboxJoinedSignal = defineSignal<[{ sandboxId: string }]>('sandboxJoined');
+export const getSessionStatus = defineQuery<SessionStatus>('getSession');

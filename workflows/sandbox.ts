@@ -7,6 +7,7 @@ import {
   condition,
   continueAsNew,
   currentUpdateInfo,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
   proxyActivities,
@@ -24,6 +25,7 @@ import {
   getStatus,
   renewLeaseSignal,
   renewLeaseUpdate,
+  sandboxJoinedSignal,
   startUpdate,
   stopUpdate,
   vmLostSignal,
@@ -259,13 +261,17 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       try {
         const out = await runCommand({ command, timeoutSeconds: request.job.commandTimeoutSeconds }, `job-${job.steps.length}`);
         job.steps.push({ command, ...out });
+        if (job.state !== 'RUNNING') break; // the lease ended while the command ran (TIMEOUT)
         if (out.timedOut || out.exitCode !== 0) {
           job.state = out.timedOut ? 'TIMEOUT' : 'FAILED';
           break;
         }
       } catch (err) {
-        job.state = 'FAILED';
-        job.error = err instanceof Error ? err.message : String(err);
+        // The lease may have ended mid-command (TIMEOUT, set by holdLease): keep that verdict.
+        if (job.state === 'RUNNING') {
+          job.state = 'FAILED';
+          job.error = err instanceof Error ? err.message : String(err);
+        }
         break;
       }
     }
@@ -305,13 +311,23 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     transition('DESTROYED', existed ? destroyReason : `${destroyReason} (vm already gone)`);
   }
 
+  /** Tells the session about this sandbox; a session that is gone means this sandbox must go too. */
+  async function joinSession(sessionId: string): Promise<void> {
+    try {
+      await getExternalWorkflowHandle(`session:${sessionId}`).signal(sandboxJoinedSignal, { sandboxId: id });
+    } catch {
+      requestDestroy('session ended');
+    }
+  }
+
   showInUi();
   if (!carried) recordSnapshot(null, 'sandbox requested');
 
   let outcome: 'ended' | 'rollover' = 'ended';
   let cancelled: unknown;
   try {
-    if (!carried) {
+    if (!carried && request.sessionId) await joinSession(request.sessionId);
+    if (!carried && !destroyReason) {
       await provisionAndBoot();
       void runJob();
     }

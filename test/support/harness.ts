@@ -11,6 +11,7 @@ import type pg from 'pg';
 import { inject } from 'vitest';
 import { createApp } from '../../api/app';
 import { SandboxService } from '../../api/sandbox-service';
+import { SessionService } from '../../api/session-service';
 import { HypervisorSet } from '../../hypervisors/index';
 import { ProcessHypervisor } from '../../hypervisors/process';
 import type { Hypervisor } from '../../hypervisors/types';
@@ -25,7 +26,8 @@ export interface Harness {
   hypervisors: HypervisorSet;
   service: SandboxService;
   api: <T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: T }>;
-  startWorker(): Promise<void>;
+  /** Starts the worker; `workflowsPath` swaps in another bundle (e.g. one that cannot run sandboxes). */
+  startWorker(opts?: { workflowsPath?: string }): Promise<void>;
   stopWorker(): Promise<void>;
   close(): Promise<void>;
 }
@@ -54,9 +56,10 @@ export async function startHarness(opts: { drivers?: Record<string, Hypervisor>;
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   let nativeConnection: NativeConnection | undefined;
-  const startWorker = async () => {
+  const startWorker = async (o: { workflowsPath?: string } = {}) => {
     nativeConnection = await NativeConnection.connect({ address });
-    worker = await createWorker({ connection: nativeConnection, taskQueue, pool, hypervisors, workflowBundle: bundle });
+    const workflowBundle = o.workflowsPath ? await bundleWorkflowCode({ workflowsPath: o.workflowsPath, logger: quietLogger }) : bundle;
+    worker = await createWorker({ connection: nativeConnection, taskQueue, pool, hypervisors, client, workflowBundle });
     running = worker.run();
   };
   const stopWorker = async () => {
@@ -74,7 +77,8 @@ export async function startHarness(opts: { drivers?: Record<string, Hypervisor>;
     defaultMaxLifetimeSeconds: 3600,
     readyTimeoutSeconds: 60,
   });
-  const server = createApp({ sandboxes: service }).listen(0);
+  const sessions = new SessionService(client, taskQueue);
+  const server = createApp({ sandboxes: service, sessions, reaperGraceSeconds: 1 }).listen(0);
   await new Promise((r) => server.once('listening', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 

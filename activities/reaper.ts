@@ -1,0 +1,127 @@
+// The reaper's activities: take inventory of the three sources, and fix one drift after
+// re-checking it against Temporal (visibility is eventually consistent; describe is not).
+import { heartbeat } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type pg from 'pg';
+import type { HypervisorSet } from '../hypervisors/index';
+import { openRows, storeReaperRun, type StoredReport } from '../registry/reaper-runs';
+import { markDestroyed } from '../registry/sandboxes';
+import type { Drift, Inventory, InventoryVm } from '../workflows/drift';
+import { destroySignal, vmLostSignal } from '../workflows/messages';
+import { SandboxDriver, SandboxExpiresAt, SandboxSession, SandboxState } from '../workflows/search-attributes';
+
+export interface ReaperDeps {
+  pool: pg.Pool;
+  hypervisors: HypervisorSet;
+  client: Client;
+  taskQueue: string;
+  graceSeconds?: number;
+}
+
+export function createReaperActivities({ pool, hypervisors, client, taskQueue }: ReaperDeps) {
+  const sandboxHandle = (id: string) => client.workflow.getHandle(`sandbox:${id}`);
+
+  /** Open (RUNNING status) description of the sandbox's workflow, or null when closed/unknown. */
+  async function openWorkflow(id: string) {
+    try {
+      const d = await sandboxHandle(id).describe();
+      return d.status.name === 'RUNNING' ? d : null;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  return {
+    async takeInventory(): Promise<Inventory> {
+      const takenAt = new Date().toISOString();
+      const drivers: string[] = [];
+      const vms: InventoryVm[] = [];
+      for (const driver of hypervisors.all()) {
+        try {
+          for (const vm of await driver.list()) vms.push({ id: vm.id, driver: driver.name });
+          drivers.push(driver.name);
+        } catch (err) {
+          // Unknown is not missing: without this driver's inventory, none of its VMs count as lost.
+          console.error(`[reaper] inventory of driver ${driver.name} failed: ${(err as Error).message}`);
+        }
+      }
+      const openWorkflows: Inventory['openWorkflows'] = [];
+      for await (const w of client.workflow.list({
+        query: `WorkflowType = 'sandboxWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`,
+      })) {
+        const expiresAt = w.typedSearchAttributes.get(SandboxExpiresAt);
+        openWorkflows.push({
+          id: w.workflowId.replace(/^sandbox:/, ''),
+          driver: w.typedSearchAttributes.get(SandboxDriver),
+          state: w.typedSearchAttributes.get(SandboxState),
+          expiresAt: expiresAt ? new Date(expiresAt).toISOString() : undefined,
+          sessionId: w.typedSearchAttributes.get(SandboxSession),
+          startedAt: w.startTime.toISOString(),
+        });
+      }
+      const openSessions: string[] = [];
+      for await (const w of client.workflow.list({ query: `WorkflowType = 'sessionWorkflow' AND ExecutionStatus = 'Running'` })) {
+        openSessions.push(w.workflowId.replace(/^session:/, ''));
+      }
+      return { takenAt, drivers, vms, rows: await openRows(pool), openWorkflows, openSessions };
+    },
+
+    /** Returns the action taken (or that would be taken), or null when the drift is gone on a second look. */
+    async fixDrift({ drift, dryRun }: { drift: Drift; dryRun: boolean }): Promise<string | null> {
+      heartbeat(drift.id);
+      if (!hypervisors.has(drift.driver)) return null; // another worker's driver: its reaper handles it
+      const driver = hypervisors.get(drift.driver);
+      const would = (action: string) => (dryRun ? `would ${action}` : null);
+
+      switch (drift.kind) {
+        case 'orphan_vm':
+        case 'closed_workflow_row': {
+          if (await openWorkflow(drift.id)) return null;
+          const reason = drift.kind === 'orphan_vm' ? 'reaper: vm without a workflow' : 'reaper: workflow closed';
+          if (dryRun) return would(drift.kind === 'orphan_vm' ? 'destroy vm' : 'destroy vm if present, mark DESTROYED')!;
+          const { existed } = await driver.destroy(drift.id);
+          await markDestroyed(pool, drift.id, reason, drift.driver);
+          return existed ? 'destroyed vm, marked DESTROYED' : 'marked DESTROYED';
+        }
+        case 'vm_lost': {
+          const d = await openWorkflow(drift.id);
+          const state = d?.typedSearchAttributes.get(SandboxState);
+          if (!d || (state !== 'RUNNING' && state !== 'STOPPED') || (await driver.describe(drift.id))) return null;
+          if (dryRun) return would('signal vm lost')!;
+          await sandboxHandle(drift.id).signal(vmLostSignal, { detail: `the ${drift.driver} hypervisor no longer has this VM` });
+          return 'signalled vm lost';
+        }
+        case 'overdue': {
+          const d = await openWorkflow(drift.id);
+          const expiresAt = d?.typedSearchAttributes.get(SandboxExpiresAt);
+          if (!d || !expiresAt || Date.now() <= new Date(expiresAt).getTime()) return null;
+          if (dryRun) return would('force destroy')!;
+          await sandboxHandle(drift.id).terminate('reaper: lease overdue, force destroy');
+          const { existed } = await driver.destroy(drift.id);
+          await markDestroyed(pool, drift.id, 'force destroy (reaper: lease overdue)', drift.driver);
+          return existed ? 'terminated workflow, destroyed vm' : 'terminated workflow (vm already gone)';
+        }
+        case 'session_gone': {
+          if (!(await openWorkflow(drift.id)) || (await sessionOpen(client, drift.sessionId!))) return null;
+          if (dryRun) return would('end sandbox (session ended)')!;
+          await sandboxHandle(drift.id).signal(destroySignal, { reason: 'session ended' });
+          return 'signalled destroy (session ended)';
+        }
+      }
+    },
+
+    async storeReaperRun(report: StoredReport): Promise<number> {
+      return storeReaperRun(pool, report);
+    },
+  };
+}
+
+async function sessionOpen(client: Client, sessionId: string): Promise<boolean> {
+  try {
+    return (await client.workflow.getHandle(`session:${sessionId}`).describe()).status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}

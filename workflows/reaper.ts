@@ -1,0 +1,62 @@
+// The reaper: reconciles hypervisor inventory, registry rows and Temporal visibility, and fixes
+// every drift. Runs on a Temporal Schedule (overlap SKIP) and on demand (prune).
+import { proxyActivities } from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { planReconciliation, type DriftKind } from './drift';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const { takeInventory, storeReaperRun } = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
+});
+const { fixDrift } = proxyActivities<Activities>({
+  startToCloseTimeout: '5m',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
+});
+
+export interface ReaperInput {
+  dryRun?: boolean;
+  olderThanSeconds?: number;
+  graceSeconds?: number;
+}
+
+export interface ReaperItem {
+  id: string;
+  drift: DriftKind;
+  action: string;
+}
+
+export interface ReaperReport {
+  runId?: number;
+  startedAt: string;
+  finishedAt: string;
+  dryRun: boolean;
+  count: number;
+  counts: Partial<Record<DriftKind, number>>;
+  items: ReaperItem[];
+}
+
+export async function reaperWorkflow(input: ReaperInput = {}): Promise<ReaperReport> {
+  const dryRun = input.dryRun ?? false;
+  const startedAt = new Date().toISOString();
+  const inventory = await takeInventory();
+  const drifts = planReconciliation(inventory, { graceSeconds: input.graceSeconds ?? 30, olderThanSeconds: input.olderThanSeconds });
+
+  const items: ReaperItem[] = [];
+  // A few at a time: enough to clear a backlog, not enough to stampede a hypervisor.
+  for (let i = 0; i < drifts.length; i += 8) {
+    const batch = drifts.slice(i, i + 8);
+    const results = await Promise.all(batch.map((d) => fixDrift({ drift: d, dryRun })));
+    batch.forEach((d, j) => {
+      const action = results[j];
+      if (action) items.push({ id: d.id, drift: d.kind, action });
+    });
+  }
+  const counts: Partial<Record<DriftKind, number>> = {};
+  for (const item of items) counts[item.drift] = (counts[item.drift] ?? 0) + 1;
+  const report: ReaperReport = { startedAt, finishedAt: new Date().toISOString(), dryRun, count: items.length, counts, items };
+  report.runId = await storeReaperRun(report);
+  return report;
+}
