@@ -9,7 +9,8 @@ export async function ensureReaperSchedule(
   client: Client,
   opts: { taskQueue: string; intervalSeconds: number; graceSeconds: number; scheduleId?: string },
 ): Promise<string> {
-  const scheduleId = opts.scheduleId ?? REAPER_SCHEDULE_ID;
+  // One schedule per task queue: each hypervisor host's worker reaps what it can see.
+  const scheduleId = opts.scheduleId ?? (opts.taskQueue === 'hourglass' ? REAPER_SCHEDULE_ID : `${REAPER_SCHEDULE_ID}-${opts.taskQueue}`);
   const spec: ScheduleOptions['spec'] = { intervals: [{ every: `${opts.intervalSeconds}s` }] };
   const action = {
     type: 'startWorkflow' as const,
