@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../worker/config';
 import { startRuntime, type RuntimeOptions } from '../worker/runtime';
 import { CliError } from './api-client';
-import { addSandboxCommands } from './sandbox-commands';
+import { addOperatorCommands, addSandboxCommands } from './sandbox-commands';
 
 const program = new Command('hourglass')
   .description('Hourglass: every sandbox is one Temporal workflow, destroyed on time')
@@ -32,6 +32,7 @@ program
 program.command('worker').description('run a worker only').action(() => serve({ worker: true, api: false }));
 program.command('api').description('run the REST API only').action(() => serve({ worker: false, api: true }));
 addSandboxCommands(program);
+addOperatorCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   const json = program.opts().json;

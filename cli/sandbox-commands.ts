@@ -127,6 +127,46 @@ export function addSandboxCommands(program: Command): void {
     });
 }
 
+export function addOperatorCommands(program: Command): void {
+  const ctx = (cmd: Command) => {
+    const o = cmd.optsWithGlobals<GlobalOpts>();
+    return { api: new ApiClient(o.url, o.token), json: Boolean(o.json) };
+  };
+  program
+    .command('prune')
+    .description('run the reaper now: fix every drift between hypervisors, registry and Temporal')
+    .option('--dry-run', 'report what would be done, change nothing')
+    .option('--older-than <seconds>', 'only sandboxes older than this', Number)
+    .action(async (o, cmd: Command) => {
+      const { api, json } = ctx(cmd);
+      const { body } = await api.request<{ count: number; dryRun: boolean; items: { id: string; drift: string; action: string }[] }>(
+        'POST',
+        '/v1/sandboxes/prune',
+        { dryRun: Boolean(o.dryRun), olderThanSeconds: o.olderThan },
+      );
+      if (json) return console.log(JSON.stringify(body, null, 2));
+      for (const i of body.items) console.log(`${i.id}  ${i.drift.padEnd(20)} ${i.action}`);
+      console.log(`${body.count} drift(s)${body.dryRun ? ' (dry run: nothing changed)' : ' fixed'}`);
+    });
+  program
+    .command('destroy-all')
+    .description('destroy every sandbox with a label (bulk destroy)')
+    .requiredOption('--label <k=v>', 'label filter')
+    .option('--force', 'force-destroy')
+    .action(async (o, cmd: Command) => {
+      const { api, json } = ctx(cmd);
+      const { body } = await api.request<{ count: number; failed: number; items: { id: string; ok: boolean; error?: { message: string } }[] }>(
+        'POST',
+        '/v1/sandboxes/destroy',
+        { label: o.label, force: Boolean(o.force) },
+      );
+      if (json) return console.log(JSON.stringify(body, null, 2));
+      for (const i of body.items) console.log(`${i.id}  ${i.ok ? 'ok' : `FAILED: ${i.error?.message}`}`);
+      console.log(`${body.count} sandbox(es), ${body.failed} failed`);
+      if (body.failed) process.exitCode = 1;
+    });
+}
+
 function collectLabels(value: string, acc: Record<string, string>): Record<string, string> {
   const i = value.indexOf('=');
   if (i <= 0) throw new Error(`--label wants key=value (got '${value}')`);
