@@ -81,7 +81,8 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
           const reason = drift.kind === 'orphan_vm' ? 'reaper: vm without a workflow' : 'reaper: workflow closed';
           if (dryRun) return would(drift.kind === 'orphan_vm' ? 'destroy vm' : 'destroy vm if present, mark DESTROYED')!;
           const { existed } = await driver.destroy(drift.id);
-          await markDestroyed(pool, drift.id, reason, drift.driver);
+          const marked = await markDestroyed(pool, drift.id, reason, drift.driver);
+          if (!existed && !marked) return null; // its own workflow finished the job meanwhile
           return existed ? 'destroyed vm, marked DESTROYED' : 'marked DESTROYED';
         }
         case 'vm_lost': {
