@@ -10,6 +10,8 @@ import type { SandboxSpec, VmInfo } from '../hypervisors/types';
 import { getStatus, renewLeaseSignal } from '../workflows/messages';
 import { sandboxWorkflow } from '../workflows/sandbox';
 import type { SandboxStatus } from '../workflows/types';
+import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { WORKFLOWS_PATH } from '../worker/worker';
 import { eventually, startHarness, type Harness } from './support/harness';
 
 /** A real process driver whose create makes the sandbox and then fails for good. */
@@ -78,6 +80,16 @@ describe('durability', () => {
     await h.api('DELETE', `/v1/sandboxes/${id}`);
     await eventually(async () => (await state(id)).state === 'DESTROYED');
     expect(await h.hypervisors.get('process').describe(id)).toBeNull();
+  });
+
+  it('a finished history replays without nondeterminism against the current workflow code', async () => {
+    const { body: sbx } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 1 });
+    await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['true'] });
+    const handle = h.client.workflow.getHandle(`sandbox:${sbx.id}`);
+    await handle.result();
+    const history = await handle.fetchHistory();
+    const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+    await expect(Worker.runReplayHistory({ workflowBundle: bundle }, history, `sandbox:${sbx.id}`)).resolves.toBeUndefined();
   });
 
   it('a create that fails after making part of the sandbox ends FAILED and cleans up', async () => {
