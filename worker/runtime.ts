@@ -46,19 +46,20 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
       devServer = await startTemporalDevServer({
         stateDir: config.stateDir,
         dbFilename: `${config.stateDir}/temporal.db`,
-        port: config.temporalPort,
-        uiPort: config.temporalUiPort,
+        // 0 = any free port (benchmarks, several instances on one machine).
+        port: config.temporalPort || undefined,
+        uiPort: config.temporalUiPort || undefined,
         log,
       });
       temporalAddress = devServer.address;
       stops.push(() => devServer!.teardown());
-      log(`Temporal dev server on ${temporalAddress}, Web UI on http://localhost:${config.temporalUiPort}`);
+      log(`Temporal dev server on ${temporalAddress}${config.temporalUiPort ? `, Web UI on http://localhost:${config.temporalUiPort}` : ''}`);
     }
 
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
       log('DATABASE_URL not set: starting embedded PostgreSQL …');
-      const db: EmbeddedDatabase = await startEmbeddedPostgres(config.stateDir);
+      const db: EmbeddedDatabase = await startEmbeddedPostgres(config.stateDir, config.embeddedPostgresPort);
       databaseUrl = db.url;
       stops.push(() => db.stop());
     }
