@@ -1,16 +1,33 @@
 // Pids are reused: a recorded pid is only ours if its start time (from /proc) still matches.
 import { readFile } from 'node:fs/promises';
 
-/** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or null if gone. */
-export async function processStartTime(pid: number): Promise<string | null> {
+export interface ProcessStat {
+  /** Field 3: R, S, D, Z (zombie), X (dead)… */
+  state: string;
+  /** Field 22: clock ticks since boot. */
+  startTime: string;
+}
+
+/** State and start time from /proc/<pid>/stat, or null if there is no such pid. */
+export async function processStat(pid: number): Promise<ProcessStat | null> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null;
+    return { state: fields[0] ?? '?', startTime: fields[19] ?? '' };
   } catch {
     return null;
   }
+}
+
+/** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or null if gone. */
+export async function processStartTime(pid: number): Promise<string | null> {
+  return (await processStat(pid))?.startTime || null;
+}
+
+/** A zombie has exited and only waits to be reaped (a daemonized child of init, maybe late). */
+export function hasExited(stat: ProcessStat): boolean {
+  return stat.state === 'Z' || stat.state === 'X';
 }
 
 export interface RecordedProcess {
@@ -24,8 +41,10 @@ export async function recordProcess(pid: number): Promise<RecordedProcess> {
   return { pid, startTime };
 }
 
+/** Same pid, same start time, and not a zombie. */
 export async function isAlive(p: RecordedProcess): Promise<boolean> {
-  return (await processStartTime(p.pid)) === p.startTime;
+  const stat = await processStat(p.pid);
+  return stat !== null && stat.startTime === p.startTime && !hasExited(stat);
 }
 
 /** Sends a signal only when the pid still belongs to the recorded process. */
@@ -39,11 +58,11 @@ export async function signalIfOurs(p: RecordedProcess, signal: NodeJS.Signals): 
   }
 }
 
-export async function waitForExit(p: RecordedProcess, timeoutMs: number): Promise<boolean> {
+export async function waitForExit(p: RecordedProcess, timeoutMs: number, pollMs = 20): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!(await isAlive(p))) return true;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
   return !(await isAlive(p));
 }
