@@ -4,7 +4,9 @@
 // that timed out or died) can still be in flight. So every connection starts with
 // guest-sync-delimited (a random id, answered after a 0xFF byte) and only then trusts the order.
 import { randomInt } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connectUnixSocket, Wakeup } from './unix-socket';
 
 export interface QgaOptions {
   /** Per request (connect, sync, one command). */
@@ -59,7 +61,7 @@ const KILL_TREE =
 export class QgaClient {
   private buffer = '';
   private readonly inbox: QgaMessage[] = [];
-  private wake: (() => void) | null = null;
+  private readonly arrival = new Wakeup();
   private closedWith: Error | null = null;
   /** Requests go one at a time: the protocol has no ids, replies come in order. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -83,11 +85,11 @@ export class QgaClient {
           // a half line from before our sync: ignore
         }
       }
-      this.wake?.();
+      this.arrival.notify();
     });
     const onGone = (err?: Error) => {
       this.closedWith ??= new QgaError(`guest agent connection ${path} closed${err ? `: ${err.message}` : ''}`);
-      this.wake?.();
+      this.arrival.notify();
     };
     socket.on('error', onGone);
     socket.on('close', () => onGone());
@@ -96,12 +98,7 @@ export class QgaClient {
   /** Opens the socket only; QEMU accepts it even before the guest agent runs. Call sync() next. */
   static async connect(path: string, opts: QgaOptions = {}): Promise<QgaClient> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const socket = await new Promise<Socket>((resolveSocket, reject) => {
-      const s = connect(path);
-      const timer = setTimeout(() => (s.destroy(), reject(new QgaError(`connect to ${path} timed out`))), timeoutMs);
-      s.once('connect', () => (clearTimeout(timer), resolveSocket(s)));
-      s.once('error', (err) => (clearTimeout(timer), reject(new QgaError(`connect to ${path}: ${err.message}`))));
-    });
+    const socket = await connectUnixSocket(path, timeoutMs, (detail) => new QgaError(`connect to ${path}${detail}`));
     return new QgaClient(socket, path);
   }
 
@@ -205,27 +202,13 @@ export class QgaClient {
         opts.signal?.throwIfAborted();
         const left = deadline - Date.now();
         if (left <= 0) throw new QgaError(`${what} on ${this.path}: no reply within ${timeoutMs} ms`);
-        await this.nextArrival(left, opts.signal);
+        await this.arrival.wait(left, opts.signal);
       }
     } catch (err) {
       // A reply that comes later would be taken for the next request's: this connection is done.
       this.close();
       throw err;
     }
-  }
-
-  private nextArrival(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((done) => {
-      const finish = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', finish);
-        this.wake = null;
-        done();
-      };
-      const timer = setTimeout(finish, ms);
-      signal?.addEventListener('abort', finish, { once: true });
-      this.wake = finish;
-    });
   }
 }
 
@@ -241,8 +224,4 @@ function toResult(status: GuestExecStatus, timedOut: boolean): GuestRunResult {
 
 function decode(base64: string | undefined): string {
   return base64 ? Buffer.from(base64, 'base64').toString('utf8') : '';
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

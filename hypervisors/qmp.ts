@@ -1,5 +1,6 @@
 // Minimal QMP client (QEMU's control socket): handshake, query-status, stop, cont, quit.
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { connectUnixSocket, Wakeup } from './unix-socket';
 
 export interface QmpOptions {
   timeoutMs?: number;
@@ -20,7 +21,7 @@ const DEFAULT_TIMEOUT_MS = 5_000;
 export class QmpClient {
   private buffer = '';
   private readonly inbox: QmpMessage[] = [];
-  private wake: (() => void) | null = null;
+  private readonly arrival = new Wakeup();
   private closedWith: Error | null = null;
   private nextId = 1;
 
@@ -44,11 +45,11 @@ export class QmpClient {
         }
         if (message.event === undefined) this.inbox.push(message); // nobody here waits for events
       }
-      this.wake?.();
+      this.arrival.notify();
     });
     const onGone = (err?: Error) => {
       this.closedWith ??= new QmpError(`QMP connection ${path} closed${err ? `: ${err.message}` : ''}`);
-      this.wake?.();
+      this.arrival.notify();
     };
     socket.on('error', onGone);
     socket.on('close', () => onGone());
@@ -57,12 +58,7 @@ export class QmpClient {
   /** Connects and completes the capabilities handshake (QMP refuses commands before it). */
   static async connect(path: string, opts: QmpOptions = {}): Promise<QmpClient> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const socket = await new Promise<Socket>((resolveSocket, reject) => {
-      const s = connect(path);
-      const timer = setTimeout(() => (s.destroy(), reject(new QmpError(`QMP connect to ${path} timed out`))), timeoutMs);
-      s.once('connect', () => (clearTimeout(timer), resolveSocket(s)));
-      s.once('error', (err) => (clearTimeout(timer), reject(new QmpError(`QMP connect to ${path}: ${err.message}`))));
-    });
+    const socket = await connectUnixSocket(path, timeoutMs, (detail) => new QmpError(`QMP connect to ${path}${detail}`));
     const client = new QmpClient(socket, path);
     try {
       await client.next((m) => m.QMP !== undefined, timeoutMs, opts.signal);
@@ -118,22 +114,7 @@ export class QmpClient {
       signal?.throwIfAborted();
       const left = deadline - Date.now();
       if (left <= 0) throw new QmpError(`QMP ${what} on ${this.path}: no reply within ${timeoutMs} ms`);
-      await this.nextArrival(left, signal);
+      await this.arrival.wait(left, signal);
     }
-  }
-
-  /** Resolves when data arrives, the socket closes, the time is up or the signal aborts. */
-  private nextArrival(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((done) => {
-      const finish = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', finish);
-        this.wake = null;
-        done();
-      };
-      const timer = setTimeout(finish, ms);
-      signal?.addEventListener('abort', finish, { once: true });
-      this.wake = finish;
-    });
   }
 }
