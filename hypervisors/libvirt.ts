@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { positiveInt } from './env-config';
+import { errorText } from './error-text';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from './errors';
 import { resolveGuestImage } from './guest-image';
 import {
@@ -66,14 +68,6 @@ export function createLibvirtHypervisor(env: NodeJS.ProcessEnv, stateDir: string
     emulator: env.HOURGLASS_LIBVIRT_EMULATOR || undefined,
     defaultExecTimeoutSeconds: positiveInt(env, 'HOURGLASS_LIBVIRT_EXEC_TIMEOUT_S', 600),
   });
-}
-
-function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new BadSpecError(`${key} must be a positive integer, not ${raw}`);
-  return n;
 }
 
 /** What libvirt says about one of our domains. */
@@ -562,11 +556,6 @@ function classifyVirshError(id: string, op: string, text: string, cause: unknown
   }
   if (cause instanceof Error && cause.name === 'AbortError') return cause;
   return new HypervisorError(what, 'libvirt_error', false);
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
 }
 
 async function exists(path: string): Promise<boolean> {
