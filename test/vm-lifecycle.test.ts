@@ -277,13 +277,13 @@ for (const c of CASES) {
           const seen = await eventually(
             async () => {
               const s = await get(id);
-              if (s.state === 'RUNNING') throw new Error('the guest booted before the test could interrupt it');
+              if (!['REQUESTED', 'PROVISIONING', 'BOOTING'].includes(s.state)) return s; // too late: fail below
               return s.state === 'BOOTING' && (await setup.leftovers(id, 'qemu')).some((l) => l.startsWith('QEMU process')) ? s : undefined;
             },
             120_000,
             50,
           );
-          expect(seen.state).toBe('BOOTING');
+          expect(seen.state, 'the guest left BOOTING before the test could interrupt it').toBe('BOOTING');
           // A worker in this process cannot be SIGKILLed; terminating the workflow is the same loss:
           // no workflow code runs, so no finally destroys the VM. Then the worker goes away and comes back.
           await h.client.workflow.getHandle(`sandbox:${id}`).terminate('test: worker killed mid-boot');
