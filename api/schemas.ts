@@ -23,9 +23,12 @@ export type CreateSandboxBody = z.infer<typeof createSandboxBody>;
 
 export const execBody = z
   .object({
-    command: z.array(z.string()).min(1, 'must name a program'),
+    command: z
+      .array(z.string())
+      .min(1, 'must name a program')
+      .refine((c) => c[0] !== '' && !c[0]?.includes('='), 'the program (first element) must be a name, not empty or NAME=VALUE'),
     timeoutSeconds: seconds.max(3600).optional(),
-    env: z.record(z.string()).optional(),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).optional(),
   })
   .strict();
 

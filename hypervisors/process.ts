@@ -3,7 +3,7 @@
 // command enters them with nsenter; killing the holder (pid 1 inside) ends every process in it.
 import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BadSpecError, BusyError, NotFoundError, NotReadyError } from './errors';
 import { isAlive, recordProcess, signalIfOurs, waitForExit, type RecordedProcess } from './proc-identity';
@@ -11,6 +11,9 @@ import { runCommand } from './run-command';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from './types';
 
 const SANDBOX_PATH = '/usr/local/bin:/usr/bin:/bin';
+/** Commands run as this unprivileged user (nobody): no capabilities, no setuid gains. */
+const SANDBOX_UID = 65534;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 interface SandboxMeta {
   id: string;
@@ -45,7 +48,7 @@ export class ProcessHypervisor implements Hypervisor {
 
   private isolationLabel(): string {
     if (!this.bwrap) return 'none (bubblewrap not installed: commands run unconfined in the sandbox directory)';
-    return `bubblewrap (pid, mount, ipc, uts${this.opts.network ? '' : ', net'} namespaces)`;
+    return `bubblewrap (pid, mount, ipc, uts${this.opts.network ? '' : ', net'} namespaces; uid ${SANDBOX_UID}, no capabilities)`;
   }
 
   async create(spec: SandboxSpec): Promise<VmInfo> {
@@ -60,14 +63,17 @@ export class ProcessHypervisor implements Hypervisor {
     }
     const dir = this.dir(spec.id);
     await mkdir(path.join(dir, 'work'), { recursive: true });
+    if (this.bwrap && process.getuid?.() === 0) await chown(path.join(dir, 'work'), SANDBOX_UID, SANDBOX_UID);
     const meta: SandboxMeta = {
       id: spec.id,
       labels: spec.labels,
       createdAt: new Date().toISOString(),
       isolation: this.isolationLabel(),
     };
+    // Record first: a worker that dies right after spawning the holder leaves a sandbox that
+    // list() still finds and destroy() can still kill (through bwrap-info.json).
+    await this.writeMeta(meta);
     if (this.bwrap) await this.startHolder(meta);
-    else await this.writeMeta(meta);
     return this.info(meta);
   }
 
@@ -88,9 +94,15 @@ export class ProcessHypervisor implements Hypervisor {
       closeSync(infoFd);
       closeSync(logFd);
     }
-    const childPid = await waitForChildPid(infoPath, 5000);
-    meta.holder = await recordProcess(childPid);
-    await this.writeMeta(meta);
+    const holder = await recordProcess(await waitForChildPid(infoPath, 5000));
+    try {
+      await this.writeMeta({ ...meta, holder });
+    } catch (err) {
+      // Destroyed meanwhile (a start racing a destroy): the holder must not outlive its record.
+      await signalIfOurs(holder, 'SIGKILL');
+      throw err;
+    }
+    meta.holder = holder;
   }
 
   private bwrapArgs(dir: string): string[] {
@@ -100,7 +112,7 @@ export class ProcessHypervisor implements Hypervisor {
       '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64',
       '--symlink', 'usr/sbin', '/sbin',
       '--ro-bind', '/etc', '/etc',
-      '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
+      '--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp',
       '--bind', path.join(dir, 'work'), '/work', '--chdir', '/work',
       '--hostname', 'sandbox', '--clearenv', '--setenv', 'PATH', SANDBOX_PATH,
     ];
@@ -129,6 +141,10 @@ export class ProcessHypervisor implements Hypervisor {
     const meta = await this.readMeta(id);
     if (!meta) throw new NotFoundError(id);
     const env = { PATH: SANDBOX_PATH, HOME: '/work', ...req.env };
+    const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    if (req.command[0]?.includes('=') || Object.keys(env).some((k) => !ENV_NAME.test(k))) {
+      throw new BadSpecError(`sandbox ${id}: env names must match ${ENV_NAME} and the program name must not contain '='`);
+    }
     const timeoutMs = (req.timeoutSeconds ?? 300) * 1000;
     if (!this.bwrap) {
       return runCommand(req.command, { cwd: path.join(this.dir(id), 'work'), env, timeoutMs, signal: ctx?.signal });
@@ -136,8 +152,16 @@ export class ProcessHypervisor implements Hypervisor {
     if (!meta.holder || !(await isAlive(meta.holder))) {
       throw new BusyError(`sandbox ${id} is not running (its namespace holder is gone); start it first`);
     }
-    const argv = ['nsenter', '-t', String(meta.holder.pid), '-a', '-r', '-w', ...req.command];
-    return runCommand(argv, { env, timeoutMs, signal: ctx?.signal });
+    // nsenter itself runs with a fixed environment (the caller's variables could otherwise
+    // preload code into a root process on the host); inside, setpriv drops to an unprivileged
+    // user with no capabilities before `env -i` sets the caller's variables.
+    const argv = [
+      'nsenter', '-t', String(meta.holder.pid), '-a', '-r', '-w', '--',
+      'setpriv', `--reuid=${SANDBOX_UID}`, `--regid=${SANDBOX_UID}`, '--clear-groups', '--no-new-privs',
+      '--bounding-set=-all', '--inh-caps=-all', '--',
+      'env', '-i', ...envArgs, ...req.command,
+    ];
+    return runCommand(argv, { env: { PATH: SANDBOX_PATH }, timeoutMs, signal: ctx?.signal });
   }
 
   /** Stop ends every process but keeps the directory; start brings up a fresh namespace. */
@@ -165,11 +189,25 @@ export class ProcessHypervisor implements Hypervisor {
   }
 
   private async killHolder(meta: SandboxMeta): Promise<void> {
-    if (!meta.holder) return;
+    const holder = meta.holder ?? (await this.unrecordedHolder(meta.id));
+    if (!holder) return;
     // SIGKILL to pid 1 of the pid namespace: the kernel kills everything else inside.
-    await signalIfOurs(meta.holder, 'SIGKILL');
-    if (!(await waitForExit(meta.holder, 5000))) {
-      throw new BusyError(`sandbox ${meta.id}: holder pid ${meta.holder.pid} did not exit after SIGKILL`);
+    await signalIfOurs(holder, 'SIGKILL');
+    if (!(await waitForExit(holder, 5000))) {
+      throw new BusyError(`sandbox ${meta.id}: holder pid ${holder.pid} did not exit after SIGKILL`);
+    }
+  }
+
+  /** A holder whose pid never reached sandbox.json: bwrap wrote it to bwrap-info.json. */
+  private async unrecordedHolder(id: string): Promise<RecordedProcess | null> {
+    try {
+      const pid = JSON.parse(await readFile(path.join(this.dir(id), 'bwrap-info.json'), 'utf8'))['child-pid'];
+      // Only if that pid is still a bwrap binding this sandbox's directory (pids are reused).
+      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      if (!cmdline.includes(path.join(this.dir(id), 'work'))) return null;
+      return await recordProcess(pid);
+    } catch {
+      return null;
     }
   }
 

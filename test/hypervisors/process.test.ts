@@ -23,7 +23,7 @@ describe('process driver', () => {
   it('runs commands in their own pid namespace, and destroy kills every process it started', async () => {
     const d = driver();
     const info = await d.create({ id: 'p1', labels: { team: 'x' } });
-    expect(info.isolation).toBe('bubblewrap (pid, mount, ipc, uts, net namespaces)');
+    expect(info.isolation).toBe('bubblewrap (pid, mount, ipc, uts, net namespaces; uid 65534, no capabilities)');
     await d.waitReady('p1', 5000);
     const marker = `sleep 4242${Date.now() % 1000}`;
     await d.exec('p1', { command: ['sh', '-c', `${marker} > /dev/null 2>&1 &`] });
@@ -36,6 +36,20 @@ describe('process driver', () => {
     expect(existsSync(info.details.dir as string)).toBe(false);
     expect(await d.destroy('p1')).toEqual({ existed: false });
     await expect(d.exec('p1', { command: ['true'] })).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('runs commands as an unprivileged user without capabilities, with only the caller-given environment', async () => {
+    const d = driver();
+    await d.create({ id: 'p4', labels: {} });
+    const who = await d.exec('p4', { command: ['sh', '-c', 'id -u; grep CapEff /proc/self/status; env | sort'], env: { GREETING: 'hi' } });
+    expect(who.stdout).toBe('65534\nCapEff:\t0000000000000000\nGREETING=hi\nHOME=/work\nPATH=/usr/local/bin:/usr/bin:/bin\nPWD=/work\n');
+    const escape = await d.exec('p4', { command: ['sh', '-c', 'cat /etc/shadow; touch /usr/pwned; mount -o remount,rw /usr'] });
+    expect(escape.exitCode).not.toBe(0);
+    expect(escape.stderr).toMatch(/Permission denied/);
+    expect(existsSync('/usr/pwned')).toBe(false);
+    expect((await d.exec('p4', { command: ['sh', '-c', 'echo ok > /work/f && echo ok > /tmp/f && cat /work/f /tmp/f'] })).stdout).toBe('ok\nok\n');
+    await expect(d.exec('p4', { command: ['true'], env: { 'BAD NAME': 'x' } })).rejects.toBeInstanceOf(BadSpecError);
+    await d.destroy('p4');
   });
 
   it('sandboxes outlive the driver instance (a worker restart) and are found again by list()', async () => {
