@@ -117,7 +117,12 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   function recordSnapshot(from: SandboxState | null, reason: string): void {
     seq += 1;
     const at = new Date().toISOString();
-    pendingWrites.push(registry.recordTransition({ sandboxId: id, seq, from, to: state, reason, at, sandbox: status() }));
+    const event = { sandboxId: id, seq, from, to: state, reason, at, sandbox: status() };
+    // Never in the caller's scope: a transition made inside the cancelled provisioning scope (a
+    // destroy arrived while create ran, then create succeeded → BOOTING) would schedule its write
+    // there, which rejects at once with nobody awaiting it yet: an unhandled rejection that failed
+    // every workflow task from then on, so the created VM was never destroyed.
+    pendingWrites.push(CancellationScope.nonCancellable(() => registry.recordTransition(event)));
   }
 
   function transition(to: SandboxState, reason: string): void {
