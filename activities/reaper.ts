@@ -15,7 +15,6 @@ export interface ReaperDeps {
   hypervisors: HypervisorSet;
   client: Client;
   taskQueue: string;
-  graceSeconds?: number;
 }
 
 export function createReaperActivities({ pool, hypervisors, client, taskQueue }: ReaperDeps) {
@@ -68,7 +67,7 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
     },
 
     /** Returns the action taken (or that would be taken), or null when the drift is gone on a second look. */
-    async fixDrift({ drift, dryRun }: { drift: Drift; dryRun: boolean }): Promise<string | null> {
+    async fixDrift({ drift, dryRun, graceSeconds }: { drift: Drift; dryRun: boolean; graceSeconds: number }): Promise<string | null> {
       heartbeat(drift.id);
       if (!hypervisors.has(drift.driver)) return null; // another worker's driver: its reaper handles it
       const driver = hypervisors.get(drift.driver);
@@ -96,7 +95,7 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
         case 'overdue': {
           const d = await openWorkflow(drift.id);
           const expiresAt = d?.typedSearchAttributes.get(SandboxExpiresAt);
-          if (!d || !expiresAt || Date.now() <= new Date(expiresAt).getTime()) return null;
+          if (!d || !expiresAt || Date.now() <= new Date(expiresAt).getTime() + graceSeconds * 1000) return null;
           if (dryRun) return would('force destroy')!;
           await sandboxHandle(drift.id).terminate('reaper: lease overdue, force destroy');
           const { existed } = await driver.destroy(drift.id);

@@ -1,8 +1,11 @@
 // JSON errors: { "error": { "code", "message", "details" } }, and the mapping from Temporal/zod errors.
 import {
   WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  isGrpcDeadlineError,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
@@ -33,8 +36,11 @@ export function fromTemporal(err: unknown): ApiError | undefined {
     if (cause.type === INVALID_STATE) return new ApiError(409, 'invalid_state', cause.message, details);
     if (cause.type === INVALID_ARGUMENT) return new ApiError(400, 'invalid_argument', cause.message, details);
   }
-  if (err instanceof WorkflowUpdateFailedError) {
+  if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError) {
     return new ApiError(502, 'operation_failed', rootMessage(err));
+  }
+  if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isGrpcDeadlineError(err) || isGrpcDeadlineError((err as Error)?.cause)) {
+    return new ApiError(504, 'timeout', 'no worker answered in time; the request may still complete (is a worker running?)');
   }
   return undefined;
 }

@@ -1,6 +1,12 @@
 // Sandbox operations over the Temporal client and the registry; the routes only map HTTP to these.
 import { createHash, randomBytes } from 'node:crypto';
-import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import type pg from 'pg';
 import { getSandbox, listEvents, listExecs, listSandboxes, type ListFilter } from '../registry/sandboxes';
 import {
@@ -17,7 +23,7 @@ import { forceDestroyWorkflow } from '../workflows/force-destroy';
 import { reaperWorkflow, type ReaperReport } from '../workflows/reaper';
 import { sandboxWorkflow } from '../workflows/sandbox';
 import { SandboxDriver, SandboxSession, SandboxState } from '../workflows/search-attributes';
-import { invalidStateMessage, isAllowed, type Operation } from '../workflows/states';
+import { ALLOWED_STATES, SANDBOX_STATES, invalidStateMessage, isAllowed, type Operation } from '../workflows/states';
 import type { ExecInput, ExecOutput, JobSpec, RenewLeaseResult, SandboxRequest, SandboxStatus } from '../workflows/types';
 import { ApiError, fromTemporal, notFound } from './errors';
 import type { CreateSandboxBody } from './schemas';
@@ -71,7 +77,13 @@ export class SandboxService {
       readyTimeoutSeconds: body.readyTimeoutSeconds ?? this.opts.readyTimeoutSeconds,
       job: body.job,
     };
-    return { created: true, sandbox: await this.launch(request, { requestHash, wait: body.wait }) };
+    try {
+      return { created: true, sandbox: await this.launch(request, { requestHash: ctx.idempotencyKey ? requestHash : undefined, wait: body.wait }) };
+    } catch (err) {
+      const replay = ctx.idempotencyKey && isAlreadyStarted(err) ? await this.replay(id, requestHash) : null;
+      if (replay) return { created: false, sandbox: replay };
+      throw err;
+    }
   }
 
   /** Starts a sandbox workflow for a prepared request (used by create, jobs and sessions). */
@@ -80,10 +92,16 @@ export class SandboxService {
       workflowId: workflowIdOf(request.id),
       taskQueue: this.opts.taskQueue,
       args: [{ request }] as [{ request: SandboxRequest }],
-      // USE_EXISTING: a retried request attaches to the same sandbox; REJECT_DUPLICATE: a destroyed id never returns.
-      workflowIdConflictPolicy: 'USE_EXISTING' as const,
+      // With an Idempotency-Key, FAIL lets a concurrent duplicate fall back to the replay check
+      // (same body → same sandbox, another body → 422); REJECT_DUPLICATE: a destroyed id never returns.
+      workflowIdConflictPolicy: opts.requestHash ? ('FAIL' as const) : ('USE_EXISTING' as const),
       workflowIdReusePolicy: 'REJECT_DUPLICATE' as const,
-      memo: { requestHash: opts.requestHash ?? null },
+      memo: {
+        requestHash: opts.requestHash ?? null,
+        // Enough to describe the sandbox before any worker has run it.
+        labels: request.labels,
+        maxExpiresAt: new Date(Date.now() + request.maxLifetimeSeconds * 1000).toISOString(),
+      },
       staticSummary: `sandbox ${request.id} on ${request.driver} (ttl ${request.ttlSeconds}s)`,
       typedSearchAttributes: [
         { key: SandboxState, value: 'REQUESTED' },
@@ -133,7 +151,7 @@ export class SandboxService {
       do {
         const page = await listSandboxes(this.pool, {
           labels: { [req.label[0]]: req.label[1] },
-          state: ['REQUESTED', 'PROVISIONING', 'BOOTING', 'RUNNING', 'STOPPED', 'EXPIRED', 'FAILED', 'DESTROYING'],
+          state: SANDBOX_STATES.filter((st) => st !== 'DESTROYED'),
           limit: 500,
           cursor,
         });
@@ -157,16 +175,18 @@ export class SandboxService {
 
   /** Runs the reaper now and returns its report. */
   async prune(opts: { dryRun: boolean; olderThanSeconds?: number }, graceSeconds: number): Promise<ReaperReport> {
-    return this.call('prune', 'destroy', () =>
-      this.client.withDeadline(Date.now() + 600_000, () =>
+    return this.client
+      .withDeadline(Date.now() + 600_000, () =>
         this.client.workflow.execute(reaperWorkflow, {
           workflowId: `reaper:manual:${Date.now()}-${randomBytes(3).toString('hex')}`,
           taskQueue: this.opts.taskQueue,
           args: [{ ...opts, graceSeconds }],
           staticSummary: `prune${opts.dryRun ? ' (dry run)' : ''}`,
         }),
-      ),
-    );
+      )
+      .catch((err) => {
+        throw fromTemporal(err) ?? err;
+      });
   }
 
   /** Same Idempotency-Key: the same sandbox if the body matches, 422 if it does not. */
@@ -194,8 +214,24 @@ export class SandboxService {
     } catch (err) {
       if (recorded) return recorded;
       if (err instanceof WorkflowNotFoundError) throw notFound(`sandbox ${id}`);
-      throw fromTemporal(err) ?? err;
+      // No worker to answer the query yet: the server still knows what was set at start.
+      return this.fromSearchAttributes(id).catch(() => {
+        throw fromTemporal(err) ?? err;
+      });
     }
+  }
+
+  private async fromSearchAttributes(id: string): Promise<SandboxStatus> {
+    const d = await this.handle(id).describe();
+    const memo = (d.memo ?? {}) as { labels?: Record<string, string>; maxExpiresAt?: string };
+    return {
+      id,
+      state: (d.typedSearchAttributes.get(SandboxState) ?? 'REQUESTED') as SandboxStatus['state'],
+      driver: d.typedSearchAttributes.get(SandboxDriver) ?? 'unknown',
+      labels: memo.labels ?? {},
+      createdAt: d.startTime.toISOString(),
+      maxExpiresAt: memo.maxExpiresAt ?? d.startTime.toISOString(),
+    };
   }
 
   async get(id: string): Promise<SandboxStatus> {
@@ -252,7 +288,7 @@ export class SandboxService {
     if (!isAllowed('destroy', current.state)) {
       throw new ApiError(409, 'invalid_state', `${invalidStateMessage('destroy', current.state)} (or pass force: true)`, {
         state: current.state,
-        validStates: ['REQUESTED', 'PROVISIONING', 'BOOTING', 'RUNNING', 'STOPPED', 'EXPIRED', 'FAILED'],
+        validStates: ALLOWED_STATES.destroy,
         force: true,
       });
     }
@@ -277,13 +313,13 @@ export class SandboxService {
         this.client.workflow.execute(forceDestroyWorkflow, {
           workflowId: `force-destroy:${id}`,
           taskQueue: this.opts.taskQueue,
-          args: [{ id, driver, reason: 'force destroy' }],
+          args: [{ id, driver, reason: reason ? `force destroy: ${reason}` : 'force destroy' }],
           workflowIdConflictPolicy: 'USE_EXISTING',
           staticSummary: `force destroy of sandbox ${id}: ${why}`,
         }),
       ),
     );
-    return { id, state: 'DESTROYED' as const, destroyReason: 'force destroy', vmExisted: existed };
+    return { id, state: 'DESTROYED' as const, destroyReason: reason ? `force destroy: ${reason}` : 'force destroy', vmExisted: existed };
   }
 
   private async driverOf(id: string): Promise<string> {
@@ -339,6 +375,10 @@ function requestedStatus(r: SandboxRequest): SandboxStatus {
     maxExpiresAt: new Date(now + r.maxLifetimeSeconds * 1000).toISOString(),
     job: r.job ? { state: 'QUEUED', steps: [] } : undefined,
   };
+}
+
+function isAlreadyStarted(err: unknown): boolean {
+  return err instanceof WorkflowExecutionAlreadyStartedError || (err instanceof ApiError && err.code === 'already_exists');
 }
 
 function isCompletedError(err: unknown): boolean {

@@ -70,7 +70,7 @@ export async function markDestroyed(pool: pg.Pool, id: string, reason: string, d
     await client.query('BEGIN');
     // A workflow that never wrote its first row still gets one, so the registry shows the outcome.
     await client.query(
-      `INSERT INTO sandboxes (id, driver, state, created_at, seq) VALUES ($1, $2, 'REQUESTED', now(), 0) ON CONFLICT DO NOTHING`,
+      `INSERT INTO sandboxes (id, driver, state, created_at, seq) VALUES ($1, $2, 'REQUESTED', date_trunc('milliseconds', now()), 0) ON CONFLICT DO NOTHING`,
       [id, driver],
     );
     const { rows } = await client.query<{ state: SandboxState; seq: number }>(
@@ -89,7 +89,8 @@ export async function markDestroyed(pool: pg.Pool, id: string, reason: string, d
       [id, reason, seq],
     );
     await client.query(
-      `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at) VALUES ($1,$2,$3,'DESTROYED',$4, now())`,
+      `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
+       VALUES ($1,$2,$3,'DESTROYED',$4, date_trunc('milliseconds', now()))`,
       [id, seq, row.state, reason],
     );
     await client.query('COMMIT');
@@ -205,7 +206,7 @@ export class InvalidCursorError extends Error {}
 function decodeCursor(cursor: string): [string, string] {
   try {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString());
-    if (Array.isArray(v) && typeof v[0] === 'string' && typeof v[1] === 'string') return [v[0], v[1]];
+    if (Array.isArray(v) && typeof v[0] === 'string' && typeof v[1] === 'string' && !Number.isNaN(Date.parse(v[0]))) return [v[0], v[1]];
   } catch {
     /* fall through */
   }

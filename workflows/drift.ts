@@ -53,6 +53,7 @@ export interface PlanOptions {
 }
 
 const VM_EXPECTED: readonly string[] = ['RUNNING', 'STOPPED'];
+const DESTROYING_STATES: readonly string[] = ['EXPIRED', 'DESTROYING'];
 
 export function planReconciliation(inv: Inventory, opts: PlanOptions): Drift[] {
   const now = Date.parse(inv.takenAt);
@@ -71,7 +72,9 @@ export function planReconciliation(inv: Inventory, opts: PlanOptions): Drift[] {
 
   for (const w of inv.openWorkflows) {
     if (!old(w.startedAt) || !w.driver) continue;
-    if (w.expiresAt && now > Date.parse(w.expiresAt) + opts.graceSeconds * 1000) {
+    // A workflow already destroying is retrying on its own: only a long stall counts as stuck.
+    const grace = w.state && DESTROYING_STATES.includes(w.state) ? Math.max(opts.graceSeconds * 10, 300) : opts.graceSeconds;
+    if (w.expiresAt && now > Date.parse(w.expiresAt) + grace * 1000) {
       add({ id: w.id, driver: w.driver, kind: 'overdue' });
     } else if (w.sessionId && !sessions.has(w.sessionId)) {
       add({ id: w.id, driver: w.driver, kind: 'session_gone', sessionId: w.sessionId });

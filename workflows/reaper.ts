@@ -42,15 +42,18 @@ export async function reaperWorkflow(input: ReaperInput = {}): Promise<ReaperRep
   const dryRun = input.dryRun ?? false;
   const startedAt = new Date().toISOString();
   const inventory = await takeInventory();
-  const drifts = planReconciliation(inventory, { graceSeconds: input.graceSeconds ?? 30, olderThanSeconds: input.olderThanSeconds });
+  const graceSeconds = input.graceSeconds ?? 30;
+  const drifts = planReconciliation(inventory, { graceSeconds, olderThanSeconds: input.olderThanSeconds });
 
   const items: ReaperItem[] = [];
   // A few at a time: enough to clear a backlog, not enough to stampede a hypervisor.
   for (let i = 0; i < drifts.length; i += 8) {
     const batch = drifts.slice(i, i + 8);
-    const results = await Promise.all(batch.map((d) => fixDrift({ drift: d, dryRun })));
+    // One drift that keeps failing must not stop the others (nor the report): it is retried next run.
+    const results = await Promise.allSettled(batch.map((d) => fixDrift({ drift: d, dryRun, graceSeconds })));
     batch.forEach((d, j) => {
-      const action = results[j];
+      const r = results[j]!;
+      const action = r.status === 'fulfilled' ? r.value : `failed: ${r.reason instanceof Error ? (r.reason.cause as Error | undefined)?.message ?? r.reason.message : String(r.reason)}`;
       if (action) items.push({ id: d.id, drift: d.kind, action });
     });
   }
