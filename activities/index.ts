@@ -52,9 +52,10 @@ export function createActivities(deps: ActivityDeps) {
       const execId = req.execId ?? `${Context.current().info.activityId}-${Date.now()}`;
       await recordExecStart(pool, req.id, execId, req.input.command);
       try {
-        const result = await permanentAware(() => driver.exec(req.id, req.input, opContext()));
-        await recordExecEnd(pool, req.id, execId, result);
-        return result;
+        const raw = await permanentAware(() => driver.exec(req.id, req.input, opContext()));
+        await recordExecEnd(pool, req.id, execId, raw);
+        // Results travel through workflow history (2 MB per payload): cap what the caller gets back.
+        return { ...raw, stdout: capOutput(raw.stdout), stderr: capOutput(raw.stderr) };
       } catch (err) {
         await recordExecEnd(pool, req.id, execId, { error: (err as Error).message });
         throw err;
@@ -75,6 +76,13 @@ export function createActivities(deps: ActivityDeps) {
       return driver.destroy(req.id, opContext());
     },
   };
+}
+
+const EXEC_OUTPUT_CAP = 256 * 1024;
+
+function capOutput(text: string): string {
+  if (Buffer.byteLength(text) <= EXEC_OUTPUT_CAP) return text;
+  return `${Buffer.from(text).subarray(0, EXEC_OUTPUT_CAP).toString()}\n…[truncated at ${EXEC_OUTPUT_CAP} bytes]`;
 }
 
 function hypervisor(set: HypervisorSet, name: string) {

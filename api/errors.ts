@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
 import { InvalidCursorError } from '../registry/sandboxes';
-import { INVALID_ARGUMENT, INVALID_STATE } from '../workflows/states';
+import { BUSY, INVALID_ARGUMENT, INVALID_STATE } from '../workflows/states';
 
 export class ApiError extends Error {
   constructor(
@@ -35,6 +35,7 @@ export function fromTemporal(err: unknown): ApiError | undefined {
     const details = cause.details?.[0];
     if (cause.type === INVALID_STATE) return new ApiError(409, 'invalid_state', cause.message, details);
     if (cause.type === INVALID_ARGUMENT) return new ApiError(400, 'invalid_argument', cause.message, details);
+    if (cause.type === BUSY) return new ApiError(503, 'busy', cause.message, details);
   }
   if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError) {
     return new ApiError(502, 'operation_failed', rootMessage(err));

@@ -61,11 +61,13 @@ describe('durability', () => {
     await eventually(async () => (await handle.query(getStatus)).state === 'RUNNING');
     const before = await h.hypervisors.get('process').describe(id);
     const firstRun = (await handle.describe()).runId;
-    for (let i = 0; i < 6; i++) {
-      await handle.signal(renewLeaseSignal, { ttlSeconds: 120 + i });
-      await new Promise((r) => setTimeout(r, 150));
-    }
-    await eventually(async () => (await h.client.workflow.getHandle(`sandbox:${id}`).describe()).runId !== firstRun);
+    // Each renewal adds history; under load several signals may share one workflow task, so keep
+    // renewing until the run has rolled over.
+    let i = 0;
+    await eventually(async () => {
+      await handle.signal(renewLeaseSignal, { ttlSeconds: 120 + i++ });
+      return (await h.client.workflow.getHandle(`sandbox:${id}`).describe()).runId !== firstRun;
+    }, 30_000, 150);
     const latest = h.client.workflow.getHandle(`sandbox:${id}`);
     const status = await latest.query(getStatus);
     expect(status.state).toBe('RUNNING');

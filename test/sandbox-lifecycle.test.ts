@@ -62,6 +62,17 @@ describe('sandbox lifecycle', () => {
     await h.api('DELETE', `/v1/sandboxes/${sbx.id}`);
   });
 
+  it('caps large output: 256 KiB back to the caller, 64 KiB in the registry', async () => {
+    const { body: sbx }: { body: SandboxStatus } = await create({ ttlSeconds: 60 });
+    const big = await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['sh', '-c', 'head -c 900000 /dev/zero | tr "\\0" a'] });
+    expect(big.status).toBe(200);
+    expect(big.body.stdout.length).toBeLessThan(300 * 1024);
+    expect(big.body.stdout).toMatch(/…\[truncated at 262144 bytes\]$/);
+    const execs = await h.api('GET', `/v1/sandboxes/${sbx.id}/execs`);
+    expect(execs.body.items[0].stdout.length).toBeLessThan(70 * 1024);
+    await h.api('DELETE', `/v1/sandboxes/${sbx.id}`);
+  });
+
   it('destroys the sandbox when its lease expires, on time, and removes its directory and processes', async () => {
     const { body: sbx }: { body: SandboxStatus } = await create({ ttlSeconds: 2 });
     const info = await h.hypervisors.get('process').describe(sbx.id);

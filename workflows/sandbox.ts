@@ -32,6 +32,7 @@ import {
 } from './messages';
 import { SandboxExpiresAt, SandboxState as SandboxStateKey } from './search-attributes';
 import {
+  BUSY,
   INVALID_ARGUMENT,
   INVALID_STATE,
   canTransition,
@@ -86,6 +87,8 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   let wakeups = 0; // bumped by handlers so the lease loop re-evaluates its timer
   let job: JobStatus | undefined = carried ? carried.job : request.job ? { state: 'QUEUED', steps: [] } : undefined;
   const pendingWrites: Promise<unknown>[] = [];
+  let writesInFlight = 0;
+  let draining = false; // continue-as-new is waiting for handlers and writes: take no new work
   const provisioningScope = new CancellationScope();
 
   const status = (): SandboxStatus => ({
@@ -108,7 +111,8 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   function showInUi(): void {
     upsertSearchAttributes([
       { key: SandboxStateKey, value: state },
-      { key: SandboxExpiresAt, value: lease ? new Date(lease.expiresAt) : null },
+      // Before RUNNING: the latest it may live, so the reaper also catches a boot that is stuck.
+      { key: SandboxExpiresAt, value: new Date(lease ? lease.expiresAt : createdAt + request.maxLifetimeSeconds * 1000) },
     ]);
     const expiry = lease ? `, lease until ${new Date(lease.expiresAt).toISOString()}` : '';
     setCurrentDetails(`**${state}**${expiry}${destroyReason ? ` — ${destroyReason}` : ''}`);
@@ -122,7 +126,12 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     // destroy arrived while create ran, then create succeeded → BOOTING) would schedule its write
     // there, which rejects at once with nobody awaiting it yet: an unhandled rejection that failed
     // every workflow task from then on, so the created VM was never destroyed.
-    pendingWrites.push(CancellationScope.nonCancellable(() => registry.recordTransition(event)));
+    writesInFlight += 1;
+    pendingWrites.push(
+      CancellationScope.nonCancellable(() => registry.recordTransition(event)).finally(() => {
+        writesInFlight -= 1;
+      }),
+    );
   }
 
   function transition(to: SandboxState, reason: string): void {
@@ -138,6 +147,9 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   }
 
   function requireState(op: Operation): void {
+    if (draining) {
+      throw ApplicationFailure.nonRetryable(`sandbox ${id} is continuing as new; retry in a moment`, BUSY, { state });
+    }
     if (!isAllowed(op, state)) {
       throw ApplicationFailure.nonRetryable(invalidStateMessage(op, state), INVALID_STATE, { state, operation: op });
     }
@@ -208,7 +220,14 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       transition('STOPPED', 'stop requested');
       return status();
     },
-    { validator: () => requireState('stop') },
+    {
+      validator: () => {
+        requireState('stop');
+        if (job?.state === 'RUNNING') {
+          throw ApplicationFailure.nonRetryable(`cannot stop sandbox ${id} while its job is RUNNING`, INVALID_STATE, { state, job: job.state });
+        }
+      },
+    },
   );
 
   setHandler(
@@ -265,7 +284,8 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       if (state !== 'RUNNING') return;
       try {
         const out = await runCommand({ command, timeoutSeconds: request.job.commandTimeoutSeconds }, `job-${job.steps.length}`);
-        job.steps.push({ command, ...out });
+        // Full output is in the execs table; the workflow keeps excerpts so its payloads stay small.
+        job.steps.push({ command, ...out, stdout: excerpt(out.stdout), stderr: excerpt(out.stderr) });
         if (job.state !== 'RUNNING') break; // the lease ended while the command ran (TIMEOUT)
         if (out.timedOut || out.exitCode !== 0) {
           job.state = out.timedOut ? 'TIMEOUT' : 'FAILED';
@@ -302,7 +322,13 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       }
       const info = workflowInfo();
       if ((info.continueAsNewSuggested || info.historyLength > maxEvents) && job?.state !== 'RUNNING') {
-        return 'rollover';
+        // Drain here, inside the lease loop, so a destroy request or the lease end still wins.
+        draining = true;
+        const drained = () => allHandlersFinished() && writesInFlight === 0;
+        await condition(() => drained() || Boolean(destroyReason), msLeft);
+        if (drained() && !destroyReason) return 'rollover';
+        draining = false;
+        continue;
       }
       const seen = wakeups;
       await condition(() => wakeups !== seen, msLeft);
@@ -364,6 +390,12 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     });
   }
   return { id, state: 'DESTROYED', destroyReason: destroyReason! };
+}
+
+const EXCERPT_BYTES = 4096;
+
+function excerpt(text: string): string {
+  return text.length > EXCERPT_BYTES ? `${text.slice(0, EXCERPT_BYTES)}…[truncated; full output in /execs]` : text;
 }
 
 function rootType(err: unknown): string | undefined {

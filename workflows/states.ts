@@ -62,3 +62,5 @@ export function invalidStateMessage(op: Operation, state: SandboxState): string 
 export const INVALID_STATE = 'InvalidState';
 /** Application failure type for bad update input; the API maps it to 400. */
 export const INVALID_ARGUMENT = 'InvalidArgument';
+/** Application failure type for a momentary refusal (continue-as-new in progress); the API maps it to 503. */
+export const BUSY = 'Busy';
