@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { positiveInt } from './env-config';
 import { errorText } from './error-text';
@@ -284,10 +284,13 @@ export class LibvirtHypervisor implements Hypervisor {
     const table = await this.virsh('(list)', ['list', '--all']);
     const candidates = parseDomainTable(table).filter((d) => d.name.startsWith(DOMAIN_PREFIX));
     const markers = await mapLimited(candidates, 8, (d) => this.markerOf(d.name));
-    // The marker, not the name, decides: a foreign "hourglass-x" domain stays invisible.
+    // The marker, not the name, decides: a foreign "hourglass-x" domain stays invisible. So do
+    // domains of another Hourglass deployment (or test run) sharing this libvirtd: only overlays
+    // under this driver's state dir are this deployment's, and only those may be reaped.
     return candidates.flatMap((d, i) => {
       const marker = markers[i];
       if (!marker || domainNameFor(marker.id) !== d.name) return [];
+      if (!marker.overlay || dirname(marker.overlay) !== this.dir) return [];
       return [this.toInfo({ name: d.name, libvirtState: d.state, marker })];
     });
   }
