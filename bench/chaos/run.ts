@@ -292,7 +292,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const monkey = (async () => {
       const chaosEnd = started + (o.creationWindowSeconds + 5) * 1000;
       const restartAt = Array.from({ length: o.temporalRestarts }, (_, i) => started + ((i + 1) / (o.temporalRestarts + 1)) * o.creationWindowSeconds * 1000);
-      await sleep(uniform(o.chaosEverySeconds) * 1000 * 0.6);
+      const nap = (ms: number) => sleep(Math.max(0, Math.min(ms, chaosEnd - Date.now())));
+      await nap(uniform(o.chaosEverySeconds) * 1000 * 0.6);
       while (Date.now() < chaosEnd) {
         const pause = uniform(o.pauseSeconds) * 1000;
         if (restartAt.length && Date.now() >= restartAt[0]!) {
@@ -316,7 +317,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           await Promise.all(victims.map((v) => v.waitReady()));
           log(`chaos: ${victims.map((v) => v.name).join(' + ')} ready again ${((Date.now() - t) / 1000).toFixed(1)} s after restart`);
         }
-        await sleep(uniform(o.chaosEverySeconds) * 1000);
+        await nap(uniform(o.chaosEverySeconds) * 1000);
       }
       monkeyDone = true;
     })();

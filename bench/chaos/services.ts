@@ -122,7 +122,7 @@ export class ChildService {
   ready = false;
   starts = 0;
   kills = 0;
-  crashes: { at: number; code: number | null; signal: string | null }[] = [];
+  crashes: { at: number; code: number | null; signal: string | null; lastLines: string[] }[] = [];
   outages: Outage[] = [];
   lines: string[] = [];
 
@@ -174,7 +174,7 @@ export class ChildService {
       if (this.expectedExit || this.stopping) return;
       // Nobody killed it: a crash (e.g. lost its Temporal connection). Restart it after a pause.
       const at = Date.now();
-      this.crashes.push({ at, code, signal });
+      this.crashes.push({ at, code, signal, lastLines: this.lines.slice(-4) });
       this.outages.push({ service: this.name, start: at, cause: 'crash' });
       this.say(`${this.name} exited by itself (code ${code}, signal ${signal}); restarting in 1 s`);
       setTimeout(() => !this.stopping && !this.child && this.start(), 1000);
