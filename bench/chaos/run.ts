@@ -364,7 +364,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await worker.stop().catch(() => {});
     await api.stop().catch(() => {});
     for (const p of await processesMentioning(stateDir)) {
-      safetyNet.push(`killed stray process ${p.pid}: ${p.cmdline.slice(0, 160)}`);
+      safetyNet.push(`killed stray process ${p.pid} (${p.cmdline.split(' ')[0]}) of sandbox ${/process\/([^/\s]+)\/work/.exec(p.cmdline)?.[1] ?? '?'}`);
       for (const c of childrenOf(p.pid)) killPid(c);
       killPid(p.pid);
     }
@@ -546,7 +546,8 @@ async function measure(m: MeasureInput): Promise<ChaosReport> {
   const foreignNames = new Set(m.foreign.dirs.map((d) => path.basename(d)));
   const leftoverDirs = readdirSync(path.join(m.stateDir, 'process')).filter((n) => !foreignNames.has(n));
   const liveHolders = await monitor.liveHolders();
-  const stray = (await processesMentioning(m.stateDir)).map((p) => `${p.pid}: ${p.cmdline.slice(0, 120)}`);
+  // A bwrap holder nobody recorded (e.g. the worker died between spawning it and writing sandbox.json).
+  const stray = (await processesMentioning(m.stateDir)).map((p) => `pid ${p.pid} (${p.cmdline.split(' ')[0]}) of sandbox ${/process\/([^/\s]+)\/work/.exec(p.cmdline)?.[1] ?? '?'}`);
   const count = async (query: string) => (await m.client.workflow.count(query)).count;
   const openSandboxWorkflows = await count(`WorkflowType = 'sandboxWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${m.taskQueue}'`);
   const openSessionWorkflows = await count(`WorkflowType = 'sessionWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${m.taskQueue}'`);
