@@ -94,10 +94,14 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
         }
         case 'overdue': {
           const d = await openWorkflow(drift.id);
-          const expiresAt = d?.typedSearchAttributes.get(SandboxExpiresAt);
-          if (!d || !expiresAt || Date.now() <= new Date(expiresAt).getTime() + graceSeconds * 1000) return null;
-          if (dryRun) return would('force destroy')!;
-          await sandboxHandle(drift.id).terminate('reaper: lease overdue, force destroy');
+          if (d) {
+            const expiresAt = d.typedSearchAttributes.get(SandboxExpiresAt);
+            if (!expiresAt || Date.now() <= new Date(expiresAt).getTime() + graceSeconds * 1000) return null;
+            if (dryRun) return would('force destroy')!;
+            await sandboxHandle(drift.id).terminate('reaper: lease overdue, force destroy');
+          }
+          // Closed: terminated by us on an earlier attempt whose destroy failed; finish the job now.
+          if (dryRun) return null;
           const { existed } = await driver.destroy(drift.id);
           await markDestroyed(pool, drift.id, 'force destroy (reaper: lease overdue)', drift.driver);
           return existed ? 'terminated workflow, destroyed vm' : 'terminated workflow (vm already gone)';

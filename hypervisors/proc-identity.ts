@@ -4,6 +4,8 @@ import { readFile } from 'node:fs/promises';
 export interface ProcessStat {
   /** Field 3: R, S, D, Z (zombie), X (dead)… */
   state: string;
+  /** Field 4: the parent's pid. */
+  ppid: number;
   /** Field 22: clock ticks since boot. */
   startTime: string;
 }
@@ -14,7 +16,7 @@ export async function processStat(pid: number): Promise<ProcessStat | null> {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0] ?? '?', startTime: fields[19] ?? '' };
+    return { state: fields[0] ?? '?', ppid: Number(fields[1]), startTime: fields[19] ?? '' };
   } catch {
     return null;
   }

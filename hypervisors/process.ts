@@ -6,7 +6,7 @@ import { closeSync, openSync } from 'node:fs';
 import { chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BadSpecError, BusyError, NotFoundError, NotReadyError } from './errors';
-import { isAlive, recordProcess, signalIfOurs, waitForExit, type RecordedProcess } from './proc-identity';
+import { hasExited, isAlive, processStat, recordProcess, signalIfOurs, waitForExit, type RecordedProcess } from './proc-identity';
 import { runCommand } from './run-command';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from './types';
 
@@ -81,6 +81,7 @@ export class ProcessHypervisor implements Hypervisor {
   private async startHolder(meta: SandboxMeta): Promise<void> {
     const dir = this.dir(meta.id);
     const infoPath = path.join(dir, 'bwrap-info.json');
+    await this.killHolders(meta.id); // strays from a create that died half-way: one holder per sandbox
     await rm(infoPath, { force: true });
     const infoFd = openSync(infoPath, 'w');
     const logFd = openSync(path.join(dir, 'holder.log'), 'a');
@@ -168,7 +169,7 @@ export class ProcessHypervisor implements Hypervisor {
   async stop(id: string): Promise<void> {
     const meta = await this.readMeta(id);
     if (!meta) throw new NotFoundError(id);
-    await this.killHolder(meta);
+    await this.killHolders(id, meta.holder);
     meta.holder = undefined;
     await this.writeMeta(meta);
   }
@@ -183,32 +184,45 @@ export class ProcessHypervisor implements Hypervisor {
     const dir = this.dir(id);
     const meta = await this.readMeta(id);
     const existed = meta !== null || (await exists(dir));
-    if (meta) await this.killHolder(meta);
+    await this.killHolders(id, meta?.holder);
     await rm(dir, { recursive: true, force: true });
     return { existed };
   }
 
-  private async killHolder(meta: SandboxMeta): Promise<void> {
-    const holder = meta.holder ?? (await this.unrecordedHolder(meta.id));
-    if (!holder) return;
-    // SIGKILL to pid 1 of the pid namespace: the kernel kills everything else inside.
-    await signalIfOurs(holder, 'SIGKILL');
-    if (!(await waitForExit(holder, 5000))) {
-      throw new BusyError(`sandbox ${meta.id}: holder pid ${holder.pid} did not exit after SIGKILL`);
+  /**
+   * Kills the sandbox's holder: the recorded one, and any bwrap still binding this sandbox's
+   * directory that never got recorded (a worker killed between spawning and writing the record).
+   */
+  private async killHolders(id: string, recorded?: RecordedProcess): Promise<void> {
+    const found = await this.unrecordedHolders(id);
+    const pids = new Set(found.map((p) => p.pid));
+    // SIGKILL to pid 1 of each pid namespace (the recorded holder, or a bwrap whose parent is the
+    // outer bwrap): the kernel kills everything inside, and the outer bwrap then exits and reaps it.
+    const inits = [...(recorded ? [recorded] : []), ...found.filter((p) => pids.has(p.ppid))];
+    for (const p of inits) await signalIfOurs(p, 'SIGKILL');
+    for (const p of [...inits, ...found]) {
+      if (await waitForExit(p, 2000)) continue;
+      await signalIfOurs(p, 'SIGKILL'); // an outer bwrap that did not follow its child
+      if (!(await waitForExit(p, 3000))) throw new BusyError(`sandbox ${id}: holder pid ${p.pid} did not exit after SIGKILL`);
     }
   }
 
-  /** A holder whose pid never reached sandbox.json: bwrap wrote it to bwrap-info.json. */
-  private async unrecordedHolder(id: string): Promise<RecordedProcess | null> {
-    try {
-      const pid = JSON.parse(await readFile(path.join(this.dir(id), 'bwrap-info.json'), 'utf8'))['child-pid'];
-      // Only if that pid is still a bwrap binding this sandbox's directory (pids are reused).
-      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-      if (!cmdline.includes(path.join(this.dir(id), 'work'))) return null;
-      return await recordProcess(pid);
-    } catch {
-      return null;
+  /** bwrap processes (outer and namespace init) whose command line binds this sandbox's work dir. */
+  private async unrecordedHolders(id: string): Promise<(RecordedProcess & { ppid: number })[]> {
+    const work = path.join(this.dir(id), 'work');
+    const found: (RecordedProcess & { ppid: number })[] = [];
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
+        if (!argv[0]?.endsWith('bwrap') || !argv.includes(work)) continue;
+        const stat = await processStat(Number(entry));
+        if (stat && !hasExited(stat)) found.push({ pid: Number(entry), startTime: stat.startTime, ppid: stat.ppid });
+      } catch {
+        /* exited meanwhile */
+      }
     }
+    return found;
   }
 
   async list(): Promise<VmInfo[]> {

@@ -14,6 +14,11 @@ import { eventually, startHarness, type Harness } from './support/harness';
 class ControlledDriver extends ProcessHypervisor {
   holdReady = false;
   failDestroy = false;
+  createDelayMs = 0;
+  override async create(spec: Parameters<ProcessHypervisor["create"]>[0]): Promise<VmInfo> {
+    if (this.createDelayMs) await new Promise((r) => setTimeout(r, this.createDelayMs));
+    return super.create(spec);
+  }
   override async waitReady(id: string, timeoutMs: number, ctx?: OpContext): Promise<void> {
     while (this.holdReady) {
       ctx?.signal?.throwIfAborted();
@@ -164,6 +169,22 @@ describe('force-destroy from any state', () => {
     const again = await force(sbx.id);
     expect(again.status).toBe(202);
     expect(again.body).toMatchObject({ state: 'DESTROYED', vmExisted: false });
+  });
+});
+
+describe('destroy while creating', () => {
+  it('a destroy request that arrives while create runs waits for it, then destroys what it made', async () => {
+    controlled.createDelayMs = 1500;
+    try {
+      const sbx = await create({ ttlSeconds: 60, driver: 'controlled', wait: false });
+      await untilState(sbx.id, 'PROVISIONING');
+      expect((await h.api('DELETE', `/v1/sandboxes/${sbx.id}`)).status).toBe(202);
+      const done = await untilState(sbx.id, 'DESTROYED');
+      expect(done.destroyReason).toBe('destroy requested by api');
+      expect(await vm(sbx.id, 'controlled')).toBeNull();
+    } finally {
+      controlled.createDelayMs = 0;
+    }
   });
 });
 

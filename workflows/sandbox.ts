@@ -60,11 +60,12 @@ const provisioning = proxyActivities<Activities>({
   retry: { initialInterval: '1s', maximumInterval: '20s', maximumAttempts: 5 },
 });
 
-// Destroy is retried forever: a sandbox that was created must be destroyed.
+// Destroy is retried forever: a sandbox that was created must be destroyed. Short, flat-ish
+// backoff: a destroy is cheap to retry and every second of delay is a second past the lease.
 const teardown = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
   heartbeatTimeout: '30s',
-  retry: { initialInterval: '1s', maximumInterval: '1m' },
+  retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '5s' },
 });
 
 const PROVISIONING_STATES: readonly SandboxState[] = ['REQUESTED', 'PROVISIONING', 'BOOTING'];

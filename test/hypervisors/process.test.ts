@@ -1,5 +1,5 @@
 // The process driver for real: bubblewrap namespaces, detached holders, cleanup.
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,22 @@ describe('process driver', () => {
     expect((await d.exec('p4', { command: ['sh', '-c', 'echo ok > /work/f && echo ok > /tmp/f && cat /work/f /tmp/f'] })).stdout).toBe('ok\nok\n');
     await expect(d.exec('p4', { command: ['true'], env: { 'BAD NAME': 'x' } })).rejects.toBeInstanceOf(BadSpecError);
     await d.destroy('p4');
+  });
+
+  it('never leaves a holder behind when the worker died before recording it', async () => {
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'hourglass-proc-'));
+    const d = driver(stateDir);
+    const first = await d.create({ id: 'p5', labels: {} });
+    // Simulate a worker killed between spawning bwrap and writing its pid: the record has no holder.
+    const record = path.join(stateDir, 'process', 'p5', 'sandbox.json');
+    const forget = () => writeFileSync(record, JSON.stringify({ ...JSON.parse(readFileSync(record, 'utf8')), holder: undefined }));
+    forget();
+    const retried = await d.create({ id: 'p5', labels: {} }); // the activity's retry
+    expect(retried.details.holderPid).not.toBe(first.details.holderPid);
+    expect(await processStartTime(first.details.holderPid as number)).toBeNull(); // the stray was killed
+    forget();
+    await d.destroy('p5');
+    expect(await processStartTime(retried.details.holderPid as number)).toBeNull();
   });
 
   it('sandboxes outlive the driver instance (a worker restart) and are found again by list()', async () => {
