@@ -624,8 +624,8 @@ async function measure(m: MeasureInput): Promise<ChaosReport> {
     }
     const item = { id: r.id, overshoot: over / 1000, reason: r.destroy_reason ?? '', disturbed, destroyFaults: faults };
     worst.push(item);
-    // On time = within the bound, plus the backoff the product's destroy retry policy (1 s, ×2,
-    // ≤ 60 s) imposes after each injected destroy fault this sandbox suffered.
+    // On time = within the bound, plus the backoff the product's destroy retry policy (0.5 s,
+    // ×1.5, ≤ 5 s; workflows/sandbox.ts) imposes after each injected destroy fault this sandbox suffered.
     if (!disturbed && over > boundMs + retryAllowanceMs(faults)) calmOver.push(item);
   }
   worst.sort((a, b) => b.overshoot - a.overshoot);
@@ -684,7 +684,7 @@ async function measure(m: MeasureInput): Promise<ChaosReport> {
       definition:
         'overshoot = (first poll, every 200 ms, that found <stateDir>/process/<id> gone) − expiresAt (the final lease end in the registry row, renewals included); ' +
         `only sandboxes still present at their lease end. "disturbed" = a worker or Temporal outage, extended by ${o.recoveryMarginSeconds} s after it was back, overlaps [expiresAt, expiresAt + ${o.overshootBoundSeconds} s]. ` +
-        `Bound for calm sandboxes: ${o.overshootBoundSeconds} s + the destroy retry backoff owed to the injected destroy faults each one suffered (1 s, 2 s, 4 s, … ≤ 60 s). ` +
+        `Bound for calm sandboxes: ${o.overshootBoundSeconds} s + the destroy retry backoff owed to the injected destroy faults each one suffered (0.5 s, ×1.5, … ≤ 5 s). ` +
         'registry = first DESTROYED event "at" − expiresAt.',
       observedAll: dist(obsAll),
       observedCalm: dist(obsCalm),
@@ -771,10 +771,10 @@ export function formatReport(r: ChaosReport): string {
   return rows.map(([k, v]) => (v === '' ? `\n${k}` : `${k.padEnd(w)}  ${v}`)).join('\n');
 }
 
-/** Sum of the destroy activity's retry intervals after `faults` failed attempts (1 s, ×2, ≤ 60 s). */
+/** Sum of the destroy activity's retry intervals after `faults` failed attempts (0.5 s, ×1.5, ≤ 5 s). */
 function retryAllowanceMs(faults: number): number {
   let total = 0;
-  for (let i = 0; i < faults; i++) total += Math.min(60, 2 ** i) * 1000;
+  for (let i = 0; i < faults; i++) total += Math.min(5000, 500 * 1.5 ** i);
   return total;
 }
 
