@@ -48,7 +48,7 @@ type Activities = ReturnType<typeof createActivities>;
 // Registry writes never block the lifecycle (PostgreSQL is a read model): retried forever, awaited
 // only before the run closes. Rows are upserted by sequence number, so order of arrival is irrelevant.
 const registry = proxyActivities<Activities>({
-  startToCloseTimeout: '30s',
+  startToCloseTimeout: '10s',
   retry: { initialInterval: '500ms', maximumInterval: '30s' },
 });
 
@@ -64,7 +64,8 @@ const provisioning = proxyActivities<Activities>({
 // backoff: a destroy is cheap to retry and every second of delay is a second past the lease.
 const teardown = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
-  heartbeatTimeout: '30s',
+  // A destroy lost with a crashed worker is retried after this; slow drivers heartbeat.
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '5s' },
 });
 
