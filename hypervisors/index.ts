@@ -58,7 +58,12 @@ export function loadHypervisors(env: NodeJS.ProcessEnv, stateDir: string, extra:
     drivers.set(name, faultRate > 0 ? withInjectedFaults(driver, faultRate) : driver);
   }
   for (const [name, driver] of Object.entries(extra)) drivers.set(name, driver);
-  return new HypervisorSet(drivers, env.HOURGLASS_DEFAULT_DRIVER ?? names[0] ?? 'process');
+  return new HypervisorSet(drivers, defaultDriver(env));
+}
+
+/** HOURGLASS_DEFAULT_DRIVER, else the first enabled driver. */
+export function defaultDriver(env: NodeJS.ProcessEnv): string {
+  return env.HOURGLASS_DEFAULT_DRIVER ?? enabledDrivers(env)[0] ?? 'process';
 }
 
 export function enabledDrivers(env: NodeJS.ProcessEnv): string[] {

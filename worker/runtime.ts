@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { createApp } from '../api/app';
 import { SandboxService } from '../api/sandbox-service';
 import { SessionService } from '../api/session-service';
-import { enabledDrivers, loadHypervisors, type HypervisorSet } from '../hypervisors/index';
+import { defaultDriver, enabledDrivers, loadHypervisors, type HypervisorSet } from '../hypervisors/index';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../registry/embedded';
 import { migrate } from '../registry/migrate';
 import { createPool } from '../registry/pool';
@@ -106,7 +106,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
       const sandboxes = new SandboxService(client, pool, {
         taskQueue: config.taskQueue,
         drivers,
-        defaultDriver: process.env.HOURGLASS_DEFAULT_DRIVER ?? drivers[0] ?? 'process',
+        defaultDriver: defaultDriver(process.env),
         defaultMaxLifetimeSeconds: config.defaultMaxLifetimeSeconds,
         readyTimeoutSeconds: config.readyTimeoutSeconds,
       });
