@@ -105,6 +105,10 @@ export async function startHarness(opts: { drivers?: Record<string, Hypervisor>;
     async close() {
       await new Promise((r) => server.close(r));
       await stopWorker();
+      // Leave nothing running on this machine: whatever a test left is destroyed with its driver.
+      for (const driver of hypervisors.all()) {
+        for (const vm of await driver.list().catch(() => [])) await driver.destroy(vm.id).catch(() => {});
+      }
       await connection.close();
       await pool.end();
     },
