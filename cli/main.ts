@@ -1,4 +1,5 @@
 // The `hourglass` command: run the service (dev / worker / api) or talk to its API.
+import { Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
 import { loadConfig } from '../worker/config';
 import { startRuntime, type RuntimeOptions } from '../worker/runtime';
@@ -12,6 +13,8 @@ const program = new Command('hourglass')
   .option('--json', 'print raw JSON');
 
 async function serve(opts: RuntimeOptions): Promise<void> {
+  // The SDK would shut workers down on SIGINT/SIGTERM by itself; the runtime stops everything in order.
+  Runtime.install({ shutdownSignals: [] });
   const runtime = await startRuntime(loadConfig(), opts);
   let stopping = false;
   const shutdown = async (signal: string) => {

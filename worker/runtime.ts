@@ -86,7 +86,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
       });
       const running = worker.run();
       stops.push(async () => {
-        worker.shutdown();
+        if (worker.getState() === 'RUNNING') worker.shutdown();
         await running;
         await nativeConnection.close();
         await hypervisors!.close();
