@@ -5,21 +5,28 @@ import { HypervisorError } from './errors';
 import type { Hypervisor, OpContext, SandboxSpec } from './types';
 
 export function withInjectedFaults(inner: Hypervisor, rate: number, random: () => number = Math.random): Hypervisor {
-  const maybeFail = (op: string, id: string) => {
-    if (random() < rate) throw new HypervisorError(`injected fault: ${op} ${id} failed (chaos)`, 'injected', false);
+  // One draw per call, so `rate` is the share of calls that fail: half before the work, half after.
+  const faultPoint = (): 'before' | 'after' | null => {
+    const r = random();
+    return r < rate / 2 ? 'before' : r < rate ? 'after' : null;
+  };
+  const fail = (op: string, when: string, id: string): never => {
+    throw new HypervisorError(`injected fault: ${op} (${when}) ${id} failed (chaos)`, 'injected', false);
   };
   return Object.assign(Object.create(inner) as Hypervisor, {
     name: inner.name,
     async create(spec: SandboxSpec, ctx?: OpContext) {
-      maybeFail('create (before)', spec.id);
+      const fault = faultPoint();
+      if (fault === 'before') fail('create', fault, spec.id);
       const info = await inner.create(spec, ctx);
-      maybeFail('create (after)', spec.id);
+      if (fault === 'after') fail('create', fault, spec.id);
       return info;
     },
     async destroy(id: string, ctx?: OpContext) {
-      maybeFail('destroy (before)', id);
+      const fault = faultPoint();
+      if (fault === 'before') fail('destroy', fault, id);
       const result = await inner.destroy(id, ctx);
-      maybeFail('destroy (after)', id);
+      if (fault === 'after') fail('destroy', fault, id);
       return result;
     },
   });
