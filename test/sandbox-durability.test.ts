@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadSpecError } from '../hypervisors/errors';
 import { ProcessHypervisor } from '../hypervisors/process';
 import type { SandboxSpec, VmInfo } from '../hypervisors/types';
-import { getStatus, renewLeaseSignal } from '../workflows/messages';
+import { execUpdate, getStatus, renewLeaseSignal, renewLeaseUpdate } from '../workflows/messages';
 import { sandboxWorkflow } from '../workflows/sandbox';
 import type { SandboxStatus } from '../workflows/types';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
@@ -82,6 +82,63 @@ describe('durability', () => {
     await h.api('DELETE', `/v1/sandboxes/${id}`);
     await eventually(async () => (await state(id)).state === 'DESTROYED');
     expect(await h.hypervisors.get('process').describe(id)).toBeNull();
+  });
+
+  it('a pending rollover waits for an exec in flight and keeps taking renewals and execs meanwhile', async () => {
+    const id = `can-busy-${Date.now()}`;
+    const handle = await h.client.workflow.start(sandboxWorkflow, {
+      workflowId: `sandbox:${id}`,
+      taskQueue: h.taskQueue,
+      args: [
+        {
+          request: { id, driver: 'process', ttlSeconds: 60, maxLifetimeSeconds: 600, labels: {}, readyTimeoutSeconds: 30, maxHistoryEvents: 30 },
+        },
+      ],
+    });
+    await eventually(async () => (await handle.query(getStatus)).state === 'RUNNING');
+    const firstRun = (await handle.describe()).runId;
+    const slowExec = handle.executeUpdate(execUpdate, { args: [{ command: ['sh', '-c', 'sleep 6; echo slow'] }] });
+    // Push history past the limit while the slow exec holds the rollover back.
+    await eventually(async () => {
+      await handle.signal(renewLeaseSignal, { ttlSeconds: 120 });
+      return (await handle.describe()).historyLength > 45;
+    }, 5000, 100);
+    expect((await handle.describe()).runId).toBe(firstRun);
+
+    // An agent renewing its lease (or running more commands) during that wait is served, not told "busy".
+    const renewed = await handle.executeUpdate(renewLeaseUpdate, { args: [{ ttlSeconds: 300 }] });
+    expect(Date.parse(renewed.expiresAt) - Date.now()).toBeGreaterThan(250_000);
+    expect((await handle.executeUpdate(execUpdate, { args: [{ command: ['echo', 'quick'] }] })).stdout).toBe('quick\n');
+    expect((await slowExec).stdout).toBe('slow\n');
+
+    await eventually(async () => (await h.client.workflow.getHandle(`sandbox:${id}`).describe()).runId !== firstRun);
+    expect((await state(id)).state).toBe('RUNNING');
+    await h.api('DELETE', `/v1/sandboxes/${id}`);
+    await eventually(async () => (await state(id)).state === 'DESTROYED');
+    expect(await h.hypervisors.get('process').describe(id)).toBeNull();
+  });
+
+  it('signals sent without input (Temporal UI, CLI) are ignored or defaulted, never wedge a workflow', async () => {
+    const { body: session } = await h.api('POST', '/v1/sessions', { heartbeatTimeoutSeconds: 300 });
+    const { body: inSession } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 300, sessionId: session.id });
+    const { body: sbx } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 300 });
+    const handle = h.client.workflow.getHandle(`sandbox:${sbx.id}`);
+
+    await handle.signal('renewLease'); // no input: ignored
+    await handle.signal('destroy'); // no input: the default reason
+    const done = await eventually(async () => {
+      const s = await state(sbx.id);
+      return s.state === 'DESTROYED' ? s : undefined;
+    });
+    expect(done.destroyReason).toBe('destroy requested');
+
+    await h.client.workflow.getHandle(`session:${session.id}`).signal('sandboxJoined'); // ignored
+    await h.client.workflow.getHandle(`session:${session.id}`).signal('end'); // ends the session
+    const ended = await eventually(async () => {
+      const s = await state(inSession.id);
+      return s.state === 'DESTROYED' ? s : undefined;
+    });
+    expect(ended.destroyReason).toBe('session ended');
   });
 
   it('a finished history replays without nondeterminism against the current workflow code', async () => {

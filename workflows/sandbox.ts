@@ -72,6 +72,9 @@ const teardown = proxyActivities<Activities>({
 const PROVISIONING_STATES: readonly SandboxState[] = ['REQUESTED', 'PROVISIONING', 'BOOTING'];
 /** Default history length that triggers a continue-as-new (before Temporal's own suggestion). */
 const DEFAULT_MAX_HISTORY_EVENTS = 10_000;
+/** Past these (Temporal's hard limits: 51,200 events, 50 MB) new execs/stops/starts wait for the rollover. */
+const DRAIN_HISTORY_EVENTS = 20_000;
+const DRAIN_HISTORY_BYTES = 20 * 1024 * 1024;
 
 export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResult> {
   const { request, carried } = input;
@@ -90,7 +93,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   let job: JobStatus | undefined = carried ? carried.job : request.job ? { state: 'QUEUED', steps: [] } : undefined;
   const pendingWrites: Promise<unknown>[] = [];
   let writesInFlight = 0;
-  let draining = false; // continue-as-new is waiting for handlers and writes: take no new work
+  let draining = false; // history is near its limit: new execs/stops/starts wait for the rollover
   const provisioningScope = new CancellationScope();
 
   const status = (): SandboxStatus => ({
@@ -149,11 +152,20 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   }
 
   function requireState(op: Operation): void {
-    if (draining) {
-      throw ApplicationFailure.nonRetryable(`sandbox ${id} is continuing as new; retry in a moment`, BUSY, { state });
-    }
     if (!isAllowed(op, state)) {
       throw ApplicationFailure.nonRetryable(invalidStateMessage(op, state), INVALID_STATE, { state, operation: op });
+    }
+    if (destroyReason) {
+      // Still RUNNING for a moment, but the lease is over: say so rather than accept the work.
+      throw ApplicationFailure.nonRetryable(`cannot ${op} sandbox ${id}: it is being destroyed (${destroyReason})`, INVALID_STATE, {
+        state,
+        operation: op,
+        destroyReason,
+      });
+    }
+    // A renewal is instant and always welcome; longer work would hold the rollover back.
+    if (draining && op !== 'renewLease') {
+      throw ApplicationFailure.nonRetryable(`sandbox ${id} is continuing as new; retry in a moment`, BUSY, { state });
     }
   }
 
@@ -177,32 +189,38 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       return result;
     },
     {
-      validator: ({ ttlSeconds }) => {
+      validator: (input) => {
         requireState('renewLease');
-        const problem = validateTtl(ttlSeconds);
+        const problem = validateTtl(input?.ttlSeconds);
         if (problem) throw ApplicationFailure.nonRetryable(problem, INVALID_ARGUMENT);
       },
     },
   );
 
-  setHandler(renewLeaseSignal, ({ ttlSeconds }) => {
-    const problem = validateTtl(ttlSeconds) ?? (isAllowed('renewLease', state) ? undefined : invalidStateMessage('renewLease', state));
+  // Signals may come from the Temporal UI or CLI with no input at all: never destructure blindly.
+  setHandler(renewLeaseSignal, (input) => {
+    const ttlSeconds = input?.ttlSeconds;
+    const problem =
+      validateTtl(ttlSeconds) ??
+      (isAllowed('renewLease', state) ? undefined : invalidStateMessage('renewLease', state)) ??
+      (destroyReason ? `sandbox is being destroyed (${destroyReason})` : undefined);
     if (problem) {
       log.warn('renewLease signal ignored', { sandboxId: id, problem });
       return;
     }
-    const result = lease!.renew(id, Date.now(), ttlSeconds);
+    const result = lease!.renew(id, Date.now(), ttlSeconds as number);
     showInUi();
     recordSnapshot(state, `lease renewed until ${result.expiresAt} (signal)`);
     wakeups += 1;
   });
 
-  setHandler(destroySignal, ({ reason, requestedBy }) => {
-    requestDestroy(reason ?? `destroy requested${requestedBy ? ` by ${requestedBy}` : ''}`);
+  setHandler(destroySignal, (input) => {
+    const requestedBy = input?.requestedBy;
+    requestDestroy(input?.reason ?? `destroy requested${requestedBy ? ` by ${requestedBy}` : ''}`);
   });
 
-  setHandler(vmLostSignal, ({ detail }) => {
-    failure = detail;
+  setHandler(vmLostSignal, (input) => {
+    failure = input?.detail ?? 'vm lost';
     requestDestroy('vm lost');
   });
 
@@ -324,10 +342,15 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       }
       const info = workflowInfo();
       if ((info.continueAsNewSuggested || info.historyLength > maxEvents) && job?.state !== 'RUNNING') {
-        // Drain here, inside the lease loop, so a destroy request or the lease end still wins.
-        draining = true;
+        // Roll over once in-flight execs and writes are done; take new work meanwhile unless history
+        // nears its hard limit. Inside the lease loop, so a destroy request or the lease end still wins.
+        const nearLimit = () => {
+          const now = workflowInfo();
+          return now.historyLength > DRAIN_HISTORY_EVENTS || now.historySize > DRAIN_HISTORY_BYTES;
+        };
+        draining = nearLimit();
         const drained = () => allHandlersFinished() && writesInFlight === 0;
-        await condition(() => drained() || Boolean(destroyReason), msLeft);
+        await condition(() => drained() || Boolean(destroyReason) || (!draining && nearLimit()), msLeft);
         if (drained() && !destroyReason) return 'rollover';
         draining = false;
         continue;
@@ -348,7 +371,8 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   async function joinSession(sessionId: string): Promise<void> {
     try {
       await getExternalWorkflowHandle(`session:${sessionId}`).signal(sandboxJoinedSignal, { sandboxId: id });
-    } catch {
+    } catch (err) {
+      if (isCancellation(err)) throw err;
       requestDestroy('session ended');
     }
   }

@@ -8,6 +8,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
+  log,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -48,11 +49,14 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionStatu
     lastBeat = Date.now();
     wakeups += 1;
   });
-  setHandler(endSessionSignal, ({ reason }) => {
-    endReason ??= reason ?? 'session ended by request';
+  // Signals may come from the Temporal UI or CLI with no input at all: never destructure blindly.
+  setHandler(endSessionSignal, (input) => {
+    endReason ??= input?.reason ?? 'session ended by request';
     wakeups += 1;
   });
-  setHandler(sandboxJoinedSignal, ({ sandboxId }) => {
+  setHandler(sandboxJoinedSignal, (input) => {
+    const sandboxId = input?.sandboxId;
+    if (typeof sandboxId !== 'string') return log.warn('sandboxJoined signal without a sandboxId ignored');
     sandboxes.add(sandboxId);
     // A sandbox that joins after the end is destroyed right away.
     if (endReason) void destroySandbox(sandboxId);
