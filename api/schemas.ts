@@ -5,13 +5,15 @@ import { SANDBOX_STATES } from '../workflows/states';
 const labelKey = z.string().regex(/^[A-Za-z0-9_.\/-]{1,63}$/, 'label keys are 1-63 of [A-Za-z0-9_./-]');
 const labels = z.record(labelKey, z.string().max(256)).default({});
 const seconds = z.number().int('must be a whole number of seconds').positive('must be greater than 0');
+/** Longer than anyone should keep a sandbox; keeps every derived date representable. */
+const MAX_LIFETIME_SECONDS = 366 * 24 * 3600;
 
 export const createSandboxBody = z
   .object({
     driver: z.string().min(1).optional(),
     template: z.string().min(1).max(128).optional(),
     ttlSeconds: seconds.max(30 * 24 * 3600),
-    maxLifetimeSeconds: seconds.optional(),
+    maxLifetimeSeconds: seconds.max(MAX_LIFETIME_SECONDS).optional(),
     readyTimeoutSeconds: seconds.max(3600).optional(),
     labels,
     sessionId: z.string().min(1).optional(),
@@ -34,7 +36,7 @@ export const execBody = z
 
 export const renewBody = z
   .object({
-    ttlSeconds: seconds,
+    ttlSeconds: seconds.max(MAX_LIFETIME_SECONDS),
     /** true = renew by signal: 202 at once, no answer (works with no worker running). */
     async: z.boolean().default(false),
   })

@@ -219,6 +219,8 @@ describe('API input', () => {
       ['POST', '/v1/sandboxes', { ttlSeconds: 5, labels: { 'bad key!': 'x' } }, 400, /labels/],
       ['POST', '/v1/sandboxes', { ttlSeconds: 5, driver: 'vmware' }, 400, /driver: 'vmware' is not enabled; enabled drivers: process/],
       ['POST', '/v1/sandboxes', { ttlSeconds: 5, extra: 1 }, 400, /extra/],
+      ['POST', '/v1/sandboxes', { ttlSeconds: 60, maxLifetimeSeconds: 1e13 }, 400, /maxLifetimeSeconds/],
+      ['POST', '/v1/sandboxes/sbx-missing/lease/renew', { ttlSeconds: 1e13 }, 400, /ttlSeconds/],
       ['POST', '/v1/sandboxes', '{not json', 400, /not valid JSON/],
       ['GET', '/v1/sandboxes?state=NOPE', undefined, 400, /state/],
       ['GET', '/v1/sandboxes?cursor=zzz', undefined, 400, /cursor/],
