@@ -6,7 +6,7 @@ import type pg from 'pg';
 import type { HypervisorSet } from '../hypervisors/index';
 import { openRows, storeReaperRun, type StoredReport } from '../registry/reaper-runs';
 import { markDestroyed } from '../registry/sandboxes';
-import type { Drift, Inventory, InventoryVm } from '../workflows/drift';
+import { overdueGraceSeconds, type Drift, type Inventory, type InventoryVm } from '../workflows/drift';
 import { destroySignal, vmLostSignal } from '../workflows/messages';
 import { SandboxDriver, SandboxExpiresAt, SandboxSession, SandboxState } from '../workflows/search-attributes';
 
@@ -95,8 +95,10 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
         case 'overdue': {
           const d = await openWorkflow(drift.id);
           if (d) {
+            // The same rule as the plan, on fresh state: visibility may still have shown RUNNING.
             const expiresAt = d.typedSearchAttributes.get(SandboxExpiresAt);
-            if (!expiresAt || Date.now() <= new Date(expiresAt).getTime() + graceSeconds * 1000) return null;
+            const grace = overdueGraceSeconds(d.typedSearchAttributes.get(SandboxState), graceSeconds);
+            if (!expiresAt || Date.now() <= new Date(expiresAt).getTime() + grace * 1000) return null;
             if (dryRun) return would('force destroy')!;
             await sandboxHandle(drift.id).terminate('reaper: lease overdue, force destroy');
           }

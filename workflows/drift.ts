@@ -55,6 +55,12 @@ export interface PlanOptions {
 const VM_EXPECTED: readonly string[] = ['RUNNING', 'STOPPED'];
 const DESTROYING_STATES: readonly string[] = ['EXPIRED', 'DESTROYING'];
 
+/** How far past expiresAt an open workflow counts as stuck. One already destroying is retrying
+ *  on its own: only a long stall counts. */
+export function overdueGraceSeconds(state: string | undefined, graceSeconds: number): number {
+  return state && DESTROYING_STATES.includes(state) ? Math.max(graceSeconds * 10, 300) : graceSeconds;
+}
+
 export function planReconciliation(inv: Inventory, opts: PlanOptions): Drift[] {
   const now = Date.parse(inv.takenAt);
   const old = (iso: string) => opts.olderThanSeconds === undefined || now - Date.parse(iso) >= opts.olderThanSeconds * 1000;
@@ -72,8 +78,7 @@ export function planReconciliation(inv: Inventory, opts: PlanOptions): Drift[] {
 
   for (const w of inv.openWorkflows) {
     if (!old(w.startedAt) || !w.driver) continue;
-    // A workflow already destroying is retrying on its own: only a long stall counts as stuck.
-    const grace = w.state && DESTROYING_STATES.includes(w.state) ? Math.max(opts.graceSeconds * 10, 300) : opts.graceSeconds;
+    const grace = overdueGraceSeconds(w.state, opts.graceSeconds);
     if (w.expiresAt && now > Date.parse(w.expiresAt) + grace * 1000) {
       add({ id: w.id, driver: w.driver, kind: 'overdue' });
     } else if (w.sessionId && !sessions.has(w.sessionId)) {
