@@ -55,7 +55,7 @@ export class SandboxService {
       throw new ApiError(400, 'invalid_argument', `driver: '${driver}' is not enabled; enabled drivers: ${this.opts.drivers.join(', ')}`);
     }
     const requestHash = hashOf({ ...body, driver });
-    const id = ctx.idempotencyKey ? idFromKey(ctx.owner ?? '', ctx.idempotencyKey) : newSandboxId();
+    const id = ctx.idempotencyKey ? sandboxIdForKey(ctx.owner ?? '', ctx.idempotencyKey) : newSandboxId();
     if (ctx.idempotencyKey) {
       const replay = await this.replay(id, requestHash);
       if (replay) return { created: false, sandbox: replay };
@@ -195,8 +195,10 @@ export class SandboxService {
     try {
       memo = (await this.handle(id).describe()).memo;
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return null;
-      throw err;
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      // Its workflow may be past retention while the registry still has the sandbox: a key names
+      // one sandbox for good, so answer with that one rather than start a second under its id.
+      return getSandbox(this.pool, id);
     }
     if (memo?.requestHash !== requestHash) {
       throw new ApiError(422, 'idempotency_conflict', 'Idempotency-Key was already used with a different request body', { sandboxId: id });
@@ -389,7 +391,8 @@ function newSandboxId(): string {
   return `sbx-${randomBytes(8).toString('hex')}`;
 }
 
-function idFromKey(owner: string, key: string): string {
+/** The sandbox an Idempotency-Key names, per actor: the same key always names the same sandbox. */
+export function sandboxIdForKey(owner: string, key: string): string {
   return `sbx-${createHash('sha256').update(`${owner}\0${key}`).digest('hex').slice(0, 16)}`;
 }
 

@@ -3,6 +3,8 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../hypervisors/proc-identity';
+import { sandboxIdForKey } from '../api/sandbox-service';
+import { recordTransition } from '../registry/sandboxes';
 import type { SandboxStatus } from '../workflows/types';
 import { eventually, startHarness, type Harness } from './support/harness';
 
@@ -200,6 +202,28 @@ describe('idempotent create', () => {
     expect(conflict.status).toBe(422);
     expect(conflict.body.error.code).toBe('idempotency_conflict');
     await h.api('DELETE', `/v1/sandboxes/${first.body.id}`);
+  });
+
+  it('a key whose workflow is past retention still names its sandbox (from the registry), never a second one', async () => {
+    const key = `k-old-${Date.now()}`;
+    const id = sandboxIdForKey('api', key);
+    const at = new Date().toISOString();
+    // What the registry keeps of a sandbox whose closed workflow Temporal has since deleted.
+    await recordTransition(h.pool, {
+      sandboxId: id,
+      seq: 7,
+      from: 'DESTROYING',
+      to: 'DESTROYED',
+      reason: 'lease expired',
+      at,
+      sandbox: { id, state: 'DESTROYED', driver: 'process', labels: {}, createdAt: at, maxExpiresAt: at, destroyReason: 'lease expired' },
+    });
+
+    const again = await create({ ttlSeconds: 60 }, { 'idempotency-key': key });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ id, state: 'DESTROYED', destroyReason: 'lease expired' });
+    await expect(h.client.workflow.getHandle(`sandbox:${id}`).describe()).rejects.toThrow(/not found/i);
+    expect(await h.hypervisors.get('process').describe(id)).toBeNull();
   });
 
   it('the driver finds the sandbox it already made when create is retried', async () => {
