@@ -6,7 +6,7 @@ import {
   type PveParams,
 } from './pve-client';
 import {
-  descriptionNamesSandbox, idTag, OWNER_TAG, parseTags, sandboxIdOfTags, vmDescription, vmName,
+  deploymentTag, descriptionNamesSandbox, idTag, OWNER_TAG, parseTags, sandboxIdOfTags, vmDescription, vmName,
 } from './pve-identity';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from './types';
 
@@ -21,6 +21,9 @@ export interface ProxmoxOptions {
   templates: Record<string, number>;
   /** Template used when the spec names none (default: `default`, else the first). */
   defaultTemplate?: string;
+  /** Names this Hourglass deployment in its VMs' tags: list(), the reaper and destroy see only
+   *  these, so deployments sharing a PVE cluster never touch each other's VMs. */
+  deployment: string;
   insecureTls?: boolean;
   taskTimeoutMs?: number;
   /** Graceful shutdown time before stop() forces the VM off. */
@@ -204,7 +207,7 @@ export class ProxmoxHypervisor implements Hypervisor {
     return this.mapErrors('*', async () => {
       const rows = await this.resources();
       return rows.flatMap((row) => {
-        const id = sandboxIdOfTags(row.tags);
+        const id = sandboxIdOfTags(row.tags, this.opts.deployment);
         return id === undefined ? [] : [this.info(id, { ...row, tagged: true }, stateOf(row.status))];
       });
     });
@@ -258,7 +261,7 @@ export class ProxmoxHypervisor implements Hypervisor {
         await this.runTask(`/nodes/${node}/qemu/${templateVmid}/clone`, {
           newid,
           name: vmName(spec.id),
-          description: vmDescription(spec.id, templateName, spec.labels),
+          description: vmDescription(spec.id, this.opts.deployment, templateName, spec.labels),
           full: false, // linked clone (PVE's default for templates, said explicitly)
         }, ctx);
         return { vmid: newid, node, tagged: false };
@@ -287,7 +290,7 @@ export class ProxmoxHypervisor implements Hypervisor {
   private async tagAndSize(vm: SandboxVm, spec: SandboxSpec, ctx: OpContext): Promise<void> {
     await this.withRetries(ctx, `configure VM ${vm.vmid}`, async () => {
       const config = await this.client.get<{ tags?: string }>(this.vmPath(vm, 'config'));
-      const tags = [...new Set([...parseTags(config.tags), OWNER_TAG, idTag(spec.id)])].join(';');
+      const tags = [...new Set([...parseTags(config.tags), OWNER_TAG, deploymentTag(this.opts.deployment), idTag(spec.id)])].join(';');
       const params: PveParams = { tags };
       if (spec.cpus !== undefined) params.cores = spec.cpus;
       if (spec.memoryMiB !== undefined) params.memory = String(spec.memoryMiB);
@@ -338,8 +341,8 @@ export class ProxmoxHypervisor implements Hypervisor {
   /** The sandbox's VMs, lowest vmid first: tagged ones, else an untagged clone whose description names the id. */
   private async findVms(id: string): Promise<SandboxVm[]> {
     const rows = await this.resources();
-    const tag = idTag(id);
-    const tagged = rows.filter((row) => parseTags(row.tags).includes(OWNER_TAG) && parseTags(row.tags).includes(tag));
+    const ours = [OWNER_TAG, deploymentTag(this.opts.deployment), idTag(id)];
+    const tagged = rows.filter((row) => ours.every((tag) => parseTags(row.tags).includes(tag)));
     if (tagged.length > 0) return tagged.sort(byVmid).map((row) => ({ ...row, tagged: true }));
 
     // Crash between clone and tagging: the name and description were set by the clone itself.
@@ -350,7 +353,7 @@ export class ProxmoxHypervisor implements Hypervisor {
     for (const row of candidates.sort(byVmid)) {
       try {
         const config = await this.client.get<{ name?: string; description?: string }>(`/nodes/${row.node}/qemu/${row.vmid}/config`);
-        if (config.name === name && descriptionNamesSandbox(config.description, id)) found.push({ ...row, tagged: false });
+        if (config.name === name && descriptionNamesSandbox(config.description, id, this.opts.deployment)) found.push({ ...row, tagged: false });
       } catch (err) {
         if (!(err instanceof PveApiError && VM_GONE.test(err.pveMessage))) throw err;
       }
@@ -467,7 +470,8 @@ export function parseTemplates(text: string): Record<string, number> {
 
 /**
  * Driver from the environment: HOURGLASS_PVE_URL, HOURGLASS_PVE_TOKEN (USER@REALM!TOKENID=SECRET),
- * HOURGLASS_PVE_NODE, HOURGLASS_PVE_TEMPLATES, HOURGLASS_PVE_INSECURE_TLS. The state dir is unused:
+ * HOURGLASS_PVE_NODE, HOURGLASS_PVE_TEMPLATES, HOURGLASS_PVE_INSECURE_TLS, HOURGLASS_PVE_DEPLOYMENT
+ * (default: the task queue). The state dir is unused:
  * PVE itself keeps every fact the driver needs (tags, names, descriptions).
  */
 export function createProxmoxHypervisor(env: NodeJS.ProcessEnv, _stateDir: string): Hypervisor {
@@ -486,5 +490,6 @@ export function createProxmoxHypervisor(env: NodeJS.ProcessEnv, _stateDir: strin
     node: need('HOURGLASS_PVE_NODE'),
     templates: parseTemplates(need('HOURGLASS_PVE_TEMPLATES')),
     insecureTls: /^(1|true|yes)$/i.test(env.HOURGLASS_PVE_INSECURE_TLS ?? ''),
+    deployment: env.HOURGLASS_PVE_DEPLOYMENT?.trim() || env.HOURGLASS_TASK_QUEUE?.trim() || 'hourglass',
   });
 }

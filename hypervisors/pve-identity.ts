@@ -1,22 +1,34 @@
-// How a PVE VM is recognised as an Hourglass sandbox: tag `hourglass` plus a tag that encodes the
-// sandbox id losslessly; the name and a description line carry it too, from the clone onwards.
+// How a PVE VM is recognised as an Hourglass sandbox of *this* deployment: tag `hourglass`, a tag
+// naming the deployment (several may share one PVE cluster), and a tag that encodes the sandbox id
+// losslessly; the name and description lines carry id and deployment too, from the clone onwards.
 
 /** Every Hourglass VM carries this tag; list()/the reaper never look at VMs without it. */
 export const OWNER_TAG = 'hourglass';
 const ID_TAG_PREFIX = 'hg-id.';
+const DEPLOYMENT_TAG_PREFIX = 'hg-dep.';
 const DESCRIPTION_MARKER = 'hourglass-sandbox-id: ';
+const DEPLOYMENT_MARKER = 'hourglass-deployment: ';
 
 /**
  * PVE tags allow only `[a-z0-9_][a-z0-9_\-+.]*` and are lower-cased (notes §4), so any other byte
  * of the id is written as `_xx` (hex of its UTF-8 byte); `_` itself becomes `_5f`.
  */
 export function idTag(sandboxId: string): string {
+  return ID_TAG_PREFIX + encodeForTag(sandboxId);
+}
+
+/** The tag that scopes a VM to one Hourglass deployment. */
+export function deploymentTag(deployment: string): string {
+  return DEPLOYMENT_TAG_PREFIX + encodeForTag(deployment);
+}
+
+function encodeForTag(text: string): string {
   let out = '';
-  for (const byte of Buffer.from(sandboxId, 'utf8')) {
+  for (const byte of Buffer.from(text, 'utf8')) {
     const ch = String.fromCharCode(byte);
     out += /[a-z0-9.\-]/.test(ch) ? ch : `_${byte.toString(16).padStart(2, '0')}`;
   }
-  return ID_TAG_PREFIX + out;
+  return out;
 }
 
 /** The sandbox id in an id tag, or undefined when the tag is not one. */
@@ -40,10 +52,10 @@ export function parseTags(tags: string | undefined): string[] {
   return (tags ?? '').split(/[;, ]+/).filter(Boolean).map((t) => t.toLowerCase());
 }
 
-/** The sandbox id of a VM whose tags mark it as Hourglass's, else undefined. */
-export function sandboxIdOfTags(tags: string | undefined): string | undefined {
+/** The sandbox id of a VM whose tags mark it as this deployment's, else undefined. */
+export function sandboxIdOfTags(tags: string | undefined, deployment: string): string | undefined {
   const list = parseTags(tags);
-  if (!list.includes(OWNER_TAG)) return undefined;
+  if (!list.includes(OWNER_TAG) || !list.includes(deploymentTag(deployment))) return undefined;
   for (const tag of list) {
     const id = sandboxIdFromTag(tag);
     if (id !== undefined) return id;
@@ -58,11 +70,19 @@ export function vmName(sandboxId: string): string {
 }
 
 /** Set at clone time, so a VM whose tagging never happened is still recognisable as ours. */
-export function vmDescription(sandboxId: string, template: string, labels: Record<string, string>): string {
+export function vmDescription(sandboxId: string, deployment: string, template: string, labels: Record<string, string>): string {
   const labelLines = Object.entries(labels).map(([k, v]) => `label ${k}: ${v}`);
-  return [`Hourglass sandbox (destroyed when its lease ends; do not edit).`, `${DESCRIPTION_MARKER}${sandboxId}`, `template: ${template}`, ...labelLines].join('\n');
+  return [
+    `Hourglass sandbox (destroyed when its lease ends; do not edit).`,
+    `${DESCRIPTION_MARKER}${sandboxId}`,
+    `${DEPLOYMENT_MARKER}${deployment}`,
+    `template: ${template}`,
+    ...labelLines,
+  ].join('\n');
 }
 
-export function descriptionNamesSandbox(description: unknown, sandboxId: string): boolean {
-  return typeof description === 'string' && description.split('\n').includes(`${DESCRIPTION_MARKER}${sandboxId}`);
+export function descriptionNamesSandbox(description: unknown, sandboxId: string, deployment: string): boolean {
+  if (typeof description !== 'string') return false;
+  const lines = description.split('\n');
+  return lines.includes(`${DESCRIPTION_MARKER}${sandboxId}`) && lines.includes(`${DEPLOYMENT_MARKER}${deployment}`);
 }

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../../hypervisors/errors';
 import { createProxmoxHypervisor, ProxmoxHypervisor, type ProxmoxOptions } from '../../hypervisors/proxmox';
-import { idTag, sandboxIdFromTag } from '../../hypervisors/pve-identity';
+import { deploymentTag, idTag, sandboxIdFromTag, vmDescription, vmName } from '../../hypervisors/pve-identity';
 import { pveText, startPveSimulator, type PveSimulator } from '../pve-sim/index';
 
 const newId = () => `sb-${randomUUID().slice(0, 8)}`;
@@ -12,7 +12,7 @@ const spec = (id: string, extra: Partial<Parameters<ProxmoxHypervisor['create']>
 
 function driverFor(sim: PveSimulator, overrides: Partial<ProxmoxOptions> = {}): ProxmoxHypervisor {
   return new ProxmoxHypervisor({
-    url: sim.url, token: sim.token, node: sim.node, templates: sim.templateIds,
+    url: sim.url, token: sim.token, node: sim.node, templates: sim.templateIds, deployment: 'suite',
     retryDelaysMs: [20, 50, 100], ...overrides,
   });
 }
@@ -48,7 +48,7 @@ describe('proxmox driver: lifecycle', () => {
     expect(info).toMatchObject({ id, driver: 'proxmox', state: 'running' });
     const [vm] = vmsOf(sim, id);
     expect(vm).toMatchObject({ status: 'running', name: `hg-${id}`, template: false });
-    expect(vm!.tags).toEqual(['hg-id.' + id, 'hourglass']);
+    expect(vm!.tags).toEqual(['hg-dep.suite', 'hg-id.' + id, 'hourglass']);
     expect(vm!.config.scsi0).toMatch(/^local-lvm:base-9000-disk-0\//); // a linked clone
     expect(vm!.config.memory).toBe('1024');
     expect(vm!.lock).toBeUndefined();
@@ -164,6 +164,10 @@ describe('proxmox driver: foreign VMs', () => {
     sim.addVm({ vmid: 501, name: `hg-${id}` }); // our name, but not our description
     sim.addVm({ vmid: 502, name: 'someone-elses', tags: 'hourglass', running: true }); // our owner tag only
     sim.addVm({ vmid: 503, name: 'lookalike', tags: `hourglass;${idTag('other-sandbox')}`, template: true });
+    // Another Hourglass deployment on the same cluster, with a sandbox of the very same id: tagged,
+    // and a clone it has not tagged yet.
+    sim.addVm({ vmid: 504, name: vmName(id), tags: `hourglass;${deploymentTag('other')};${idTag(id)}`, running: true });
+    sim.addVm({ vmid: 505, name: vmName(id), description: vmDescription(id, 'other', 'default', {}) });
     hv = driverFor(sim);
   });
   afterAll(async () => {
@@ -182,7 +186,7 @@ describe('proxmox driver: foreign VMs', () => {
     expect(await hv.describe('someone-elses')).toBeNull();
     expect(await hv.destroy(id)).toEqual({ existed: true });
 
-    const foreign = [500, 501, 502, 503, 9000, 9001];
+    const foreign = [500, 501, 502, 503, 504, 505, 9000, 9001];
     expect(sim.vms().map((vm) => vm.vmid).sort()).toEqual(foreign);
     const writes = sim.requests().filter((r) => r.method !== 'GET');
     const touched = writes.filter((r) => foreign.some((vmid) => r.path.includes(`/qemu/${vmid}/`) || r.path.endsWith(`/qemu/${vmid}`)));

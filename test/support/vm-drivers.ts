@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { resolveGuestImage } from '../../hypervisors/guest-image';
-import { descriptionNamesSandbox, idTag, vmName } from '../../hypervisors/pve-identity';
+import { idTag, vmName } from '../../hypervisors/pve-identity';
 import type { Hypervisor } from '../../hypervisors/types';
 import type { PveSimulator } from '../pve-sim/index';
 
@@ -115,7 +115,7 @@ export async function libvirtLeftovers(driver: Hypervisor, stateDir: string, id:
 
 /** Everything a proxmox sandbox could leave: the driver's view, a VM on the simulated PVE. */
 export async function proxmoxLeftovers(driver: Hypervisor, sim: PveSimulator, id: string): Promise<string[]> {
-  const vms = sim.vms().filter((vm) => vm.tags.includes(idTag(id)) || vm.name === vmName(id) || descriptionNamesSandbox(vm.description, id));
+  const vms = sim.vms().filter((vm) => vm.tags.includes(idTag(id)) || vm.name === vmName(id) || vm.description?.includes(`hourglass-sandbox-id: ${id}`));
   return [...(await described(driver, id)), ...vms.map((vm) => `PVE VM ${vm.vmid} (${vm.name}, ${vm.status})`)];
 }
 
