@@ -278,6 +278,18 @@ describe('jobs', () => {
     await h.api('DELETE', `/v1/sandboxes/${kept.id}`);
   });
 
+  it('a job whose sandbox cannot be created ends FAILED with the reason, not QUEUED forever', async () => {
+    const res = await h.api('POST', '/v1/jobs', { commands: [['true']], ttlSeconds: 60, template: 'no-such-template' });
+    expect(res.status).toBe(201);
+    const job = await eventually(async () => {
+      const j = (await h.api('GET', `/v1/jobs/${res.body.id}`)).body;
+      return j.sandboxState === 'DESTROYED' ? j : undefined;
+    });
+    expect(job.state).toBe('FAILED');
+    expect(job.error).toMatch(/^create failed: unknown template 'no-such-template'/);
+    expect(job.steps).toEqual([]);
+  });
+
   it('honours Idempotency-Key: same job for the same body, 422 for another', async () => {
     const headers = { 'idempotency-key': `job-${Date.now()}` };
     const body = { commands: [['true']], ttlSeconds: 60, keepalive: true };

@@ -362,6 +362,11 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
 
   async function destroyVm(): Promise<void> {
     destroyReason ??= failure ? `create failed: ${failure}` : 'workflow ended';
+    if (job?.state === 'QUEUED' || job?.state === 'RUNNING') {
+      // The sandbox ends before the job could finish (create failed, destroyed early): say so.
+      job.state = 'FAILED';
+      job.error ??= failure ? `create failed: ${failure}` : `sandbox ended before the job finished (${destroyReason})`;
+    }
     if (state !== 'DESTROYING') transition('DESTROYING', destroyReason);
     const { existed } = await teardown.destroySandbox({ id, driver: request.driver });
     transition('DESTROYED', existed ? destroyReason : `${destroyReason} (vm already gone)`);
