@@ -73,7 +73,7 @@ export function createActivities(deps: ActivityDeps) {
     /** "Not found" counts as destroyed; anything else is retried by the workflow forever. */
     async destroySandbox(req: Target): Promise<{ existed: boolean }> {
       const driver = hypervisor(hypervisors, req.driver);
-      return driver.destroy(req.id, opContext());
+      return whileAlive(() => driver.destroy(req.id, opContext()));
     },
   };
 }
@@ -102,6 +102,21 @@ async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
       throw ApplicationFailure.nonRetryable(err.message, err.code);
     }
     throw err;
+  }
+}
+
+/**
+ * Heartbeats every second while fn runs, whatever the driver reports: the heartbeat then means
+ * "this worker is alive", so a destroy lost with a crashed worker is retried after a short
+ * heartbeat timeout instead of a long one sized for the slowest driver.
+ */
+async function whileAlive<T>(fn: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const ticker = setInterval(() => ctx.heartbeat(), 1000);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(ticker);
   }
 }
 

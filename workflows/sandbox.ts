@@ -64,8 +64,8 @@ const provisioning = proxyActivities<Activities>({
 // backoff: a destroy is cheap to retry and every second of delay is a second past the lease.
 const teardown = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
-  // A destroy lost with a crashed worker is retried after this; slow drivers heartbeat.
-  heartbeatTimeout: '10s',
+  // A destroy lost with a crashed worker is retried after this; the activity heartbeats every second.
+  heartbeatTimeout: '5s',
   retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '5s' },
 });
 
