@@ -1,7 +1,7 @@
 // Per-file test harness: a real worker (bundled once), the real API on a random port, a real
 // process driver in a temporary state dir, all on a task queue of its own.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,6 +111,7 @@ export async function startHarness(opts: { drivers?: Record<string, Hypervisor>;
       }
       await connection.close();
       await pool.end();
+      rmSync(stateDir, { recursive: true, force: true });
     },
   };
 }
