@@ -31,6 +31,21 @@ afterAll(() => h?.close());
 
 const state = async (id: string) => (await h.api<SandboxStatus>('GET', `/v1/sandboxes/${id}`)).body;
 
+/** A process sandbox whose workflow continues as new after 30 history events, once RUNNING. */
+async function startRunningWithShortHistory(id: string) {
+  const handle = await h.client.workflow.start(sandboxWorkflow, {
+    workflowId: `sandbox:${id}`,
+    taskQueue: h.taskQueue,
+    args: [
+      {
+        request: { id, driver: 'process', ttlSeconds: 60, maxLifetimeSeconds: 600, labels: {}, readyTimeoutSeconds: 30, maxHistoryEvents: 30 },
+      },
+    ],
+  });
+  await eventually(async () => (await handle.query(getStatus)).state === 'RUNNING');
+  return handle;
+}
+
 describe('durability', () => {
   it('a worker restarted mid-lease still destroys on time', async () => {
     const { body: sbx } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 4 });
@@ -49,16 +64,7 @@ describe('durability', () => {
 
   it('continue-as-new keeps the VM and the lease', async () => {
     const id = `can-${Date.now()}`;
-    const handle = await h.client.workflow.start(sandboxWorkflow, {
-      workflowId: `sandbox:${id}`,
-      taskQueue: h.taskQueue,
-      args: [
-        {
-          request: { id, driver: 'process', ttlSeconds: 60, maxLifetimeSeconds: 600, labels: {}, readyTimeoutSeconds: 30, maxHistoryEvents: 30 },
-        },
-      ],
-    });
-    await eventually(async () => (await handle.query(getStatus)).state === 'RUNNING');
+    const handle = await startRunningWithShortHistory(id);
     const before = await h.hypervisors.get('process').describe(id);
     const firstRun = (await handle.describe()).runId;
     // Each renewal adds history; under load several signals may share one workflow task, so keep
@@ -86,16 +92,7 @@ describe('durability', () => {
 
   it('a pending rollover waits for an exec in flight and keeps taking renewals and execs meanwhile', async () => {
     const id = `can-busy-${Date.now()}`;
-    const handle = await h.client.workflow.start(sandboxWorkflow, {
-      workflowId: `sandbox:${id}`,
-      taskQueue: h.taskQueue,
-      args: [
-        {
-          request: { id, driver: 'process', ttlSeconds: 60, maxLifetimeSeconds: 600, labels: {}, readyTimeoutSeconds: 30, maxHistoryEvents: 30 },
-        },
-      ],
-    });
-    await eventually(async () => (await handle.query(getStatus)).state === 'RUNNING');
+    const handle = await startRunningWithShortHistory(id);
     const firstRun = (await handle.describe()).runId;
     const slowExec = handle.executeUpdate(execUpdate, { args: [{ command: ['sh', '-c', 'sleep 6; echo slow'] }] });
     // Push history past the limit while the slow exec holds the rollover back.
