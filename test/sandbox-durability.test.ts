@@ -10,9 +10,10 @@ import type { SandboxSpec, VmInfo } from '../hypervisors/types';
 import { execUpdate, getStatus, renewLeaseSignal, renewLeaseUpdate } from '../workflows/messages';
 import { sandboxWorkflow } from '../workflows/sandbox';
 import type { SandboxStatus } from '../workflows/types';
+import { WorkflowUpdateStage } from '@temporalio/client';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../worker/worker';
-import { eventually, startHarness, type Harness } from './support/harness';
+import { eventually, settledEvents, startHarness, type Harness } from './support/harness';
 
 /** A real process driver whose create makes the sandbox and then fails for good. */
 class CreateThenFail extends ProcessHypervisor {
@@ -93,8 +94,12 @@ describe('durability', () => {
   it('a pending rollover waits for an exec in flight and keeps taking renewals and execs meanwhile', async () => {
     const id = `can-busy-${Date.now()}`;
     const handle = await startRunningWithShortHistory(id);
+    const slowExec = await handle.startUpdate(execUpdate, {
+      args: [{ command: ['sh', '-c', 'sleep 6; echo slow'] }],
+      waitForStage: WorkflowUpdateStage.ACCEPTED,
+    });
+    // The run that accepted the exec (the short history may already have rolled over once before).
     const firstRun = (await handle.describe()).runId;
-    const slowExec = handle.executeUpdate(execUpdate, { args: [{ command: ['sh', '-c', 'sleep 6; echo slow'] }] });
     // Push history past the limit while the slow exec holds the rollover back.
     await eventually(async () => {
       await handle.signal(renewLeaseSignal, { ttlSeconds: 120 });
@@ -106,7 +111,7 @@ describe('durability', () => {
     const renewed = await handle.executeUpdate(renewLeaseUpdate, { args: [{ ttlSeconds: 300 }] });
     expect(Date.parse(renewed.expiresAt) - Date.now()).toBeGreaterThan(250_000);
     expect((await handle.executeUpdate(execUpdate, { args: [{ command: ['echo', 'quick'] }] })).stdout).toBe('quick\n');
-    expect((await slowExec).stdout).toBe('slow\n');
+    expect((await slowExec.result()).stdout).toBe('slow\n');
 
     await eventually(async () => (await h.client.workflow.getHandle(`sandbox:${id}`).describe()).runId !== firstRun);
     expect((await state(id)).state).toBe('RUNNING');
@@ -157,7 +162,7 @@ describe('durability', () => {
       return s.state === 'DESTROYED' ? s : undefined;
     });
     expect(done.destroyReason).toBe('create failed: image checksum mismatch');
-    const events = (await h.api('GET', `/v1/sandboxes/${id}/events`)).body.items as { to: string; reason: string }[];
+    const events = await settledEvents(h, id, 'DESTROYED');
     expect(events.map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'FAILED', 'DESTROYING', 'DESTROYED']);
     expect(await flaky.describe(id)).toBeNull();
   });

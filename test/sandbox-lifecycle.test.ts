@@ -6,7 +6,7 @@ import { isAlive } from '../hypervisors/proc-identity';
 import { sandboxIdForKey } from '../api/sandbox-service';
 import { recordTransition } from '../registry/sandboxes';
 import type { SandboxStatus } from '../workflows/types';
-import { eventually, startHarness, type Harness } from './support/harness';
+import { eventually, settledEvents, startHarness, type Harness } from './support/harness';
 
 let h: Harness;
 beforeAll(async () => {
@@ -18,7 +18,6 @@ const create = async (body: Record<string, unknown>, headers?: Record<string, st
   return h.api('POST', '/v1/sandboxes', body, headers);
 };
 const state = async (id: string) => (await h.api<SandboxStatus>('GET', `/v1/sandboxes/${id}`)).body;
-const events = async (id: string) => (await h.api<{ items: { to: string; reason: string }[] }>('GET', `/v1/sandboxes/${id}/events`)).body.items;
 const untilDestroyed = (id: string, timeoutMs = 15_000) =>
   eventually(async () => {
     const s = await state(id);
@@ -38,7 +37,7 @@ describe('sandbox lifecycle', () => {
       return body.items.find((s) => s.id === res.body.id && s.state === 'RUNNING');
     });
     expect(listed.isolation).toBe(res.body.isolation);
-    expect((await events(res.body.id)).map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'BOOTING', 'RUNNING']);
+    expect((await settledEvents(h, res.body.id, 'RUNNING')).map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'BOOTING', 'RUNNING']);
     await h.api('DELETE', `/v1/sandboxes/${res.body.id}`);
   });
 
@@ -85,7 +84,7 @@ describe('sandbox lifecycle', () => {
     const destroyedAt = Date.now();
     expect(destroyedAt - Date.parse(sbx.expiresAt!)).toBeLessThan(2500);
     expect(done.destroyReason).toBe('lease expired');
-    expect((await events(sbx.id)).map((e) => [e.to, e.reason]).slice(-3)).toEqual([
+    expect((await settledEvents(h, sbx.id, 'DESTROYED')).map((e) => [e.to, e.reason]).slice(-3)).toEqual([
       ['EXPIRED', 'lease expired'],
       ['DESTROYING', 'lease expired'],
       ['DESTROYED', 'lease expired'],
@@ -269,7 +268,7 @@ describe('API input', () => {
     const id = res.body.error.details.sandbox.id;
     const done = await untilDestroyed(id);
     expect(done.error).toMatch(/unknown template/);
-    expect((await events(id)).map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'FAILED', 'DESTROYING', 'DESTROYED']);
+    expect((await settledEvents(h, id, 'DESTROYED')).map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'FAILED', 'DESTROYING', 'DESTROYED']);
   });
 
   it('paginates the list with a cursor', async () => {

@@ -13,7 +13,7 @@ import { createQemuHypervisor } from '../hypervisors/qemu';
 import type { Hypervisor } from '../hypervisors/types';
 import type { SandboxStatus } from '../workflows/types';
 import { startPveSimulator } from './pve-sim/index';
-import { eventually, startHarness, type Harness } from './support/harness';
+import { eventually, settledEvents, startHarness, type Harness } from './support/harness';
 import {
   ensureGuestImage,
   ensureLibvirtd,
@@ -144,8 +144,6 @@ for (const c of CASES) {
     }, 120_000);
 
     const get = async (id: string) => (await h.api<SandboxStatus>('GET', `/v1/sandboxes/${id}`)).body;
-    const events = async (id: string) =>
-      (await h.api<{ items: { from: string | null; to: string; reason: string; at: string }[] }>('GET', `/v1/sandboxes/${id}/events`)).body.items;
     const untilState = (id: string, want: string, timeoutMs: number) =>
       eventually(async () => {
         const s = await get(id);
@@ -198,7 +196,7 @@ for (const c of CASES) {
 
         const done = await untilState(sbx.id, 'DESTROYED', newExpiry - Date.now() + 60_000);
         expect(done.destroyReason).toBe('lease expired');
-        const evs = await events(sbx.id);
+        const evs = await settledEvents(h, sbx.id, 'DESTROYED');
         expect(evs.map((e) => [e.to, e.reason]).slice(-3)).toEqual([
           ['EXPIRED', 'lease expired'],
           ['DESTROYING', 'lease expired'],
@@ -248,7 +246,7 @@ for (const c of CASES) {
           const done = await untilState(res.body.id, 'DESTROYED', 60_000);
           console.log(`[vm-lifecycle] ${c.name}: never-ready guest FAILED→DESTROYED ${Date.now() - started} ms after create: ${done.error?.slice(0, 160)}`);
           expect(done.destroyReason).toMatch(/^create failed: sandbox \S+ not ready after \d+ ms/);
-          const evs = await events(res.body.id);
+          const evs = await settledEvents(h, res.body.id, 'DESTROYED');
           expect(evs.map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'BOOTING', 'FAILED', 'DESTROYING', 'DESTROYED']);
           expect(evs.find((e) => e.to === 'FAILED')!.reason).toMatch(/^create failed: /);
           expect(await setup.leftovers(res.body.id, driver)).toEqual([]);

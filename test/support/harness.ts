@@ -116,6 +116,26 @@ export async function startHarness(opts: { drivers?: Record<string, Hypervisor>;
   };
 }
 
+export interface EventRow {
+  seq: number;
+  from: string | null;
+  to: string;
+  reason: string;
+  at: string;
+}
+
+/**
+ * A sandbox's events once they run without gaps up to one that moved to `last`. Its workflow
+ * writes them in parallel, so the row (and a later event) may land before an earlier event.
+ */
+export function settledEvents(h: Pick<Harness, 'api'>, id: string, last: string): Promise<EventRow[]> {
+  return eventually(async () => {
+    const items = (await h.api<{ items: EventRow[] }>('GET', `/v1/sandboxes/${id}/events`)).body.items;
+    const gapless = items.every((e, i) => e.seq === i + 1);
+    return gapless && items.at(-1)?.to === last ? items : undefined;
+  });
+}
+
 /** Polls until fn returns a truthy value (or throws the last error after timeoutMs). */
 export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
