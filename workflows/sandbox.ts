@@ -151,13 +151,14 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     wakeups += 1;
   }
 
-  function requireState(op: Operation): void {
+  /** Why `op` cannot run now, or undefined when it can. */
+  function refusal(op: Operation): ApplicationFailure | undefined {
     if (!isAllowed(op, state)) {
-      throw ApplicationFailure.nonRetryable(invalidStateMessage(op, state), INVALID_STATE, { state, operation: op });
+      return ApplicationFailure.nonRetryable(invalidStateMessage(op, state), INVALID_STATE, { state, operation: op });
     }
     if (destroyReason) {
       // Still RUNNING for a moment, but the lease is over: say so rather than accept the work.
-      throw ApplicationFailure.nonRetryable(`cannot ${op} sandbox ${id}: it is being destroyed (${destroyReason})`, INVALID_STATE, {
+      return ApplicationFailure.nonRetryable(`cannot ${op} sandbox ${id}: it is being destroyed (${destroyReason})`, INVALID_STATE, {
         state,
         operation: op,
         destroyReason,
@@ -165,8 +166,14 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     }
     // A renewal is instant and always welcome; longer work would hold the rollover back.
     if (draining && op !== 'renewLease') {
-      throw ApplicationFailure.nonRetryable(`sandbox ${id} is continuing as new; retry in a moment`, BUSY, { state });
+      return ApplicationFailure.nonRetryable(`sandbox ${id} is continuing as new; retry in a moment`, BUSY, { state });
     }
+    return undefined;
+  }
+
+  function requireState(op: Operation): void {
+    const refused = refusal(op);
+    if (refused) throw refused;
   }
 
   function requestDestroy(reason: string): void {
@@ -200,10 +207,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   // Signals may come from the Temporal UI or CLI with no input at all: never destructure blindly.
   setHandler(renewLeaseSignal, (input) => {
     const ttlSeconds = input?.ttlSeconds;
-    const problem =
-      validateTtl(ttlSeconds) ??
-      (isAllowed('renewLease', state) ? undefined : invalidStateMessage('renewLease', state)) ??
-      (destroyReason ? `sandbox is being destroyed (${destroyReason})` : undefined);
+    const problem = validateTtl(ttlSeconds) ?? refusal('renewLease')?.message;
     if (problem) {
       log.warn('renewLease signal ignored', { sandboxId: id, problem });
       return;
