@@ -341,8 +341,7 @@ export class ProxmoxHypervisor implements Hypervisor {
   /** The sandbox's VMs, lowest vmid first: tagged ones, else an untagged clone whose description names the id. */
   private async findVms(id: string): Promise<SandboxVm[]> {
     const rows = await this.resources();
-    const ours = [OWNER_TAG, deploymentTag(this.opts.deployment), idTag(id)];
-    const tagged = rows.filter((row) => ours.every((tag) => parseTags(row.tags).includes(tag)));
+    const tagged = rows.filter((row) => sandboxIdOfTags(row.tags, this.opts.deployment) === id);
     if (tagged.length > 0) return tagged.sort(byVmid).map((row) => ({ ...row, tagged: true }));
 
     // Crash between clone and tagging: the name and description were set by the clone itself.
