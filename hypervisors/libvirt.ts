@@ -93,8 +93,8 @@ export class LibvirtHypervisor implements Hypervisor {
 
   async create(spec: SandboxSpec, ctx?: OpContext): Promise<VmInfo> {
     const id = checkId(spec.id);
-    const memoryMiB = spec.memoryMiB ?? this.cfg.memoryMiB;
-    const cpus = spec.cpus ?? this.cfg.cpus;
+    const memoryMiB = spec.limits?.memoryMiB ?? this.cfg.memoryMiB;
+    const cpus = spec.limits?.cpus ?? this.cfg.cpus;
     if (!Number.isInteger(memoryMiB) || memoryMiB < MIN_MEMORY_MIB) {
       throw new BadSpecError(`sandbox ${id}: memoryMiB must be an integer >= ${MIN_MEMORY_MIB}, not ${memoryMiB}`);
     }

@@ -93,8 +93,9 @@ export class ProxmoxHypervisor implements Hypervisor {
     if (templateVmid === undefined) {
       throw new BadSpecError(`unknown template '${templateName}' (known: ${Object.keys(this.opts.templates).join(', ') || 'none'})`);
     }
-    if (spec.cpus !== undefined && !(Number.isInteger(spec.cpus) && spec.cpus >= 1)) throw new BadSpecError(`cpus must be a positive integer (got ${spec.cpus})`);
-    if (spec.memoryMiB !== undefined && !(Number.isInteger(spec.memoryMiB) && spec.memoryMiB >= 16)) throw new BadSpecError(`memoryMiB must be an integer ≥ 16 (got ${spec.memoryMiB})`);
+    const { cpus, memoryMiB } = spec.limits ?? {};
+    if (cpus !== undefined && !(Number.isInteger(cpus) && cpus >= 1)) throw new BadSpecError(`cpus must be a positive integer (got ${cpus})`);
+    if (memoryMiB !== undefined && !(Number.isInteger(memoryMiB) && memoryMiB >= 16)) throw new BadSpecError(`memoryMiB must be an integer ≥ 16 (got ${memoryMiB})`);
 
     return this.mapErrors(spec.id, async () => {
       // Idempotent by id: a retry finds the VM an earlier attempt made, whatever step it reached.
@@ -292,8 +293,9 @@ export class ProxmoxHypervisor implements Hypervisor {
       const config = await this.client.get<{ tags?: string }>(this.vmPath(vm, 'config'));
       const tags = [...new Set([...parseTags(config.tags), OWNER_TAG, deploymentTag(this.opts.deployment), idTag(spec.id)])].join(';');
       const params: PveParams = { tags };
-      if (spec.cpus !== undefined) params.cores = spec.cpus;
-      if (spec.memoryMiB !== undefined) params.memory = String(spec.memoryMiB);
+      const { cpus, memoryMiB } = spec.limits ?? {};
+      if (cpus !== undefined) params.cores = cpus;
+      if (memoryMiB !== undefined) params.memory = String(memoryMiB);
       await this.client.put(this.vmPath(vm, 'config'), params, { signal: ctx.signal }); // withRetries repeats it
     });
     vm.tagged = true;

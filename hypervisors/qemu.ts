@@ -99,9 +99,9 @@ export class QemuHypervisor implements Hypervisor {
     if (spec.template !== undefined && spec.template !== 'default') {
       throw new BadSpecError(`sandbox ${id}: unknown qemu template "${spec.template}" (only "default")`);
     }
-    const memoryMiB = spec.memoryMiB ?? this.cfg.memoryMiB;
+    const memoryMiB = spec.limits?.memoryMiB ?? this.cfg.memoryMiB;
     if (memoryMiB < MIN_MEMORY_MIB) throw new BadSpecError(`sandbox ${id}: memoryMiB must be at least ${MIN_MEMORY_MIB} (got ${memoryMiB})`);
-    const cpus = spec.cpus ?? this.cfg.cpus;
+    const cpus = spec.limits?.cpus ?? this.cfg.cpus;
     if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new BadSpecError(`sandbox ${id}: cpus must be 1..64 (got ${cpus})`);
     const p = this.paths(id);
     const longest = p.qmp.length > p.agent.length ? p.qmp : p.agent;

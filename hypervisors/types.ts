@@ -6,8 +6,21 @@ export interface SandboxSpec {
   /** Driver-specific template/image name; undefined = the driver's default. */
   template?: string;
   labels: Record<string, string>;
+  /** Resource limits asked for (already checked against the operator's maxima); unset = the driver's default. */
+  limits?: SandboxLimits;
+}
+
+/** Per-sandbox resource limits. Each driver enforces what it can and reports what it applied. */
+export interface SandboxLimits {
+  /** vCPUs (VMs, whole numbers) or CPU time in cores (process sandboxes: a cgroup quota, may be fractional). */
   cpus?: number;
   memoryMiB?: number;
+  /** Processes and threads (process sandboxes: cgroup pids.max). */
+  pids?: number;
+  /** Size of the sandbox's private /tmp (process sandboxes: a size-limited tmpfs). */
+  tmpMiB?: number;
+  /** Size of the sandbox's workspace (process sandboxes: /work) or disk. */
+  diskMiB?: number;
 }
 
 export type VmState = 'running' | 'stopped' | 'unknown';
@@ -20,6 +33,8 @@ export interface VmInfo {
   isolation: string;
   /** Driver facts worth showing an operator (pid, dir, domain name, vmid…). */
   details: Record<string, unknown>;
+  /** The limits actually enforced (a field is absent when the driver could not enforce it). */
+  limits?: SandboxLimits;
 }
 
 export interface ExecRequest {

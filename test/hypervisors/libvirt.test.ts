@@ -181,6 +181,6 @@ describe('LibvirtHypervisor (real libvirtd)', () => {
   it('rejects specs it can never satisfy', async () => {
     await expect(hv.create({ id: 'bad id/../x', labels: {} })).rejects.toBeInstanceOf(BadSpecError);
     await expect(hv.create({ id: newId('tmpl'), template: 'nope', labels: {} })).rejects.toBeInstanceOf(BadSpecError);
-    await expect(hv.create({ id: newId('mem'), memoryMiB: 16, labels: {} })).rejects.toBeInstanceOf(BadSpecError);
+    await expect(hv.create({ id: newId('mem'), limits: { memoryMiB: 16 }, labels: {} })).rejects.toBeInstanceOf(BadSpecError);
   });
 });

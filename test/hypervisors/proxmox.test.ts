@@ -44,7 +44,7 @@ describe('proxmox driver: lifecycle', () => {
   it('creates, runs commands, stops, starts and destroys a sandbox', async () => {
     const id = newId();
     const progress: string[] = [];
-    const info = await hv.create(spec(id, { cpus: 2, memoryMiB: 1024 }), { progress: (p) => progress.push(p) });
+    const info = await hv.create(spec(id, { limits: { cpus: 2, memoryMiB: 1024 } }), { progress: (p) => progress.push(p) });
     expect(info).toMatchObject({ id, driver: 'proxmox', state: 'running' });
     const [vm] = vmsOf(sim, id);
     expect(vm).toMatchObject({ status: 'running', name: `hg-${id}`, template: false });
@@ -419,7 +419,7 @@ describe.each([
     const notTemplate = await failureOf(ghost.create(spec(newId(), { template: 'plain' })));
     expect(notTemplate).toBeInstanceOf(BadSpecError);
     expect(notTemplate.message).toContain("Linked clone feature is not supported for 'local-lvm:vm-500-disk-0' (scsi0)");
-    expect(await failureOf(hv.create(spec(newId(), { cpus: 0 })))).toBeInstanceOf(BadSpecError);
+    expect(await failureOf(hv.create(spec(newId(), { limits: { cpus: 0 } })))).toBeInstanceOf(BadSpecError);
     await ghost.close();
   });
 });

@@ -159,7 +159,7 @@ describe('qemu driver: one sandbox through its life', () => {
 describe('qemu driver: specs it cannot satisfy', () => {
   it('rejects an unknown template, too little memory and an unusable id as permanent BadSpecErrors', async () => {
     await expect(hv.create({ id: 'bad-template', template: 'ubuntu', labels: {} })).rejects.toBeInstanceOf(BadSpecError);
-    await expect(hv.create({ id: 'too-small', memoryMiB: 32, labels: {} })).rejects.toBeInstanceOf(BadSpecError);
+    await expect(hv.create({ id: 'too-small', limits: { memoryMiB: 32 }, labels: {} })).rejects.toBeInstanceOf(BadSpecError);
     await expect(hv.create({ id: '../escape', labels: {} })).rejects.toBeInstanceOf(BadSpecError);
     expect(await hv.describe('bad-template')).toBeNull();
   });
