@@ -72,6 +72,8 @@ export interface Hypervisor {
   list(): Promise<VmInfo[]>;
   /** null when the sandbox does not exist. */
   describe(id: string): Promise<VmInfo | null>;
+  /** One line for the startup banner: how this host isolates and limits sandboxes (or why it cannot). */
+  summary?(): string;
   /** Release clients/timers; sandboxes keep running. */
   close?(): Promise<void>;
 }
