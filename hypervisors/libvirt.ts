@@ -18,6 +18,7 @@ import {
   type SandboxMarker,
 } from './libvirt-domain-xml';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from './types';
+import { outputFields } from './exec-output';
 
 export interface LibvirtConfig {
   uri: string;
@@ -489,8 +490,7 @@ function toExecResult(s: ExecStatus, started: number, timedOut: boolean): ExecRe
   return {
     // A process killed by a signal reports no exit code: use the shell's 128+N convention.
     exitCode: s.exitcode ?? (s.signal !== undefined ? 128 + s.signal : -1),
-    stdout: Buffer.from(s['out-data'] ?? '', 'base64').toString('utf8'),
-    stderr: Buffer.from(s['err-data'] ?? '', 'base64').toString('utf8'),
+    ...outputFields(Buffer.from(s['out-data'] ?? '', 'base64'), Buffer.from(s['err-data'] ?? '', 'base64')),
     durationMs: Date.now() - started,
     timedOut,
   };

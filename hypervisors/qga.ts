@@ -7,6 +7,7 @@ import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectUnixSocket, Wakeup } from './unix-socket';
+import { outputFields, type OutputFields } from './exec-output';
 
 export interface QgaOptions {
   /** Per request (connect, sync, one command). */
@@ -39,10 +40,8 @@ export interface GuestRunOptions {
   signal?: AbortSignal;
 }
 
-export interface GuestRunResult {
+export interface GuestRunResult extends OutputFields {
   exitCode: number;
-  stdout: string;
-  stderr: string;
   timedOut: boolean;
 }
 
@@ -216,12 +215,7 @@ function toResult(status: GuestExecStatus, timedOut: boolean): GuestRunResult {
   return {
     // Killed by a signal: report it the way shells do.
     exitCode: status.exitcode ?? (status.signal !== undefined ? 128 + status.signal : -1),
-    stdout: decode(status['out-data']),
-    stderr: decode(status['err-data']),
+    ...outputFields(Buffer.from(status['out-data'] ?? '', 'base64'), Buffer.from(status['err-data'] ?? '', 'base64')),
     timedOut,
   };
-}
-
-function decode(base64: string | undefined): string {
-  return base64 ? Buffer.from(base64, 'base64').toString('utf8') : '';
 }

@@ -1,6 +1,7 @@
 // Runs a host command with a timeout and captures its output (used by drivers, not sandboxes' insides).
 import { spawn } from 'node:child_process';
 import os from 'node:os';
+import { capBytes, outputFields } from './exec-output';
 import type { ExecResult } from './types';
 
 export interface RunOptions {
@@ -71,14 +72,12 @@ export async function runCommand(argv: string[], opts: RunOptions = {}): Promise
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', killGroup);
   });
-  const text = (chunks: Buffer[], total: number) => {
-    const s = Buffer.concat(chunks).subarray(0, max).toString('utf8');
-    return total > max ? `${s}\n…[${total - max} bytes truncated]` : s;
-  };
+  // Chunks past the cap were not kept: count them in the marker too.
+  const bytes = (chunks: Buffer[], total: number) =>
+    capBytes(Buffer.concat(chunks), max, (dropped) => `\n…[${dropped + total - Buffer.concat(chunks).length} bytes truncated]`);
   return {
     exitCode: timedOut ? 124 : exitCode,
-    stdout: text(out, outBytes),
-    stderr: text(err, errBytes),
+    ...outputFields(bytes(out, outBytes), bytes(err, errBytes)),
     durationMs: Date.now() - started,
     timedOut,
   };

@@ -47,6 +47,9 @@ export interface ExecResult {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** The exact bytes, only when the output is not valid UTF-8 (see exec-output.ts). */
+  stdoutBase64?: string;
+  stderrBase64?: string;
   durationMs: number;
   timedOut: boolean;
 }
