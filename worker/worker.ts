@@ -1,6 +1,7 @@
 // Worker bootstrap: the sandbox workflows plus activities built from real dependencies.
 import { createRequire } from 'node:module';
 import type { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type pg from 'pg';
 import { createActivities } from '../activities';
@@ -16,6 +17,8 @@ export interface WorkerDeps {
   pool: pg.Pool;
   hypervisors: HypervisorSet;
   client: Client;
+  /** The same encrypting converter as the clients' (codec/data-converter.ts). */
+  dataConverter: DataConverter;
   /** A pre-built bundle (tests bundle once per file); otherwise workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   identity?: string;
@@ -27,6 +30,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     namespace: deps.namespace ?? 'default',
     taskQueue: deps.taskQueue,
     ...(deps.identity ? { identity: deps.identity } : {}),
+    dataConverter: deps.dataConverter,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({ pool: deps.pool, hypervisors: deps.hypervisors, client: deps.client, taskQueue: deps.taskQueue }),
     // Let in-flight activities (a destroy, an exec) finish on Ctrl-C.
