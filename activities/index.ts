@@ -5,8 +5,16 @@ import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import { HypervisorError } from '../hypervisors/errors';
 import type { HypervisorSet } from '../hypervisors/index';
-import type { OpContext } from '../hypervisors/types';
-import { markDestroyed, recordExecEnd, recordExecStart, recordTransition } from '../registry/sandboxes';
+import { capOutput } from '../hypervisors/exec-output';
+import type { OpContext, SandboxLimits } from '../hypervisors/types';
+import {
+  markDestroyed,
+  recordExecEnd,
+  recordExecInterrupted,
+  recordExecStart,
+  recordTransition,
+  type ExecRecord,
+} from '../registry/sandboxes';
 import { createReaperActivities } from './reaper';
 import type { ExecInput, ExecOutput, TransitionEvent } from '../workflows/types';
 
@@ -32,14 +40,19 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** For destroys that happen outside the sandbox's own workflow (force-destroy, reaper). */
-    async markDestroyed(req: Target & { reason: string }): Promise<boolean> {
-      return markDestroyed(pool, req.id, req.reason, req.driver);
+    async markDestroyed(req: Target & { reason: string; owner?: string }): Promise<boolean> {
+      return markDestroyed(pool, req.id, req.reason, req.driver, req.owner);
     },
 
-    async createSandbox(req: Target & { template?: string; labels: Record<string, string> }) {
+    async recordExecInterrupted(req: { id: string; execId: string; reason: string }): Promise<void> {
+      await recordExecInterrupted(pool, req.id, req.execId, req.reason);
+    },
+
+    async createSandbox(req: Target & { template?: string; labels: Record<string, string>; limits?: SandboxLimits }) {
       const driver = hypervisor(hypervisors, req.driver);
-      const info = await permanentAware(() => driver.create({ id: req.id, template: req.template, labels: req.labels }, opContext()));
-      return { isolation: info.isolation, details: info.details };
+      const spec = { id: req.id, template: req.template, labels: req.labels, limits: req.limits };
+      const info = await permanentAware(() => driver.create(spec, opContext()));
+      return { isolation: info.isolation, limits: info.limits, details: info.details };
     },
 
     async waitSandboxReady(req: Target & { timeoutSeconds: number }): Promise<void> {
@@ -47,19 +60,34 @@ export function createActivities(deps: ActivityDeps) {
       await permanentAware(() => driver.waitReady(req.id, req.timeoutSeconds * 1000, opContext()));
     },
 
-    async execInSandbox(req: Target & { execId?: string; input: ExecInput }): Promise<ExecOutput> {
+    /**
+     * Runs a command and records it. A registry that is down does not stop the command: the result
+     * says it is unrecorded and the workflow writes it later (its registry writes retry forever).
+     */
+    async execInSandbox(req: Target & { execId?: string; input: ExecInput }): Promise<ExecActivityResult> {
       const driver = hypervisor(hypervisors, req.driver);
-      const execId = req.execId ?? `${Context.current().info.activityId}-${Date.now()}`;
-      await recordExecStart(pool, req.id, execId, req.input.command);
+      const record: ExecRecord = {
+        sandboxId: req.id,
+        execId: req.execId ?? `${Context.current().info.activityId}-${Date.now()}`,
+        command: req.input.command,
+        envNames: Object.keys(req.input.env ?? {}),
+        startedAt: new Date().toISOString(),
+      };
+      await recordExecStart(pool, record).catch(() => {});
+      let raw: ExecOutput;
       try {
-        const raw = await permanentAware(() => driver.exec(req.id, req.input, opContext()));
-        await recordExecEnd(pool, req.id, execId, raw);
-        // Results travel through workflow history (2 MB per payload): cap what the caller gets back.
-        return { ...raw, stdout: capOutput(raw.stdout), stderr: capOutput(raw.stderr) };
+        raw = await whileAlive(() => permanentAware(() => driver.exec(req.id, req.input, opContext())));
       } catch (err) {
-        await recordExecEnd(pool, req.id, execId, { error: (err as Error).message });
+        await recordExecEnd(pool, record, { error: (err as Error).message }).catch(() => {});
         throw err;
       }
+      const recorded = await recordExecEnd(pool, record, raw).then(() => true, () => false);
+      // Results travel through workflow history (2 MB per payload): cap what the caller gets back.
+      return { ...capOutput(raw, EXEC_OUTPUT_CAP, () => `\n…[truncated at ${EXEC_OUTPUT_CAP} bytes]`), unrecorded: recorded ? undefined : record };
+    },
+
+    async recordExecEnd(req: { record: ExecRecord; output: ExecOutput }): Promise<void> {
+      await recordExecEnd(pool, req.record, req.output);
     },
 
     async stopSandbox(req: Target): Promise<void> {
@@ -80,10 +108,8 @@ export function createActivities(deps: ActivityDeps) {
 
 const EXEC_OUTPUT_CAP = 256 * 1024;
 
-function capOutput(text: string): string {
-  if (Buffer.byteLength(text) <= EXEC_OUTPUT_CAP) return text;
-  return `${Buffer.from(text).subarray(0, EXEC_OUTPUT_CAP).toString()}\n…[truncated at ${EXEC_OUTPUT_CAP} bytes]`;
-}
+/** The command's output, and (only when the registry could not be written) what to record later. */
+export type ExecActivityResult = ExecOutput & { unrecorded?: ExecRecord };
 
 function hypervisor(set: HypervisorSet, name: string) {
   if (!set.has(name)) {

@@ -1,13 +1,40 @@
-// Optional bearer-token auth (HOURGLASS_API_TOKEN). /healthz stays open for load balancers.
-import { timingSafeEqual } from 'node:crypto';
-import type { RequestHandler } from 'express';
+// Bearer-token auth: every request (but /healthz) is made by a Principal taken from its token,
+// never from a header the caller chooses. With no tokens configured, the local user is an admin
+// (the runtime refuses to listen beyond loopback that way unless told it is on purpose).
+import type { Request, RequestHandler } from 'express';
 import { ApiError } from './errors';
+import { LOCAL_ADMIN, type Principal, type TokenStore } from './tokens';
 
-export function bearerAuth(token: string | undefined): RequestHandler {
+const PRINCIPAL = Symbol('principal');
+
+export function bearerAuth(tokens: TokenStore): RequestHandler {
   return (req, _res, next) => {
-    if (!token || req.path === '/healthz') return next();
-    const given = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1] ?? '';
-    const ok = given.length === token.length && timingSafeEqual(Buffer.from(given), Buffer.from(token));
-    next(ok ? undefined : new ApiError(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer …)'));
+    if (req.path === '/healthz') return next();
+    if (!tokens.enabled) {
+      (req as any)[PRINCIPAL] = LOCAL_ADMIN;
+      return next();
+    }
+    const given = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1];
+    const principal = given === undefined ? undefined : tokens.authenticate(given);
+    if (!principal) return next(new ApiError(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer …)'));
+    (req as any)[PRINCIPAL] = principal;
+    next();
   };
+}
+
+export function principalOf(req: Request): Principal {
+  const p = (req as any)[PRINCIPAL] as Principal | undefined;
+  if (!p) throw new ApiError(401, 'unauthorized', 'missing bearer token (Authorization: Bearer …)');
+  return p;
+}
+
+export function requireAdmin(p: Principal, what: string): void {
+  if (p.role !== 'admin') throw new ApiError(403, 'forbidden', `${what} needs an admin token (you are ${p.owner}, role ${p.role})`);
+}
+
+/** Who asked, for event reasons: the owner; an admin may name whom they act for (X-Hourglass-Actor). */
+export function requesterOf(req: Request): string {
+  const p = principalOf(req);
+  const onBehalf = p.role === 'admin' ? req.get('x-hourglass-actor') : undefined;
+  return onBehalf ? `${p.owner} (for ${onBehalf.slice(0, 100)})` : p.owner;
 }

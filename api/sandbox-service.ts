@@ -22,11 +22,14 @@ import {
 import { forceDestroyWorkflow } from '../workflows/force-destroy';
 import { reaperWorkflow, type ReaperReport } from '../workflows/reaper';
 import { sandboxWorkflow } from '../workflows/sandbox';
-import { SandboxDriver, SandboxSession, SandboxState } from '../workflows/search-attributes';
+import { SandboxDriver, SandboxOwner, SandboxSession, SandboxState } from '../workflows/search-attributes';
 import { ALLOWED_STATES, SANDBOX_STATES, invalidStateMessage, isAllowed, type Operation } from '../workflows/states';
 import type { ExecInput, ExecOutput, JobSpec, RenewLeaseResult, SandboxRequest, SandboxStatus } from '../workflows/types';
 import { ApiError, fromTemporal, notFound } from './errors';
+import { resolveLimits, type LimitsPolicy } from './limits';
 import type { CreateSandboxBody } from './schemas';
+import type { SessionService } from './session-service';
+import type { Principal } from './tokens';
 
 export interface SandboxServiceOptions {
   taskQueue: string;
@@ -34,33 +37,41 @@ export interface SandboxServiceOptions {
   defaultDriver: string;
   defaultMaxLifetimeSeconds: number;
   readyTimeoutSeconds: number;
+  limits: LimitsPolicy;
 }
 
 export const workflowIdOf = (id: string) => `sandbox:${id}`;
+
+/** Other owners' sandboxes do not exist for a non-admin caller: the same 404 as an unknown id. */
+const canSee = (p: Principal, owner: string) => p.role === 'admin' || p.owner === owner;
 
 export class SandboxService {
   constructor(
     private readonly client: Client,
     private readonly pool: pg.Pool,
     private readonly opts: SandboxServiceOptions,
+    private readonly sessions?: SessionService,
   ) {}
 
   /** Starts the sandbox workflow and (by default) waits until the sandbox is RUNNING or has failed. */
   async create(
+    p: Principal,
     body: CreateSandboxBody & { job?: JobSpec },
-    ctx: { idempotencyKey?: string; owner?: string } = {},
+    ctx: { idempotencyKey?: string } = {},
   ): Promise<{ created: boolean; sandbox: SandboxStatus }> {
     const driver = body.driver ?? this.opts.defaultDriver;
     if (!this.opts.drivers.includes(driver)) {
       throw new ApiError(400, 'invalid_argument', `driver: '${driver}' is not enabled; enabled drivers: ${this.opts.drivers.join(', ')}`);
     }
+    const limits = resolveLimits(this.opts.limits, body.template, body.limits);
     const requestHash = hashOf({ ...body, driver });
-    const id = ctx.idempotencyKey ? sandboxIdForKey(ctx.owner ?? '', ctx.idempotencyKey) : newSandboxId();
+    // Keys are per owner: the same key from another owner names another sandbox.
+    const id = ctx.idempotencyKey ? sandboxIdForKey(p.owner, ctx.idempotencyKey) : newSandboxId();
     if (ctx.idempotencyKey) {
       const replay = await this.replay(id, requestHash);
       if (replay) return { created: false, sandbox: replay };
     }
-    if (body.sessionId) await this.requireOpenSession(body.sessionId);
+    if (body.sessionId) await this.requireOpenSession(p, body.sessionId);
     const maxLifetimeSeconds = body.maxLifetimeSeconds ?? this.opts.defaultMaxLifetimeSeconds;
     if (body.ttlSeconds > maxLifetimeSeconds) {
       throw new ApiError(400, 'invalid_argument', `ttlSeconds: ${body.ttlSeconds} exceeds maxLifetimeSeconds ${maxLifetimeSeconds}`);
@@ -73,7 +84,8 @@ export class SandboxService {
       maxLifetimeSeconds,
       labels: body.labels,
       sessionId: body.sessionId,
-      owner: ctx.owner,
+      owner: p.owner,
+      limits,
       readyTimeoutSeconds: body.readyTimeoutSeconds ?? this.opts.readyTimeoutSeconds,
       job: body.job,
     };
@@ -102,10 +114,11 @@ export class SandboxService {
         labels: request.labels,
         maxExpiresAt: new Date(Date.now() + request.maxLifetimeSeconds * 1000).toISOString(),
       },
-      staticSummary: `sandbox ${request.id} on ${request.driver} (ttl ${request.ttlSeconds}s)`,
+      staticSummary: `sandbox ${request.id} of ${request.owner} on ${request.driver} (ttl ${request.ttlSeconds}s)`,
       typedSearchAttributes: [
         { key: SandboxState, value: 'REQUESTED' },
         { key: SandboxDriver, value: request.driver },
+        { key: SandboxOwner, value: request.owner },
         ...(request.sessionId ? [{ key: SandboxSession, value: request.sessionId }] : []),
       ],
     };
@@ -131,25 +144,29 @@ export class SandboxService {
     }
   }
 
-  private async requireOpenSession(sessionId: string): Promise<void> {
-    try {
-      const d = await this.client.workflow.getHandle(`session:${sessionId}`).describe();
-      if (d.status.name !== 'RUNNING') {
-        throw new ApiError(409, 'invalid_state', `session ${sessionId} has ended; sandboxes can only join an ACTIVE session`, { sessionId });
-      }
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new ApiError(400, 'invalid_argument', `sessionId: session ${sessionId} does not exist`);
-      throw err;
+  /** A sandbox joins only an ACTIVE session of its own owner (another owner's session does not exist). */
+  private async requireOpenSession(p: Principal, sessionId: string): Promise<void> {
+    const owner = await this.sessions?.ownerOf(sessionId);
+    if (owner === undefined || owner.owner !== p.owner) {
+      throw new ApiError(400, 'invalid_argument', `sessionId: session ${sessionId} does not exist`);
+    }
+    if (!owner.open) {
+      throw new ApiError(409, 'invalid_state', `session ${sessionId} has ended; sandboxes can only join an ACTIVE session`, { sessionId });
     }
   }
 
   /** Destroys many sandboxes; every id gets its own result, failures included. */
-  async bulkDestroy(req: { ids?: string[]; label?: readonly [string, string]; force: boolean; reason?: string }, requestedBy: string) {
+  async bulkDestroy(
+    p: Principal,
+    req: { ids?: string[]; label?: readonly [string, string]; force: boolean; reason?: string },
+    requestedBy: string,
+  ) {
     const ids = new Set(req.ids ?? []);
     if (req.label) {
       let cursor: string | undefined;
       do {
         const page = await listSandboxes(this.pool, {
+          owner: p.role === 'admin' ? undefined : p.owner,
           labels: { [req.label[0]]: req.label[1] },
           state: SANDBOX_STATES.filter((st) => st !== 'DESTROYED'),
           limit: 500,
@@ -162,7 +179,9 @@ export class SandboxService {
     const items = await Promise.all(
       [...ids].map(async (id) => {
         try {
-          const result = req.force ? await this.forceDestroy(id, req.reason, requestedBy) : await this.requestDestroy(id, req.reason, requestedBy);
+          const result = req.force
+            ? await this.forceDestroy(p, id, req.reason, requestedBy)
+            : await this.requestDestroy(p, id, req.reason, requestedBy);
           return { id, ok: true as const, state: result.state };
         } catch (err) {
           const e = err instanceof ApiError ? err : (fromTemporal(err) ?? new ApiError(500, 'internal', (err as Error).message));
@@ -212,7 +231,9 @@ export class SandboxService {
     const recorded = await getSandbox(this.pool, id);
     if (recorded?.state === 'DESTROYED') return recorded;
     try {
-      return await this.client.withDeadline(Date.now() + 3000, () => this.handle(id).query(getStatus));
+      // Runs started before owners existed answer without one; their row (or 'local') knows it.
+      const live = await this.client.withDeadline(Date.now() + 3000, () => this.handle(id).query(getStatus));
+      return { ...live, owner: live.owner ?? recorded?.owner ?? 'local' };
     } catch (err) {
       if (recorded) return recorded;
       if (err instanceof WorkflowNotFoundError) throw notFound(`sandbox ${id}`);
@@ -228,6 +249,7 @@ export class SandboxService {
     const memo = (d.memo ?? {}) as { labels?: Record<string, string>; maxExpiresAt?: string };
     return {
       id,
+      owner: d.typedSearchAttributes.get(SandboxOwner) ?? 'local',
       state: (d.typedSearchAttributes.get(SandboxState) ?? 'REQUESTED') as SandboxStatus['state'],
       driver: d.typedSearchAttributes.get(SandboxDriver) ?? 'unknown',
       labels: memo.labels ?? {},
@@ -236,32 +258,38 @@ export class SandboxService {
     };
   }
 
-  async get(id: string): Promise<SandboxStatus> {
-    return this.describe(id);
+  /** The sandbox as its owner (or an admin) sees it; 404 for anyone else. */
+  async get(p: Principal, id: string): Promise<SandboxStatus> {
+    const status = await this.describe(id);
+    if (!canSee(p, status.owner)) throw notFound(`sandbox ${id}`);
+    return status;
   }
 
-  list(filter: ListFilter) {
-    return listSandboxes(this.pool, filter);
+  /** A non-admin lists only their own sandboxes; an admin lists every owner's, or one owner's. */
+  list(p: Principal, filter: ListFilter) {
+    return listSandboxes(this.pool, { ...filter, owner: p.role === 'admin' ? filter.owner : p.owner });
   }
 
-  async events(id: string) {
-    await this.describe(id);
+  async events(p: Principal, id: string) {
+    await this.authorize(p, id);
     return listEvents(this.pool, id);
   }
 
-  async execs(id: string) {
-    await this.describe(id);
+  async execs(p: Principal, id: string) {
+    await this.authorize(p, id);
     return listExecs(this.pool, id);
   }
 
-  async exec(id: string, input: ExecInput, updateId?: string): Promise<ExecOutput> {
+  async exec(p: Principal, id: string, input: ExecInput, updateId?: string): Promise<ExecOutput> {
+    await this.authorize(p, id);
     const deadline = Date.now() + ((input.timeoutSeconds ?? 300) + 60) * 1000;
     return this.call(id, 'exec', () =>
       this.client.withDeadline(deadline, () => this.handle(id).executeUpdate(execUpdate, { args: [input], updateId })),
     );
   }
 
-  async renew(id: string, ttlSeconds: number, updateId?: string): Promise<RenewLeaseResult> {
+  async renew(p: Principal, id: string, ttlSeconds: number, updateId?: string): Promise<RenewLeaseResult> {
+    await this.authorize(p, id);
     return this.call(id, 'renewLease', () =>
       this.client.withDeadline(Date.now() + 30_000, () =>
         this.handle(id).executeUpdate(renewLeaseUpdate, { args: [{ ttlSeconds }], updateId }),
@@ -270,22 +298,24 @@ export class SandboxService {
   }
 
   /** Renewal by signal: accepted even with no worker running; invalid renewals are ignored by the workflow. */
-  async renewBySignal(id: string, ttlSeconds: number): Promise<void> {
-    await this.requireState(id, 'renewLease');
+  async renewBySignal(p: Principal, id: string, ttlSeconds: number): Promise<void> {
+    await this.requireState(p, id, 'renewLease');
     await this.call(id, 'renewLease', () => this.handle(id).signal(renewLeaseSignal, { ttlSeconds }));
   }
 
-  async stop(id: string): Promise<SandboxStatus> {
+  async stop(p: Principal, id: string): Promise<SandboxStatus> {
+    await this.authorize(p, id);
     return this.call(id, 'stop', () => this.client.withDeadline(Date.now() + 120_000, () => this.handle(id).executeUpdate(stopUpdate)));
   }
 
-  async start(id: string): Promise<SandboxStatus> {
+  async start(p: Principal, id: string): Promise<SandboxStatus> {
+    await this.authorize(p, id);
     return this.call(id, 'start', () => this.client.withDeadline(Date.now() + 120_000, () => this.handle(id).executeUpdate(startUpdate)));
   }
 
   /** Asks the workflow to end the lease now; the destroy itself runs in the workflow's finally. */
-  async requestDestroy(id: string, reason: string | undefined, requestedBy: string): Promise<SandboxStatus> {
-    const current = await this.describe(id);
+  async requestDestroy(p: Principal, id: string, reason: string | undefined, requestedBy: string): Promise<SandboxStatus> {
+    const current = await this.get(p, id);
     if (current.state === 'DESTROYING') return current;
     if (!isAllowed('destroy', current.state)) {
       throw new ApiError(409, 'invalid_state', `${invalidStateMessage('destroy', current.state)} (or pass force: true)`, {
@@ -302,8 +332,8 @@ export class SandboxService {
    * From any state: terminate the sandbox's workflow if it is open (its finally will not run),
    * then destroy the VM from a short workflow of its own and mark the row DESTROYED.
    */
-  async forceDestroy(id: string, reason: string | undefined, requestedBy: string) {
-    const driver = await this.driverOf(id);
+  async forceDestroy(p: Principal, id: string, reason: string | undefined, requestedBy: string) {
+    const { driver, owner } = await this.authorize(p, id);
     const why = reason ?? `force destroy by ${requestedBy}`;
     try {
       await this.handle(id).terminate(why);
@@ -315,7 +345,7 @@ export class SandboxService {
         this.client.workflow.execute(forceDestroyWorkflow, {
           workflowId: `force-destroy:${id}`,
           taskQueue: this.opts.taskQueue,
-          args: [{ id, driver, reason: reason ? `force destroy: ${reason}` : 'force destroy' }],
+          args: [{ id, driver, owner, reason: reason ? `force destroy: ${reason}` : 'force destroy' }],
           workflowIdConflictPolicy: 'USE_EXISTING',
           staticSummary: `force destroy of sandbox ${id}: ${why}`,
         }),
@@ -324,21 +354,28 @@ export class SandboxService {
     return { id, state: 'DESTROYED' as const, destroyReason: reason ? `force destroy: ${reason}` : 'force destroy', vmExisted: existed };
   }
 
-  private async driverOf(id: string): Promise<string> {
+  /**
+   * The sandbox's owner and driver, from its registry row or (before the first row is written)
+   * its workflow's search attributes; 404 when it is unknown or another owner's.
+   */
+  private async authorize(p: Principal, id: string): Promise<{ owner: string; driver: string }> {
     const row = await getSandbox(this.pool, id);
-    if (row) return row.driver;
-    try {
-      const desc = await this.handle(id).describe();
-      const driver = desc.typedSearchAttributes.get(SandboxDriver);
-      if (driver) return driver;
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw fromTemporal(err) ?? err;
+    let found: { owner: string; driver: string } | undefined = row ? { owner: row.owner, driver: row.driver } : undefined;
+    if (!found) {
+      try {
+        const attrs = (await this.handle(id).describe()).typedSearchAttributes;
+        const driver = attrs.get(SandboxDriver);
+        if (driver) found = { owner: attrs.get(SandboxOwner) ?? 'local', driver };
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw fromTemporal(err) ?? err;
+      }
     }
-    throw notFound(`sandbox ${id}`);
+    if (!found || !canSee(p, found.owner)) throw notFound(`sandbox ${id}`);
+    return found;
   }
 
-  private async requireState(id: string, op: Operation): Promise<void> {
-    const current = await this.describe(id);
+  private async requireState(p: Principal, id: string, op: Operation): Promise<void> {
+    const current = await this.get(p, id);
     if (!isAllowed(op, current.state)) {
       throw new ApiError(409, 'invalid_state', invalidStateMessage(op, current.state), { state: current.state });
     }
@@ -368,6 +405,7 @@ function requestedStatus(r: SandboxRequest): SandboxStatus {
   const now = Date.now();
   return {
     id: r.id,
+    owner: r.owner,
     state: 'REQUESTED',
     driver: r.driver,
     template: r.template,
@@ -391,7 +429,7 @@ function newSandboxId(): string {
   return `sbx-${randomBytes(8).toString('hex')}`;
 }
 
-/** The sandbox an Idempotency-Key names, per actor: the same key always names the same sandbox. */
+/** The sandbox an Idempotency-Key names, per owner: the same key always names the same sandbox. */
 export function sandboxIdForKey(owner: string, key: string): string {
   return `sbx-${createHash('sha256').update(`${owner}\0${key}`).digest('hex').slice(0, 16)}`;
 }

@@ -1,6 +1,11 @@
 // Request bodies and query strings, validated with zod; errors name the field.
 import { z } from 'zod';
 import { SANDBOX_STATES } from '../workflows/states';
+import { limitsSchema } from './limits';
+
+/** Sandbox, session and owner ids: what the API hands out, nothing that could reach a path or SQL oddly. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$/;
+const id = z.string().regex(ID_PATTERN, 'not an id (1-128 of [A-Za-z0-9_.@-])');
 
 const labelKey = z.string().regex(/^[A-Za-z0-9_.\/-]{1,63}$/, 'label keys are 1-63 of [A-Za-z0-9_./-]');
 const labels = z.record(labelKey, z.string().max(256)).default({});
@@ -16,7 +21,8 @@ export const createSandboxBody = z
     maxLifetimeSeconds: seconds.max(MAX_LIFETIME_SECONDS).optional(),
     readyTimeoutSeconds: seconds.max(3600).optional(),
     labels,
-    sessionId: z.string().min(1).optional(),
+    limits: limitsSchema.optional(),
+    sessionId: id.optional(),
     /** false = return at once (state REQUESTED) instead of waiting until the sandbox is RUNNING. */
     wait: z.boolean().default(true),
   })
@@ -68,14 +74,16 @@ export const listQuery = z.object({
     .union([labelFilter, z.array(labelFilter)])
     .optional()
     .transform((v) => (v === undefined ? undefined : Object.fromEntries(Array.isArray(v[0]) ? (v as [string, string][]) : [v as [string, string]]))),
-  sessionId: z.string().optional(),
+  sessionId: id.optional(),
+  /** Admins only: one owner's sandboxes (others always see only their own). */
+  owner: id.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().optional(),
 });
 
 export const bulkDestroyBody = z
   .object({
-    ids: z.array(z.string().min(1)).max(1000).optional(),
+    ids: z.array(id).max(1000).optional(),
     label: labelFilter.optional(),
     force: z.boolean().default(false),
     reason: z.string().max(500).optional(),
@@ -106,6 +114,7 @@ export const createJobBody = z
     ttlSeconds: seconds.max(30 * 24 * 3600),
     keepalive: z.boolean().default(false),
     labels,
+    limits: limitsSchema.optional(),
   })
   .strict();
 export type CreateJobBody = z.infer<typeof createJobBody>;

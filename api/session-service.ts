@@ -1,9 +1,11 @@
-// Sessions over the Temporal client: each is a `session:<id>` workflow.
+// Sessions over the Temporal client: each is a `session:<id>` workflow owned by the token's owner.
 import { randomBytes } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { endSessionSignal, getSessionStatus, sessionHeartbeatSignal, type SessionStatus } from '../workflows/messages';
+import { SandboxOwner } from '../workflows/search-attributes';
 import { sessionWorkflow } from '../workflows/session';
 import { ApiError, fromTemporal, notFound } from './errors';
+import type { Principal } from './tokens';
 
 export class SessionService {
   constructor(
@@ -11,16 +13,18 @@ export class SessionService {
     private readonly taskQueue: string,
   ) {}
 
-  async create(heartbeatTimeoutSeconds: number): Promise<SessionStatus> {
+  async create(p: Principal, heartbeatTimeoutSeconds: number): Promise<SessionStatus> {
     const id = `ses-${randomBytes(8).toString('hex')}`;
     await this.client.workflow.start(sessionWorkflow, {
       workflowId: `session:${id}`,
       taskQueue: this.taskQueue,
-      args: [{ id, heartbeatTimeoutSeconds }],
-      staticSummary: `session ${id} (heartbeat every < ${heartbeatTimeoutSeconds}s)`,
+      args: [{ id, owner: p.owner, heartbeatTimeoutSeconds }],
+      staticSummary: `session ${id} of ${p.owner} (heartbeat every < ${heartbeatTimeoutSeconds}s)`,
+      typedSearchAttributes: [{ key: SandboxOwner, value: p.owner }],
     });
     return {
       id,
+      owner: p.owner,
       state: 'ACTIVE',
       heartbeatTimeoutSeconds,
       deadline: new Date(Date.now() + heartbeatTimeoutSeconds * 1000).toISOString(),
@@ -28,35 +32,57 @@ export class SessionService {
     };
   }
 
-  async get(id: string): Promise<SessionStatus> {
+  /** Owner of a session and whether it is still open; undefined when there is no such session. */
+  async ownerOf(id: string): Promise<{ owner: string; open: boolean } | undefined> {
+    try {
+      const d = await this.client.workflow.getHandle(`session:${id}`).describe();
+      return { owner: d.typedSearchAttributes.get(SandboxOwner) ?? 'local', open: d.status.name === 'RUNNING' };
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw fromTemporal(err) ?? err;
+    }
+  }
+
+  async get(p: Principal, id: string): Promise<SessionStatus> {
     const handle = this.client.workflow.getHandle(`session:${id}`);
     try {
       const d = await handle.describe();
+      const owner = d.typedSearchAttributes.get(SandboxOwner) ?? 'local';
+      if (p.role !== 'admin' && p.owner !== owner) throw notFound(`session ${id}`);
       if (d.status.name === 'RUNNING' || d.status.name === 'COMPLETED') {
-        return await this.client.withDeadline(Date.now() + 5000, () => handle.query(getSessionStatus));
+        const status = await this.client.withDeadline(Date.now() + 5000, () => handle.query(getSessionStatus));
+        return { ...status, owner };
       }
       // Terminated/failed: no code ran at the end; the reaper destroys its sandboxes.
-      return { id, state: 'ENDED', heartbeatTimeoutSeconds: 0, deadline: (d.closeTime ?? new Date()).toISOString(), sandboxes: [], endReason: `session ${d.status.name.toLowerCase()}` };
+      return {
+        id,
+        owner,
+        state: 'ENDED',
+        heartbeatTimeoutSeconds: 0,
+        deadline: (d.closeTime ?? new Date()).toISOString(),
+        sandboxes: [],
+        endReason: `session ${d.status.name.toLowerCase()}`,
+      };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw notFound(`session ${id}`);
       throw fromTemporal(err) ?? err;
     }
   }
 
-  async heartbeat(id: string): Promise<SessionStatus> {
-    await this.requireActive(id);
+  async heartbeat(p: Principal, id: string): Promise<SessionStatus> {
+    await this.requireActive(p, id);
     await this.client.workflow.getHandle(`session:${id}`).signal(sessionHeartbeatSignal);
-    return this.get(id);
+    return this.get(p, id);
   }
 
-  async end(id: string, reason?: string): Promise<SessionStatus> {
-    await this.requireActive(id);
-    await this.client.workflow.getHandle(`session:${id}`).signal(endSessionSignal, { reason });
-    return { ...(await this.get(id)), state: 'ENDED' };
+  async end(p: Principal, id: string, requestedBy: string): Promise<SessionStatus> {
+    await this.requireActive(p, id);
+    await this.client.workflow.getHandle(`session:${id}`).signal(endSessionSignal, { reason: `session ended by ${requestedBy}` });
+    return { ...(await this.get(p, id)), state: 'ENDED' };
   }
 
-  private async requireActive(id: string): Promise<void> {
-    const s = await this.get(id);
+  private async requireActive(p: Principal, id: string): Promise<void> {
+    const s = await this.get(p, id);
     if (s.state !== 'ACTIVE') {
       throw new ApiError(409, 'invalid_state', `session ${id} is ENDED (${s.endReason ?? 'ended'}); valid states: ACTIVE`, { state: s.state });
     }

@@ -1,24 +1,27 @@
 // /v1/sessions routes.
 import { Router } from 'express';
-import { wrap } from './wrap';
+import { principalOf, requesterOf } from './auth';
+import { checkIdParam } from './sandboxes';
 import type { SessionService } from './session-service';
 import { createSessionBody } from './schemas';
+import { wrap } from './wrap';
 
 export function sessionRoutes(sessions: SessionService): Router {
   const r = Router();
+  checkIdParam(r, 'session');
   r.post('/', wrap(async (req, res) => {
     const body = createSessionBody.parse(req.body ?? {});
-    const session = await sessions.create(body.heartbeatTimeoutSeconds);
+    const session = await sessions.create(principalOf(req), body.heartbeatTimeoutSeconds);
     res.status(201).location(`/v1/sessions/${session.id}`).json(session);
   }));
   r.get('/:id', wrap(async (req, res) => {
-    res.json(await sessions.get(req.params.id!));
+    res.json(await sessions.get(principalOf(req), req.params.id!));
   }));
   r.post('/:id/heartbeat', wrap(async (req, res) => {
-    res.json(await sessions.heartbeat(req.params.id!));
+    res.json(await sessions.heartbeat(principalOf(req), req.params.id!));
   }));
   r.delete('/:id', wrap(async (req, res) => {
-    res.status(202).json(await sessions.end(req.params.id!, req.get('x-hourglass-actor') ? `session ended by ${req.get('x-hourglass-actor')}` : undefined));
+    res.status(202).json(await sessions.end(principalOf(req), req.params.id!, requesterOf(req)));
   }));
   return r;
 }

@@ -1,5 +1,6 @@
 // Registry queries for sandboxes, their events and execs. Writes are idempotent.
 import type pg from 'pg';
+import { capBytes, outputBytes, outputFields } from '../hypervisors/exec-output';
 import type { SandboxState } from '../workflows/states';
 import type { ExecOutput, SandboxStatus, TransitionEvent } from '../workflows/types';
 
@@ -16,6 +17,8 @@ export interface SandboxEventRow {
 }
 
 export interface ListFilter {
+  /** Only this owner's sandboxes (always set for non-admin callers). */
+  owner?: string;
   state?: SandboxState[];
   labels?: Record<string, string>;
   sessionId?: string;
@@ -32,18 +35,18 @@ export async function recordTransition(pool: pg.Pool, e: TransitionEvent): Promi
   try {
     await client.query('BEGIN');
     await client.query(
-      `INSERT INTO sandboxes (id, driver, template, state, labels, session_id, isolation, created_at, expires_at,
-                              max_expires_at, destroy_reason, error, job, seq, updated_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14, now())
+      `INSERT INTO sandboxes (id, owner, driver, template, state, labels, session_id, isolation, limits, created_at,
+                              expires_at, max_expires_at, destroy_reason, error, job, seq, updated_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, now())
        ON CONFLICT (id) DO UPDATE SET
-         state = EXCLUDED.state, isolation = EXCLUDED.isolation, expires_at = EXCLUDED.expires_at,
-         destroy_reason = EXCLUDED.destroy_reason, error = EXCLUDED.error, job = EXCLUDED.job,
-         seq = EXCLUDED.seq, updated_at = now()
+         state = EXCLUDED.state, isolation = EXCLUDED.isolation, limits = EXCLUDED.limits,
+         expires_at = EXCLUDED.expires_at, destroy_reason = EXCLUDED.destroy_reason, error = EXCLUDED.error,
+         job = EXCLUDED.job, seq = EXCLUDED.seq, updated_at = now()
        WHERE sandboxes.seq < EXCLUDED.seq`,
       [
-        s.id, s.driver, s.template ?? null, s.state, JSON.stringify(s.labels), s.sessionId ?? null,
-        s.isolation ?? null, s.createdAt, s.expiresAt ?? null, s.maxExpiresAt, s.destroyReason ?? null,
-        s.error ?? null, s.job ? JSON.stringify(s.job) : null, e.seq,
+        s.id, s.owner, s.driver, s.template ?? null, s.state, JSON.stringify(s.labels), s.sessionId ?? null,
+        s.isolation ?? null, s.limits ? JSON.stringify(s.limits) : null, s.createdAt, s.expiresAt ?? null,
+        s.maxExpiresAt, s.destroyReason ?? null, s.error ?? null, s.job ? JSON.stringify(s.job) : null, e.seq,
       ],
     );
     await client.query(
@@ -64,14 +67,15 @@ export async function recordTransition(pool: pg.Pool, e: TransitionEvent): Promi
  * Marks a sandbox DESTROYED from outside its workflow (force-destroy, reaper). Appends an event
  * after the last one; a no-op when the row is already DESTROYED.
  */
-export async function markDestroyed(pool: pg.Pool, id: string, reason: string, driver: string): Promise<boolean> {
+export async function markDestroyed(pool: pg.Pool, id: string, reason: string, driver: string, owner = 'unknown'): Promise<boolean> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     // A workflow that never wrote its first row still gets one, so the registry shows the outcome.
     await client.query(
-      `INSERT INTO sandboxes (id, driver, state, created_at, seq) VALUES ($1, $2, 'REQUESTED', date_trunc('milliseconds', now()), 0) ON CONFLICT DO NOTHING`,
-      [id, driver],
+      `INSERT INTO sandboxes (id, owner, driver, state, created_at, seq)
+       VALUES ($1, $2, $3, 'REQUESTED', date_trunc('milliseconds', now()), 0) ON CONFLICT DO NOTHING`,
+      [id, owner, driver],
     );
     const { rows } = await client.query<{ state: SandboxState; seq: number }>(
       'SELECT state, seq FROM sandboxes WHERE id = $1 FOR UPDATE',
@@ -112,6 +116,7 @@ export async function listSandboxes(pool: pg.Pool, f: ListFilter): Promise<{ ite
   const where: string[] = [];
   const args: unknown[] = [];
   const arg = (v: unknown) => `$${args.push(v)}`;
+  if (f.owner !== undefined) where.push(`owner = ${arg(f.owner)}`);
   if (f.state?.length) where.push(`state = ANY(${arg(f.state)})`);
   if (f.labels && Object.keys(f.labels).length) where.push(`labels @> ${arg(JSON.stringify(f.labels))}::jsonb`);
   if (f.sessionId) where.push(`session_id = ${arg(f.sessionId)}`);
@@ -136,53 +141,72 @@ export async function listEvents(pool: pg.Pool, id: string): Promise<SandboxEven
   return rows;
 }
 
-export async function recordExecStart(pool: pg.Pool, sandboxId: string, execId: string, command: string[]): Promise<void> {
+/** One exec as the registry keeps it. Env values are secrets: only their names are kept. */
+export interface ExecRecord {
+  sandboxId: string;
+  execId: string;
+  command: string[];
+  envNames: string[];
+  startedAt: string;
+}
+
+export async function recordExecStart(pool: pg.Pool, r: ExecRecord): Promise<void> {
   await pool.query(
-    `INSERT INTO execs (sandbox_id, exec_id, command, started_at) VALUES ($1,$2,$3, now()) ON CONFLICT DO NOTHING`,
-    [sandboxId, execId, JSON.stringify(command)],
+    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`,
+    [r.sandboxId, r.execId, JSON.stringify(r.command), JSON.stringify(r.envNames), r.startedAt],
   );
 }
 
-export async function recordExecEnd(
-  pool: pg.Pool,
-  sandboxId: string,
-  execId: string,
-  result: ExecOutput | { error: string },
-): Promise<void> {
+/** Writes an exec's end, and its start too if that write was missed (the registry was down then). */
+export async function recordExecEnd(pool: pg.Pool, r: ExecRecord, result: ExecOutput | { error: string }): Promise<void> {
   const out = 'error' in result ? null : result;
   await pool.query(
-    `UPDATE execs SET exit_code = $3, stdout = $4, stderr = $5, timed_out = $6, error = $7,
-                      duration_ms = $8, finished_at = now()
-     WHERE sandbox_id = $1 AND exec_id = $2`,
+    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at, exit_code, stdout, stderr, timed_out, error,
+                        duration_ms, finished_at)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11, now())
+     ON CONFLICT (sandbox_id, exec_id) DO UPDATE SET
+       exit_code = EXCLUDED.exit_code, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr, timed_out = EXCLUDED.timed_out,
+       error = EXCLUDED.error, duration_ms = EXCLUDED.duration_ms, finished_at = EXCLUDED.finished_at`,
     [
-      sandboxId, execId, out?.exitCode ?? null, cap(out?.stdout ?? ''), cap(out?.stderr ?? ''),
+      r.sandboxId, r.execId, JSON.stringify(r.command), JSON.stringify(r.envNames), r.startedAt, out?.exitCode ?? null,
+      cap(outputBytes(out?.stdout ?? '', out?.stdoutBase64)), cap(outputBytes(out?.stderr ?? '', out?.stderrBase64)),
       out?.timedOut ?? false, 'error' in result ? result.error : null, out?.durationMs ?? null,
     ],
   );
 }
 
+/** An exec whose activity died without recording its end (worker killed, timed out): never left open. */
+export async function recordExecInterrupted(pool: pg.Pool, sandboxId: string, execId: string, reason: string): Promise<void> {
+  await pool.query(
+    `UPDATE execs SET error = $3, finished_at = now() WHERE sandbox_id = $1 AND exec_id = $2 AND finished_at IS NULL`,
+    [sandboxId, execId, reason],
+  );
+}
+
 export async function listExecs(pool: pg.Pool, sandboxId: string) {
   const { rows } = await pool.query(
-    `SELECT exec_id AS "execId", command, exit_code AS "exitCode", stdout, stderr, timed_out AS "timedOut", error,
-            started_at AS "startedAt", finished_at AS "finishedAt", duration_ms AS "durationMs"
+    `SELECT exec_id AS "execId", command, env_names AS "envNames", exit_code AS "exitCode", stdout, stderr,
+            timed_out AS "timedOut", error, started_at AS "startedAt", finished_at AS "finishedAt", duration_ms AS "durationMs"
      FROM execs WHERE sandbox_id = $1 ORDER BY started_at`,
     [sandboxId],
   );
-  return rows;
+  return rows.map(({ stdout, stderr, ...r }) => ({ ...r, ...outputFields(stdout as Buffer, stderr as Buffer) }));
 }
 
-const SELECT_SANDBOX = `SELECT id, driver, template, state, labels, session_id, isolation, created_at, expires_at,
-  max_expires_at, destroy_reason, error, job, updated_at FROM sandboxes`;
+const SELECT_SANDBOX = `SELECT id, owner, driver, template, state, labels, session_id, isolation, limits, created_at,
+  expires_at, max_expires_at, destroy_reason, error, job, updated_at FROM sandboxes`;
 
 function toSandbox(r: Record<string, any>): SandboxRow {
   return {
     id: r.id,
+    owner: r.owner,
     state: r.state,
     driver: r.driver,
     template: r.template ?? undefined,
     labels: r.labels,
     sessionId: r.session_id ?? undefined,
     isolation: r.isolation ?? undefined,
+    limits: r.limits ?? undefined,
     createdAt: r.created_at,
     expiresAt: r.expires_at ?? undefined,
     maxExpiresAt: r.max_expires_at,
@@ -193,8 +217,8 @@ function toSandbox(r: Record<string, any>): SandboxRow {
   };
 }
 
-function cap(s: string): string {
-  return Buffer.byteLength(s) > OUTPUT_CAP ? `${Buffer.from(s).subarray(0, OUTPUT_CAP).toString()}…[truncated]` : s;
+function cap(bytes: Buffer): Buffer {
+  return capBytes(bytes, OUTPUT_CAP, () => '…[truncated]');
 }
 
 function encodeCursor(createdAt: string, id: string): string {
@@ -203,12 +227,20 @@ function encodeCursor(createdAt: string, id: string): string {
 
 export class InvalidCursorError extends Error {}
 
+// Exactly what encodeCursor writes: anything else is refused before it reaches SQL.
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const CURSOR_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
 function decodeCursor(cursor: string): [string, string] {
   try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString());
-    if (Array.isArray(v) && typeof v[0] === 'string' && typeof v[1] === 'string' && !Number.isNaN(Date.parse(v[0]))) return [v[0], v[1]];
+    if (/^[A-Za-z0-9_-]{1,400}$/.test(cursor)) {
+      const v = JSON.parse(Buffer.from(cursor, 'base64url').toString());
+      if (Array.isArray(v) && v.length === 2 && CURSOR_TIME.test(v[0]) && !Number.isNaN(Date.parse(v[0])) && CURSOR_ID.test(v[1])) {
+        return [v[0], v[1]];
+      }
+    }
   } catch {
     /* fall through */
   }
-  throw new InvalidCursorError(`cursor is not one this API returned: ${cursor}`);
+  throw new InvalidCursorError('cursor: not a cursor this API returned (pass nextCursor from a list answer as it is)');
 }

@@ -39,7 +39,7 @@ async function startRunningWithShortHistory(id: string) {
     taskQueue: h.taskQueue,
     args: [
       {
-        request: { id, driver: 'process', ttlSeconds: 60, maxLifetimeSeconds: 600, labels: {}, readyTimeoutSeconds: 30, maxHistoryEvents: 30 },
+        request: { id, owner: 'local', driver: 'process', ttlSeconds: 60, maxLifetimeSeconds: 600, labels: {}, readyTimeoutSeconds: 30, maxHistoryEvents: 30 },
       },
     ],
   });

@@ -161,7 +161,7 @@ describe('sandbox lifecycle', () => {
     const res = await h.api('POST', `/v1/sandboxes/${sbx.id}/destroy`, {}, { 'x-hourglass-actor': 'agent-7' });
     expect(res.status).toBe(202);
     const done = await untilDestroyed(sbx.id);
-    expect(done.destroyReason).toBe('destroy requested by agent-7');
+    expect(done.destroyReason).toBe('destroy requested by local (for agent-7)');
     const again = await h.api('DELETE', `/v1/sandboxes/${sbx.id}`);
     expect(again.status).toBe(409);
     expect(again.body.error.message).toMatch(/cannot destroy in DESTROYED state; valid states: .*FAILED \(or pass force: true\)/);
@@ -205,7 +205,7 @@ describe('idempotent create', () => {
 
   it('a key whose workflow is past retention still names its sandbox (from the registry), never a second one', async () => {
     const key = `k-old-${Date.now()}`;
-    const id = sandboxIdForKey('api', key);
+    const id = sandboxIdForKey('local', key);
     const at = new Date().toISOString();
     // What the registry keeps of a sandbox whose closed workflow Temporal has since deleted.
     await recordTransition(h.pool, {
@@ -215,7 +215,7 @@ describe('idempotent create', () => {
       to: 'DESTROYED',
       reason: 'lease expired',
       at,
-      sandbox: { id, state: 'DESTROYED', driver: 'process', labels: {}, createdAt: at, maxExpiresAt: at, destroyReason: 'lease expired' },
+      sandbox: { id, owner: 'local', state: 'DESTROYED', driver: 'process', labels: {}, createdAt: at, maxExpiresAt: at, destroyReason: 'lease expired' },
     });
 
     const again = await create({ ttlSeconds: 60 }, { 'idempotency-key': key });

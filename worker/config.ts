@@ -1,8 +1,18 @@
 // Configuration from the environment: one place, documented in the README's table.
 import path from 'node:path';
+import { limitsPolicyFromEnv, type LimitsPolicy } from '../api/limits';
+import { TokenStore } from '../api/tokens';
 
 export interface Config {
   port: number;
+  /** Where the API listens: loopback unless HOST says otherwise. */
+  host: string;
+  /** HOURGLASS_INSECURE_NO_AUTH=1: the explicit, loud opt-in to serve beyond loopback without tokens. */
+  insecureNoAuth: boolean;
+  tokens: TokenStore;
+  limits: LimitsPolicy;
+  /** Browser origins allowed to call the codec endpoint; unset = the embedded Temporal UI's. */
+  codecCorsOrigins?: string[];
   /** Unset → an embedded Temporal dev server is started. */
   temporalAddress?: string;
   temporalNamespace: string;
@@ -14,15 +24,19 @@ export interface Config {
   stateDir: string;
   defaultMaxLifetimeSeconds: number;
   readyTimeoutSeconds: number;
-  apiToken?: string;
   reaperIntervalSeconds: number;
   reaperGraceSeconds: number;
   embeddedPostgresPort: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  return {
+  const config: Config = {
     port: int(env, 'PORT', 8080),
+    host: env.HOST || '127.0.0.1',
+    insecureNoAuth: env.HOURGLASS_INSECURE_NO_AUTH === '1',
+    tokens: TokenStore.fromEnv(env),
+    limits: limitsPolicyFromEnv(env),
+    codecCorsOrigins: env.HOURGLASS_CODEC_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,
     temporalNamespace: env.TEMPORAL_NAMESPACE || 'default',
     temporalPort: int(env, 'TEMPORAL_PORT', 7233),
@@ -32,11 +46,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stateDir: path.resolve(env.HOURGLASS_STATE_DIR || '.hourglass'),
     defaultMaxLifetimeSeconds: int(env, 'HOURGLASS_MAX_LIFETIME_SECONDS', 24 * 3600),
     readyTimeoutSeconds: int(env, 'HOURGLASS_READY_TIMEOUT_SECONDS', 120),
-    apiToken: env.HOURGLASS_API_TOKEN || undefined,
     reaperIntervalSeconds: int(env, 'HOURGLASS_REAPER_INTERVAL_SECONDS', 60),
     reaperGraceSeconds: int(env, 'HOURGLASS_REAPER_GRACE_SECONDS', 30),
     embeddedPostgresPort: int(env, 'HOURGLASS_EMBEDDED_PG_PORT', 54329),
   };
+  if (!config.tokens.enabled && !isLoopback(config.host) && !config.insecureNoAuth) {
+    throw new Error(
+      `refusing to serve the API on ${config.host} without authentication: anyone who can reach it could run ` +
+        'commands in every sandbox. Configure tokens (HOURGLASS_API_TOKENS, HOURGLASS_API_TOKENS_FILE or ' +
+        'HOURGLASS_API_TOKEN), bind to loopback (unset HOST), or set HOURGLASS_INSECURE_NO_AUTH=1 if you really mean it.',
+    );
+  }
+  return config;
+}
+
+/** 127.0.0.0/8, ::1 and localhost; 0.0.0.0 and :: are every interface. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host) || host === '::ffff:127.0.0.1';
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

@@ -12,7 +12,9 @@ import { defaultDriver, enabledDrivers, loadHypervisors, type HypervisorSet } fr
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../registry/embedded';
 import { migrate } from '../registry/migrate';
 import { createPool } from '../registry/pool';
-import type { Config } from './config';
+import { dataConverter } from '../codec/data-converter';
+import { loadCodecKeys } from '../codec/keys';
+import { isLoopback, type Config } from './config';
 import { startTemporalDevServer } from './temporal-server';
 import { ensureReaperSchedule } from './reaper-schedule';
 import { createWorker } from './worker';
@@ -70,7 +72,9 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
 
     const connection = await Connection.connect({ address: temporalAddress });
     stops.push(() => connection.close());
-    const client = new Client({ connection, namespace: config.temporalNamespace });
+    const codecKeys = loadCodecKeys(process.env, config.stateDir);
+    const converter = dataConverter(codecKeys);
+    const client = new Client({ connection, namespace: config.temporalNamespace, dataConverter: converter });
 
     let hypervisors: HypervisorSet | undefined;
     if (opts.worker) {
@@ -83,6 +87,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         pool,
         hypervisors,
         client,
+        dataConverter: converter,
       });
       const running = worker.run();
       stops.push(async () => {
@@ -103,18 +108,21 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
     let apiUrl: string | undefined;
     if (opts.api) {
       const drivers = enabledDrivers(process.env);
+      const sessions = new SessionService(client, config.taskQueue);
       const sandboxes = new SandboxService(client, pool, {
         taskQueue: config.taskQueue,
         drivers,
         defaultDriver: defaultDriver(process.env),
         defaultMaxLifetimeSeconds: config.defaultMaxLifetimeSeconds,
         readyTimeoutSeconds: config.readyTimeoutSeconds,
-      });
+        limits: config.limits,
+      }, sessions);
       const app = createApp({
         sandboxes,
-        sessions: new SessionService(client, config.taskQueue),
+        sessions,
         reaperGraceSeconds: config.reaperGraceSeconds,
-        apiToken: config.apiToken,
+        tokens: config.tokens,
+        codec: { codec: converter.payloadCodecs![0]!, uiOrigins: temporalUiOrigins(config) },
         health: async () => {
           await pool.query('SELECT 1');
           await connection.healthService.check({});
@@ -122,11 +130,12 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         },
       });
       const server: Server = await new Promise((resolve, reject) => {
-        const s = app.listen(config.port, () => resolve(s)).once('error', reject);
+        const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
       });
       stops.push(() => new Promise((r) => server.close(r)));
       const address = server.address();
-      apiUrl = `http://localhost:${typeof address === 'object' && address ? address.port : config.port}`;
+      const shownHost = isLoopback(config.host) ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+      apiUrl = `http://${shownHost}:${typeof address === 'object' && address ? address.port : config.port}`;
       log(`API listening on ${apiUrl}`);
     }
     return { temporalAddress, databaseUrl, apiUrl, client, pool, stop };
@@ -134,4 +143,10 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
     await stop();
     throw err;
   }
+}
+
+/** Browser origins of the Temporal Web UI that may call the codec endpoint. */
+function temporalUiOrigins(config: Config): string[] {
+  if (config.codecCorsOrigins) return config.codecCorsOrigins;
+  return config.temporalUiPort ? [`http://localhost:${config.temporalUiPort}`, `http://127.0.0.1:${config.temporalUiPort}`] : [];
 }

@@ -14,11 +14,13 @@ const { destroySandbox, markDestroyed } = proxyActivities<Activities>({
 export interface ForceDestroyInput {
   id: string;
   driver: string;
+  /** Recorded on a row the sandbox's own workflow never wrote. */
+  owner?: string;
   reason: string;
 }
 
-export async function forceDestroyWorkflow({ id, driver, reason }: ForceDestroyInput): Promise<{ existed: boolean }> {
+export async function forceDestroyWorkflow({ id, driver, owner, reason }: ForceDestroyInput): Promise<{ existed: boolean }> {
   const { existed } = await destroySandbox({ id, driver });
-  await markDestroyed({ id, driver, reason: existed ? reason : `${reason} (vm already gone)` });
+  await markDestroyed({ id, driver, owner, reason: existed ? reason : `${reason} (vm already gone)` });
   return { existed };
 }

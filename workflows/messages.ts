@@ -34,6 +34,8 @@ export const awaitReadyUpdate = defineUpdate<SandboxStatus, []>('awaitReady');
 // --- sessions -----------------------------------------------------------------------------------
 export interface SessionStatus {
   id: string;
+  /** Filled in by the API from the workflow's SandboxOwner search attribute. */
+  owner?: string;
   state: 'ACTIVE' | 'ENDED';
   heartbeatTimeoutSeconds: number;
   /** When the session ends unless a heartbeat arrives first. */

@@ -14,6 +14,7 @@ import {
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
+  uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
@@ -41,7 +42,7 @@ import {
   type Operation,
   type SandboxState,
 } from './states';
-import type { ExecInput, JobStatus, SandboxInput, SandboxResult, SandboxStatus } from './types';
+import type { ExecInput, ExecOutput, JobStatus, SandboxInput, SandboxLimits, SandboxResult, SandboxStatus } from './types';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -82,6 +83,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   let state: SandboxState = carried?.state ?? 'REQUESTED';
   let seq = carried?.seq ?? 0;
   let isolation = carried?.isolation;
+  let limits: SandboxLimits | undefined = carried?.limits;
   let lease: Lease | undefined = carried
     ? new Lease(carried.createdAt, carried.expiresAt, request.maxLifetimeSeconds)
     : undefined;
@@ -98,12 +100,14 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
 
   const status = (): SandboxStatus => ({
     id,
+    owner: request.owner,
     state,
     driver: request.driver,
     template: request.template,
     labels: request.labels,
     sessionId: request.sessionId,
     isolation,
+    limits,
     createdAt: new Date(createdAt).toISOString(),
     expiresAt: lease ? new Date(lease.expiresAt).toISOString() : undefined,
     maxExpiresAt: new Date(createdAt + request.maxLifetimeSeconds * 1000).toISOString(),
@@ -123,20 +127,27 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     setCurrentDetails(`**${state}**${expiry}${destroyReason ? ` — ${destroyReason}` : ''}`);
   }
 
+  /**
+   * Starts a registry write that the run awaits before it closes. Never in the caller's scope: a
+   * transition made inside the cancelled provisioning scope (a destroy arrived while create ran,
+   * then create succeeded → BOOTING) would schedule its write there, which rejects at once with
+   * nobody awaiting it yet: an unhandled rejection that failed every workflow task from then on,
+   * so the created VM was never destroyed.
+   */
+  function write(fn: () => Promise<unknown>): void {
+    writesInFlight += 1;
+    pendingWrites.push(
+      CancellationScope.nonCancellable(fn).finally(() => {
+        writesInFlight -= 1;
+      }),
+    );
+  }
+
   function recordSnapshot(from: SandboxState | null, reason: string): void {
     seq += 1;
     const at = new Date().toISOString();
     const event = { sandboxId: id, seq, from, to: state, reason, at, sandbox: status() };
-    // Never in the caller's scope: a transition made inside the cancelled provisioning scope (a
-    // destroy arrived while create ran, then create succeeded → BOOTING) would schedule its write
-    // there, which rejects at once with nobody awaiting it yet: an unhandled rejection that failed
-    // every workflow task from then on, so the created VM was never destroyed.
-    writesInFlight += 1;
-    pendingWrites.push(
-      CancellationScope.nonCancellable(() => registry.recordTransition(event)).finally(() => {
-        writesInFlight -= 1;
-      }),
-    );
+    write(() => registry.recordTransition(event));
   }
 
   function transition(to: SandboxState, reason: string): void {
@@ -270,13 +281,36 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   });
 
   // --- lifecycle --------------------------------------------------------------------------------
-  async function runCommand(cmd: ExecInput, execId = currentUpdateInfo()?.id) {
-    // At most once: re-running a command the agent did not ask for twice could do harm.
+  async function runCommand(cmd: ExecInput, execId = currentUpdateInfo()?.id ?? uuid4()): Promise<ExecOutput> {
+    // At most once: re-running a command the agent did not ask for twice could do harm. The
+    // activity heartbeats, so a command lost with its worker fails in seconds, not at its timeout.
     const exec = proxyActivities<Activities>({
       startToCloseTimeout: `${(cmd.timeoutSeconds ?? 300) + 30}s`,
+      heartbeatTimeout: '10s',
       retry: { maximumAttempts: 1 },
     });
-    return exec.execInSandbox({ id, driver: request.driver, execId, input: cmd });
+    let out: ExecOutput;
+    try {
+      const { unrecorded, ...result } = await exec.execInSandbox({ id, driver: request.driver, execId, input: cmd });
+      // The registry was down when the command ended: record it now (registry writes retry forever).
+      if (unrecorded) write(() => registry.recordExecEnd({ record: unrecorded, output: result }));
+      out = result;
+    } catch (err) {
+      // A worker that died mid-command never wrote the exec's end: the record must not stay open.
+      write(() => registry.recordExecInterrupted({ id, execId, reason: `interrupted: ${rootMessage(err)}` }));
+      throw destroyReason ? cutShortByDestroy() : err;
+    }
+    // Killed by a signal while the sandbox was being torn down: the destroy did it, not the command.
+    if (destroyReason && out.exitCode > 128) throw cutShortByDestroy(out.exitCode);
+    return out;
+  }
+
+  function cutShortByDestroy(exitCode?: number): ApplicationFailure {
+    return ApplicationFailure.nonRetryable(
+      `cannot exec in sandbox ${id}: it was destroyed while the command ran (${destroyReason})`,
+      INVALID_STATE,
+      { state, operation: 'exec', destroyReason, ...(exitCode !== undefined ? { exitCode } : {}) },
+    );
   }
 
   async function provisionAndBoot(): Promise<void> {
@@ -287,8 +321,10 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
         driver: request.driver,
         template: request.template,
         labels: request.labels,
+        limits: request.limits,
       });
       isolation = created.isolation;
+      limits = created.limits;
       transition('BOOTING', `created (${created.isolation})`);
       await proxyActivities<Activities>({
         startToCloseTimeout: `${request.readyTimeoutSeconds + 30}s`,
@@ -421,7 +457,15 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     await Promise.all(pendingWrites);
     return continueAsNew<typeof sandboxWorkflow>({
       request,
-      carried: { state: state as 'RUNNING' | 'STOPPED', createdAt, expiresAt: lease!.expiresAt, seq, isolation: isolation ?? 'unknown', job },
+      carried: {
+        state: state as 'RUNNING' | 'STOPPED',
+        createdAt,
+        expiresAt: lease!.expiresAt,
+        seq,
+        isolation: isolation ?? 'unknown',
+        limits,
+        job,
+      },
     });
   }
   return { id, state: 'DESTROYED', destroyReason: destroyReason! };

@@ -6,5 +6,7 @@ export const SandboxState = defineSearchAttributeKey('SandboxState', SearchAttri
 export const SandboxDriver = defineSearchAttributeKey('SandboxDriver', SearchAttributeType.KEYWORD);
 export const SandboxExpiresAt = defineSearchAttributeKey('SandboxExpiresAt', SearchAttributeType.DATETIME);
 export const SandboxSession = defineSearchAttributeKey('SandboxSession', SearchAttributeType.KEYWORD);
+/** The owner of a sandbox or session workflow (from the API token that created it). */
+export const SandboxOwner = defineSearchAttributeKey('SandboxOwner', SearchAttributeType.KEYWORD);
 
-export const ALL_SEARCH_ATTRIBUTES = [SandboxState, SandboxDriver, SandboxExpiresAt, SandboxSession];
+export const ALL_SEARCH_ATTRIBUTES = [SandboxState, SandboxDriver, SandboxExpiresAt, SandboxSession, SandboxOwner];

@@ -23,6 +23,8 @@ import {
 
 export interface SessionInput {
   id: string;
+  /** Owner of the token that created it (also the SandboxOwner search attribute). */
+  owner?: string;
   heartbeatTimeoutSeconds: number;
   carried?: { sandboxes: string[]; lastBeat: number };
 }
@@ -37,6 +39,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionStatu
   const deadline = () => lastBeat + input.heartbeatTimeoutSeconds * 1000;
   const status = (): SessionStatus => ({
     id: input.id,
+    owner: input.owner,
     state: endReason ? 'ENDED' : 'ACTIVE',
     heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
     deadline: new Date(deadline()).toISOString(),

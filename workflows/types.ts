@@ -1,5 +1,8 @@
 // Plain data types crossing the workflow boundary (inputs, query results, activity payloads).
+import type { SandboxLimits } from '../hypervisors/types';
 import type { SandboxState } from './states';
+
+export type { SandboxLimits };
 
 export interface SandboxRequest {
   id: string;
@@ -9,8 +12,10 @@ export interface SandboxRequest {
   maxLifetimeSeconds: number;
   labels: Record<string, string>;
   sessionId?: string;
-  /** Who asked (API caller, session, job); recorded in destroy reasons. */
-  owner?: string;
+  /** The owner of the token that created it; only that owner (and admins) can see or touch it. */
+  owner: string;
+  /** Limits asked for (checked against the operator's maxima); unset fields = the driver's defaults. */
+  limits?: SandboxLimits;
   /** How long the guest may take to answer after create. */
   readyTimeoutSeconds: number;
   /** Commands run in order as soon as the sandbox is RUNNING (AgentLab's jobs). */
@@ -45,6 +50,7 @@ export interface CarriedState {
   expiresAt: number;
   seq: number;
   isolation: string;
+  limits?: SandboxLimits;
   job?: JobStatus;
 }
 
@@ -55,12 +61,15 @@ export interface SandboxInput {
 
 export interface SandboxStatus {
   id: string;
+  owner: string;
   state: SandboxState;
   driver: string;
   template?: string;
   labels: Record<string, string>;
   sessionId?: string;
   isolation?: string;
+  /** The limits the driver enforced. */
+  limits?: SandboxLimits;
   createdAt: string;
   expiresAt?: string;
   maxExpiresAt: string;
@@ -92,6 +101,9 @@ export interface ExecOutput {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** The exact bytes, only when the output is not valid UTF-8 (stdout/stderr then show U+FFFD). */
+  stdoutBase64?: string;
+  stderrBase64?: string;
   durationMs: number;
   timedOut: boolean;
 }

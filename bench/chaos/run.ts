@@ -211,7 +211,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const knownIds = new Set<string>();
 
     const createSandbox = async (key: string, body: Record<string, unknown>): Promise<string | null> => {
-      const id = idFromKey('api', key);
+      const id = idFromKey('local', key);
       knownIds.add(id);
       try {
         const r = await http.call<{ id: string; state: string }>('POST', '/v1/sandboxes', body, {
@@ -796,7 +796,7 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-/** Mirrors api/sandbox-service.ts: the sandbox id an Idempotency-Key maps to (owner "api"). */
+/** Mirrors api/sandbox-service.ts: the sandbox id an Idempotency-Key maps to (owner "local": no tokens). */
 function idFromKey(owner: string, key: string): string {
   return `sbx-${createHash('sha256').update(`${owner}\0${key}`).digest('hex').slice(0, 16)}`;
 }

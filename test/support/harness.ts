@@ -10,8 +10,12 @@ import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type Work
 import type pg from 'pg';
 import { inject } from 'vitest';
 import { createApp } from '../../api/app';
+import { limitsPolicyFromEnv } from '../../api/limits';
 import { SandboxService } from '../../api/sandbox-service';
 import { SessionService } from '../../api/session-service';
+import { TokenStore, type Role } from '../../api/tokens';
+import { dataConverter } from '../../codec/data-converter';
+import { codecKeysOf } from '../../codec/keys';
 import { HypervisorSet } from '../../hypervisors/index';
 import { ProcessHypervisor } from '../../hypervisors/process';
 import type { Hypervisor } from '../../hypervisors/types';
@@ -25,7 +29,11 @@ export interface Harness {
   stateDir: string;
   hypervisors: HypervisorSet;
   service: SandboxService;
+  /** Calls the API (with the default token, if the harness has tokens). */
   api: <T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: T }>;
+  /** Calls the API with a given bearer token (or none). */
+  apiAs: (token: string | undefined) => Harness['api'];
+  baseUrl: string;
   /** Starts the worker; `workflowsPath` swaps in another bundle (e.g. one that cannot run sandboxes). */
   startWorker(opts?: { workflowsPath?: string }): Promise<void>;
   stopWorker(): Promise<void>;
@@ -35,7 +43,20 @@ export interface Harness {
 let bundle: Awaited<ReturnType<typeof bundleWorkflowCode>> | undefined;
 let runtimeInstalled = false;
 
-export async function startHarness(opts: { drivers?: Record<string, Hypervisor>; defaultDriver?: string } = {}): Promise<Harness> {
+/** The key every test encrypts Temporal payloads with (the same in every file: one server). */
+export const TEST_CODEC_KEY = Buffer.alloc(32, 7).toString('base64');
+export const testDataConverter = () => dataConverter(codecKeysOf([TEST_CODEC_KEY], 'test'));
+
+export interface HarnessOptions {
+  drivers?: Record<string, Hypervisor>;
+  defaultDriver?: string;
+  /** Turn auth on with these tokens; `api` then uses the first one. */
+  tokens?: { owner: string; role: Role; token: string }[];
+  /** Operator limits (HOURGLASS_MAX_*, HOURGLASS_TEMPLATE_LIMITS) as environment variables. */
+  limitsEnv?: NodeJS.ProcessEnv;
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
@@ -46,7 +67,8 @@ export async function startHarness(opts: { drivers?: Record<string, Hypervisor>;
   const taskQueue = `test-${randomBytes(4).toString('hex')}`;
   const pool = createPool(inject('databaseUrl'));
   const connection = await Connection.connect({ address });
-  const client = new Client({ connection });
+  const converter = testDataConverter();
+  const client = new Client({ connection, dataConverter: converter });
   const drivers = new Map<string, Hypervisor>([
     ['process', new ProcessHypervisor({ stateDir, useBubblewrap: true, network: false })],
     ...Object.entries(opts.drivers ?? {}),
@@ -59,7 +81,7 @@ export async function startHarness(opts: { drivers?: Record<string, Hypervisor>;
   const startWorker = async (o: { workflowsPath?: string } = {}) => {
     nativeConnection = await NativeConnection.connect({ address });
     const workflowBundle = o.workflowsPath ? await bundleWorkflowCode({ workflowsPath: o.workflowsPath, logger: quietLogger }) : bundle;
-    worker = await createWorker({ connection: nativeConnection, taskQueue, pool, hypervisors, client, workflowBundle });
+    worker = await createWorker({ connection: nativeConnection, taskQueue, pool, hypervisors, client, workflowBundle, dataConverter: converter });
     running = worker.run();
   };
   const stopWorker = async () => {
@@ -70,27 +92,41 @@ export async function startHarness(opts: { drivers?: Record<string, Hypervisor>;
   };
   await startWorker();
 
+  const sessions = new SessionService(client, taskQueue);
   const service = new SandboxService(client, pool, {
     taskQueue,
     drivers: [...drivers.keys()],
     defaultDriver: hypervisors.defaultDriver,
     defaultMaxLifetimeSeconds: 3600,
     readyTimeoutSeconds: 60,
+    limits: limitsPolicyFromEnv(opts.limitsEnv ?? {}),
+  }, sessions);
+  const tokens = TokenStore.of(opts.tokens ?? []);
+  const app = createApp({
+    sandboxes: service,
+    sessions,
+    reaperGraceSeconds: 1,
+    tokens,
+    codec: { codec: converter.payloadCodecs![0]!, uiOrigins: ['http://localhost:8233'] },
   });
-  const sessions = new SessionService(client, taskQueue);
-  const server = createApp({ sandboxes: service, sessions, reaperGraceSeconds: 1 }).listen(0);
+  const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  const api: Harness['api'] = async (method, p, body, headers = {}) => {
+  const apiAs = (token: string | undefined): Harness['api'] => async (method, p, body, headers = {}) => {
     const res = await fetch(base + p, {
       method,
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      headers: {
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...headers,
+      },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
+  const api = apiAs(opts.tokens?.[0]?.token);
 
   return {
     client,
@@ -100,6 +136,8 @@ export async function startHarness(opts: { drivers?: Record<string, Hypervisor>;
     hypervisors,
     service,
     api,
+    apiAs,
+    baseUrl: base,
     startWorker,
     stopWorker,
     async close() {
