@@ -22,7 +22,7 @@ const MAX_ENV: Record<LimitName, [string, number]> = {
 
 export const limitsSchema = z
   .object({
-    cpus: z.number().positive('must be greater than 0').max(1024).optional(),
+    cpus: z.number().min(0.01, 'must be at least 0.01').max(1024).optional(),
     memoryMiB: z.number().int().positive('must be greater than 0').max(16 * 1024 * 1024).optional(),
     pids: z.number().int().positive('must be greater than 0').max(4_194_304).optional(),
     tmpMiB: z.number().int().positive('must be greater than 0').max(16 * 1024 * 1024).optional(),

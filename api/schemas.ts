@@ -8,7 +8,10 @@ export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$/;
 const id = z.string().regex(ID_PATTERN, 'not an id (1-128 of [A-Za-z0-9_.@-])');
 
 const labelKey = z.string().regex(/^[A-Za-z0-9_.\/-]{1,63}$/, 'label keys are 1-63 of [A-Za-z0-9_./-]');
-const labels = z.record(labelKey, z.string().max(256)).default({});
+const labels = z
+  .record(labelKey, z.string().max(256))
+  .refine((l) => Object.keys(l).length <= 64, 'at most 64 labels')
+  .default({});
 const seconds = z.number().int('must be a whole number of seconds').positive('must be greater than 0');
 /** Longer than anyone should keep a sandbox; keeps every derived date representable. */
 const MAX_LIFETIME_SECONDS = 366 * 24 * 3600;
@@ -29,12 +32,15 @@ export const createSandboxBody = z
   .strict();
 export type CreateSandboxBody = z.infer<typeof createSandboxBody>;
 
+/** argv: a program name (not empty, not NAME=VALUE), then its arguments. */
+const command = z
+  .array(z.string())
+  .min(1, 'must name a program')
+  .refine((c) => c[0] !== '' && !c[0]?.includes('='), 'the program (first element) must be a name, not empty or NAME=VALUE');
+
 export const execBody = z
   .object({
-    command: z
-      .array(z.string())
-      .min(1, 'must name a program')
-      .refine((c) => c[0] !== '' && !c[0]?.includes('='), 'the program (first element) must be a name, not empty or NAME=VALUE'),
+    command,
     timeoutSeconds: seconds.max(3600).optional(),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).optional(),
   })
@@ -109,7 +115,7 @@ export const createJobBody = z
   .object({
     driver: z.string().min(1).optional(),
     template: z.string().min(1).max(128).optional(),
-    commands: z.array(z.array(z.string()).min(1, 'each command must name a program')).min(1, 'give at least one command'),
+    commands: z.array(command).min(1, 'give at least one command').max(100),
     commandTimeoutSeconds: seconds.max(3600).optional(),
     ttlSeconds: seconds.max(30 * 24 * 3600),
     keepalive: z.boolean().default(false),
