@@ -13,7 +13,7 @@ export type CgroupSupport =
 /** The host operations detection needs; tests pass their own to exercise the decisions. */
 export interface CgroupProbe {
   /** Contents of `<v2 mount>/cgroup.controllers`, or null when unreadable. */
-  v2Controllers(mount: string): CgroupController[] | null;
+  v2Controllers(mount: string): string[] | null;
   writable(dir: string): boolean;
   /** Creates `parentPath` under a v2 mount and enables the controllers down to it; throws why not. */
   prepareV2Parent(mount: string, parentPath: string, controllers: CgroupController[]): void;
@@ -68,7 +68,7 @@ export function detectCgroups(mounts: MountEntry[], parentPath: string, probe: C
 export const hostProbe: CgroupProbe = {
   v2Controllers(mount) {
     try {
-      return readFileSync(path.join(mount, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean) as CgroupController[];
+      return readFileSync(path.join(mount, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
     } catch {
       return null;
     }

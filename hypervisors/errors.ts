@@ -38,3 +38,14 @@ export class BusyError extends HypervisorError {
     super(message, 'busy', false);
   }
 }
+
+/**
+ * The host cannot confine a sandbox the way this service requires (bubblewrap, slirp4netns or loop
+ * mounts missing; a sandbox recorded without isolation on a worker that requires it). Permanent:
+ * retrying changes nothing until an operator installs the tool or opts out explicitly.
+ */
+export class IsolationUnavailableError extends HypervisorError {
+  constructor(message: string) {
+    super(message, 'isolation_unavailable', true);
+  }
+}

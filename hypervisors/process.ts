@@ -1,122 +1,271 @@
-// The embedded default driver: each sandbox is a private working directory. When bubblewrap is
-// installed, a long-lived holder process owns new pid/mount/ipc/uts (and net) namespaces and every
-// command enters them with nsenter; killing the holder (pid 1 inside) ends every process in it.
-import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+// The embedded default driver: each sandbox is a private working directory, confined as its record
+// says. With bubblewrap (the default) a long-lived holder owns new pid/mount/ipc/uts/net/cgroup
+// namespaces and every command enters them with nsenter; killing the holder (pid 1 inside) ends
+// every process in it. Either way every process joins the sandbox's cgroup (memory, pids, cpu), its
+// /work is a size-limited ext4 image, and with bubblewrap /tmp is a size-limited tmpfs and a
+// seccomp filter refuses new user namespaces.
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
+import { chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BadSpecError, BusyError, NotFoundError, NotReadyError } from './errors';
+import { cgroupExists, emptyCgroup, ensureCgroup, newCgroupRecord, removeCgroup } from './cgroups';
+import { detectCgroups, type CgroupSupport } from './cgroups-detect';
+import { cgroupProcsFiles, enforcedCgroupLimits, sandboxCgroupDirs } from './cgroups-plan';
+import { BadSpecError, BusyError, IsolationUnavailableError, NotFoundError, NotReadyError } from './errors';
+import { KeyedMutex } from './keyed-mutex';
 import { hasExited, isAlive, processStat, recordProcess, signalIfOurs, waitForExit, type RecordedProcess } from './proc-identity';
+import { dropPrivilegesArgs, holderBwrapArgs, INFO_FD, SANDBOX_PATH, SANDBOX_UID, SECCOMP_FD, seccompWrapperArgs } from './process-bwrap';
+import { checkCgroupParent, DEFAULT_LIMITS, processOptionsFromEnv, resolveLimits, type IsolationMode, type ProcessOptions, type ResolvedLimits } from './process-config';
+import { describeHost, describeSandbox, modeMismatchNote } from './process-describe';
+import { launchArgv } from './process-launcher';
+import { readMountsSync } from './process-mountinfo';
+import { RESOLV_CONF, resolvConfTarget, slirpMarker, startSlirp } from './process-network';
+import { readRecord, writeRecord, type SandboxRecord } from './process-record';
+import { isMounted, WorkspaceImages } from './process-workspace';
 import { runCommand } from './run-command';
+import { sandboxSeccompFilter } from './seccomp-policy';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from './types';
 
-const SANDBOX_PATH = '/usr/local/bin:/usr/bin:/bin';
-/** Commands run as this unprivileged user (nobody): no capabilities, no setuid gains. */
-const SANDBOX_UID = 65534;
+export type { ProcessOptions } from './process-config';
+
+/** Tools the driver itself runs (nsenter, mount…): a fixed PATH, never the caller's. */
+const TOOLS_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-interface SandboxMeta {
-  id: string;
-  labels: Record<string, string>;
-  createdAt: string;
-  isolation: string;
-  /** The namespace holder (bwrap's child, pid 1 inside); absent when stopped or without bwrap. */
-  holder?: RecordedProcess;
-}
-
-export interface ProcessOptions {
-  stateDir: string;
-  /** Use bubblewrap when found (default). false = plain directories, no isolation. */
-  useBubblewrap: boolean;
-  /** Give sandboxes the host network (off by default). */
-  network: boolean;
-}
+/** Sandbox commands are the first the OOM killer takes, in their cgroup and on the host. */
+const COMMAND_OOM_SCORE_ADJ = 1000;
 
 export class ProcessHypervisor implements Hypervisor {
   readonly name = 'process';
   private readonly root: string;
+  private readonly mode: IsolationMode;
+  private readonly network: boolean;
+  private readonly defaults: ResolvedLimits;
   private readonly bwrap: string | null;
+  private readonly slirp: string | null;
+  private readonly cgroups: CgroupSupport;
+  /** `<HOURGLASS_CGROUP_PARENT>/<hash of the state dir>`: workers with different state dirs never share a cgroup. */
+  private readonly cgroupParentPath: string;
+  private readonly loopUnavailable: string | null;
+  private readonly workspaces: WorkspaceImages;
+  private readonly mutex = new KeyedMutex();
+  private seccompFile?: Promise<string>;
 
-  constructor(private readonly opts: ProcessOptions) {
+  constructor(opts: ProcessOptions) {
     this.root = path.join(opts.stateDir, 'process');
-    this.bwrap = opts.useBubblewrap ? findOnPath('bwrap') : null;
+    this.mode = opts.isolation ?? (opts.useBubblewrap === false ? 'none' : 'bubblewrap');
+    this.network = opts.network ?? false;
+    this.defaults = { ...DEFAULT_LIMITS, ...definedFields(opts.limits ?? {}) };
+    resolveLimits('(defaults)', this.defaults, DEFAULT_LIMITS); // a bad default is a bug of the caller: say so now
+    const searchPath = opts.searchPath ?? process.env.PATH ?? TOOLS_PATH;
+    this.bwrap = findExecutable('bwrap', searchPath);
+    this.slirp = findExecutable('slirp4netns', searchPath);
+    const stateHash = createHash('sha256').update(path.resolve(opts.stateDir)).digest('hex').slice(0, 8);
+    this.cgroupParentPath = `${checkCgroupParent(opts.cgroupParent ?? 'hourglass')}/${stateHash}`;
+    this.cgroups = detectCgroups(readMountsSync(), this.cgroupParentPath);
+    this.loopUnavailable = WorkspaceImages.unavailableReason();
+    this.workspaces = new WorkspaceImages(path.join(this.root, '.workspace-templates'));
+  }
+
+  summary(): string {
+    return describeHost({
+      mode: this.mode,
+      bwrap: this.bwrap,
+      bwrapVersion: this.bwrap ? toolVersion(this.bwrap) : null,
+      network: this.network,
+      slirp: this.slirp,
+      cgroups: this.cgroups,
+      cgroupParentPath: this.cgroupParentPath,
+      loopUnavailable: this.loopUnavailable,
+      defaults: this.defaults,
+    });
+  }
+
+  /** Sandboxes keep running; this worker's parent cgroup goes once it is empty (rmdir refuses otherwise). */
+  async close(): Promise<void> {
+    const cg = this.cgroups;
+    const mounts = cg.version === 1 ? Object.values(cg.mounts) : cg.version === 2 ? [cg.mount] : [];
+    for (const mount of new Set(mounts)) await rmdir(path.join(mount, this.cgroupParentPath)).catch(() => {});
   }
 
   private dir(id: string) {
     return path.join(this.root, safeName(id));
   }
 
-  private isolationLabel(): string {
-    if (!this.bwrap) return 'none (bubblewrap not installed: commands run unconfined in the sandbox directory)';
-    return `bubblewrap (pid, mount, ipc, uts${this.opts.network ? '' : ', net'} namespaces; uid ${SANDBOX_UID}, no capabilities)`;
+  private workDir(id: string) {
+    return path.join(this.dir(id), 'work');
   }
 
   async create(spec: SandboxSpec): Promise<VmInfo> {
     if (spec.template && spec.template !== 'default') {
       throw new BadSpecError(`unknown template '${spec.template}' for driver process; available: default`);
     }
-    const existing = await this.readMeta(spec.id);
-    if (existing) {
-      // A retry of create: start the holder again if it died, keep the directory.
-      if (this.bwrap && !(existing.holder && (await isAlive(existing.holder)))) await this.startHolder(existing);
-      return this.info(existing);
-    }
     const dir = this.dir(spec.id);
-    await mkdir(path.join(dir, 'work'), { recursive: true });
-    if (this.bwrap && process.getuid?.() === 0) await chown(path.join(dir, 'work'), SANDBOX_UID, SANDBOX_UID);
-    const meta: SandboxMeta = {
+    return this.mutex.run(spec.id, async () => {
+      // A retry of create finds what an earlier attempt recorded and completes it.
+      let record = await readRecord(dir);
+      if (!record) {
+        const limits = resolveLimits(spec.id, spec.limits, this.defaults);
+        this.requireHostSupport(spec.id, this.mode, this.mode === 'bubblewrap' && this.network ? 'slirp4netns' : 'none', limits.diskMiB);
+        record = this.newRecord(spec, limits);
+        await mkdir(this.workDir(spec.id), { recursive: true });
+        // Record first: a worker that dies right after starting anything leaves a sandbox that
+        // list() still finds and destroy() can still remove (cgroup, mount, image, processes).
+        await writeRecord(dir, record);
+      }
+      await this.bringUp(record);
+      return this.info(record);
+    });
+  }
+
+  private newRecord(spec: SandboxSpec, limits: ResolvedLimits): SandboxRecord {
+    const cgroup = newCgroupRecord(this.cgroups, this.cgroupParentPath, spec.id) ?? undefined;
+    const record: SandboxRecord = {
       id: spec.id,
       labels: spec.labels,
       createdAt: new Date().toISOString(),
-      isolation: this.isolationLabel(),
+      isolation: '',
+      mode: this.mode,
+      network: this.mode === 'none' ? 'host' : this.network ? 'slirp4netns' : 'none',
+      limits: {
+        ...(cgroup ? enforcedCgroupLimits(cgroup, limits) : {}),
+        ...(this.mode === 'bubblewrap' ? { tmpMiB: limits.tmpMiB } : {}),
+        ...(limits.diskMiB > 0 ? { diskMiB: limits.diskMiB } : {}),
+      },
+      cgroup,
+      workspace: limits.diskMiB > 0 ? { image: path.join(this.dir(spec.id), 'workspace.ext4'), sizeMiB: limits.diskMiB } : undefined,
     };
-    // Record first: a worker that dies right after spawning the holder leaves a sandbox that
-    // list() still finds and destroy() can still kill (through bwrap-info.json).
-    await this.writeMeta(meta);
-    if (this.bwrap) await this.startHolder(meta);
-    return this.info(meta);
+    record.isolation = describeSandbox(record, this.cgroups.version === null ? this.cgroups.reason : null);
+    return record;
+  }
+
+  /** Fails closed, before anything is made, when this host cannot confine a sandbox as required. */
+  private requireHostSupport(id: string, mode: IsolationMode, network: SandboxRecord['network'], diskMiB: number): void {
+    if (mode === 'bubblewrap' && !this.bwrap) {
+      throw new IsolationUnavailableError(
+        `sandbox ${id}: bubblewrap (bwrap) is not installed, and process sandboxes require it: install it (Debian: apt-get install bubblewrap), ` +
+          'or opt out of isolation explicitly with HOURGLASS_PROCESS_ISOLATION=none',
+      );
+    }
+    if (network === 'slirp4netns' && !this.slirp) {
+      throw new IsolationUnavailableError(
+        `sandbox ${id}: network is on (HOURGLASS_PROCESS_NETWORK=1) but slirp4netns is not installed, and a sandbox never shares the host's network: ` +
+          'install it (Debian: apt-get install slirp4netns) or set HOURGLASS_PROCESS_NETWORK=0',
+      );
+    }
+    if (diskMiB > 0 && this.loopUnavailable) {
+      throw new IsolationUnavailableError(
+        `sandbox ${id}: its ${diskMiB} MiB workspace quota needs a loop-mounted ext4 image, and ${this.loopUnavailable}; ` +
+          'fix that, or run without workspace quotas explicitly with HOURGLASS_PROCESS_DISK_MIB=0',
+      );
+    }
+  }
+
+  /**
+   * A sandbox is served the way it was made, not the way this worker would make one now; one made
+   * without isolation is refused where isolation is required. `starting` also needs what a start
+   * uses (slirp4netns, loop mounts); running a command needs only bwrap.
+   */
+  private requireServable(r: SandboxRecord, starting: boolean): void {
+    if (r.mode === 'none' && this.mode === 'bubblewrap') {
+      throw new IsolationUnavailableError(
+        `sandbox ${r.id} was created without isolation (HOURGLASS_PROCESS_ISOLATION=none) and this worker requires bubblewrap: ` +
+          'it will not start it or run commands in it. Destroy it, or serve it from a worker with HOURGLASS_PROCESS_ISOLATION=none',
+      );
+    }
+    if (starting) this.requireHostSupport(r.id, r.mode, r.network, r.workspace?.sizeMiB ?? 0);
+    else this.requireHostSupport(r.id, r.mode, 'none', 0);
+  }
+
+  /** Makes the sandbox whole: cgroup with its limits, workspace mounted, holder and network running. Idempotent. */
+  private async bringUp(r: SandboxRecord): Promise<void> {
+    this.requireServable(r, true);
+    if (r.cgroup) await ensureCgroup(r.cgroup, r.limits);
+    const work = this.workDir(r.id);
+    await mkdir(work, { recursive: true });
+    if (r.workspace) await this.workspaces.ensureMounted(r.workspace, work);
+    else if (process.getuid?.() === 0) await chown(work, SANDBOX_UID, SANDBOX_UID);
+    if (r.mode === 'bubblewrap') {
+      if (!(r.holder && (await isAlive(r.holder)))) await this.startHolder(r);
+      if (r.network === 'slirp4netns' && !(r.slirp && (await isAlive(r.slirp)))) await this.startNetwork(r);
+    } else if (r.stopped) {
+      r.stopped = false;
+      await writeRecord(this.dir(r.id), r);
+    }
   }
 
   /** Starts `bwrap … sleep infinity` detached, so the sandbox outlives the worker process. */
-  private async startHolder(meta: SandboxMeta): Promise<void> {
-    const dir = this.dir(meta.id);
+  private async startHolder(r: SandboxRecord): Promise<void> {
+    const dir = this.dir(r.id);
     const infoPath = path.join(dir, 'bwrap-info.json');
-    await this.killHolders(meta.id); // strays from a create that died half-way: one holder per sandbox
+    await this.killProcesses(r); // strays from a create that died half-way: one holder per sandbox
     await rm(infoPath, { force: true });
-    const infoFd = openSync(infoPath, 'w');
-    const logFd = openSync(path.join(dir, 'holder.log'), 'a');
+    let resolvConf: { source: string; target: string } | undefined;
+    if (r.network === 'slirp4netns') {
+      resolvConf = { source: path.join(dir, 'resolv.conf'), target: resolvConfTarget() };
+      await writeFile(resolvConf.source, RESOLV_CONF);
+    }
+    const argv = launchArgv(
+      {
+        joinCgroups: r.cgroup ? cgroupProcsFiles(r.cgroup) : [],
+        open: [
+          { fd: SECCOMP_FD, file: await this.seccompFilterFile(), mode: 'read' },
+          { fd: INFO_FD, file: infoPath, mode: 'write' },
+        ],
+      },
+      [this.bwrap!, ...holderBwrapArgs({ workDir: this.workDir(r.id), tmpMiB: r.limits.tmpMiB ?? 64, resolvConf })],
+    );
+    const logPath = path.join(dir, 'holder.log');
+    const logFd = openSync(logPath, 'a');
+    let exited: string | null = null;
     try {
-      const child = spawn(this.bwrap!, [...this.bwrapArgs(dir), '--info-fd', '3', 'sleep', 'infinity'], {
-        detached: true,
-        stdio: ['ignore', logFd, logFd, infoFd],
-      });
+      const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'ignore', logFd], env: { PATH: TOOLS_PATH } });
+      child.once('exit', (code, sig) => (exited = `exited ${code ?? sig}`));
+      child.once('error', (err) => (exited = err.message));
       child.unref();
     } finally {
-      closeSync(infoFd);
       closeSync(logFd);
     }
-    const holder = await recordProcess(await waitForChildPid(infoPath, 5000));
+    const holder = await recordProcess(await waitForChildPid(r.id, infoPath, logPath, () => exited, 10_000));
     try {
-      await this.writeMeta({ ...meta, holder });
+      await writeRecord(dir, { ...r, holder, slirp: undefined });
     } catch (err) {
       // Destroyed meanwhile (a start racing a destroy): the holder must not outlive its record.
       await signalIfOurs(holder, 'SIGKILL');
       throw err;
     }
-    meta.holder = holder;
+    r.holder = holder;
+    r.slirp = undefined;
   }
 
-  private bwrapArgs(dir: string): string[] {
-    return [
-      '--unshare-pid', '--unshare-ipc', '--unshare-uts', ...(this.opts.network ? [] : ['--unshare-net']),
-      '--ro-bind', '/usr', '/usr',
-      '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64',
-      '--symlink', 'usr/sbin', '/sbin',
-      '--ro-bind', '/etc', '/etc',
-      '--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp',
-      '--bind', path.join(dir, 'work'), '/work', '--chdir', '/work',
-      '--hostname', 'sandbox', '--clearenv', '--setenv', 'PATH', SANDBOX_PATH,
-    ];
+  private async startNetwork(r: SandboxRecord): Promise<void> {
+    await this.killSlirps(r);
+    const slirp = await startSlirp({
+      slirp: this.slirp!,
+      holderPid: r.holder!.pid,
+      sandboxDir: this.dir(r.id),
+      joinCgroups: r.cgroup ? cgroupProcsFiles(r.cgroup) : [],
+    });
+    r.slirp = slirp;
+    try {
+      await writeRecord(this.dir(r.id), r);
+    } catch (err) {
+      await signalIfOurs(slirp, 'SIGKILL');
+      throw err;
+    }
+  }
+
+  /** The compiled filter, written once per driver instance (bwrap reads it from a descriptor). */
+  private seccompFilterFile(): Promise<string> {
+    this.seccompFile ??= (async () => {
+      const file = path.join(this.root, '.seccomp', 'sandbox.bpf');
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(`${file}.${process.pid}.tmp`, sandboxSeccompFilter());
+      await rename(`${file}.${process.pid}.tmp`, file);
+      return file;
+    })();
+    this.seccompFile.catch(() => (this.seccompFile = undefined));
+    return this.seccompFile;
   }
 
   async waitReady(id: string, timeoutMs: number, ctx?: OpContext): Promise<void> {
@@ -129,7 +278,7 @@ export class ProcessHypervisor implements Hypervisor {
         if (r.exitCode === 0) return;
         last = r.stderr;
       } catch (err) {
-        if (err instanceof NotFoundError) throw err;
+        if (err instanceof NotFoundError || err instanceof IsolationUnavailableError) throw err;
         last = (err as Error).message;
       }
       ctx?.progress?.('waiting for sandbox to answer');
@@ -139,85 +288,124 @@ export class ProcessHypervisor implements Hypervisor {
   }
 
   async exec(id: string, req: ExecRequest, ctx?: OpContext): Promise<ExecResult> {
-    const meta = await this.readMeta(id);
-    if (!meta) throw new NotFoundError(id);
-    const env = { PATH: SANDBOX_PATH, HOME: '/work', ...req.env };
-    const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    const r = await readRecord(this.dir(id));
+    if (!r) throw new NotFoundError(id);
+    this.requireServable(r, false);
+    const home = r.mode === 'bubblewrap' ? '/work' : this.workDir(id);
+    const env = { PATH: SANDBOX_PATH, HOME: home, ...req.env };
     if (req.command[0]?.includes('=') || Object.keys(env).some((k) => !ENV_NAME.test(k))) {
       throw new BadSpecError(`sandbox ${id}: env names must match ${ENV_NAME} and the program name must not contain '='`);
     }
+    const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
     const timeoutMs = (req.timeoutSeconds ?? 300) * 1000;
-    if (!this.bwrap) {
-      return runCommand(req.command, { cwd: path.join(this.dir(id), 'work'), env, timeoutMs, signal: ctx?.signal });
+    if (r.cgroup && !(await cgroupExists(r.cgroup))) {
+      throw new BusyError(`sandbox ${id} is not running: its cgroup ${sandboxCgroupDirs(r.cgroup)[0]} is gone (host restarted?); start it first`);
     }
-    if (!meta.holder || !(await isAlive(meta.holder))) {
+    const joinCgroups = r.cgroup ? cgroupProcsFiles(r.cgroup) : [];
+    const asSandboxUser = process.getuid?.() === 0 ? dropPrivilegesArgs() : [];
+    const command = ['env', '-i', ...envArgs, ...req.command];
+
+    if (r.mode === 'none') {
+      if (r.stopped) throw new BusyError(`sandbox ${id} is stopped; start it first`);
+      // No namespace holds the mount here: a workspace gone (host restarted) must not become an unlimited directory.
+      if (r.workspace && !(await isMounted(this.workDir(id)))) {
+        throw new BusyError(`sandbox ${id} is not running: its workspace is not mounted (host restarted?); start it first`);
+      }
+      const argv = launchArgv({ joinCgroups, oomScoreAdj: COMMAND_OOM_SCORE_ADJ }, [...asSandboxUser, ...command]);
+      return runCommand(argv, { cwd: this.workDir(id), env: { PATH: TOOLS_PATH }, timeoutMs, signal: ctx?.signal });
+    }
+    if (!r.holder || !(await isAlive(r.holder))) {
       throw new BusyError(`sandbox ${id} is not running (its namespace holder is gone); start it first`);
     }
-    // nsenter itself runs with a fixed environment (the caller's variables could otherwise
-    // preload code into a root process on the host); inside, setpriv drops to an unprivileged
-    // user with no capabilities before `env -i` sets the caller's variables.
-    const argv = [
-      'nsenter', '-t', String(meta.holder.pid), '-a', '-r', '-w', '--',
-      'setpriv', `--reuid=${SANDBOX_UID}`, `--regid=${SANDBOX_UID}`, '--clear-groups', '--no-new-privs',
-      '--bounding-set=-all', '--inh-caps=-all', '--',
-      'env', '-i', ...envArgs, ...req.command,
-    ];
-    return runCommand(argv, { env: { PATH: SANDBOX_PATH }, timeoutMs, signal: ctx?.signal });
+    // nsenter itself runs with a fixed environment (the caller's variables could otherwise preload
+    // code into a root process on the host); inside, bwrap loads the seccomp filter, setpriv drops
+    // to the sandbox user, and `env -i` sets the caller's variables.
+    const argv = launchArgv(
+      { joinCgroups, open: [{ fd: SECCOMP_FD, file: await this.seccompFilterFile(), mode: 'read' }], oomScoreAdj: COMMAND_OOM_SCORE_ADJ },
+      ['nsenter', '-t', String(r.holder.pid), '-a', '-r', '-w', '--', ...seccompWrapperArgs(this.bwrap ?? 'bwrap'), ...asSandboxUser, ...command],
+    );
+    return runCommand(argv, { env: { PATH: TOOLS_PATH }, timeoutMs, signal: ctx?.signal });
   }
 
-  /** Stop ends every process but keeps the directory; start brings up a fresh namespace. */
+  /** Stop ends every process but keeps the directory, cgroup and workspace; start brings up a fresh namespace. */
   async stop(id: string): Promise<void> {
-    const meta = await this.readMeta(id);
-    if (!meta) throw new NotFoundError(id);
-    await this.killHolders(id, meta.holder);
-    meta.holder = undefined;
-    await this.writeMeta(meta);
+    await this.mutex.run(id, async () => {
+      const r = await readRecord(this.dir(id));
+      if (!r) throw new NotFoundError(id);
+      await this.killProcesses(r);
+      r.holder = undefined;
+      r.slirp = undefined;
+      if (r.mode === 'none') r.stopped = true;
+      await writeRecord(this.dir(id), r);
+    });
   }
 
   async start(id: string): Promise<void> {
-    const meta = await this.readMeta(id);
-    if (!meta) throw new NotFoundError(id);
-    if (this.bwrap && !(meta.holder && (await isAlive(meta.holder)))) await this.startHolder(meta);
+    await this.mutex.run(id, async () => {
+      const r = await readRecord(this.dir(id));
+      if (!r) throw new NotFoundError(id);
+      await this.bringUp(r);
+    });
   }
 
   async destroy(id: string): Promise<{ existed: boolean }> {
     const dir = this.dir(id);
-    const meta = await this.readMeta(id);
-    const existed = meta !== null || (await exists(dir));
-    await this.killHolders(id, meta?.holder);
-    await rm(dir, { recursive: true, force: true });
-    return { existed };
+    return this.mutex.run(id, async () => {
+      const r = await readRecord(dir);
+      const existed = r !== null || (await exists(dir));
+      if (!existed) return { existed: false };
+      await this.killProcesses(r, id);
+      if (r?.cgroup) await removeCgroup(r.cgroup, id);
+      // Never rm -rf through a mounted workspace: unmount() returns only once it is gone.
+      await this.workspaces.unmount(this.workDir(id));
+      await rm(dir, { recursive: true, force: true });
+      return { existed: true };
+    });
   }
 
   /**
-   * Kills the sandbox's holder: the recorded one, and any bwrap still binding this sandbox's
-   * directory that never got recorded (a worker killed between spawning and writing the record).
+   * Ends every process of the sandbox: slirp4netns, then the holder (SIGKILL to pid 1 of its pid
+   * namespace: the kernel kills everything inside), then whatever is left in its cgroup (commands
+   * of isolation none, launchers, strays of a create that died before recording them). Without a
+   * cgroup, strays are found by their command lines.
    */
-  private async killHolders(id: string, recorded?: RecordedProcess): Promise<void> {
-    const found = await this.unrecordedHolders(id);
-    const pids = new Set(found.map((p) => p.pid));
-    // SIGKILL to pid 1 of each pid namespace (the recorded holder, or a bwrap whose parent is the
-    // outer bwrap): the kernel kills everything inside, and the outer bwrap then exits and reaps it.
-    const inits = [...(recorded ? [recorded] : []), ...found.filter((p) => pids.has(p.ppid))];
-    for (const p of inits) await signalIfOurs(p, 'SIGKILL');
-    for (const p of [...inits, ...found]) {
-      if (await waitForExit(p, 2000)) continue;
-      await signalIfOurs(p, 'SIGKILL'); // an outer bwrap that did not follow its child
-      if (!(await waitForExit(p, 3000))) throw new BusyError(`sandbox ${id}: holder pid ${p.pid} did not exit after SIGKILL`);
+  private async killProcesses(r: SandboxRecord | null, id = r!.id): Promise<void> {
+    await this.killSlirps(r, id);
+    if (r?.holder) await signalIfOurs(r.holder, 'SIGKILL');
+    if (r?.cgroup && (await cgroupExists(r.cgroup))) {
+      await emptyCgroup(r.cgroup, id);
+    } else {
+      const strays = await this.straysByCommandLine(id);
+      const pids = new Set(strays.map((p) => p.pid));
+      // pid 1 of each namespace first (a bwrap whose parent is the outer bwrap), then the rest.
+      for (const p of strays.filter((s) => pids.has(s.ppid))) await signalIfOurs(p, 'SIGKILL');
+      for (const p of strays) if (!(await waitForExit(p, 2000))) await signalIfOurs(p, 'SIGKILL');
+      for (const p of strays) {
+        if (!(await waitForExit(p, 3000))) throw new BusyError(`sandbox ${id}: pid ${p.pid} did not exit after SIGKILL`);
+      }
     }
+    if (r?.holder && !(await waitForExit(r.holder, 5000))) throw new BusyError(`sandbox ${id}: holder pid ${r.holder.pid} did not exit after SIGKILL`);
   }
 
-  /** bwrap processes (outer and namespace init) whose command line binds this sandbox's work dir. */
-  private async unrecordedHolders(id: string): Promise<(RecordedProcess & { ppid: number })[]> {
-    const work = path.join(this.dir(id), 'work');
+  private async killSlirps(r: SandboxRecord | null, id = r!.id): Promise<void> {
+    if (!r?.slirp) return;
+    await signalIfOurs(r.slirp, 'SIGKILL');
+    if (!(await waitForExit(r.slirp, 3000))) throw new BusyError(`sandbox ${id}: slirp4netns pid ${r.slirp.pid} did not exit after SIGKILL`);
+  }
+
+  /** bwrap processes binding this sandbox's work dir, and its slirp4netns (by argv[0]). */
+  private async straysByCommandLine(id: string): Promise<(RecordedProcess & { ppid: number })[]> {
+    const work = this.workDir(id);
+    const marker = slirpMarker(this.dir(id));
     const found: (RecordedProcess & { ppid: number })[] = [];
     for (const entry of await readdir('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
       try {
         const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
-        if (!argv[0]?.endsWith('bwrap') || !argv.includes(work)) continue;
-        const stat = await processStat(Number(entry));
-        if (stat && !hasExited(stat)) found.push({ pid: Number(entry), startTime: stat.startTime, ppid: stat.ppid });
+        const ours = (argv[0]?.endsWith('bwrap') && argv.includes(work)) || argv[0] === marker;
+        if (!ours) continue;
+        const s = await processStat(Number(entry));
+        if (s && !hasExited(s)) found.push({ pid: Number(entry), startTime: s.startTime, ppid: s.ppid });
       } catch {
         /* exited meanwhile */
       }
@@ -234,59 +422,44 @@ export class ProcessHypervisor implements Hypervisor {
     }
     const infos: VmInfo[] = [];
     for (const name of names) {
-      const meta = await this.readMetaFile(path.join(this.root, name));
-      if (meta) infos.push(await this.info(meta));
+      const r = await readRecord(path.join(this.root, name));
+      if (r && r.id === name) infos.push(await this.info(r));
     }
     return infos;
   }
 
   async describe(id: string): Promise<VmInfo | null> {
-    const meta = await this.readMeta(id);
-    return meta ? this.info(meta) : null;
+    const r = await readRecord(this.dir(id));
+    return r ? this.info(r) : null;
   }
 
-  private async info(meta: SandboxMeta): Promise<VmInfo> {
-    const running = this.bwrap ? Boolean(meta.holder && (await isAlive(meta.holder))) : true;
+  private async info(r: SandboxRecord): Promise<VmInfo> {
+    const running = r.mode === 'bubblewrap' ? Boolean(r.holder && (await isAlive(r.holder))) : !r.stopped;
     return {
-      id: meta.id,
+      id: r.id,
       driver: this.name,
       state: running ? 'running' : 'stopped',
-      isolation: meta.isolation,
-      details: { dir: path.join(this.dir(meta.id), 'work'), holderPid: meta.holder?.pid, labels: meta.labels },
+      isolation: r.isolation + modeMismatchNote(r.mode, this.mode),
+      limits: r.limits,
+      details: {
+        dir: this.workDir(r.id),
+        holderPid: r.holder?.pid,
+        slirpPid: r.slirp?.pid,
+        cgroups: r.cgroup ? sandboxCgroupDirs(r.cgroup) : [],
+        workspaceImage: r.workspace?.image,
+        labels: r.labels,
+      },
     };
-  }
-
-  private readMeta(id: string) {
-    return this.readMetaFile(this.dir(id));
-  }
-
-  private async readMetaFile(dir: string): Promise<SandboxMeta | null> {
-    try {
-      return JSON.parse(await readFile(path.join(dir, 'sandbox.json'), 'utf8')) as SandboxMeta;
-    } catch {
-      return null;
-    }
-  }
-
-  private async writeMeta(meta: SandboxMeta): Promise<void> {
-    const file = path.join(this.dir(meta.id), 'sandbox.json');
-    // Write-then-rename so a crash never leaves a half-written record (and an unfindable sandbox).
-    await writeFile(`${file}.tmp`, JSON.stringify(meta, null, 2));
-    await rename(`${file}.tmp`, file);
   }
 }
 
 export function createProcessHypervisor(env: NodeJS.ProcessEnv, stateDir: string): Hypervisor {
-  return new ProcessHypervisor({
-    stateDir,
-    useBubblewrap: env.HOURGLASS_PROCESS_BWRAP !== '0',
-    network: env.HOURGLASS_PROCESS_NETWORK === '1',
-  });
+  return new ProcessHypervisor(processOptionsFromEnv(env, stateDir));
 }
 
-async function waitForChildPid(infoPath: string, timeoutMs: number): Promise<number> {
+async function waitForChildPid(id: string, infoPath: string, logPath: string, exited: () => string | null, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !exited()) {
     try {
       const pid = JSON.parse(await readFile(infoPath, 'utf8'))['child-pid'];
       if (typeof pid === 'number') return pid;
@@ -295,15 +468,34 @@ async function waitForChildPid(infoPath: string, timeoutMs: number): Promise<num
     }
     await new Promise((r) => setTimeout(r, 5));
   }
-  throw new Error(`bubblewrap did not report its child pid within ${timeoutMs} ms (see holder.log)`);
+  const log = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join(' | ');
+  throw new BusyError(`sandbox ${id}: bubblewrap ${exited() ?? `did not report its child pid within ${timeoutMs} ms`}: ${log || 'no output'} (${logPath})`);
 }
 
-function findOnPath(bin: string): string | null {
+function findExecutable(bin: string, searchPath: string): string | null {
+  for (const dir of searchPath.split(':').filter(Boolean)) {
+    const file = path.join(dir, bin);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+/** `bubblewrap 0.8.0` → `0.8.0`; null when it cannot say. */
+function toolVersion(file: string): string | null {
   try {
-    return execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).trim() || null;
+    return execFileSync(file, ['--version'], { encoding: 'utf8', timeout: 5000 }).trim().split(/\s+/).pop() ?? null;
   } catch {
     return null;
   }
+}
+
+function definedFields<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -313,7 +505,7 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-/** Sandbox ids become directory names: refuse anything that could escape the state dir. */
+/** Sandbox ids become directory and cgroup names: refuse anything that could escape them. */
 function safeName(id: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)) throw new BadSpecError(`invalid sandbox id '${id}'`);
   return id;

@@ -20,7 +20,7 @@ const HYBRID = `
 const UNIFIED = `29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n`;
 
 const probe = (over: Partial<CgroupProbe> = {}): CgroupProbe => ({
-  v2Controllers: (m) => (m === '/sys/fs/cgroup/unified' ? (['hugetlb'] as never) : ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids']),
+  v2Controllers: (m) => (m === '/sys/fs/cgroup/unified' ? ['hugetlb'] : ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids']),
   writable: () => true,
   prepareV2Parent: () => {},
   ...over,

@@ -70,7 +70,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const converter = testDataConverter();
   const client = new Client({ connection, dataConverter: converter });
   const drivers = new Map<string, Hypervisor>([
-    ['process', new ProcessHypervisor({ stateDir, useBubblewrap: true, network: false })],
+    ['process', new ProcessHypervisor({ stateDir })],
     ...Object.entries(opts.drivers ?? {}),
   ]);
   const hypervisors = new HypervisorSet(drivers, opts.defaultDriver ?? 'process');

@@ -1,0 +1,87 @@
+// Outbound network for a process sandbox without sharing the host's: the sandbox keeps its own
+// network namespace (its own loopback), and slirp4netns gives it a tap device whose traffic it
+// relays from user space as ordinary sockets of the host. --disable-host-loopback makes 10.0.2.2
+// (slirp's alias for the host) refuse, so services bound to the host's loopback stay out of reach.
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readlinkSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { HypervisorError } from './errors';
+import { launchArgv } from './process-launcher';
+import { recordProcess, type RecordedProcess } from './proc-identity';
+
+/** slirp4netns's built-in DNS forwarder (it relays to the host's resolvers). */
+export const SLIRP_DNS = '10.0.2.3';
+export const RESOLV_CONF = `nameserver ${SLIRP_DNS}\n`;
+
+const TOOLS_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Where the generated resolv.conf is bound inside the sandbox. /etc is the host's, read-only; when
+ * its resolv.conf is a symlink (systemd-resolved, resolvconf), bwrap cannot bind over the link
+ * itself, so the file goes where the link points, which bwrap creates in the sandbox's root.
+ */
+export function resolvConfTarget(): string {
+  try {
+    return path.resolve('/etc', readlinkSync('/etc/resolv.conf'));
+  } catch {
+    return '/etc/resolv.conf'; // a plain file (or none): bind over it
+  }
+}
+
+/** argv[0] of a sandbox's slirp4netns, so one started by a worker that died unrecorded is found. */
+export function slirpMarker(sandboxDir: string): string {
+  return `slirp4netns[${sandboxDir}]`;
+}
+
+export interface SlirpStart {
+  slirp: string;
+  /** The sandbox's namespace holder (its network namespace is the one slirp joins). */
+  holderPid: number;
+  sandboxDir: string;
+  joinCgroups: string[];
+}
+
+/**
+ * Starts slirp4netns detached (it must outlive the worker) and waits for its ready signal. It runs
+ * as root on the host and parses the sandbox's packets, so it confines itself too:
+ * --enable-sandbox (its own mount namespace, capabilities dropped) and --enable-seccomp. It joins
+ * the sandbox's cgroup, so relaying counts against the sandbox's own CPU and memory.
+ */
+export async function startSlirp(o: SlirpStart, timeoutMs = 10_000): Promise<RecordedProcess> {
+  const readyFile = path.join(o.sandboxDir, 'slirp-ready');
+  const logFile = path.join(o.sandboxDir, 'slirp.log');
+  await rm(readyFile, { force: true });
+  const argv = launchArgv({ joinCgroups: o.joinCgroups, open: [{ fd: 3, file: readyFile, mode: 'write' }], argv0: slirpMarker(o.sandboxDir) }, [
+    o.slirp,
+    '--configure',
+    '--mtu=65520',
+    '--disable-host-loopback',
+    '--enable-sandbox',
+    '--enable-seccomp',
+    '--ready-fd=3',
+    String(o.holderPid),
+    'tap0',
+  ]);
+  const log = openSync(logFile, 'a');
+  let exited: string | null = null;
+  let pid: number | undefined;
+  try {
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', log, log], env: { PATH: TOOLS_PATH } });
+    pid = child.pid;
+    child.once('exit', (code, sig) => (exited = `exited ${code ?? sig}`));
+    child.once('error', (err) => (exited = err.message));
+    child.unref();
+  } finally {
+    closeSync(log);
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (exited || pid === undefined) break;
+    if ((await readFile(readyFile, 'utf8').catch(() => '')).includes('1')) return recordProcess(pid);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join(' | ');
+  if (pid !== undefined && !exited) process.kill(pid, 'SIGKILL');
+  throw new HypervisorError(`slirp4netns ${exited ?? `not ready after ${timeoutMs} ms`}: ${tail || 'no output'} (${logFile})`, 'network_unavailable');
+}
