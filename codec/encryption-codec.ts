@@ -4,9 +4,11 @@
 // Payloads written before encryption was on (no `binary/encrypted` encoding) decode as they are.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { ValueError, type Payload, type PayloadCodec } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import type { CodecKeys } from './keys';
 
+// @temporalio/proto is CommonJS whose named exports Node's ESM loader cannot see: take the default.
+const { Payload: PayloadProto } = proto.temporal.api.common.v1;
 const ENCODING = 'binary/encrypted';
 const CIPHER = 'aes-256-gcm';
 const IV_BYTES = 12;
@@ -22,7 +24,7 @@ export class EncryptionCodec implements PayloadCodec {
     return payloads.map((payload) => {
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv(CIPHER, key, iv);
-      const plain = temporal.api.common.v1.Payload.encode(payload).finish();
+      const plain = PayloadProto.encode(payload).finish();
       const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
       return {
         metadata: { encoding: utf8.encode(ENCODING), 'encryption-key-id': utf8.encode(id) },
@@ -46,7 +48,7 @@ export class EncryptionCodec implements PayloadCodec {
       const decipher = createDecipheriv(CIPHER, key, sealed.subarray(0, IV_BYTES));
       decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
       const plain = Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
-      return temporal.api.common.v1.Payload.decode(plain);
+      return PayloadProto.decode(plain);
     });
   }
 }
