@@ -10,8 +10,10 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
+  TimeoutFailure,
   setHandler,
   upsertSearchAttributes,
   uuid4,
@@ -297,8 +299,19 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       out = result;
     } catch (err) {
       // A worker that died mid-command never wrote the exec's end: the record must not stay open.
-      write(() => registry.recordExecInterrupted({ id, execId, reason: `interrupted: ${rootMessage(err)}` }));
-      throw destroyReason ? cutShortByDestroy() : err;
+      // patched: runs whose exec failed before this write existed must replay without it.
+      if (patched('record-interrupted-execs')) {
+        write(() => registry.recordExecInterrupted({ id, execId, reason: `interrupted: ${rootMessage(err)}` }));
+      }
+      if (destroyReason) throw cutShortByDestroy();
+      if (err instanceof Error && err.cause instanceof TimeoutFailure) {
+        throw ApplicationFailure.nonRetryable(
+          `exec in sandbox ${id} was interrupted: the worker running it was lost (${rootMessage(err)}); ` +
+            'the command may have partly run, and is recorded as interrupted',
+          'ExecInterrupted',
+        );
+      }
+      throw err;
     }
     // Killed by a signal while the sandbox was being torn down: the destroy did it, not the command.
     if (destroyReason && out.exitCode > 128) throw cutShortByDestroy(out.exitCode);

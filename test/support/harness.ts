@@ -54,6 +54,8 @@ export interface HarnessOptions {
   tokens?: { owner: string; role: Role; token: string }[];
   /** Operator limits (HOURGLASS_MAX_*, HOURGLASS_TEMPLATE_LIMITS) as environment variables. */
   limitsEnv?: NodeJS.ProcessEnv;
+  /** false: no in-process worker (a test runs its own, e.g. as a separate process). */
+  worker?: boolean;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -90,7 +92,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     await nativeConnection?.close();
     worker = undefined;
   };
-  await startWorker();
+  if (opts.worker !== false) await startWorker();
 
   const sessions = new SessionService(client, taskQueue);
   const service = new SandboxService(client, pool, {
