@@ -29,14 +29,28 @@ export function addSandboxCommands(program: Command): void {
     .option('--template <name>', 'template/image')
     .option('--max-lifetime <seconds>', 'hard cap on renewals, in seconds', Number)
     .option('--label <k=v...>', 'labels', collectLabels, {})
+    .option('--memory <MiB>', 'memory limit', Number)
+    .option('--cpus <n>', 'CPU limit (cores; whole vCPUs on VMs)', Number)
+    .option('--pids <n>', 'process limit (process sandboxes)', Number)
+    .option('--tmp <MiB>', 'size of /tmp (process sandboxes)', Number)
+    .option('--disk <MiB>', 'size of the workspace (process sandboxes)', Number)
     .option('--idempotency-key <key>', 'same key → same sandbox')
     .option('--no-wait', 'return at once instead of waiting for RUNNING')
     .action(async (o, cmd: Command) => {
       const { api, print } = ctx(cmd);
+      const limits = { memoryMiB: o.memory, cpus: o.cpus, pids: o.pids, tmpMiB: o.tmp, diskMiB: o.disk };
       const { body } = await api.request<SandboxStatus>(
         'POST',
         '/v1/sandboxes',
-        { ttlSeconds: o.ttl, driver: o.driver, template: o.template, maxLifetimeSeconds: o.maxLifetime, labels: o.label, wait: o.wait },
+        {
+          ttlSeconds: o.ttl,
+          driver: o.driver,
+          template: o.template,
+          maxLifetimeSeconds: o.maxLifetime,
+          labels: o.label,
+          limits: Object.values(limits).some((v) => v !== undefined) ? limits : undefined,
+          wait: o.wait,
+        },
         o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {},
       );
       print(body, () => formatSandbox(body));
@@ -46,6 +60,7 @@ export function addSandboxCommands(program: Command): void {
     .command('list')
     .option('--state <states>', 'comma-separated states')
     .option('--label <k=v>', 'label filter')
+    .option('--owner <owner>', "one owner's sandboxes (admins; others always see their own)")
     .option('--limit <n>', 'page size', '50')
     .option('--cursor <cursor>', 'next page')
     .action(async (o, cmd: Command) => {
@@ -53,11 +68,12 @@ export function addSandboxCommands(program: Command): void {
       const q = new URLSearchParams({ limit: o.limit });
       if (o.state) q.set('state', o.state);
       if (o.label) q.set('label', o.label);
+      if (o.owner) q.set('owner', o.owner);
       if (o.cursor) q.set('cursor', o.cursor);
       const { body } = await api.request<{ items: SandboxStatus[]; nextCursor: string | null }>('GET', `/v1/sandboxes?${q}`);
       print(body, () =>
         [
-          ...body.items.map((s) => `${s.id}  ${s.state.padEnd(12)} ${s.driver.padEnd(8)} expires ${s.expiresAt ?? '-'}`),
+          ...body.items.map((s) => `${s.id}  ${s.state.padEnd(12)} ${s.driver.padEnd(8)} ${s.owner.padEnd(12)} expires ${s.expiresAt ?? '-'}`),
           body.nextCursor ? `… more: --cursor ${body.nextCursor}` : `${body.items.length} sandbox(es)`,
         ].join('\n'),
       );
@@ -176,7 +192,9 @@ function collectLabels(value: string, acc: Record<string, string>): Record<strin
 function formatSandbox(s: SandboxStatus): string {
   return [
     `${s.id}  ${s.state}`,
+    `  owner      ${s.owner}`,
     `  driver     ${s.driver}${s.isolation ? ` (${s.isolation})` : ''}`,
+    ...(s.limits ? [`  limits     ${Object.entries(s.limits).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
     `  created    ${s.createdAt}`,
     `  expires    ${s.expiresAt ?? '-'}`,
     ...(Object.keys(s.labels ?? {}).length ? [`  labels     ${Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
