@@ -9,6 +9,10 @@ const LOCK_KEY = 0x686f7572; // "hour"
 
 export async function migrate(pool: pg.Pool): Promise<string[]> {
   const client = await pool.connect();
+  // Pools not made by createPool (test set-up) attach no listener: a connection lost mid-way
+  // must fail the migration, not crash the process with an unhandled 'error' event.
+  const onError = (err: Error) => console.error('[registry] connection lost during migrations:', err.message);
+  client.on('error', onError);
   try {
     await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
     await client.query(
@@ -34,6 +38,7 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
     return applied;
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => {});
+    client.off('error', onError);
     client.release();
   }
 }

@@ -6,7 +6,11 @@ pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (v) => new Date(v).toISOSt
 
 export function createPool(connectionString: string): pg.Pool {
   const pool = new pg.Pool({ connectionString, max: 10 });
-  // An idle client losing its connection must not crash the process; the next query reconnects.
-  pool.on('error', (err) => console.error('[registry] idle client error:', err.message));
+  // A client losing its connection (PostgreSQL restarted or killed) emits 'error': with no
+  // listener that event crashes the process. Idle clients are covered by the pool's 'error'; a
+  // checked-out client only by a listener of its own, attached here for its whole life. The query
+  // it was running fails by itself, and the pool replaces the broken client.
+  pool.on('error', (err) => console.error('[registry] idle connection lost:', err.message));
+  pool.on('connect', (client) => client.on('error', (err) => console.error('[registry] connection lost:', err.message)));
   return pool;
 }
