@@ -2,8 +2,10 @@
 import { Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
 import { loadConfig } from '../worker/config';
-import { startRuntime, type RuntimeOptions } from '../worker/runtime';
+import { closeInheritedFds } from '../worker/inherited-fds';
+import { startRuntime, type Runtime as HourglassRuntime, type RuntimeOptions } from '../worker/runtime';
 import { CliError } from './api-client';
+import { describeError } from './describe-error';
 import { addOperatorCommands, addSandboxCommands } from './sandbox-commands';
 
 const program = new Command('hourglass')
@@ -13,11 +15,22 @@ const program = new Command('hourglass')
   .option('--json', 'print raw JSON');
 
 async function serve(opts: RuntimeOptions): Promise<void> {
+  // Only fds 0–2 may reach sandboxes: drop what this process inherited before it spawns anything.
+  const closed = closeInheritedFds();
+  if (closed.length) console.log(`[hourglass] closed inherited file descriptors ${closed.join(', ')} (only 0–2 reach sandboxes)`);
   // The SDK would shut workers down on SIGINT/SIGTERM by itself; the runtime stops everything in order.
   Runtime.install({ shutdownSignals: [] });
-  const runtime = await startRuntime(loadConfig(), opts);
+  // Handled from the start (the embedded services are in their own process groups, so a terminal's
+  // Ctrl-C reaches only this process): a signal during start-up stops everything once it is up.
+  let runtime: HourglassRuntime | undefined;
+  let requested: string | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {
+    if (!runtime) {
+      if (!requested) console.log(`[hourglass] ${signal}: shutting down as soon as start-up is done …`);
+      requested ??= signal;
+      return;
+    }
     if (stopping) return;
     stopping = true;
     console.log(`[hourglass] ${signal}: shutting down (in-flight activities get 30 s) …`);
@@ -26,6 +39,8 @@ async function serve(opts: RuntimeOptions): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  runtime = await startRuntime(loadConfig(), opts);
+  if (requested) await shutdown(requested);
 }
 
 program
@@ -42,7 +57,7 @@ program.parseAsync().catch((err: unknown) => {
   if (err instanceof CliError) {
     console.error(json && err.body ? JSON.stringify(err.body, null, 2) : `error: ${err.message}`);
   } else {
-    console.error(`error: ${(err as Error).message ?? err}`);
+    console.error(`error: ${describeError(err)}`);
   }
   process.exit(1);
 });
