@@ -21,7 +21,7 @@ export default async function setup(project: TestProject) {
   const teardowns: (() => Promise<unknown>)[] = [];
 
   const temporal = await startTemporalDevServer({ stateDir: path.resolve('.hourglass') });
-  teardowns.push(() => temporal.teardown());
+  teardowns.push(() => temporal.stop());
 
   const { url, drop } = await createTestDatabase();
   teardowns.push(drop);

@@ -2,20 +2,19 @@
 // migrations, the worker and the API. `npm start` runs all of it in one process.
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type pg from 'pg';
 import { createApp } from '../api/app';
 import { SandboxService } from '../api/sandbox-service';
 import { SessionService } from '../api/session-service';
 import { defaultDriver, enabledDrivers, loadHypervisors, type HypervisorSet } from '../hypervisors/index';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../registry/embedded';
 import { migrate } from '../registry/migrate';
 import { createPool } from '../registry/pool';
 import { dataConverter } from '../codec/data-converter';
 import { loadCodecKeys } from '../codec/keys';
 import { isLoopback, type Config } from './config';
-import { startTemporalDevServer } from './temporal-server';
+import { startEmbeddedServices } from './embedded-services';
+import { createHealthCheck } from './health';
 import { ensureReaperSchedule } from './reaper-schedule';
 import { createWorker } from './worker';
 
@@ -41,30 +40,10 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
     for (const fn of stops.reverse()) await fn().catch((err: Error) => log(`shutdown step failed: ${err.message}`));
   };
   try {
-    let temporalAddress = config.temporalAddress;
-    let devServer: TestWorkflowEnvironment | undefined;
-    if (!temporalAddress) {
-      log('TEMPORAL_ADDRESS not set: starting a Temporal dev server …');
-      devServer = await startTemporalDevServer({
-        stateDir: config.stateDir,
-        dbFilename: `${config.stateDir}/temporal.db`,
-        // 0 = any free port (benchmarks, several instances on one machine).
-        port: config.temporalPort || undefined,
-        uiPort: config.temporalUiPort || undefined,
-        log,
-      });
-      temporalAddress = devServer.address;
-      stops.push(() => devServer!.teardown());
-      log(`Temporal dev server on ${temporalAddress}${config.temporalUiPort ? `, Web UI on http://localhost:${config.temporalUiPort}` : ''}`);
-    }
-
-    let databaseUrl = config.databaseUrl;
-    if (!databaseUrl) {
-      log('DATABASE_URL not set: starting embedded PostgreSQL …');
-      const db: EmbeddedDatabase = await startEmbeddedPostgres(config.stateDir, config.embeddedPostgresPort);
-      databaseUrl = db.url;
-      stops.push(() => db.stop());
-    }
+    // Stopped last: PostgreSQL after the pool, Temporal after PostgreSQL.
+    const embedded = await startEmbeddedServices(config, log);
+    stops.push(() => embedded.stop());
+    const { temporalAddress, databaseUrl } = embedded;
     const pool = createPool(databaseUrl);
     stops.push(() => pool.end());
     const applied = await migrate(pool);
@@ -123,11 +102,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         reaperGraceSeconds: config.reaperGraceSeconds,
         tokens: config.tokens,
         codec: { codec: converter.payloadCodecs![0]!, uiOrigins: temporalUiOrigins(config) },
-        health: async () => {
-          await pool.query('SELECT 1');
-          await connection.healthService.check({});
-          return { registry: 'ok', temporal: 'ok' };
-        },
+        health: createHealthCheck({ pool, connection, supervisors: embedded.supervisors }),
       });
       const server: Server = await new Promise((resolve, reject) => {
         const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);

@@ -8,11 +8,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../../registry/embedded';
 import { migrate } from '../../registry/migrate';
-import { startTemporalDevServer } from '../../worker/temporal-server';
+import { startTemporalDevServer, type TemporalDevServer } from '../../worker/temporal-server';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -72,7 +71,7 @@ export async function freshDatabase(log: (m: string) => void): Promise<Database>
 
 /** A Temporal dev server with its history in a file, so it can be torn down and started again. */
 export class TemporalServer {
-  private env?: TestWorkflowEnvironment;
+  private server?: TemporalDevServer;
   constructor(
     readonly dir: string,
     readonly port: number,
@@ -88,13 +87,13 @@ export class TemporalServer {
 
   async start(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
-    this.env = await startTemporalDevServer({ stateDir: this.dir, dbFilename: this.dbFilename, port: this.port });
+    this.server = await startTemporalDevServer({ stateDir: this.dir, dbFilename: this.dbFilename, port: this.port });
   }
 
   async stop(): Promise<void> {
-    const env = this.env;
-    this.env = undefined;
-    await env?.teardown();
+    const server = this.server;
+    this.server = undefined;
+    await server?.stop();
   }
 }
 

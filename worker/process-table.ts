@@ -1,0 +1,72 @@
+// Finding and stopping processes by what they run on, from /proc. Pids are reused, so every
+// process found is recorded with its start time, and only signalled while that still matches.
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { isAlive, processStat, signalIfOurs, waitForExit, type RecordedProcess } from '../hypervisors/proc-identity';
+
+export interface ProcessInfo extends RecordedProcess {
+  ppid: number;
+  argv: string[];
+  /** Working directory, or null when /proc does not let us read it. */
+  cwd: string | null;
+  /** Resolved executable, or null when /proc does not let us read it. */
+  exe: string | null;
+}
+
+/** Every process on the machine (Linux /proc) that `matches`. Processes that exit meanwhile are skipped. */
+export async function findProcesses(matches: (p: ProcessInfo) => boolean): Promise<ProcessInfo[]> {
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  const found: ProcessInfo[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    const info = await processInfo(pid);
+    if (info && matches(info)) found.push(info);
+  }
+  return found;
+}
+
+async function processInfo(pid: number): Promise<ProcessInfo | null> {
+  try {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    const argv = cmdline.split('\0');
+    if (argv.at(-1) === '') argv.pop();
+    const [cwd, exe] = await Promise.all([readlink(`/proc/${pid}/cwd`).catch(() => null), readlink(`/proc/${pid}/exe`).catch(() => null)]);
+    const stat = await processStat(pid);
+    if (!stat) return null;
+    return { pid, startTime: stat.startTime, ppid: stat.ppid, argv, cwd, exe };
+  } catch {
+    return null; // exited while we looked
+  }
+}
+
+/** The value of a command-line option given as `--name value` or `--name=value`. */
+export function optionValue(argv: string[], ...names: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    for (const name of names) {
+      if (arg === name) return argv[i + 1];
+      if (arg.startsWith(`${name}=`)) return arg.slice(name.length + 1);
+    }
+  }
+  return undefined;
+}
+
+export type StopStep = readonly [signal: NodeJS.Signals, waitMs: number];
+
+/**
+ * Sends each signal in turn until the process is gone, waiting up to each step's time for it to
+ * exit. True once it has exited (or was already gone); false if it outlived every step.
+ */
+export async function stopProcess(p: RecordedProcess, steps: readonly StopStep[]): Promise<boolean> {
+  for (const [signal, waitMs] of steps) {
+    if (!(await signalIfOurs(p, signal))) return !(await isAlive(p));
+    if (await waitForExit(p, waitMs, 50)) return true;
+  }
+  return false;
+}
