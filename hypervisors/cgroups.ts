@@ -48,7 +48,7 @@ export async function removeCgroup(record: CgroupRecord, id: string, timeoutMs =
         if (code === 'ENOENT') break;
         // EBUSY: a process that just died is still charged to it until it is reaped.
         if (code !== 'EBUSY' || Date.now() > deadline) throw new BusyError(`sandbox ${id}: cannot remove cgroup ${dir}: ${(err as Error).message}`);
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 5));
       }
     }
   }
@@ -82,7 +82,7 @@ export async function emptyCgroup(record: CgroupRecord, id: string, timeoutMs = 
           /* exited meanwhile */
         }
       }
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 5));
     }
   }
 }

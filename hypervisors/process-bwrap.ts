@@ -7,9 +7,11 @@ export const SANDBOX_UID = 65534;
 /** Descriptors the launcher opens for bwrap. */
 export const SECCOMP_FD = 3;
 export const INFO_FD = 4;
+/** The holder's command says "ready" here once bwrap has built the sandbox's whole tree. */
+export const READY_FD = 5;
 
 export interface HolderLayout {
-  /** Host directory bound on /work (the workspace mount, when there is a quota). */
+  /** Host directory bound on /work (the workspace image is mounted over it inside, when there is a quota). */
   workDir: string;
   tmpMiB: number;
   /** A generated resolv.conf and where it goes inside (network through slirp4netns). */
@@ -33,11 +35,15 @@ export function holderBwrapArgs(l: HolderLayout): string[] {
     '--proc', '/proc', '--dev', '/dev',
     // --size applies to the next --tmpfs (bwrap ≥ 0.5); its pages count against the memory cgroup too.
     '--perms', '1777', '--size', String(l.tmpMiB * 1024 * 1024), '--tmpfs', '/tmp',
-    '--bind', l.workDir, '/work', '--chdir', '/work',
+    // The holder's cwd is /, not /work: a workspace mounted over /work later must not be shadowed
+    // for whoever starts from the holder's cwd.
+    '--bind', l.workDir, '/work', '--chdir', '/',
     '--hostname', 'sandbox', '--clearenv', '--setenv', 'PATH', SANDBOX_PATH,
     '--cap-drop', 'ALL',
     '--seccomp', String(SECCOMP_FD), '--info-fd', String(INFO_FD),
-    'sleep', 'infinity',
+    // bwrap reports the child's pid before the child has set up the mounts: entering its
+    // namespaces then finds a half-built tree. The command runs only once the tree is complete.
+    'sh', '-c', `echo ready >&${READY_FD}; exec sleep infinity ${READY_FD}>&-`,
   ];
 }
 
@@ -47,7 +53,7 @@ export function holderBwrapArgs(l: HolderLayout): string[] {
  * of its own, so it gets a copy of the sandbox's own tree (`--dev-bind / /`: same files, same /dev).
  */
 export function seccompWrapperArgs(bwrap: string): string[] {
-  return [bwrap, '--dev-bind', '/', '/', '--seccomp', String(SECCOMP_FD), '--'];
+  return [bwrap, '--dev-bind', '/', '/', '--chdir', '/work', '--seccomp', String(SECCOMP_FD), '--'];
 }
 
 /** Drops to the sandbox user: no groups, no capabilities (bounding and inheritable sets too), no_new_privs. */

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 export interface MountEntry {
+  /** major:minor of the filesystem's device (field 3). */
+  device: string;
   /** The directory of this mount inside its filesystem (field 4). */
   root: string;
   mountPoint: string;
@@ -22,6 +24,7 @@ export function parseMountinfo(text: string): MountEntry[] {
     const dash = fields.indexOf('-', 6);
     if (dash < 0 || fields.length < dash + 4) continue;
     entries.push({
+      device: fields[2]!,
       root: unescapeOctal(fields[3]!),
       mountPoint: unescapeOctal(fields[4]!),
       fsType: fields[dash + 1]!,

@@ -26,6 +26,10 @@ export interface SandboxRecord {
   /** The namespace holder (bwrap's init, pid 1 inside); absent when stopped. */
   holder?: RecordedProcess;
   slirp?: RecordedProcess;
+  /** The loop device (`loop7`) last attached to the workspace image (bubblewrap mounts it in the sandbox's namespace). */
+  loop?: string;
+  /** Set while a loop device is being attached: until it is recorded, only a search finds it. */
+  attachingLoop?: boolean;
   /** isolation none has no holder: this says whether it was stopped. */
   stopped?: boolean;
 }

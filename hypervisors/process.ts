@@ -6,7 +6,7 @@
 // seccomp filter refuses new user namespaces.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, closeSync, constants, openSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cgroupExists, emptyCgroup, ensureCgroup, newCgroupRecord, removeCgroup } from './cgroups';
@@ -15,14 +15,14 @@ import { cgroupProcsFiles, enforcedCgroupLimits, sandboxCgroupDirs } from './cgr
 import { BadSpecError, BusyError, IsolationUnavailableError, NotFoundError, NotReadyError } from './errors';
 import { KeyedMutex } from './keyed-mutex';
 import { hasExited, isAlive, processStat, recordProcess, signalIfOurs, waitForExit, type RecordedProcess } from './proc-identity';
-import { dropPrivilegesArgs, holderBwrapArgs, INFO_FD, SANDBOX_PATH, SANDBOX_UID, SECCOMP_FD, seccompWrapperArgs } from './process-bwrap';
+import { dropPrivilegesArgs, holderBwrapArgs, INFO_FD, READY_FD, SANDBOX_PATH, SANDBOX_UID, SECCOMP_FD, seccompWrapperArgs } from './process-bwrap';
 import { checkCgroupParent, DEFAULT_LIMITS, processOptionsFromEnv, resolveLimits, type IsolationMode, type ProcessOptions, type ResolvedLimits } from './process-config';
 import { describeHost, describeSandbox, modeMismatchNote } from './process-describe';
 import { launchArgv } from './process-launcher';
 import { readMountsSync } from './process-mountinfo';
 import { RESOLV_CONF, resolvConfTarget, slirpMarker, startSlirp } from './process-network';
 import { readRecord, writeRecord, type SandboxRecord } from './process-record';
-import { isMounted, WorkspaceImages } from './process-workspace';
+import { isMounted, workspaceMountedIn, WorkspaceImages } from './process-workspace';
 import { runCommand } from './run-command';
 import { sandboxSeccompFilter } from './seccomp-policy';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from './types';
@@ -52,7 +52,10 @@ export class ProcessHypervisor implements Hypervisor {
   private seccompFile?: Promise<string>;
 
   constructor(opts: ProcessOptions) {
-    this.root = path.join(opts.stateDir, 'process');
+    // Absolute and without symlinks: recorded paths must mean the same to any later worker, and
+    // the kernel names a loop device's backing file that way.
+    mkdirSync(path.join(opts.stateDir, 'process'), { recursive: true });
+    this.root = realpathSync(path.join(opts.stateDir, 'process'));
     this.mode = opts.isolation ?? (opts.useBubblewrap === false ? 'none' : 'bubblewrap');
     this.network = opts.network ?? false;
     this.defaults = { ...DEFAULT_LIMITS, ...definedFields(opts.limits ?? {}) };
@@ -183,12 +186,16 @@ export class ProcessHypervisor implements Hypervisor {
     if (r.cgroup) await ensureCgroup(r.cgroup, r.limits);
     const work = this.workDir(r.id);
     await mkdir(work, { recursive: true });
-    if (r.workspace) await this.workspaces.ensureMounted(r.workspace, work);
-    else if (process.getuid?.() === 0) await chown(work, SANDBOX_UID, SANDBOX_UID);
+    // The directory under the workspace mount; without a quota it is the workspace itself.
+    if (!r.workspace && process.getuid?.() === 0) await chown(work, SANDBOX_UID, SANDBOX_UID);
     if (r.mode === 'bubblewrap') {
       if (!(r.holder && (await isAlive(r.holder)))) await this.startHolder(r);
+      if (r.workspace && !(await workspaceMountedIn(r.holder!.pid))) await this.mountWorkspace(r);
       if (r.network === 'slirp4netns' && !(r.slirp && (await isAlive(r.slirp)))) await this.startNetwork(r);
-    } else if (r.stopped) {
+      return;
+    }
+    if (r.workspace) await this.workspaces.mountOnHost(r.workspace, work);
+    if (r.stopped) {
       r.stopped = false;
       await writeRecord(this.dir(r.id), r);
     }
@@ -198,8 +205,10 @@ export class ProcessHypervisor implements Hypervisor {
   private async startHolder(r: SandboxRecord): Promise<void> {
     const dir = this.dir(r.id);
     const infoPath = path.join(dir, 'bwrap-info.json');
+    const readyPath = path.join(dir, 'holder-ready');
     await this.killProcesses(r); // strays from a create that died half-way: one holder per sandbox
     await rm(infoPath, { force: true });
+    await rm(readyPath, { force: true });
     let resolvConf: { source: string; target: string } | undefined;
     if (r.network === 'slirp4netns') {
       resolvConf = { source: path.join(dir, 'resolv.conf'), target: resolvConfTarget() };
@@ -211,6 +220,7 @@ export class ProcessHypervisor implements Hypervisor {
         open: [
           { fd: SECCOMP_FD, file: await this.seccompFilterFile(), mode: 'read' },
           { fd: INFO_FD, file: infoPath, mode: 'write' },
+          { fd: READY_FD, file: readyPath, mode: 'write' },
         ],
       },
       [this.bwrap!, ...holderBwrapArgs({ workDir: this.workDir(r.id), tmpMiB: r.limits.tmpMiB ?? 64, resolvConf })],
@@ -226,7 +236,7 @@ export class ProcessHypervisor implements Hypervisor {
     } finally {
       closeSync(logFd);
     }
-    const holder = await recordProcess(await waitForChildPid(r.id, infoPath, logPath, () => exited, 10_000));
+    const holder = await recordProcess(await waitForHolder(r.id, infoPath, readyPath, logPath, () => exited, 10_000));
     try {
       await writeRecord(dir, { ...r, holder, slirp: undefined });
     } catch (err) {
@@ -236,6 +246,19 @@ export class ProcessHypervisor implements Hypervisor {
     }
     r.holder = holder;
     r.slirp = undefined;
+  }
+
+  /** Mounts the workspace inside the holder's mount namespace; the loop device is recorded first. */
+  private async mountWorkspace(r: SandboxRecord): Promise<void> {
+    // Said before attaching: a worker that dies before recording the device leaves destroy a
+    // reason to search every loop device for the image (too slow to do on every destroy).
+    r.attachingLoop = true;
+    await writeRecord(this.dir(r.id), r);
+    const loop = await this.workspaces.attach(r.workspace!, r.loop);
+    r.loop = loop;
+    r.attachingLoop = undefined;
+    await writeRecord(this.dir(r.id), r);
+    await this.workspaces.mountInSandbox(r.workspace!, loop, r.holder!.pid);
   }
 
   private async startNetwork(r: SandboxRecord): Promise<void> {
@@ -317,12 +340,16 @@ export class ProcessHypervisor implements Hypervisor {
     if (!r.holder || !(await isAlive(r.holder))) {
       throw new BusyError(`sandbox ${id} is not running (its namespace holder is gone); start it first`);
     }
+    // Without its mount /work is the directory beneath it, which has no quota: fail closed.
+    if (r.workspace && !(await workspaceMountedIn(r.holder.pid))) {
+      throw new BusyError(`sandbox ${id}: its workspace is not mounted; start it again`);
+    }
     // nsenter itself runs with a fixed environment (the caller's variables could otherwise preload
     // code into a root process on the host); inside, bwrap loads the seccomp filter, setpriv drops
     // to the sandbox user, and `env -i` sets the caller's variables.
     const argv = launchArgv(
       { joinCgroups, open: [{ fd: SECCOMP_FD, file: await this.seccompFilterFile(), mode: 'read' }], oomScoreAdj: COMMAND_OOM_SCORE_ADJ },
-      ['nsenter', '-t', String(r.holder.pid), '-a', '-r', '-w', '--', ...seccompWrapperArgs(this.bwrap ?? 'bwrap'), ...asSandboxUser, ...command],
+      ['nsenter', '-t', String(r.holder.pid), '-a', '-r', '--', ...seccompWrapperArgs(this.bwrap ?? 'bwrap'), ...asSandboxUser, ...command],
     );
     return runCommand(argv, { env: { PATH: TOOLS_PATH }, timeoutMs, signal: ctx?.signal });
   }
@@ -356,8 +383,10 @@ export class ProcessHypervisor implements Hypervisor {
       if (!existed) return { existed: false };
       await this.killProcesses(r, id);
       if (r?.cgroup) await removeCgroup(r.cgroup, id);
-      // Never rm -rf through a mounted workspace: unmount() returns only once it is gone.
-      await this.workspaces.unmount(this.workDir(id));
+      // Never rm -rf through a mounted workspace: unmountFromHost() returns only once it is gone.
+      await this.workspaces.unmountFromHost(this.workDir(id));
+      if (r?.workspace && r.loop) await this.workspaces.releaseLoop(r.workspace, r.loop);
+      if (r?.workspace && r.attachingLoop) await this.workspaces.releaseAnyLoop(r.workspace);
       await rm(dir, { recursive: true, force: true });
       return { existed: true };
     });
@@ -384,13 +413,13 @@ export class ProcessHypervisor implements Hypervisor {
         if (!(await waitForExit(p, 3000))) throw new BusyError(`sandbox ${id}: pid ${p.pid} did not exit after SIGKILL`);
       }
     }
-    if (r?.holder && !(await waitForExit(r.holder, 5000))) throw new BusyError(`sandbox ${id}: holder pid ${r.holder.pid} did not exit after SIGKILL`);
+    if (r?.holder && !(await waitForExit(r.holder, 5000, 5))) throw new BusyError(`sandbox ${id}: holder pid ${r.holder.pid} did not exit after SIGKILL`);
   }
 
   private async killSlirps(r: SandboxRecord | null, id = r!.id): Promise<void> {
     if (!r?.slirp) return;
     await signalIfOurs(r.slirp, 'SIGKILL');
-    if (!(await waitForExit(r.slirp, 3000))) throw new BusyError(`sandbox ${id}: slirp4netns pid ${r.slirp.pid} did not exit after SIGKILL`);
+    if (!(await waitForExit(r.slirp, 3000, 5))) throw new BusyError(`sandbox ${id}: slirp4netns pid ${r.slirp.pid} did not exit after SIGKILL`);
   }
 
   /** bwrap processes binding this sandbox's work dir, and its slirp4netns (by argv[0]). */
@@ -457,19 +486,20 @@ export function createProcessHypervisor(env: NodeJS.ProcessEnv, stateDir: string
   return new ProcessHypervisor(processOptionsFromEnv(env, stateDir));
 }
 
-async function waitForChildPid(id: string, infoPath: string, logPath: string, exited: () => string | null, timeoutMs: number): Promise<number> {
+/** The holder's pid (bwrap's info) once its command says the sandbox is built. */
+async function waitForHolder(id: string, infoPath: string, readyPath: string, logPath: string, exited: () => string | null, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !exited()) {
     try {
       const pid = JSON.parse(await readFile(infoPath, 'utf8'))['child-pid'];
-      if (typeof pid === 'number') return pid;
+      if (typeof pid === 'number' && (await readFile(readyPath, 'utf8')).startsWith('ready')) return pid;
     } catch {
-      /* bwrap has not written it yet */
+      /* bwrap has not written them yet */
     }
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 2));
   }
   const log = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join(' | ');
-  throw new BusyError(`sandbox ${id}: bubblewrap ${exited() ?? `did not report its child pid within ${timeoutMs} ms`}: ${log || 'no output'} (${logPath})`);
+  throw new BusyError(`sandbox ${id}: bubblewrap ${exited() ?? `was not ready within ${timeoutMs} ms`}: ${log || 'no output'} (${logPath})`);
 }
 
 function findExecutable(bin: string, searchPath: string): string | null {

@@ -29,7 +29,7 @@ const probe = (over: Partial<CgroupProbe> = {}): CgroupProbe => ({
 describe('mountinfo', () => {
   it('parses mount points, types and super options, including optional fields and escaped spaces', () => {
     const [m] = parseMountinfo('36 35 98:0 / /var/lib/my\\040state rw,noatime master:1 shared:2 - ext4 /dev/loop7 rw,errors=continue\n');
-    expect(m).toEqual({ root: '/', mountPoint: '/var/lib/my state', fsType: 'ext4', source: '/dev/loop7', superOptions: ['rw', 'errors=continue'] });
+    expect(m).toEqual({ device: '98:0', root: '/', mountPoint: '/var/lib/my state', fsType: 'ext4', source: '/dev/loop7', superOptions: ['rw', 'errors=continue'] });
     expect(parseMountinfo(HYBRID).filter((e) => e.fsType === 'cgroup').map((e) => e.superOptions.at(-1))).toEqual(['cpu', 'cpuacct', 'memory', 'pids', 'name=systemd']);
   });
 });

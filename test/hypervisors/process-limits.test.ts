@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { removeCgroup } from '../../hypervisors/cgroups';
 import { ProcessHypervisor, type ProcessOptions } from '../../hypervisors/process';
-import { isMounted } from '../../hypervisors/process-workspace';
+import { isMounted, workspaceMountedIn } from '../../hypervisors/process-workspace';
 import type { VmInfo } from '../../hypervisors/types';
 
 const LIMITS = { memoryMiB: 96, pids: 48, cpus: 0.5, tmpMiB: 8, diskMiB: 32 };
@@ -40,6 +40,12 @@ const limitFiles = (info: VmInfo) => ({
   memory: cgroupFile(info, 'memory.max', 'memory.limit_in_bytes'),
   cpu: cgroupFile(info, 'cpu.max', 'cpu.cfs_quota_us'),
 });
+
+async function eventually(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !check(); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms: ${check}`);
+  }
+}
 
 const loopDevicesBackedBy = (file: string) =>
   readdirSync('/sys/block')
@@ -126,10 +132,11 @@ describe('process sandbox limits', () => {
     const info = await d.create({ id: 'l6', labels: {} });
     await d.exec('l6', { command: ['sh', '-c', 'echo survived > /work/note'] });
     await d.stop('l6');
-    // What a reboot leaves: no cgroup, no mount; the image and the record stay on disk.
+    // The workspace was mounted only in the sandbox's namespace: gone with it, loop device included.
+    await eventually(() => loopDevicesBackedBy(info.details.workspaceImage as string).length === 0);
+    // What a reboot leaves besides: no cgroup; the image and the record stay on disk.
     const record = JSON.parse(readFileSync(path.join(path.dirname(info.details.dir as string), 'sandbox.json'), 'utf8'));
     await removeCgroup(record.cgroup, 'l6');
-    expect(spawnSync('umount', [info.details.dir as string]).status).toBe(0);
     await expect(d.exec('l6', { command: ['true'] })).rejects.toThrow(/is not running/);
 
     await d.start('l6');
@@ -143,12 +150,12 @@ describe('process sandbox limits', () => {
     const d = driver();
     const info = await d.create({ id: 'l7', labels: {} });
     const image = info.details.workspaceImage as string;
-    const work = info.details.dir as string;
-    expect(await isMounted(work)).toBe(true);
+    // Mounted inside the sandbox only: the host's mount table never holds sandbox workspaces.
+    expect(await workspaceMountedIn(info.details.holderPid as number)).toBe(true);
+    expect(await isMounted(info.details.dir as string)).toBe(false);
     expect(loopDevicesBackedBy(image)).toHaveLength(1);
     expect(await d.destroy('l7')).toEqual({ existed: true });
     for (const dir of info.details.cgroups as string[]) expect(existsSync(dir), dir).toBe(false);
-    expect(await isMounted(work)).toBe(false);
     expect(existsSync(image)).toBe(false);
     expect(loopDevicesBackedBy(image)).toEqual([]);
     expect(await d.destroy('l7')).toEqual({ existed: false });
@@ -165,12 +172,12 @@ describe('process sandbox limits', () => {
     await d.stop('l8');
     const record = JSON.parse(readFileSync(path.join(stateDir, 'process', 'l8', 'sandbox.json'), 'utf8'));
     await removeCgroup(record.cgroup, 'l8');
-    spawnSync('umount', [first.details.dir as string]);
     const retried = await d.create({ id: 'l8', labels: {} });
     const again = await d.create({ id: 'l8', labels: {} });
     expect(again.details.holderPid).toBe(retried.details.holderPid);
     expect(limitFiles(retried)).toEqual(limitFiles(first));
-    expect(await isMounted(retried.details.dir as string)).toBe(true);
+    expect(await workspaceMountedIn(retried.details.holderPid as number)).toBe(true);
+    expect(loopDevicesBackedBy(retried.details.workspaceImage as string)).toHaveLength(1);
     await d.destroy('l8');
   });
 
