@@ -5,7 +5,7 @@
 // /work is a size-limited ext4 image, and with bubblewrap /tmp is a size-limited tmpfs and a
 // seccomp filter refuses new user namespaces.
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -63,7 +63,7 @@ export class ProcessHypervisor implements Hypervisor {
     const searchPath = opts.searchPath ?? process.env.PATH ?? TOOLS_PATH;
     this.bwrap = findExecutable('bwrap', searchPath);
     this.slirp = findExecutable('slirp4netns', searchPath);
-    const stateHash = createHash('sha256').update(path.resolve(opts.stateDir)).digest('hex').slice(0, 8);
+    const stateHash = createHash('sha256').update(this.root).digest('hex').slice(0, 8);
     this.cgroupParentPath = `${checkCgroupParent(opts.cgroupParent ?? 'hourglass')}/${stateHash}`;
     this.cgroups = detectCgroups(readMountsSync(), this.cgroupParentPath);
     this.loopUnavailable = WorkspaceImages.unavailableReason();
@@ -223,7 +223,8 @@ export class ProcessHypervisor implements Hypervisor {
           { fd: READY_FD, file: readyPath, mode: 'write' },
         ],
       },
-      [this.bwrap!, ...holderBwrapArgs({ workDir: this.workDir(r.id), tmpMiB: r.limits.tmpMiB ?? 64, resolvConf })],
+      // A record from before /tmp was limited gets the default size (tighter than it had, never looser).
+      [this.bwrap!, ...holderBwrapArgs({ workDir: this.workDir(r.id), tmpMiB: r.limits.tmpMiB ?? DEFAULT_LIMITS.tmpMiB, resolvConf })],
     );
     const logPath = path.join(dir, 'holder.log');
     const logFd = openSync(logPath, 'a');
@@ -283,8 +284,9 @@ export class ProcessHypervisor implements Hypervisor {
     this.seccompFile ??= (async () => {
       const file = path.join(this.root, '.seccomp', 'sandbox.bpf');
       await mkdir(path.dirname(file), { recursive: true });
-      await writeFile(`${file}.${process.pid}.tmp`, sandboxSeccompFilter());
-      await rename(`${file}.${process.pid}.tmp`, file);
+      const partial = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+      await writeFile(partial, sandboxSeccompFilter());
+      await rename(partial, file);
       return file;
     })();
     this.seccompFile.catch(() => (this.seccompFile = undefined));
