@@ -118,8 +118,8 @@ export async function startPostgresServer(opts: PostgresServerOptions): Promise<
 async function waitUntilReady(dataDir: string, child: ServiceProcess): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    const exit = child.exitStatus();
-    if (exit) {
+    if (child.exitStatus()) {
+      const exit = await child.exited; // with its last lines
       throw new Error(`the embedded PostgreSQL ${describeExit(exit)} during start-up; its last output:\n  ${child.recentOutput().join('\n  ')}`);
     }
     const lines = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n');

@@ -15,20 +15,48 @@ export interface HealthDeps {
 
 export function createHealthCheck(deps: HealthDeps): () => Promise<Record<string, unknown>> {
   return async () => {
-    const down = deps.supervisors.map((s) => s.state()).filter((s) => !s.up);
-    if (down.length) {
-      throw new Error(
-        down.map((s) => `embedded ${s.name} is down${s.downSince ? ` since ${s.downSince}` : ''} (${s.lastError ?? s.status}); restarting`).join('; '),
-      );
+    throwIfAnyDown(deps.supervisors);
+    // A service that dies while the checks run would only show as their deadline: watch for it.
+    const watch = watchSupervisors(deps.supervisors);
+    try {
+      await Promise.race([
+        watch.down,
+        Promise.all([
+          withDeadline(deps.pool.query('SELECT 1'), 'registry (PostgreSQL)'),
+          deps.connection.withDeadline(Date.now() + CHECK_DEADLINE_MS, () => deps.connection.healthService.check({})).catch((err: Error) => {
+            throw new Error(`Temporal: ${err.message}`);
+          }),
+        ]),
+      ]);
+    } finally {
+      watch.stop();
     }
-    await Promise.all([
-      withDeadline(deps.pool.query('SELECT 1'), 'registry (PostgreSQL)'),
-      deps.connection.withDeadline(Date.now() + CHECK_DEADLINE_MS, () => deps.connection.healthService.check({})).catch((err: Error) => {
-        throw new Error(`Temporal: ${err.message}`);
-      }),
-    ]);
     return { registry: 'ok', temporal: 'ok' };
   };
+}
+
+function throwIfAnyDown(supervisors: readonly Supervisor[]): void {
+  const down = supervisors.map((s) => s.state()).filter((s) => !s.up);
+  if (down.length) {
+    throw new Error(
+      down.map((s) => `embedded ${s.name} is down${s.downSince ? ` since ${s.downSince}` : ''} (${s.lastError ?? s.status}); restarting`).join('; '),
+    );
+  }
+}
+
+function watchSupervisors(supervisors: readonly Supervisor[]): { down: Promise<never>; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const down = new Promise<never>((_, reject) => {
+    if (!supervisors.length) return;
+    timer = setInterval(() => {
+      try {
+        throwIfAnyDown(supervisors);
+      } catch (err) {
+        reject(err);
+      }
+    }, 50);
+  });
+  return { down, stop: () => clearInterval(timer) };
 }
 
 async function withDeadline<T>(work: Promise<T>, what: string): Promise<T> {

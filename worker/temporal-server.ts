@@ -106,8 +106,8 @@ async function waitUntilServing(address: string, child: ServiceProcess): Promise
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let lastError = 'no answer yet';
   while (Date.now() < deadline) {
-    const exit = child.exitStatus();
-    if (exit) {
+    if (child.exitStatus()) {
+      const exit = await child.exited; // with its last lines
       throw new Error(
         `the Temporal dev server ${describeExit(exit)} during start-up; its last output:\n  ${child.recentOutput().join('\n  ')}`,
       );

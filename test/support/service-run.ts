@@ -1,0 +1,138 @@
+// The service as its users run it — `node --import tsx cli/main.ts dev` or `npm start` — as a
+// child process with embedded Temporal and PostgreSQL in a state dir of its own.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { realpathSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { findProcesses, type ProcessInfo } from '../../worker/process-table';
+
+export const REPO = path.join(import.meta.dirname, '..', '..');
+export const TOKEN = randomBytes(16).toString('hex');
+
+export interface ServicePorts {
+  api: number;
+  temporal: number;
+  /** Only names the PostgreSQL socket file. */
+  postgres: number;
+}
+
+export interface ServiceRun {
+  /** What was started: node itself, or npm. */
+  leader: ChildProcess;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export async function freePorts(): Promise<ServicePorts> {
+  return { api: await freePort(), temporal: await freePort(), postgres: 20_000 + Math.floor(Math.random() * 40_000) };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function serviceEnv(stateDir: string, ports: ServicePorts): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOURGLASS_STATE_DIR: stateDir,
+    PORT: String(ports.api),
+    TEMPORAL_PORT: String(ports.temporal),
+    TEMPORAL_UI_PORT: '0',
+    HOURGLASS_EMBEDDED_PG_PORT: String(ports.postgres),
+    HOURGLASS_API_TOKEN: TOKEN,
+  };
+  // Both embedded; and vitest's loader hooks must not leak into the child.
+  for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'NODE_OPTIONS', 'HOST', 'HOURGLASS_TASK_QUEUE']) delete env[name];
+  return env;
+}
+
+/**
+ * `how: 'node'` runs `node --import tsx cli/main.ts dev` through `bash -c '… exec node …'`, so the
+ * leader's pid is node's and `shellPrefix` (e.g. `exec 200>>file;`) shapes what it inherits.
+ */
+export function startService(env: NodeJS.ProcessEnv, how: 'node' | 'npm', shellPrefix = ''): ServiceRun {
+  const leader =
+    how === 'node'
+      ? spawn('bash', ['-c', `${shellPrefix} exec node --import tsx cli/main.ts dev`], { cwd: REPO, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('npm', ['start'], { cwd: REPO, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  leader.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  leader.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    leader.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { leader, output: () => out, exited };
+}
+
+export async function api<T = any>(ports: ServicePorts, method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(`http://127.0.0.1:${ports.api}${urlPath}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** /healthz's status, or 0 when nothing answers within 5 s. */
+export async function healthStatus(ports: ServicePorts): Promise<{ status: number; body: any }> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${ports.api}/healthz`, { signal: AbortSignal.timeout(5_000) });
+    return { status: res.status, body: await res.json() };
+  } catch {
+    return { status: 0, body: undefined };
+  }
+}
+
+export async function waitHealthy(run: ServiceRun, ports: ServicePorts, timeoutMs = 150_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exit: { code: number | null } | undefined;
+  void run.exited.then((e) => (exit = e));
+  while (Date.now() < deadline) {
+    if (exit) throw new Error(`the service exited (code ${exit.code}) before it was healthy:\n${run.output().slice(-3000)}`);
+    if ((await healthStatus(ports)).status === 200) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the service was not healthy within ${timeoutMs} ms:\n${run.output().slice(-3000)}`);
+}
+
+/** The node process running cli/main.ts under `parentPid` (npm), or the parent itself if it is node. */
+export async function serviceNodePid(parentPid: number): Promise<number> {
+  const [child] = await findProcesses((p) => p.ppid === parentPid && p.argv.includes('cli/main.ts'));
+  return child?.pid ?? parentPid;
+}
+
+/** Every embedded PostgreSQL / Temporal process working on this state dir's data. */
+export function embeddedProcesses(stateDir: string): Promise<ProcessInfo[]> {
+  const real = realpathSync(stateDir);
+  return findProcesses(
+    (p) =>
+      p.argv.some((a) => a.includes(real)) && (path.basename(p.exe ?? '') === 'postgres' || p.argv.includes('start-dev')) ||
+      (p.cwd === path.join(real, 'postgres') && path.basename(p.exe ?? '') === 'postgres'),
+  );
+}
+
+export async function temporalPid(stateDir: string): Promise<number> {
+  const [temporal] = (await embeddedProcesses(stateDir)).filter((p) => p.argv.includes('start-dev'));
+  if (!temporal) throw new Error(`no embedded Temporal runs on ${stateDir}`);
+  return temporal.pid;
+}
+
+export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
