@@ -69,6 +69,8 @@ export async function startServiceProcess(opts: ServiceProcessOptions): Promise<
     child.once('error', (err) => reject(new Error(`cannot start ${opts.name} (${command}): ${err.message}`)));
   });
   const pid = child.pid!;
+  // Later 'error' events (a signal that could not be sent) must not go unhandled.
+  child.on('error', (err) => console.error(`[hourglass] ${opts.name} (pid ${pid}): ${err.message}`));
 
   const recent: string[] = [];
   // What a service says while we stop it (Temporal: "task queue closed") is not news.

@@ -21,7 +21,8 @@ export interface BackoffOptions {
   resetAfterMs: number;
 }
 
-const DEFAULT_BACKOFF: BackoffOptions = { firstDelayMs: 500, maxDelayMs: 30_000, resetAfterMs: 60_000 };
+// At most 10 s: what stopped a restart (a port taken, a full disk) may be gone at any moment.
+const DEFAULT_BACKOFF: BackoffOptions = { firstDelayMs: 500, maxDelayMs: 10_000, resetAfterMs: 60_000 };
 
 export class Supervisor {
   private current?: ServiceProcess;
