@@ -38,6 +38,8 @@ const COMMAND_OOM_SCORE_ADJ = 1000;
 export class ProcessHypervisor implements Hypervisor {
   readonly name = 'process';
   private readonly root: string;
+  /** The driver's own files (workspace templates, the seccomp filter), beside the sandboxes' directories. */
+  private readonly assets: string;
   private readonly mode: IsolationMode;
   private readonly network: boolean;
   private readonly defaults: ResolvedLimits;
@@ -56,6 +58,7 @@ export class ProcessHypervisor implements Hypervisor {
     // the kernel names a loop device's backing file that way.
     mkdirSync(path.join(opts.stateDir, 'process'), { recursive: true });
     this.root = realpathSync(path.join(opts.stateDir, 'process'));
+    this.assets = path.join(path.dirname(this.root), 'process-assets');
     this.mode = opts.isolation ?? (opts.useBubblewrap === false ? 'none' : 'bubblewrap');
     this.network = opts.network ?? false;
     this.defaults = { ...DEFAULT_LIMITS, ...definedFields(opts.limits ?? {}) };
@@ -67,7 +70,7 @@ export class ProcessHypervisor implements Hypervisor {
     this.cgroupParentPath = `${checkCgroupParent(opts.cgroupParent ?? 'hourglass')}/${stateHash}`;
     this.cgroups = detectCgroups(readMountsSync(), this.cgroupParentPath);
     this.loopUnavailable = WorkspaceImages.unavailableReason();
-    this.workspaces = new WorkspaceImages(path.join(this.root, '.workspace-templates'));
+    this.workspaces = new WorkspaceImages(path.join(this.assets, 'workspace-templates'));
   }
 
   summary(): string {
@@ -282,7 +285,7 @@ export class ProcessHypervisor implements Hypervisor {
   /** The compiled filter, written once per driver instance (bwrap reads it from a descriptor). */
   private seccompFilterFile(): Promise<string> {
     this.seccompFile ??= (async () => {
-      const file = path.join(this.root, '.seccomp', 'sandbox.bpf');
+      const file = path.join(this.assets, 'seccomp', 'sandbox.bpf');
       await mkdir(path.dirname(file), { recursive: true });
       const partial = `${file}.${randomBytes(4).toString('hex')}.tmp`;
       await writeFile(partial, sandboxSeccompFilter());
