@@ -103,9 +103,16 @@ async function stillRunning(run: ServiceRun): Promise<boolean> {
   return Promise.race([run.exited.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 50))]);
 }
 
-async function stopWithSigterm(run: ServiceRun, pid: number) {
-  process.kill(pid, 'SIGTERM');
-  return waitUntil('the service exits after SIGTERM', () => Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]), 90_000);
+/** Signals a pid (a negative one: a process group) and waits for the service to exit. */
+async function stopWith(run: ServiceRun, pid: number, signal: NodeJS.Signals = 'SIGTERM') {
+  process.kill(pid, signal);
+  return waitUntil(`the service exits after ${signal}`, () => Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]), 90_000);
+}
+
+/** True when the strings appear in the output, in this order (last occurrences). */
+function inOrder(output: string, steps: string[]): boolean {
+  const at = steps.map((step) => output.lastIndexOf(step));
+  return at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1]!));
 }
 
 describe('the service process with embedded Temporal and PostgreSQL', () => {
@@ -252,12 +259,25 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     await waitUntil('the kept sandbox is destroyed', async () => (await api(ports, 'GET', `/v1/sandboxes/${keptSandbox}`)).body.state === 'DESTROYED', 60_000, 250);
   });
 
-  it('stops everything in order on SIGTERM to the node process', async () => {
-    const exit = await stopWithSigterm(run, nodePid);
+  it('on Ctrl-C (SIGINT to its process group) stops in order: worker drained, then PostgreSQL, then Temporal', async () => {
+    // A terminal sends SIGINT to its foreground process group: node leads it; the services are not in it.
+    const exit = await stopWith(run, -nodePid, 'SIGINT');
     expect(exit).toEqual({ code: 0, signal: null });
     const out = run.output();
-    expect(out.indexOf('embedded PostgreSQL stopped')).toBeGreaterThan(out.indexOf('SIGTERM: shutting down'));
-    expect(out.indexOf('embedded Temporal stopped')).toBeGreaterThan(out.indexOf('embedded PostgreSQL stopped'));
+    expect(out).not.toMatch(/unexpectedly/);
+    expect(inOrder(out, ['SIGINT: shutting down', "state: 'STOPPED'", 'embedded PostgreSQL stopped', 'embedded Temporal stopped']), out.slice(-3000)).toBe(true);
+    expect(await embeddedProcesses(stateDir)).toEqual([]);
+    expect(existsSync(path.join(stateDir, 'service.lock'))).toBe(false);
+  });
+
+  it('stops everything in order on SIGTERM to the node process', async () => {
+    run = startService(serviceEnv(stateDir, ports), 'node');
+    nodePid = run.leader.pid!;
+    await waitHealthy(run, ports);
+    const exit = await stopWith(run, nodePid);
+    expect(exit).toEqual({ code: 0, signal: null });
+    const out = run.output();
+    expect(inOrder(out, ['SIGTERM: shutting down', "state: 'STOPPED'", 'embedded PostgreSQL stopped', 'embedded Temporal stopped']), out.slice(-3000)).toBe(true);
     expect(await embeddedProcesses(stateDir)).toEqual([]);
     expect(existsSync(path.join(stateDir, 'service.lock'))).toBe(false);
   });
@@ -267,7 +287,7 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     await waitHealthy(run, ports);
     nodePid = await serviceNodePid(run.leader.pid!);
     expect(nodePid).not.toBe(run.leader.pid);
-    const exit = await stopWithSigterm(run, run.leader.pid!);
+    const exit = await stopWith(run, run.leader.pid!);
     expect(exit.code).toBe(0);
     expect(run.output()).toMatch(/SIGTERM: shutting down/);
     await waitUntil('the node process has exited', async () => !existsSync(`/proc/${nodePid}`), 10_000);
@@ -333,7 +353,7 @@ describe('a data dir of the previous version (superuser hourglass/hourglass on 1
   });
 
   afterAll(async () => {
-    if (run) await stopWithSigterm(run, run.leader.pid!).catch(() => {});
+    if (run) await stopWith(run, run.leader.pid!).catch(() => {});
     for (const p of orphans) await signalIfOurs(p, 'SIGKILL');
     rmSync(stateDir, { recursive: true, force: true });
   });
