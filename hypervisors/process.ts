@@ -390,7 +390,6 @@ export class ProcessHypervisor implements Hypervisor {
       if (r?.cgroup) await removeCgroup(r.cgroup, id);
       // Never rm -rf through a mounted workspace: unmountFromHost() returns only once it is gone.
       await this.workspaces.unmountFromHost(this.workDir(id));
-      if (r?.workspace && r.loop) await this.workspaces.releaseLoop(r.workspace, r.loop);
       if (r?.workspace && r.attachingLoop) await this.workspaces.releaseAnyLoop(r.workspace);
       await rm(dir, { recursive: true, force: true });
       return { existed: true };
@@ -401,7 +400,7 @@ export class ProcessHypervisor implements Hypervisor {
    * Ends every process of the sandbox: slirp4netns, then the holder (SIGKILL to pid 1 of its pid
    * namespace: the kernel kills everything inside), then whatever is left in its cgroup (commands
    * of isolation none, launchers, strays of a create that died before recording them). Without a
-   * cgroup, strays are found by their command lines.
+   * cgroup, strays are found by their command lines. Then the workspace's loop device is released.
    */
   private async killProcesses(r: SandboxRecord | null, id = r!.id): Promise<void> {
     await this.killSlirps(r, id);
@@ -419,6 +418,12 @@ export class ProcessHypervisor implements Hypervisor {
       }
     }
     if (r?.holder && !(await waitForExit(r.holder, 5000, 5))) throw new BusyError(`sandbox ${id}: holder pid ${r.holder.pid} did not exit after SIGKILL`);
+    // The workspace's loop device goes with the namespace, asynchronously; wait for it (detaching
+    // it if it was never marked autoclear), so a start right after attaches a device of its own.
+    if (r?.workspace && r.loop) {
+      await this.workspaces.releaseLoop(r.workspace, r.loop);
+      r.loop = undefined;
+    }
   }
 
   private async killSlirps(r: SandboxRecord | null, id = r!.id): Promise<void> {
