@@ -67,8 +67,21 @@ export function enforcedCgroupLimits(record: CgroupRecord, limits: CgroupLimits)
   };
 }
 
-export function cgroupPlan(record: CgroupRecord, limits: CgroupLimits): CgroupPlan {
-  return record.version === 2 ? v2Plan(record, limits) : v1Plan(record, limits);
+/**
+ * `hostPidsCap` bounds the processes of every sandbox on the host together, on the top parent
+ * (HOURGLASS_CGROUP_PARENT): per-sandbox pids.max values add up past the kernel's pid_max long
+ * before memory runs out (1,000 sandboxes × 256 > 32,768), and the host needs pids of its own.
+ */
+export function cgroupPlan(record: CgroupRecord, limits: CgroupLimits, hostPidsCap?: number): CgroupPlan {
+  const plan = record.version === 2 ? v2Plan(record, limits) : v1Plan(record, limits);
+  if (hostPidsCap === undefined) return plan;
+  const top = record.path.split('/').slice(0, -2).join('/');
+  const pidsMount = record.version === 2 ? (record.controllers.includes('pids') ? record.mount : undefined) : record.mounts.pids;
+  if (!pidsMount || !top) return plan;
+  // v2: after the controllers are handed down (the top parent's pids.max exists only then).
+  const at = record.version === 2 ? plan.writes.findIndex((w) => !w.file.endsWith('cgroup.subtree_control')) : 0;
+  plan.writes.splice(at < 0 ? plan.writes.length : at, 0, { file: path.join(pidsMount, top, 'pids.max'), value: String(hostPidsCap) });
+  return plan;
 }
 
 /** v1: a directory per hierarchy, each with its controller's files. */

@@ -14,8 +14,8 @@ export function newCgroupRecord(support: CgroupSupport, parentPath: string, id: 
 }
 
 /** Creates the cgroup (and, for v2, hands the controllers down to it) and writes its limits. Idempotent. */
-export async function ensureCgroup(record: CgroupRecord, limits: CgroupLimits): Promise<void> {
-  const plan = cgroupPlan(record, limits);
+export async function ensureCgroup(record: CgroupRecord, limits: CgroupLimits, hostPidsCap?: number): Promise<void> {
+  const plan = cgroupPlan(record, limits, hostPidsCap);
   for (const dir of plan.mkdirs) await mkdir(dir, { recursive: true });
   for (const w of plan.writes) {
     if (w.ifPresent && !(await exists(w.file))) continue;

@@ -60,6 +60,7 @@ export interface HostFacts {
   cgroupParentPath: string;
   loopUnavailable: string | null;
   defaults: { cpus: number; memoryMiB: number; pids: number; tmpMiB: number; diskMiB: number };
+  hostPidsCap?: number;
 }
 
 /** One line for the startup banner. Loud where sandboxes are weaker than the default or creates will fail. */
@@ -82,6 +83,7 @@ export function describeHost(h: HostFacts): string {
         ? `cgroup v1 (${Object.keys(cg.mounts).join(', ')}) at ${h.cgroupParentPath} in each hierarchy`
         : `NO cgroup limits (${cg.reason})`,
   );
+  if (cg.version !== null && h.hostPidsCap) parts.push(`all sandboxes together: at most ${h.hostPidsCap} processes (half of pid_max)`);
   const d = h.defaults;
   parts.push(
     `default limits: memory ${d.memoryMiB} MiB, pids ${d.pids}, cpu ${d.cpus}, /tmp ${d.tmpMiB} MiB, workspace ${d.diskMiB ? `${d.diskMiB} MiB` : 'no quota (HOURGLASS_PROCESS_DISK_MIB=0)'}`,

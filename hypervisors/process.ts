@@ -6,7 +6,7 @@
 // seccomp filter refuses new user namespaces.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, mkdirSync, openSync, realpathSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import { chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cgroupExists, emptyCgroup, ensureCgroup, newCgroupRecord, removeCgroup } from './cgroups';
@@ -49,6 +49,8 @@ export class ProcessHypervisor implements Hypervisor {
   /** `<HOURGLASS_CGROUP_PARENT>/<hash of the state dir>`: workers with different state dirs never share a cgroup. */
   private readonly cgroupParentPath: string;
   private readonly loopUnavailable: string | null;
+  /** Processes of all sandboxes together: half of the kernel's pid_max, the rest is the host's. */
+  private readonly hostPidsCap: number | undefined;
   private readonly workspaces: WorkspaceImages;
   private readonly mutex = new KeyedMutex();
   private seccompFile?: Promise<string>;
@@ -69,6 +71,7 @@ export class ProcessHypervisor implements Hypervisor {
     const stateHash = createHash('sha256').update(this.root).digest('hex').slice(0, 8);
     this.cgroupParentPath = `${checkCgroupParent(opts.cgroupParent ?? 'hourglass')}/${stateHash}`;
     this.cgroups = detectCgroups(readMountsSync(), this.cgroupParentPath);
+    this.hostPidsCap = hostPidsCap();
     this.loopUnavailable = WorkspaceImages.unavailableReason();
     this.workspaces = new WorkspaceImages(path.join(this.assets, 'workspace-templates'));
   }
@@ -84,6 +87,7 @@ export class ProcessHypervisor implements Hypervisor {
       cgroupParentPath: this.cgroupParentPath,
       loopUnavailable: this.loopUnavailable,
       defaults: this.defaults,
+      hostPidsCap: this.hostPidsCap,
     });
   }
 
@@ -186,7 +190,7 @@ export class ProcessHypervisor implements Hypervisor {
   /** Makes the sandbox whole: cgroup with its limits, workspace mounted, holder and network running. Idempotent. */
   private async bringUp(r: SandboxRecord): Promise<void> {
     this.requireServable(r, true);
-    if (r.cgroup) await ensureCgroup(r.cgroup, r.limits);
+    if (r.cgroup) await ensureCgroup(r.cgroup, r.limits, this.hostPidsCap);
     const work = this.workDir(r.id);
     await mkdir(work, { recursive: true });
     // The directory under the workspace mount; without a quota it is the workspace itself.
@@ -523,6 +527,14 @@ function findExecutable(bin: string, searchPath: string): string | null {
     }
   }
   return null;
+}
+
+function hostPidsCap(): number | undefined {
+  try {
+    return Math.floor(Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) / 2) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `bubblewrap 0.8.0` → `0.8.0`; null when it cannot say. */

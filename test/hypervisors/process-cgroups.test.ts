@@ -124,6 +124,17 @@ describe('cgroup plans', () => {
     expect(cgroupProcsFiles(record)).toEqual(['/sys/fs/cgroup/hourglass/abcd/sbx-1/cgroup.procs']);
   });
 
+  it('caps the processes of all sandboxes together on the top parent, in v1 and (after handing pids down) in v2', () => {
+    const v1: CgroupRecord = { version: 1, path: 'hourglass/abcd/sbx-1', mounts: { pids: '/sys/fs/cgroup/pids' } };
+    expect(cgroupPlan(v1, limits, 16384).writes[0]).toEqual({ file: '/sys/fs/cgroup/pids/hourglass/pids.max', value: '16384' });
+    const v2: CgroupRecord = { version: 2, path: 'hourglass/abcd/sbx-1', mount: '/sys/fs/cgroup', controllers: ['memory', 'pids'] };
+    const writes = cgroupPlan(v2, limits, 16384).writes.map((w) => `${w.file}=${w.value}`);
+    expect(writes.indexOf('/sys/fs/cgroup/hourglass/pids.max=16384')).toBe(6); // after the 3 × 2 subtree_control writes
+    expect(cgroupPlan({ ...v1, mounts: { memory: '/sys/fs/cgroup/memory' } }, limits, 16384).writes.map((w) => w.file)).not.toContain(
+      '/sys/fs/cgroup/pids/hourglass/pids.max',
+    );
+  });
+
   it('v2 without the cpu controller leaves cpus unenforced', () => {
     const record: CgroupRecord = { version: 2, path: 'h/x', mount: '/sys/fs/cgroup', controllers: ['memory', 'pids'] };
     expect(enforcedCgroupLimits(record, limits)).toEqual({ memoryMiB: 512, pids: 256 });

@@ -65,6 +65,11 @@ describe('process sandbox limits', () => {
     expect(info.limits).toEqual({ ...LIMITS, memoryMiB: 128 });
     expect(info.isolation).toMatch(/; cgroup v[12]: memory 128 MiB, pids 48, cpu 0.5; \/tmp 8 MiB; workspace 32 MiB; network: none \(own namespace, loopback only\)$/);
     expect(limitFiles(info)).toEqual({ pids: '48', memory: String(128 * 1024 * 1024), cpu: expect.stringMatching(/^50000( 100000)?$/) });
+    // All sandboxes together never take more than half of the host's pids.
+    const pidsDir = (info.details.cgroups as string[]).find((dir) => existsSync(path.join(dir, 'pids.max')))!;
+    const top = path.dirname(path.dirname(pidsDir));
+    expect(Number(readFileSync(path.join(top, 'pids.max'), 'utf8'))).toBe(Math.floor(Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) / 2));
+    expect(d.summary()).toMatch(/all sandboxes together: at most \d+ processes \(half of pid_max\)/);
     await d.destroy('l1');
   });
 
