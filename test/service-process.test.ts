@@ -1,7 +1,7 @@
 // The whole service as a process, with embedded Temporal and PostgreSQL, facing what users and
 // crashes do to it: locked-down services, SIGKILL, killed dependencies, SIGTERM through npm,
 // inherited descriptors, and a data dir from the previous version.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -25,6 +25,7 @@ import {
   serviceEnv,
   serviceNodePid,
   startService,
+  tcpListeners,
   temporalPid,
   waitHealthy,
   waitUntil,
@@ -60,14 +61,6 @@ function tcpConnect(port: number): Promise<'connected' | string> {
     socket.once('connect', () => (socket.destroy(), resolve('connected')));
     socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
-}
-
-/** Local addresses of the TCP sockets a process listens on (`ss`). */
-function tcpListeners(pid: number): string[] {
-  return execFileSync('ss', ['-Hltnp'], { encoding: 'utf8' })
-    .split('\n')
-    .filter((line) => line.includes(`pid=${pid},`))
-    .map((line) => line.trim().split(/\s+/)[3]!);
 }
 
 /**

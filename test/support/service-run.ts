@@ -2,7 +2,7 @@
 // child process with embedded Temporal and PostgreSQL in a state dir of its own.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { findProcesses, type ProcessInfo } from '../../worker/process-table';
@@ -135,4 +135,35 @@ export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** Local addresses (`127.0.0.1:7233`) of the TCP sockets a process listens on, from /proc/net. */
+export function tcpListeners(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+      if (inode) inodes.add(inode);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  const listeners: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const fields = line.trim().split(/\s+/);
+      if (fields[3] !== '0A' || !inodes.has(fields[9] ?? '')) continue; // 0A = LISTEN
+      listeners.push(decodeAddress(fields[1]!));
+    }
+  }
+  return listeners;
+}
+
+/** /proc/net/tcp writes addresses as hex words in host (little-endian) order, ports in big-endian hex. */
+function decodeAddress(hex: string): string {
+  const [ip, port] = hex.split(':') as [string, string];
+  const p = parseInt(port, 16);
+  if (ip.length === 8) return `${Buffer.from(ip, 'hex').reverse().join('.')}:${p}`;
+  return `[${ip}]:${p}`; // IPv6, left raw: any is wrong for a loopback-only service
 }
