@@ -4,7 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { detectCgroups, type CgroupProbe } from '../../hypervisors/cgroups-detect';
 import { cgroupPlan, cgroupProcsFiles, enforcedCgroupLimits, type CgroupRecord } from '../../hypervisors/cgroups-plan';
+import { describeSandbox } from '../../hypervisors/process-describe';
 import { parseMountinfo } from '../../hypervisors/process-mountinfo';
+import type { SandboxRecord } from '../../hypervisors/process-record';
 
 // /proc/self/mountinfo lines as these machines print them (hybrid: v1 controllers, empty v2).
 const HYBRID = `
@@ -139,5 +141,28 @@ describe('cgroup plans', () => {
     const record: CgroupRecord = { version: 2, path: 'h/x', mount: '/sys/fs/cgroup', controllers: ['memory', 'pids'] };
     expect(enforcedCgroupLimits(record, limits)).toEqual({ memoryMiB: 512, pids: 256 });
     expect(cgroupPlan(record, limits).writes.map((w) => w.file)).not.toContain('/sys/fs/cgroup/h/x/cpu.max');
+  });
+});
+
+describe('isolation text where no cgroup can be used', () => {
+  it('says there are no cgroup limits and why, and leaves them out of the enforced limits', () => {
+    const record: SandboxRecord = {
+      id: 's',
+      labels: {},
+      createdAt: '',
+      isolation: '',
+      mode: 'bubblewrap',
+      network: 'none',
+      limits: { tmpMiB: 64, diskMiB: 1024 },
+    };
+    expect(describeSandbox(record, 'cgroup v1 hierarchies not writable by uid 1000: /sys/fs/cgroup/pids', 0)).toBe(
+      'bubblewrap (pid, mount, ipc, uts, net, cgroup namespaces; uid 65534, no capabilities, no user namespaces); ' +
+        'no cgroup limits (cgroup v1 hierarchies not writable by uid 1000: /sys/fs/cgroup/pids); /tmp 64 MiB; workspace 1024 MiB; ' +
+        'network: none (own namespace, loopback only)',
+    );
+    expect(describeSandbox({ ...record, mode: 'none', network: 'host', limits: {} }, 'no cgroup filesystem is mounted', 1000)).toBe(
+      "none (no namespaces: commands run on the host as the worker's uid 1000); no cgroup limits (no cgroup filesystem is mounted); " +
+        "/tmp: the host's, not limited; workspace: no quota; network: the host's (not isolated)",
+    );
   });
 });
