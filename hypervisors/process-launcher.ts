@@ -39,9 +39,6 @@ if [[ -n \$name ]]; then exec -a "\$name" "\$@"; fi
 exec "\$@"
 `;
 
-/** Exit status of the launcher itself failing (not the program). */
-export const LAUNCHER_FAILED = 125;
-
 export function launchArgv(opts: LaunchOptions, argv: string[]): string[] {
   const directives: string[] = [];
   for (const file of opts.joinCgroups ?? []) directives.push(`join:${file}`);

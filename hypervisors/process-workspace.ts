@@ -4,12 +4,13 @@
 // per start: the filesystem is made once per size, as a template.
 //
 // With bubblewrap the mount lives only in the sandbox's own mount namespace, never in the host's:
-// every new mount namespace (each holder bwrap makes) copies the host's whole mount table, so 1,000
-// workspaces mounted on the host made each create ~3× slower. It goes away with the namespace, and
-// the loop device with it (autoclear). Without bubblewrap it is mounted on the host's work dir.
+// every new mount namespace (each holder bwrap makes) copies the host's whole mount table, so with
+// 1,000 workspaces mounted on the host creates were ~2× and destroys ~3× slower (bench/RESULTS.md).
+// It goes away with the namespace, and the loop device with it (autoclear). Without bubblewrap it
+// is mounted on the host's work dir.
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, realpath, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HypervisorError } from './errors';
 import { KeyedMutex } from './keyed-mutex';
@@ -200,10 +201,6 @@ export async function workspaceMountedIn(pid: number): Promise<boolean> {
   }
   const top = parseMountinfo(text).filter((m) => m.mountPoint === SANDBOX_WORK).at(-1);
   return top !== undefined && top.fsType === 'ext4' && top.root === '/' && top.device.split(':')[0] === LOOP_MAJOR;
-}
-
-export async function removeImage(ws: WorkspaceRecord): Promise<void> {
-  await rm(ws.image, { force: true });
 }
 
 /** Whether /dev/<loop> is attached to `image` (the kernel appends " (deleted)" once it is unlinked). */
