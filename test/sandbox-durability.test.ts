@@ -13,7 +13,7 @@ import type { SandboxStatus } from '../workflows/types';
 import { WorkflowUpdateStage } from '@temporalio/client';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../worker/worker';
-import { eventually, settledEvents, startHarness, type Harness } from './support/harness';
+import { eventually, settledEvents, startHarness, type Harness, testDataConverter } from './support/harness';
 
 /** A real process driver whose create makes the sandbox and then fails for good. */
 class CreateThenFail extends ProcessHypervisor {
@@ -22,7 +22,7 @@ class CreateThenFail extends ProcessHypervisor {
     throw new BadSpecError('image checksum mismatch');
   }
 }
-const flaky = new CreateThenFail({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'hourglass-flaky-')), useBubblewrap: true, network: false });
+const flaky = new CreateThenFail({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'hourglass-flaky-')) });
 
 let h: Harness;
 beforeAll(async () => {
@@ -150,7 +150,9 @@ describe('durability', () => {
     await handle.result();
     const history = await handle.fetchHistory();
     const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
-    await expect(Worker.runReplayHistory({ workflowBundle: bundle }, history, `sandbox:${sbx.id}`)).resolves.toBeUndefined();
+    // The history's payloads are encrypted: replay decodes them with the same converter.
+    const replay = Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: testDataConverter() }, history, `sandbox:${sbx.id}`);
+    await expect(replay).resolves.toBeUndefined();
   });
 
   it('a create that fails after making part of the sandbox ends FAILED and cleans up', async () => {

@@ -3,7 +3,6 @@
 // inside one sandbox are stopped by the kernel while the service and a neighbour carry on.
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SandboxStatus } from '../workflows/types';
 import { startHarness, type Harness } from './support/harness';
 
 let h: Harness;
@@ -14,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-const create = (body: Record<string, unknown>) => h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 120, ...body });
+const create = (body: Record<string, unknown>) => h.api('POST', '/v1/sandboxes', { ttlSeconds: 120, ...body });
 const exec = (id: string, command: string[], timeoutSeconds = 30) =>
   h.api(`POST`, `/v1/sandboxes/${id}/exec`, { command, timeoutSeconds });
 

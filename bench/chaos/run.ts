@@ -329,7 +329,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await Promise.all([worker.waitReady(), api.waitReady()]);
 
     // --- convergence: every lease + grace over, the reaper has run ------------------------------
-    const driver = new ProcessHypervisor({ stateDir, useBubblewrap: true, network: false });
+    const driver = new ProcessHypervisor({ stateDir });
     const lastLease = async () =>
       Number((await pool.query(`SELECT extract(epoch from max(expires_at)) * 1000 AS t FROM sandboxes`)).rows[0]?.t ?? 0);
     const notDestroyed = async () =>

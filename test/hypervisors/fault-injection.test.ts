@@ -7,7 +7,7 @@ import { withInjectedFaults } from '../../hypervisors/fault-injection';
 import { ProcessHypervisor } from '../../hypervisors/process';
 
 const processDriver = () =>
-  new ProcessHypervisor({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'hourglass-fault-')), useBubblewrap: false, network: false });
+  new ProcessHypervisor({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'hourglass-fault-')), isolation: 'none' });
 
 describe('withInjectedFaults', () => {
   it('fails the given share of calls, half before the work and half after it', async () => {

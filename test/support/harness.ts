@@ -149,6 +149,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       for (const driver of hypervisors.all()) {
         for (const vm of await driver.list().catch(() => [])) await driver.destroy(vm.id).catch(() => {});
       }
+      await hypervisors.close();
       await connection.close();
       await pool.end();
       rmSync(stateDir, { recursive: true, force: true });
