@@ -22,8 +22,6 @@ export interface ProcessOptions {
   cgroupParent?: string;
   /** Where bwrap and slirp4netns are looked up (default: this process's PATH). */
   searchPath?: string;
-  /** @deprecated Use `isolation`. Kept so older callers compile: false means isolation 'none'. */
-  useBubblewrap?: boolean;
 }
 
 // Sanity bounds, not policy (the API checks requests against the operator's maxima): below them a

@@ -61,7 +61,7 @@ export class ProcessHypervisor implements Hypervisor {
     mkdirSync(path.join(opts.stateDir, 'process'), { recursive: true });
     this.root = realpathSync(path.join(opts.stateDir, 'process'));
     this.assets = path.join(path.dirname(this.root), 'process-assets');
-    this.mode = opts.isolation ?? (opts.useBubblewrap === false ? 'none' : 'bubblewrap');
+    this.mode = opts.isolation ?? 'bubblewrap';
     this.network = opts.network ?? false;
     this.defaults = { ...DEFAULT_LIMITS, ...definedFields(opts.limits ?? {}) };
     resolveLimits('(defaults)', this.defaults, DEFAULT_LIMITS); // a bad default is a bug of the caller: say so now
