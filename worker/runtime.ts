@@ -12,10 +12,12 @@ import { migrate } from '../registry/migrate';
 import { createPool } from '../registry/pool';
 import { dataConverter } from '../codec/data-converter';
 import { loadCodecKeys } from '../codec/keys';
+import { redactedDatabaseUrl, startupBanner } from './banner';
 import { isLoopback, type Config } from './config';
 import { startEmbeddedServices } from './embedded-services';
 import { createHealthCheck } from './health';
 import { ensureReaperSchedule } from './reaper-schedule';
+import { checkSearchAttributes } from './search-attribute-check';
 import { createWorker } from './worker';
 
 export interface RuntimeOptions {
@@ -41,7 +43,9 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
   };
   try {
     // Stopped last: PostgreSQL after the pool, Temporal after PostgreSQL.
-    const embedded = await startEmbeddedServices(config, log);
+    // The embedded UI decodes payloads through this process's codec endpoint (when it serves the API).
+    const uiCodecEndpoint = opts.api && config.port ? `http://localhost:${config.port}/v1/codec` : undefined;
+    const embedded = await startEmbeddedServices(config, log, { uiCodecEndpoint });
     stops.push(() => embedded.stop());
     const { temporalAddress, databaseUrl } = embedded;
     const pool = createPool(databaseUrl);
@@ -51,11 +55,13 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
 
     const connection = await Connection.connect({ address: temporalAddress });
     stops.push(() => connection.close());
+    await checkSearchAttributes(connection, config.temporalNamespace);
     const codecKeys = loadCodecKeys(process.env, config.stateDir);
     const converter = dataConverter(codecKeys);
     const client = new Client({ connection, namespace: config.temporalNamespace, dataConverter: converter });
 
     let hypervisors: HypervisorSet | undefined;
+    let reaper: { scheduleId: string; intervalSeconds: number } | undefined;
     if (opts.worker) {
       hypervisors = loadHypervisors(process.env, config.stateDir);
       const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
@@ -81,7 +87,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         intervalSeconds: config.reaperIntervalSeconds,
         graceSeconds: config.reaperGraceSeconds,
       });
-      log(`reaper schedule '${scheduleId}' runs every ${config.reaperIntervalSeconds}s`);
+      reaper = { scheduleId, intervalSeconds: config.reaperIntervalSeconds };
     }
 
     let apiUrl: string | undefined;
@@ -113,6 +119,22 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
       apiUrl = `http://${shownHost}:${typeof address === 'object' && address ? address.port : config.port}`;
       log(`API listening on ${apiUrl}`);
     }
+    log(
+      startupBanner({
+        apiUrl,
+        host: config.host,
+        tokens: config.tokens,
+        temporalAddress,
+        temporalEmbedded: !config.temporalAddress,
+        temporalUiUrl: !config.temporalAddress && config.temporalUiPort ? `http://localhost:${config.temporalUiPort}` : undefined,
+        registry: config.databaseUrl ? redactedDatabaseUrl(config.databaseUrl) : 'embedded PostgreSQL (unix socket only)',
+        codecKeys,
+        drivers: hypervisors ?? enabledDrivers(process.env),
+        defaultDriver: defaultDriver(process.env),
+        taskQueue: config.taskQueue,
+        reaper,
+      }),
+    );
     return { temporalAddress, databaseUrl, apiUrl, client, pool, stop };
   } catch (err) {
     await stop();
