@@ -11,7 +11,7 @@ import { addOperatorCommands, addSandboxCommands } from './sandbox-commands';
 const program = new Command('hourglass')
   .description('Hourglass: every sandbox is one Temporal workflow, destroyed on time')
   .option('--url <url>', 'API base URL', process.env.HOURGLASS_URL ?? `http://localhost:${process.env.PORT ?? 8080}`)
-  .option('--token <token>', 'API bearer token', process.env.HOURGLASS_API_TOKEN)
+  .option('--token <token>', 'API bearer token (HOURGLASS_TOKEN)', process.env.HOURGLASS_TOKEN ?? process.env.HOURGLASS_API_TOKEN)
   .option('--json', 'print raw JSON');
 
 async function serve(opts: RuntimeOptions): Promise<void> {
