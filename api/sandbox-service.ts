@@ -260,9 +260,8 @@ export class SandboxService {
 
   /** The sandbox as its owner (or an admin) sees it; 404 for anyone else. */
   async get(p: Principal, id: string): Promise<SandboxStatus> {
-    const status = await this.describe(id);
-    if (!canSee(p, status.owner)) throw notFound(`sandbox ${id}`);
-    return status;
+    await this.authorize(p, id);
+    return this.describe(id);
   }
 
   /** A non-admin lists only their own sandboxes; an admin lists every owner's, or one owner's. */
@@ -361,11 +360,13 @@ export class SandboxService {
   private async authorize(p: Principal, id: string): Promise<{ owner: string; driver: string }> {
     const row = await getSandbox(this.pool, id);
     let found: { owner: string; driver: string } | undefined = row ? { owner: row.owner, driver: row.driver } : undefined;
-    if (!found) {
+    // An unknown id costs a Temporal call (the row may not be written yet); so does another
+    // owner's, so that the time of a 404 does not tell the two apart.
+    if (!found || !canSee(p, found.owner)) {
       try {
         const attrs = (await this.handle(id).describe()).typedSearchAttributes;
         const driver = attrs.get(SandboxDriver);
-        if (driver) found = { owner: attrs.get(SandboxOwner) ?? 'local', driver };
+        if (driver) found ??= { owner: attrs.get(SandboxOwner) ?? 'local', driver };
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw fromTemporal(err) ?? err;
       }
