@@ -17,7 +17,7 @@ import { isLoopback, type Config } from './config';
 import { startEmbeddedServices } from './embedded-services';
 import { createHealthCheck } from './health';
 import { ensureReaperSchedule } from './reaper-schedule';
-import { checkSearchAttributes } from './search-attribute-check';
+import { ensureSearchAttributes } from './search-attribute-check';
 import { createWorker } from './worker';
 
 export interface RuntimeOptions {
@@ -55,7 +55,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
 
     const connection = await Connection.connect({ address: temporalAddress });
     stops.push(() => connection.close());
-    await checkSearchAttributes(connection, config.temporalNamespace);
+    await ensureSearchAttributes(connection, config.temporalNamespace, { addMissing: !config.temporalAddress, log });
     const codecKeys = loadCodecKeys(process.env, config.stateDir);
     const converter = dataConverter(codecKeys);
     const client = new Client({ connection, namespace: config.temporalNamespace, dataConverter: converter });
