@@ -17,6 +17,8 @@ export interface AppDeps {
   sessions: SessionService;
   reaperGraceSeconds: number;
   tokens: TokenStore;
+  /** HOURGLASS_INSECURE_NO_AUTH: without tokens, serve requests addressed to any host. */
+  insecureNoAuth?: boolean;
   health?: () => Promise<Record<string, unknown>>;
   /** Serves /v1/codec/{encode,decode} for the Temporal UI (the browser origins it may be called from). */
   codec?: { codec: PayloadCodec; uiOrigins: string[] };
@@ -31,7 +33,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(ok ? 200 : 503).json({ ok, ...checks });
   });
   if (deps.codec) app.use('/v1/codec', codecCors(deps.codec.uiOrigins));
-  app.use(bearerAuth(deps.tokens));
+  app.use(bearerAuth(deps.tokens, { insecure: deps.insecureNoAuth }));
   app.use(utf8BodiesOnly);
   // Batches of encrypted payloads (exec outputs up to 256 KiB each) outgrow the API's 1 MB bodies.
   if (deps.codec) app.use('/v1/codec', express.json({ limit: '16mb' }));

@@ -7,10 +7,28 @@ import { LOCAL_ADMIN, type Principal, type TokenStore } from './tokens';
 
 const PRINCIPAL = Symbol('principal');
 
-export function bearerAuth(tokens: TokenStore): RequestHandler {
+/**
+ * `insecure`: HOURGLASS_INSECURE_NO_AUTH, an API without tokens served beyond loopback on purpose.
+ * Otherwise an API without tokens answers only requests addressed to loopback, from no web page
+ * but a loopback one: a browser on this machine could else be steered to it by any site (DNS
+ * rebinding makes evil.example resolve to 127.0.0.1; a form can POST cross-site).
+ */
+export function bearerAuth(tokens: TokenStore, opts: { insecure?: boolean } = {}): RequestHandler {
   return (req, _res, next) => {
     if (req.path === '/healthz') return next();
     if (!tokens.enabled) {
+      if (!opts.insecure) {
+        const host = req.get('host') ?? '';
+        const origin = req.get('origin');
+        if (!isLoopbackAuthority(host)) {
+          const why = `auth is off, so only requests addressed to loopback are served (Host: ${printable(host)})`;
+          return next(new ApiError(403, 'forbidden', `${why}; configure tokens to serve other names`));
+        }
+        if (origin !== undefined && !isLoopbackOrigin(origin)) {
+          const why = `auth is off, so web pages from ${printable(origin)} may not call this API`;
+          return next(new ApiError(403, 'forbidden', `${why}; configure tokens`));
+        }
+      }
       (req as any)[PRINCIPAL] = LOCAL_ADMIN;
       return next();
     }
@@ -38,3 +56,16 @@ export function requesterOf(req: Request): string {
   const onBehalf = p.role === 'admin' ? req.get('x-hourglass-actor') : undefined;
   return onBehalf ? `${p.owner} (for ${onBehalf.slice(0, 100)})` : p.owner;
 }
+
+const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
+
+function isLoopbackAuthority(host: string): boolean {
+  return LOOPBACK_HOST.test(host);
+}
+
+function isLoopbackOrigin(origin: string): boolean {
+  const m = /^https?:\/\/([^/]+)$/i.exec(origin);
+  return !!m && isLoopbackAuthority(m[1]!);
+}
+
+const printable = (s: string) => JSON.stringify(s.slice(0, 100));

@@ -1,5 +1,6 @@
 // Bad input is a 400 naming the field, never a 500 and never a write that fails forever later;
 // whatever bytes a command prints are kept exactly. Real API, worker, Temporal and PostgreSQL.
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxStatus } from '../workflows/types';
 import { eventually, startHarness, type Harness } from './support/harness';
@@ -115,6 +116,35 @@ describe('command output is kept byte for byte', () => {
     expect(JSON.stringify(execs.body)).not.toContain('hunter2-secret');
     const stored = await h.pool.query('SELECT * FROM execs WHERE sandbox_id = $1', [sbx.id]);
     expect(JSON.stringify(stored.rows)).not.toContain('hunter2-secret');
+  });
+});
+
+describe('auth off: only this machine, never a web page', () => {
+  /** node:http, so that Host can be anything (fetch sets it from the URL). */
+  const request = (path: string, headers: Record<string, string>, method = 'GET') =>
+    new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const req = http.request(`${h.baseUrl}${path}`, { method, headers }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it('refuses a request addressed to another host (DNS rebinding) and one from a foreign web page (CSRF)', async () => {
+    const port = new URL(h.baseUrl).port;
+    const rebound = await request('/v1/sandboxes', { host: `evil.example:${port}` });
+    expect(rebound.status).toBe(403);
+    expect(rebound.body.error.message).toMatch(/only requests addressed to loopback/);
+    const csrf = await request(`/v1/sandboxes/${sbx.id}/destroy`, { host: `localhost:${port}`, origin: 'https://evil.example' }, 'POST');
+    expect(csrf.status).toBe(403);
+    expect(csrf.body.error.message).toMatch(/web pages from "https:\/\/evil.example"/);
+    expect((await h.api('GET', `/v1/sandboxes/${sbx.id}`)).body.state).toBe('RUNNING');
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) {
+      expect((await request('/v1/sandboxes?limit=1', { host, origin: 'http://localhost:8233' })).status, host).toBe(200);
+    }
+    expect((await request('/healthz', { host: 'evil.example' })).status).toBe(200);
   });
 });
 

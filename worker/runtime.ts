@@ -107,6 +107,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         sessions,
         reaperGraceSeconds: config.reaperGraceSeconds,
         tokens: config.tokens,
+        insecureNoAuth: config.insecureNoAuth,
         codec: { codec: converter.payloadCodecs![0]!, uiOrigins: temporalUiOrigins(config) },
         health: createHealthCheck({ pool, connection, supervisors: embedded.supervisors }),
       });
