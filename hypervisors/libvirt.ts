@@ -420,14 +420,24 @@ export class LibvirtHypervisor implements Hypervisor {
     return /name='org\.qemu\.guest_agent\.0' state='(\w+)'/.exec(xml)?.[1];
   }
 
-  /** One guest-agent command; returns its "return" member. */
+  /**
+   * One guest-agent command; returns its "return" member. The command goes to virsh on its stdin,
+   * not in its argv: a guest-exec carries the caller's env values, and any local user can read a
+   * process's argv.
+   */
   private async agent(id: string, command: object, timeoutS: number, ctx?: OpContext): Promise<unknown> {
-    const out = await this.virsh(
-      id,
-      ['qemu-agent-command', domainNameFor(id), '--timeout', String(timeoutS), JSON.stringify(command)],
-      ctx,
-    );
-    return (JSON.parse(out) as { return?: unknown }).return;
+    // virsh's shell reads a single-quoted word verbatim; JSON can spell every ' as \u0027.
+    const json = JSON.stringify(command).replace(/'/g, '\\u0027');
+    const script = `qemu-agent-command --domain ${domainNameFor(id)} --timeout ${timeoutS} '${json}'\n`;
+    let out: string;
+    try {
+      out = await run('virsh', ['-q', '-c', this.cfg.uri], { signal: ctx?.signal, timeoutMs: 120_000, input: script });
+    } catch (err) {
+      throw classifyVirshError(id, 'qemu-agent-command', errorText(err), err);
+    }
+    // The shell echoes "virsh # <command>" before the answer: the answer is the line after it.
+    const answer = out.split('virsh # ')[1]?.split('\n').slice(1).join('\n').trim() ?? '';
+    return (JSON.parse(answer) as { return?: unknown }).return;
   }
 
   /** An agent command for exec: a stopped or not-yet-ready guest is Busy (retry later), not a failure. */
@@ -569,9 +579,10 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** execFile with English messages; rejects with the tool's stderr as the message. */
-function run(cmd: string, args: string[], opts: { signal?: AbortSignal; timeoutMs: number }): Promise<string> {
+/** `input` feeds virsh's shell, which exits 0 whatever its commands did: its "error:" lines say. */
+function run(cmd: string, args: string[], opts: { signal?: AbortSignal; timeoutMs: number; input?: string }): Promise<string> {
   return new Promise((resolvePromise, reject) => {
-    execFile(
+    const child = execFile(
       cmd,
       args,
       {
@@ -581,15 +592,17 @@ function run(cmd: string, args: string[], opts: { signal?: AbortSignal; timeoutM
         signal: opts.signal,
       },
       (err, stdout, stderr) => {
-        if (!err) return resolvePromise(stdout);
-        if (err.name === 'AbortError') return reject(err);
+        const shellError = opts.input !== undefined && /^error:/m.test(stderr);
+        if (!err && !shellError) return resolvePromise(stdout);
+        if (err?.name === 'AbortError') return reject(err);
         const msg = stderr
           .split('\n')
           .map((l) => l.replace(/^error:\s*/, '').trim())
           .filter(Boolean)
           .join('; ');
-        reject(new Error(msg || err.message));
+        reject(new Error(msg || err?.message || 'virsh failed'));
       },
     );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }

@@ -328,14 +328,13 @@ export class ProcessHypervisor implements Hypervisor {
     if (req.command[0]?.includes('=') || Object.keys(env).some((k) => !ENV_NAME.test(k))) {
       throw new BadSpecError(`sandbox ${id}: env names must match ${ENV_NAME} and the program name must not contain '='`);
     }
-    const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    const { command, hostEnv } = commandWithEnv(env, req.command);
     const timeoutMs = (req.timeoutSeconds ?? 300) * 1000;
     if (r.cgroup && !(await cgroupExists(r.cgroup))) {
       throw new BusyError(`sandbox ${id} is not running: its cgroup ${sandboxCgroupDirs(r.cgroup)[0]} is gone (host restarted?); start it first`);
     }
     const joinCgroups = r.cgroup ? cgroupProcsFiles(r.cgroup) : [];
     const asSandboxUser = process.getuid?.() === 0 ? dropPrivilegesArgs() : [];
-    const command = ['env', '-i', ...envArgs, ...req.command];
 
     if (r.mode === 'none') {
       if (r.stopped) throw new BusyError(`sandbox ${id} is stopped; start it first`);
@@ -344,7 +343,7 @@ export class ProcessHypervisor implements Hypervisor {
         throw new BusyError(`sandbox ${id} is not running: its workspace is not mounted (host restarted?); start it first`);
       }
       const argv = launchArgv({ joinCgroups, oomScoreAdj: COMMAND_OOM_SCORE_ADJ }, [...asSandboxUser, ...command]);
-      return runCommand(argv, { cwd: this.workDir(id), env: { PATH: TOOLS_PATH }, timeoutMs, signal: ctx?.signal });
+      return runCommand(argv, { cwd: this.workDir(id), env: { PATH: TOOLS_PATH, ...hostEnv }, timeoutMs, signal: ctx?.signal });
     }
     if (!r.holder || !(await isAlive(r.holder))) {
       throw new BusyError(`sandbox ${id} is not running (its namespace holder is gone); start it first`);
@@ -354,13 +353,14 @@ export class ProcessHypervisor implements Hypervisor {
       throw new BusyError(`sandbox ${id}: its workspace is not mounted; start it again`);
     }
     // nsenter itself runs with a fixed environment (the caller's variables could otherwise preload
-    // code into a root process on the host); inside, bwrap loads the seccomp filter, setpriv drops
-    // to the sandbox user, and `env -i` sets the caller's variables.
+    // code into a root process on the host: they ride along only under a prefix); inside, bwrap
+    // loads the seccomp filter, setpriv drops to the sandbox user, and `env -i` sets the caller's
+    // variables from the prefixed ones.
     const argv = launchArgv(
       { joinCgroups, open: [{ fd: SECCOMP_FD, file: await this.seccompFilterFile(), mode: 'read' }], oomScoreAdj: COMMAND_OOM_SCORE_ADJ },
       ['nsenter', '-t', String(r.holder.pid), '-a', '-r', '--', ...seccompWrapperArgs(this.bwrap ?? 'bwrap'), ...asSandboxUser, ...command],
     );
-    return runCommand(argv, { env: { PATH: TOOLS_PATH }, timeoutMs, signal: ctx?.signal });
+    return runCommand(argv, { env: { PATH: TOOLS_PATH, ...hostEnv }, timeoutMs, signal: ctx?.signal });
   }
 
   /** Stop ends every process but keeps the directory, cgroup and workspace; start brings up a fresh namespace. */
@@ -561,4 +561,19 @@ async function exists(p: string): Promise<boolean> {
 function safeName(id: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)) throw new BadSpecError(`invalid sandbox id '${id}'`);
   return id;
+}
+
+const ENV_PREFIX = 'HOURGLASS_ENV_';
+
+/**
+ * The command behind `env -i`, and the environment to run the chain with. Values never appear in
+ * an argv (any local user can read those in /proc): they travel in the environment under a prefix
+ * no program acts on (an unprefixed LD_PRELOAD would run code in the root processes on the way),
+ * and the last step, already the sandbox user, expands them back with `env -S 'NAME=${PREFIX_NAME}'`.
+ */
+function commandWithEnv(env: Record<string, string>, command: string[]): { command: string[]; hostEnv: Record<string, string> } {
+  const names = Object.keys(env);
+  const hostEnv = Object.fromEntries(names.map((k) => [`${ENV_PREFIX}${k}`, env[k]!]));
+  const assignments = names.map((k) => `${k}=\${${ENV_PREFIX}${k}}`).join(' ');
+  return { command: ['env', '-i', '-S', assignments, ...command], hostEnv };
 }

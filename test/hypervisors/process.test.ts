@@ -1,6 +1,6 @@
 // The process driver for real: bubblewrap namespaces, seccomp, detached holders, recorded isolation, cleanup.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -70,6 +70,23 @@ describe('process driver', () => {
     expect((await d.exec('p4', { command: ['sh', '-c', 'echo ok > /work/f && echo ok > /tmp/f && cat /work/f /tmp/f'] })).stdout).toBe('ok\nok\n');
     await expect(d.exec('p4', { command: ['true'], env: { 'BAD NAME': 'x' } })).rejects.toBeInstanceOf(BadSpecError);
     await d.destroy('p4');
+  });
+
+  it('keeps env values out of every command line on the host, and hands them over byte for byte', async () => {
+    const d = driver();
+    await d.create({ id: 'p5', labels: {} });
+    const secret = `sk-${Date.now()}-x`;
+    const tricky = { SECRET: secret, SPACES: 'a b "c\' $HOME ${PATH}', LINES: 'one\ntwo', EMPTY: '', LD_PRELOAD: '/nonexistent.so' };
+    const running = d.exec('p5', { command: ['sh', '-c', 'sleep 1; env'], env: tricky });
+    await new Promise((r) => setTimeout(r, 500));
+    const cmdlines = readdirSync('/proc')
+      .filter((pid) => /^\d+$/.test(pid))
+      .map((pid) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return ''; } });
+    expect(cmdlines.filter((c) => c.includes(secret))).toEqual([]);
+    const out = await running;
+    for (const [k, v] of Object.entries(tricky)) expect(out.stdout, k).toContain(`${k}=${v}\n`);
+    expect(out.stdout).not.toMatch(/HOURGLASS_ENV_/);
+    await d.destroy('p5');
   });
 
   it('refuses nested user namespaces, while fork, pipes and threads work', async () => {
