@@ -1,6 +1,7 @@
 // Registry queries for sandboxes, their events and execs. Writes are idempotent.
 import type pg from 'pg';
 import { capBytes, outputBytes, outputFields } from '../hypervisors/exec-output';
+import { storableJson, storableText } from './storable';
 import type { SandboxState } from '../workflows/states';
 import type { ExecOutput, SandboxStatus, TransitionEvent } from '../workflows/types';
 
@@ -44,15 +45,16 @@ export async function recordTransition(pool: pg.Pool, e: TransitionEvent): Promi
          job = EXCLUDED.job, seq = EXCLUDED.seq, updated_at = now()
        WHERE sandboxes.seq < EXCLUDED.seq`,
       [
-        s.id, s.owner, s.driver, s.template ?? null, s.state, JSON.stringify(s.labels), s.sessionId ?? null,
-        s.isolation ?? null, s.limits ? JSON.stringify(s.limits) : null, s.createdAt, s.expiresAt ?? null,
-        s.maxExpiresAt, s.destroyReason ?? null, s.error ?? null, s.job ? JSON.stringify(s.job) : null, e.seq,
+        s.id, s.owner, s.driver, storableText(s.template) ?? null, s.state, storableJson(s.labels), s.sessionId ?? null,
+        storableText(s.isolation) ?? null, s.limits ? storableJson(s.limits) : null, s.createdAt, s.expiresAt ?? null,
+        s.maxExpiresAt, storableText(s.destroyReason) ?? null, storableText(s.error) ?? null,
+        s.job ? storableJson(s.job) : null, e.seq,
       ],
     );
     await client.query(
       `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
        VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`,
-      [e.sandboxId, e.seq, e.from, e.to, e.reason, e.at],
+      [e.sandboxId, e.seq, e.from, e.to, storableText(e.reason), e.at],
     );
     await client.query('COMMIT');
   } catch (err) {
@@ -90,12 +92,12 @@ export async function markDestroyed(pool: pg.Pool, id: string, reason: string, d
     const seq = row.seq + 1000;
     await client.query(
       `UPDATE sandboxes SET state = 'DESTROYED', destroy_reason = $2, seq = $3, updated_at = now() WHERE id = $1`,
-      [id, reason, seq],
+      [id, storableText(reason), seq],
     );
     await client.query(
       `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
        VALUES ($1,$2,$3,'DESTROYED',$4, date_trunc('milliseconds', now()))`,
-      [id, seq, row.state, reason],
+      [id, seq, row.state, storableText(reason)],
     );
     await client.query('COMMIT');
     return true;
@@ -153,7 +155,7 @@ export interface ExecRecord {
 export async function recordExecStart(pool: pg.Pool, r: ExecRecord): Promise<void> {
   await pool.query(
     `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`,
-    [r.sandboxId, r.execId, JSON.stringify(r.command), JSON.stringify(r.envNames), r.startedAt],
+    [r.sandboxId, r.execId, storableJson(r.command), storableJson(r.envNames), r.startedAt],
   );
 }
 
@@ -168,9 +170,9 @@ export async function recordExecEnd(pool: pg.Pool, r: ExecRecord, result: ExecOu
        exit_code = EXCLUDED.exit_code, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr, timed_out = EXCLUDED.timed_out,
        error = EXCLUDED.error, duration_ms = EXCLUDED.duration_ms, finished_at = EXCLUDED.finished_at`,
     [
-      r.sandboxId, r.execId, JSON.stringify(r.command), JSON.stringify(r.envNames), r.startedAt, out?.exitCode ?? null,
+      r.sandboxId, r.execId, storableJson(r.command), storableJson(r.envNames), r.startedAt, out?.exitCode ?? null,
       cap(outputBytes(out?.stdout ?? '', out?.stdoutBase64)), cap(outputBytes(out?.stderr ?? '', out?.stderrBase64)),
-      out?.timedOut ?? false, 'error' in result ? result.error : null, out?.durationMs ?? null,
+      out?.timedOut ?? false, 'error' in result ? storableText(result.error) : null, out?.durationMs ?? null,
     ],
   );
 }
@@ -179,7 +181,7 @@ export async function recordExecEnd(pool: pg.Pool, r: ExecRecord, result: ExecOu
 export async function recordExecInterrupted(pool: pg.Pool, sandboxId: string, execId: string, reason: string): Promise<void> {
   await pool.query(
     `UPDATE execs SET error = $3, finished_at = now() WHERE sandbox_id = $1 AND exec_id = $2 AND finished_at IS NULL`,
-    [sandboxId, execId, reason],
+    [sandboxId, execId, storableText(reason)],
   );
 }
 

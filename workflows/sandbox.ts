@@ -357,8 +357,10 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       if (state !== 'RUNNING') return;
       try {
         const out = await runCommand({ command, timeoutSeconds: request.job.commandTimeoutSeconds }, `job-${job.steps.length}`);
-        // Full output is in the execs table; the workflow keeps excerpts so its payloads stay small.
-        job.steps.push({ command, ...out, stdout: excerpt(out.stdout), stderr: excerpt(out.stderr) });
+        // Full output (byte-exact) is in the execs table; the workflow keeps text excerpts so its
+        // payloads stay small: never the base64 of binary output.
+        const { stdoutBase64: _out, stderrBase64: _err, ...result } = out;
+        job.steps.push({ command, ...result, stdout: excerpt(out.stdout), stderr: excerpt(out.stderr) });
         if (job.state !== 'RUNNING') break; // the lease ended while the command ran (TIMEOUT)
         if (out.timedOut || out.exitCode !== 0) {
           job.state = out.timedOut ? 'TIMEOUT' : 'FAILED';
@@ -487,7 +489,10 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
 const EXCERPT_BYTES = 4096;
 
 function excerpt(text: string): string {
-  return text.length > EXCERPT_BYTES ? `${text.slice(0, EXCERPT_BYTES)}…[truncated; full output in /execs]` : text;
+  if (text.length <= EXCERPT_BYTES) return text;
+  // Never cut between the two halves of a surrogate pair: a lone half cannot be stored.
+  const end = /[\ud800-\udbff]/.test(text[EXCERPT_BYTES - 1]!) ? EXCERPT_BYTES - 1 : EXCERPT_BYTES;
+  return `${text.slice(0, end)}…[truncated; full output in /execs]`;
 }
 
 function rootType(err: unknown): string | undefined {
