@@ -15,7 +15,7 @@ export interface LimitsPolicy {
 const MAX_ENV: Record<LimitName, [string, number]> = {
   cpus: ['HOURGLASS_MAX_CPUS', 8],
   memoryMiB: ['HOURGLASS_MAX_MEMORY_MIB', 16_384],
-  pids: ['HOURGLASS_MAX_PIDS', 4096],
+  pids: ['HOURGLASS_MAX_PIDS', 1024],
   tmpMiB: ['HOURGLASS_MAX_TMP_MIB', 4096],
   diskMiB: ['HOURGLASS_MAX_DISK_MIB', 65_536],
 };

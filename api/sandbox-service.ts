@@ -8,7 +8,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import type pg from 'pg';
-import { getSandbox, listEvents, listExecs, listSandboxes, type ListFilter } from '../registry/sandboxes';
+import { countLiveSandboxes, getSandbox, listEvents, listExecs, listSandboxes, type ListFilter } from '../registry/sandboxes';
 import {
   awaitReadyUpdate,
   destroySignal,
@@ -38,6 +38,8 @@ export interface SandboxServiceOptions {
   defaultMaxLifetimeSeconds: number;
   readyTimeoutSeconds: number;
   limits: LimitsPolicy;
+  /** Live (not DESTROYED) sandboxes one `user` owner may have; admins are not counted. */
+  maxSandboxesPerOwner: number;
 }
 
 export const workflowIdOf = (id: string) => `sandbox:${id}`;
@@ -68,10 +70,11 @@ export class SandboxService {
     // Keys are per owner: the same key from another owner names another sandbox.
     const id = ctx.idempotencyKey ? sandboxIdForKey(p.owner, ctx.idempotencyKey) : newSandboxId();
     if (ctx.idempotencyKey) {
-      const replay = await this.replay(id, requestHash);
+      const replay = await this.replay(p, id, requestHash);
       if (replay) return { created: false, sandbox: replay };
     }
     if (body.sessionId) await this.requireOpenSession(p, body.sessionId);
+    await this.requireQuota(p);
     const maxLifetimeSeconds = body.maxLifetimeSeconds ?? this.opts.defaultMaxLifetimeSeconds;
     if (body.ttlSeconds > maxLifetimeSeconds) {
       throw new ApiError(400, 'invalid_argument', `ttlSeconds: ${body.ttlSeconds} exceeds maxLifetimeSeconds ${maxLifetimeSeconds}`);
@@ -92,7 +95,7 @@ export class SandboxService {
     try {
       return { created: true, sandbox: await this.launch(request, { requestHash: ctx.idempotencyKey ? requestHash : undefined, wait: body.wait }) };
     } catch (err) {
-      const replay = ctx.idempotencyKey && isAlreadyStarted(err) ? await this.replay(id, requestHash) : null;
+      const replay = ctx.idempotencyKey && isAlreadyStarted(err) ? await this.replay(p, id, requestHash) : null;
       if (replay) return { created: false, sandbox: replay };
       throw err;
     }
@@ -141,6 +144,23 @@ export class SandboxService {
       }
     } catch (err) {
       throw fromTemporal(err) ?? err;
+    }
+  }
+
+  /**
+   * One owner cannot take the host from the others. Counted from the registry, so creates racing
+   * each other may pass the limit by as many as are in flight at once.
+   */
+  private async requireQuota(p: Principal): Promise<void> {
+    if (p.role === 'admin') return;
+    const live = await countLiveSandboxes(this.pool, p.owner);
+    const max = this.opts.maxSandboxesPerOwner;
+    if (live >= max) {
+      throw new ApiError(429, 'quota_exceeded', `${p.owner} already has ${live} live sandboxes (at most ${max}); destroy some first`, {
+        owner: p.owner,
+        live,
+        max,
+      });
     }
   }
 
@@ -209,7 +229,16 @@ export class SandboxService {
   }
 
   /** Same Idempotency-Key: the same sandbox if the body matches, 422 if it does not. */
-  private async replay(id: string, requestHash: string): Promise<SandboxStatus | null> {
+  private async replay(p: Principal, id: string, requestHash: string): Promise<SandboxStatus | null> {
+    const replayed = await this.replayUnchecked(id, requestHash);
+    // A key is per owner, but a sandbox from before owners existed may sit at the id it maps to.
+    if (replayed && !canSee(p, replayed.owner)) {
+      throw new ApiError(409, 'already_exists', 'Idempotency-Key names a sandbox you cannot see: use another key');
+    }
+    return replayed;
+  }
+
+  private async replayUnchecked(id: string, requestHash: string): Promise<SandboxStatus | null> {
     let memo: Record<string, unknown> | undefined;
     try {
       memo = (await this.handle(id).describe()).memo;
@@ -231,9 +260,10 @@ export class SandboxService {
     const recorded = await getSandbox(this.pool, id);
     if (recorded?.state === 'DESTROYED') return recorded;
     try {
-      // Runs started before owners existed answer without one; their row (or 'local') knows it.
+      // The registry row names the owner (authorize() checks it): a run started before owners
+      // existed carries the caller's old X-Hourglass-Actor in that field, which proves nothing.
       const live = await this.client.withDeadline(Date.now() + 3000, () => this.handle(id).query(getStatus));
-      return { ...live, owner: live.owner ?? recorded?.owner ?? 'local' };
+      return { ...live, owner: recorded?.owner ?? live.owner ?? 'local' };
     } catch (err) {
       if (recorded) return recorded;
       if (err instanceof WorkflowNotFoundError) throw notFound(`sandbox ${id}`);

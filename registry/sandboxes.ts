@@ -135,6 +135,11 @@ export async function listSandboxes(pool: pg.Pool, f: ListFilter): Promise<{ ite
   return { items, nextCursor };
 }
 
+export async function countLiveSandboxes(pool: pg.Pool, owner: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM sandboxes WHERE owner = $1 AND state <> 'DESTROYED'`, [owner]);
+  return rows[0]!.n;
+}
+
 export async function listEvents(pool: pg.Pool, id: string): Promise<SandboxEventRow[]> {
   const { rows } = await pool.query(
     `SELECT seq, from_state AS "from", to_state AS "to", reason, at FROM sandbox_events WHERE sandbox_id = $1 ORDER BY seq`,

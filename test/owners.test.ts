@@ -9,6 +9,7 @@ import { eventually, startHarness, type Harness } from './support/harness';
 const ALICE = 'alice-token-0123456789abcdef';
 const BOB = 'bob-token-0123456789abcdefgh';
 const OPS = 'ops-token-0123456789abcdefghij';
+const CAROL = 'carol-token-0123456789abcdef';
 
 let h: Harness;
 let alice: Harness['api'];
@@ -23,7 +24,9 @@ beforeAll(async () => {
       { owner: 'alice', role: 'user', token: ALICE },
       { owner: 'bob', role: 'user', token: BOB },
       { owner: 'ops', role: 'admin', token: OPS },
+      { owner: 'carol', role: 'user', token: CAROL },
     ],
+    maxSandboxesPerOwner: 3,
   });
   [alice, bob, ops] = [h.apiAs(ALICE), h.apiAs(BOB), h.apiAs(OPS)];
   const created = await alice('POST', '/v1/sandboxes', { ttlSeconds: 120, labels: { team: 'red' } }, { 'idempotency-key': key });
@@ -127,6 +130,24 @@ describe("another owner's sandbox does not exist", () => {
     expect(job.body.owner).toBe('alice');
     expect((await bob('GET', `/v1/jobs/${job.body.id}`)).status).toBe(404);
     await eventually(async () => (await alice('GET', `/v1/jobs/${job.body.id}`)).body.state === 'COMPLETED');
+  });
+});
+
+describe('quota', () => {
+  it('a user past its live sandboxes quota gets 429; destroying one makes room; admins are not counted', async () => {
+    const carol = h.apiAs(CAROL);
+    const mine: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await carol('POST', '/v1/sandboxes', { ttlSeconds: 60 });
+      expect(res.status).toBe(201);
+      mine.push(res.body.id);
+    }
+    const refused = await carol('POST', '/v1/sandboxes', { ttlSeconds: 60 });
+    expect(refused.status).toBe(429);
+    expect(refused.body.error).toMatchObject({ code: 'quota_exceeded', details: { owner: 'carol', live: 3, max: 3 } });
+    await carol('DELETE', `/v1/sandboxes/${mine.pop()}`);
+    await eventually(async () => (await carol('POST', '/v1/sandboxes', { ttlSeconds: 60 })).status === 201, 15_000);
+    for (let i = 0; i < 4; i++) expect((await ops('POST', '/v1/sandboxes', { ttlSeconds: 30, wait: false })).status).toBe(201);
   });
 });
 

@@ -11,6 +11,8 @@ export interface Config {
   insecureNoAuth: boolean;
   tokens: TokenStore;
   limits: LimitsPolicy;
+  /** Live sandboxes a `user` owner may have at once. */
+  maxSandboxesPerOwner: number;
   /** Browser origins allowed to call the codec endpoint; unset = the embedded Temporal UI's. */
   codecCorsOrigins?: string[];
   /** Unset → an embedded Temporal dev server is started. */
@@ -36,6 +38,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     insecureNoAuth: env.HOURGLASS_INSECURE_NO_AUTH === '1',
     tokens: TokenStore.fromEnv(env),
     limits: limitsPolicyFromEnv(env),
+    maxSandboxesPerOwner: int(env, 'HOURGLASS_MAX_SANDBOXES_PER_OWNER', 100),
     codecCorsOrigins: env.HOURGLASS_CODEC_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,
     temporalNamespace: env.TEMPORAL_NAMESPACE || 'default',

@@ -101,6 +101,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         defaultMaxLifetimeSeconds: config.defaultMaxLifetimeSeconds,
         readyTimeoutSeconds: config.readyTimeoutSeconds,
         limits: config.limits,
+        maxSandboxesPerOwner: config.maxSandboxesPerOwner,
       }, sessions);
       const app = createApp({
         sandboxes,

@@ -54,6 +54,8 @@ export interface HarnessOptions {
   tokens?: { owner: string; role: Role; token: string }[];
   /** Operator limits (HOURGLASS_MAX_*, HOURGLASS_TEMPLATE_LIMITS) as environment variables. */
   limitsEnv?: NodeJS.ProcessEnv;
+  /** Live sandboxes a user token may have (default 1000). */
+  maxSandboxesPerOwner?: number;
   /** false: no in-process worker (a test runs its own, e.g. as a separate process). */
   worker?: boolean;
 }
@@ -102,6 +104,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     defaultMaxLifetimeSeconds: 3600,
     readyTimeoutSeconds: 60,
     limits: limitsPolicyFromEnv(opts.limitsEnv ?? {}),
+    maxSandboxesPerOwner: opts.maxSandboxesPerOwner ?? 1000,
   }, sessions);
   const tokens = TokenStore.of(opts.tokens ?? []);
   const app = createApp({
