@@ -353,7 +353,9 @@ export class SandboxService {
         force: true,
       });
     }
-    await this.call(id, 'destroy', () => this.handle(id).signal(destroySignal, { reason, requestedBy }));
+    // Who asked is always recorded: a reason given by the caller only adds to it.
+    const why = reason ? `${reason} (destroy requested by ${requestedBy})` : undefined;
+    await this.call(id, 'destroy', () => this.handle(id).signal(destroySignal, { reason: why, requestedBy }));
     return current;
   }
 
@@ -363,7 +365,8 @@ export class SandboxService {
    */
   async forceDestroy(p: Principal, id: string, reason: string | undefined, requestedBy: string) {
     const { driver, owner } = await this.authorize(p, id);
-    const why = reason ?? `force destroy by ${requestedBy}`;
+    // Who asked is always recorded: a reason given by the caller only adds to it.
+    const why = `force destroy by ${requestedBy}${reason ? `: ${reason}` : ''}`;
     try {
       await this.handle(id).terminate(why);
     } catch (err) {
@@ -374,13 +377,13 @@ export class SandboxService {
         this.client.workflow.execute(forceDestroyWorkflow, {
           workflowId: `force-destroy:${id}`,
           taskQueue: this.opts.taskQueue,
-          args: [{ id, driver, owner, reason: reason ? `force destroy: ${reason}` : 'force destroy' }],
+          args: [{ id, driver, owner, reason: why }],
           workflowIdConflictPolicy: 'USE_EXISTING',
           staticSummary: `force destroy of sandbox ${id}: ${why}`,
         }),
       ),
     );
-    return { id, state: 'DESTROYED' as const, destroyReason: reason ? `force destroy: ${reason}` : 'force destroy', vmExisted: existed };
+    return { id, state: 'DESTROYED' as const, destroyReason: why, vmExisted: existed };
   }
 
   /**

@@ -242,7 +242,9 @@ function decodeCursor(cursor: string): [string, string] {
   try {
     if (/^[A-Za-z0-9_-]{1,400}$/.test(cursor)) {
       const v = JSON.parse(Buffer.from(cursor, 'base64url').toString());
-      if (Array.isArray(v) && v.length === 2 && CURSOR_TIME.test(v[0]) && !Number.isNaN(Date.parse(v[0])) && CURSOR_ID.test(v[1])) {
+      // A real instant (2024-02-31 parses, and round-trips to March) in PostgreSQL's range.
+      const realTime = CURSOR_TIME.test(v?.[0]) && !Number.isNaN(Date.parse(v[0])) && new Date(v[0]).toISOString() === v[0] && v[0] >= '1970';
+      if (Array.isArray(v) && v.length === 2 && realTime && CURSOR_ID.test(v[1])) {
         return [v[0], v[1]];
       }
     }

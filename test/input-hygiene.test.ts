@@ -76,6 +76,8 @@ describe('ids and cursors', () => {
       Buffer.from('["1","x"]').toString('base64url'),
       Buffer.from('["2020-01-01T00:00:00.000Z","x\\u0000"]').toString('base64url'),
       Buffer.from('["2020-13-45T99:00:00.000Z","sbx-1"]').toString('base64url'),
+      Buffer.from('["2024-02-31T00:00:00.000Z","sbx-0"]').toString('base64url'),
+      Buffer.from('["0000-01-01T00:00:00.000Z","sbx-0"]').toString('base64url'),
       Buffer.from('{"a":1}').toString('base64url'),
       'A'.repeat(5000),
     ];
@@ -180,7 +182,7 @@ describe('exec racing a destroy', () => {
     await h.api('DELETE', `/v1/sandboxes/${victim.id}`, { reason: 'agent done' });
     const res = await running;
     expect(res.status).toBe(409);
-    expect(res.body.error).toMatchObject({ code: 'invalid_state', details: { destroyReason: 'agent done', operation: 'exec' } });
-    expect(res.body.error.message).toMatch(/destroyed while the command ran \(agent done\)/);
+    expect(res.body.error).toMatchObject({ code: 'invalid_state', details: { destroyReason: 'agent done (destroy requested by local)', operation: 'exec' } });
+    expect(res.body.error.message).toMatch(/destroyed while the command ran \(agent done \(destroy requested by local\)\)/);
   });
 });

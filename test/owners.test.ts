@@ -189,9 +189,9 @@ describe('admins', () => {
 
     const forced = await ops('POST', `/v1/sandboxes/${sbx.id}/destroy`, { force: true, reason: 'cleanup' }, { 'x-hourglass-actor': 'on-call' });
     expect(forced.status).toBe(202);
-    expect(forced.body).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy: cleanup' });
+    expect(forced.body).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by ops (for on-call): cleanup' });
     const events = await ops('GET', `/v1/sandboxes/${sbx.id}/events`);
-    expect(events.body.items.at(-1)).toMatchObject({ to: 'DESTROYED', reason: 'force destroy: cleanup' });
+    expect(events.body.items.at(-1)).toMatchObject({ to: 'DESTROYED', reason: 'force destroy by ops (for on-call): cleanup' });
     const d = await h.client.workflow.getHandle(`sandbox:${sbx.id}`).describe();
     expect(d.status.name).toBe('TERMINATED');
   });

@@ -133,8 +133,8 @@ describe('force-destroy from any state', () => {
       await h.startWorker({ workflowsPath: new URL('./support/reaper-only-workflows.ts', import.meta.url).pathname });
       const res = await force(sbx.id);
       expect(res.status).toBe(202);
-      expect(res.body).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy', vmExisted: false });
-      expect(await state(sbx.id)).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy (vm already gone)' });
+      expect(res.body).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by local', vmExisted: false });
+      expect(await state(sbx.id)).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by local (vm already gone)' });
     } finally {
       await h.stopWorker();
       await h.startWorker();

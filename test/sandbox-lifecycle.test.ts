@@ -182,7 +182,7 @@ describe('sandbox lifecycle', () => {
     expect(await h.hypervisors.get('process').describe(sbx.id)).not.toBeNull(); // leaked, for now
     const res = await h.api('POST', `/v1/sandboxes/${sbx.id}/destroy`, { force: true });
     expect(res.status).toBe(202);
-    expect(res.body).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy', vmExisted: true });
+    expect(res.body).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by local', vmExisted: true });
     expect(await h.hypervisors.get('process').describe(sbx.id)).toBeNull();
     expect((await state(sbx.id)).state).toBe('DESTROYED');
   });

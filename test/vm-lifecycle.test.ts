@@ -218,8 +218,8 @@ for (const c of CASES) {
         expect(await setup.leftovers(sbx.id, c.name)).not.toEqual([]);
         const res = await h.api('POST', `/v1/sandboxes/${sbx.id}/destroy`, { force: true });
         expect(res.status, JSON.stringify(res.body)).toBe(202);
-        expect(res.body).toMatchObject({ id: sbx.id, state: 'DESTROYED', destroyReason: 'force destroy', vmExisted: true });
-        expect(await get(sbx.id)).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy' });
+        expect(res.body).toMatchObject({ id: sbx.id, state: 'DESTROYED', destroyReason: 'force destroy by local', vmExisted: true });
+        expect(await get(sbx.id)).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by local' });
         expect((await h.client.workflow.getHandle(`sandbox:${sbx.id}`).describe()).status.name).toBe('TERMINATED');
         expect(await setup.leftovers(sbx.id, c.name)).toEqual([]);
       },
