@@ -312,16 +312,16 @@ export class SandboxService {
   async exec(p: Principal, id: string, input: ExecInput, updateId?: string): Promise<ExecOutput> {
     await this.authorize(p, id);
     const deadline = Date.now() + ((input.timeoutSeconds ?? 300) + 60) * 1000;
-    return this.call(id, 'exec', () =>
-      this.client.withDeadline(deadline, () => this.handle(id).executeUpdate(execUpdate, { args: [input], updateId })),
-    );
+    // Update ids are per run: a key names one exec, never also a renewal.
+    const options = { args: [input] as [ExecInput], updateId: updateId && `exec:${updateId}` };
+    return this.call(id, 'exec', () => this.client.withDeadline(deadline, () => this.handle(id).executeUpdate(execUpdate, options)));
   }
 
   async renew(p: Principal, id: string, ttlSeconds: number, updateId?: string): Promise<RenewLeaseResult> {
     await this.authorize(p, id);
     return this.call(id, 'renewLease', () =>
       this.client.withDeadline(Date.now() + 30_000, () =>
-        this.handle(id).executeUpdate(renewLeaseUpdate, { args: [{ ttlSeconds }], updateId }),
+        this.handle(id).executeUpdate(renewLeaseUpdate, { args: [{ ttlSeconds }], updateId: updateId && `renew:${updateId}` }),
       ),
     );
   }

@@ -32,9 +32,12 @@ export const createSandboxBody = z
   .strict();
 export type CreateSandboxBody = z.infer<typeof createSandboxBody>;
 
+/** The kernel's limit on one argv or environment string (MAX_ARG_STRLEN, NUL included). */
+const argString = z.string().refine((s) => Buffer.byteLength(s) < 128 * 1024, 'must be under 128 KiB (the kernel limit for one argument)');
+
 /** argv: a program name (not empty, not NAME=VALUE), then its arguments. */
 const command = z
-  .array(z.string())
+  .array(argString)
   .min(1, 'must name a program')
   .refine((c) => c[0] !== '' && !c[0]?.includes('='), 'the program (first element) must be a name, not empty or NAME=VALUE');
 
@@ -42,7 +45,9 @@ export const execBody = z
   .object({
     command,
     timeoutSeconds: seconds.max(3600).optional(),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).optional(),
+    env: z
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'env names are 1-128 of [A-Za-z_][A-Za-z0-9_]*'), argString)
+      .optional(),
   })
   .strict();
 

@@ -91,7 +91,7 @@ export function addSandboxCommands(program: Command): void {
       'GET',
       `/v1/sandboxes/${encodeURIComponent(id)}/events`,
     );
-    print(body, () => body.items.map((e) => `${e.at}  ${(e.from ?? '-').padEnd(12)} → ${e.to.padEnd(12)} ${e.reason}`).join('\n'));
+    print(body, () => body.items.map((e) => `${e.at}  ${(e.from ?? '-').padEnd(12)} → ${e.to.padEnd(12)} ${shown(e.reason)}`).join('\n'));
   });
 
   sandbox
@@ -183,6 +183,11 @@ export function addOperatorCommands(program: Command): void {
     });
 }
 
+/** Text from the API shown in a terminal: another owner's label must not move an admin's cursor. */
+function shown(s: string | undefined | null): string {
+  return (s ?? '').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?');
+}
+
 function collectLabels(value: string, acc: Record<string, string>): Record<string, string> {
   const i = value.indexOf('=');
   if (i <= 0) throw new Error(`--label wants key=value (got '${value}')`);
@@ -197,8 +202,8 @@ function formatSandbox(s: SandboxStatus): string {
     ...(s.limits ? [`  limits     ${Object.entries(s.limits).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
     `  created    ${s.createdAt}`,
     `  expires    ${s.expiresAt ?? '-'}`,
-    ...(Object.keys(s.labels ?? {}).length ? [`  labels     ${Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
-    ...(s.destroyReason ? [`  reason     ${s.destroyReason}`] : []),
-    ...(s.error ? [`  error      ${s.error}`] : []),
+    ...(Object.keys(s.labels ?? {}).length ? [`  labels     ${Object.entries(s.labels).map(([k, v]) => `${k}=${shown(v)}`).join(' ')}`] : []),
+    ...(s.destroyReason ? [`  reason     ${shown(s.destroyReason)}`] : []),
+    ...(s.error ? [`  error      ${shown(s.error)}`] : []),
   ].join('\n');
 }

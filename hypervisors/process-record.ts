@@ -50,7 +50,7 @@ export async function readRecord(dir: string): Promise<SandboxRecord | null> {
 export async function writeRecord(dir: string, record: SandboxRecord): Promise<void> {
   const file = path.join(dir, RECORD_FILE);
   // Write-then-rename so a crash never leaves a half-written record (and an unfindable sandbox).
-  await writeFile(`${file}.tmp`, JSON.stringify(record, null, 2));
+  await writeFile(`${file}.tmp`, JSON.stringify(record, null, 2), { mode: 0o600 });
   await rename(`${file}.tmp`, file);
 }
 

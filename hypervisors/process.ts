@@ -6,8 +6,8 @@
 // seccomp filter refuses new user namespaces.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, realpathSync } from 'node:fs';
-import { chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { accessSync, chmodSync, closeSync, constants, mkdirSync, openSync, readFileSync, realpathSync } from 'node:fs';
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cgroupExists, emptyCgroup, ensureCgroup, newCgroupRecord, removeCgroup } from './cgroups';
 import { detectCgroups, type CgroupSupport } from './cgroups-detect';
@@ -58,7 +58,10 @@ export class ProcessHypervisor implements Hypervisor {
   constructor(opts: ProcessOptions) {
     // Absolute and without symlinks: recorded paths must mean the same to any later worker, and
     // the kernel names a loop device's backing file that way.
+    // Others may pass through (an isolation-none command, as uid 65534, runs in its work dir) but
+    // not list the sandboxes nor read their records.
     mkdirSync(path.join(opts.stateDir, 'process'), { recursive: true });
+    chmodSync(path.join(opts.stateDir, 'process'), 0o711);
     this.root = realpathSync(path.join(opts.stateDir, 'process'));
     this.assets = path.join(path.dirname(this.root), 'process-assets');
     this.mode = opts.isolation ?? 'bubblewrap';
@@ -118,7 +121,8 @@ export class ProcessHypervisor implements Hypervisor {
         const limits = resolveLimits(spec.id, spec.limits, this.defaults);
         this.requireHostSupport(spec.id, this.mode, this.mode === 'bubblewrap' && this.network ? 'slirp4netns' : 'none', limits.diskMiB);
         record = this.newRecord(spec, limits);
-        await mkdir(this.workDir(spec.id), { recursive: true });
+        await mkdir(this.workDir(spec.id), { recursive: true, mode: 0o711 });
+        await chmod(dir, 0o711);
         // Record first: a worker that dies right after starting anything leaves a sandbox that
         // list() still finds and destroy() can still remove (cgroup, mount, image, processes).
         await writeRecord(dir, record);

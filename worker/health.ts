@@ -13,9 +13,25 @@ export interface HealthDeps {
   supervisors: readonly Supervisor[];
 }
 
+/**
+ * /healthz needs no token, so a flood of it must not become a flood of registry queries: one check
+ * at a time, shared by everyone asking meanwhile, and an answer reused for CACHE_MS. A supervisor
+ * that saw its service die is asked every time (that costs nothing).
+ */
+const CACHE_MS = 500;
+
 export function createHealthCheck(deps: HealthDeps): () => Promise<Record<string, unknown>> {
+  const check = checkOnce(deps);
+  let last: { at: number; answer: Promise<Record<string, unknown>> } | undefined;
   return async () => {
     throwIfAnyDown(deps.supervisors);
+    if (!last || Date.now() - last.at > CACHE_MS) last = { at: Date.now(), answer: check() };
+    return last.answer;
+  };
+}
+
+function checkOnce(deps: HealthDeps): () => Promise<Record<string, unknown>> {
+  return async () => {
     // A service that dies while the checks run would only show as their deadline: watch for it.
     const watch = watchSupervisors(deps.supervisors);
     try {

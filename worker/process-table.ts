@@ -1,6 +1,6 @@
 // Finding and stopping processes by what they run on, from /proc. Pids are reused, so every
 // process found is recorded with its start time, and only signalled while that still matches.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import { isAlive, processStat, signalIfOurs, waitForExit, type RecordedProcess } from '../hypervisors/proc-identity';
 
@@ -11,6 +11,8 @@ export interface ProcessInfo extends RecordedProcess {
   cwd: string | null;
   /** Resolved executable, or null when /proc does not let us read it. */
   exe: string | null;
+  /** The user the process runs as. */
+  uid: number;
 }
 
 /**
@@ -56,7 +58,13 @@ async function processInfo(pid: number, argv: string[]): Promise<ProcessInfo | n
     readlink(`/proc/${pid}/exe`).catch(() => null),
     processStat(pid),
   ]);
-  return stat ? { pid, startTime: stat.startTime, ppid: stat.ppid, argv, cwd, exe } : null;
+  let uid: number;
+  try {
+    uid = statSync(`/proc/${pid}`).uid;
+  } catch {
+    return null; // exited while we looked
+  }
+  return stat ? { pid, startTime: stat.startTime, ppid: stat.ppid, argv, cwd, exe, uid } : null;
 }
 
 /** The value of a command-line option given as `--name value` or `--name=value`. */

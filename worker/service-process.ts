@@ -55,7 +55,7 @@ export async function startServiceProcess(opts: ServiceProcessOptions): Promise<
   try {
     child = spawn(command, args, {
       cwd: opts.cwd ?? '/',
-      env: opts.env ?? process.env,
+      env: opts.env ?? serviceEnvironment(),
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       ...spawnUser,
@@ -173,4 +173,13 @@ function ensureExitHook(): void {
   process.on('exit', () => {
     for (const { child, signal } of liveChildren) child.kill(signal);
   });
+}
+
+/**
+ * What an embedded service inherits: no more than it needs. Hourglass's own environment holds API
+ * tokens and the payload key, which the services do not use and whose users may read them.
+ */
+function serviceEnvironment(): NodeJS.ProcessEnv {
+  const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_MESSAGES', 'TZ', 'TMPDIR'];
+  return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
 }

@@ -94,6 +94,9 @@ export async function stopOrphanedTemporal(dbFilename: string, log: (msg: string
   const orphans = await findProcesses(
     (argv) => argv.includes('start-dev'),
     (p) => {
+      // Ours only: another user's process naming our file is not an orphan of ours (and we
+      // could not stop it, so start-up would fail every time).
+      if (p.uid !== process.getuid?.()) return false;
       const db = optionValue(p.argv, '--db-filename', '-f');
       return db !== undefined && path.resolve(p.cwd ?? '/', db) === target;
     },
