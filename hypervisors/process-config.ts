@@ -1,5 +1,6 @@
 // Settings of the process driver: isolation mode, network, default limits, and their sanity checks.
 import { BadSpecError } from './errors';
+import { parseAllowList } from './process-egress';
 import type { SandboxLimits } from './types';
 
 export type IsolationMode = 'bubblewrap' | 'none';
@@ -16,6 +17,8 @@ export interface ProcessOptions {
   isolation?: IsolationMode;
   /** Outbound network for new sandboxes through slirp4netns (default off: loopback only). */
   network?: boolean;
+  /** Non-public IPv4 addresses/CIDRs a network-enabled sandbox may still reach (default none). */
+  networkAllow?: string[];
   /** Limits of a sandbox whose create names none (each field defaults to DEFAULT_LIMITS). */
   limits?: SandboxLimits;
   /** Parent of every sandbox's cgroup, relative to each hierarchy's root (default `hourglass`). */
@@ -91,7 +94,7 @@ export function processOptionsFromEnv(env: NodeJS.ProcessEnv, stateDir: string):
   if (problems.length) throw new BadSpecError(problems.join('; '));
   const cgroupParent = env.HOURGLASS_CGROUP_PARENT || undefined;
   if (cgroupParent !== undefined) checkCgroupParent(cgroupParent);
-  return { stateDir, isolation, network: network === '1', limits, cgroupParent };
+  return { stateDir, isolation, network: network === '1', networkAllow: parseAllowList(env.HOURGLASS_PROCESS_NETWORK_ALLOW), limits, cgroupParent };
 }
 
 /** A relative path of plain names: it is joined under each cgroup hierarchy's root. */

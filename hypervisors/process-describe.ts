@@ -34,7 +34,7 @@ export function describeSandbox(r: SandboxRecord, cgroupReason: string | null, u
   parts.push(l.diskMiB !== undefined ? `workspace ${l.diskMiB} MiB` : 'workspace: no quota');
   parts.push(
     r.network === 'slirp4netns'
-      ? 'network: slirp4netns (own namespace; host loopback unreachable)'
+      ? `network: slirp4netns (own namespace; ${egressText(r.egressAllow)})`
       : r.network === 'none'
         ? 'network: none (own namespace, loopback only)'
         : "network: the host's (not isolated)",
@@ -56,6 +56,8 @@ export interface HostFacts {
   bwrapVersion: string | null;
   network: boolean;
   slirp: string | null;
+  iptablesRestore: string | null;
+  networkAllow: string[];
   cgroups: CgroupSupport;
   cgroupParentPath: string;
   loopUnavailable: string | null;
@@ -91,6 +93,15 @@ export function describeHost(h: HostFacts): string {
   parts.push(h.loopUnavailable ? `workspace quotas UNAVAILABLE (${h.loopUnavailable}): creates with a quota will fail` : 'workspace quotas: ext4 images, loop-mounted');
   if (h.mode === 'none') parts.push("network: the host's (isolation none cannot separate it)");
   else if (!h.network) parts.push('network: none (loopback only)');
-  else parts.push(h.slirp ? 'network: slirp4netns (own namespace; host loopback unreachable)' : 'network ON but slirp4netns is not installed: EVERY CREATE WILL FAIL (apt-get install slirp4netns)');
+  else if (!h.slirp) parts.push('network ON but slirp4netns is not installed: EVERY CREATE WILL FAIL (apt-get install slirp4netns)');
+  else if (!h.iptablesRestore) parts.push('network ON but iptables-restore is not installed: EVERY CREATE WILL FAIL (apt-get install iptables)');
+  else parts.push(`network: slirp4netns (own namespace; ${egressText(h.networkAllow)})`);
   return `process: ${parts.join('; ')}`;
+}
+
+/** What a network-enabled sandbox may reach. Sandboxes made before the egress filter have none. */
+function egressText(allow: string[] | undefined): string {
+  if (!allow) return 'host loopback unreachable; no egress filter (made before there was one)';
+  const extra = allow.length ? `; allowed besides: ${allow.join(', ')}` : '';
+  return `internet only: host loopback, the host's addresses and private, shared and link-local ranges refused${extra}`;
 }

@@ -26,6 +26,11 @@ export interface SandboxRecord {
   /** The namespace holder (bwrap's init, pid 1 inside); absent when stopped. */
   holder?: RecordedProcess;
   slirp?: RecordedProcess;
+  /**
+   * With slirp4netns: addresses allowed past the egress filter (HOURGLASS_PROCESS_NETWORK_ALLOW at
+   * create). Absent on sandboxes made before the filter existed: they keep running without one.
+   */
+  egressAllow?: string[];
   /** The loop device (`loop7`) last attached to the workspace image (bubblewrap mounts it in the sandbox's namespace). */
   loop?: string;
   /** Set while a loop device is being attached: until it is recorded, only a search finds it. */

@@ -20,6 +20,7 @@ import { checkCgroupParent, DEFAULT_LIMITS, processOptionsFromEnv, resolveLimits
 import { describeHost, describeSandbox, modeMismatchNote } from './process-describe';
 import { launchArgv } from './process-launcher';
 import { readMountsSync } from './process-mountinfo';
+import { applyEgressRules } from './process-egress';
 import { RESOLV_CONF, resolvConfTarget, slirpMarker, startSlirp } from './process-network';
 import { readRecord, writeRecord, type SandboxRecord } from './process-record';
 import { isMounted, workspaceMountedIn, WorkspaceImages } from './process-workspace';
@@ -42,6 +43,8 @@ export class ProcessHypervisor implements Hypervisor {
   private readonly assets: string;
   private readonly mode: IsolationMode;
   private readonly network: boolean;
+  private readonly networkAllow: string[];
+  private readonly iptablesRestore: string | null;
   private readonly defaults: ResolvedLimits;
   private readonly bwrap: string | null;
   private readonly slirp: string | null;
@@ -71,6 +74,8 @@ export class ProcessHypervisor implements Hypervisor {
     const searchPath = opts.searchPath ?? process.env.PATH ?? TOOLS_PATH;
     this.bwrap = findExecutable('bwrap', searchPath);
     this.slirp = findExecutable('slirp4netns', searchPath);
+    this.iptablesRestore = findExecutable('iptables-restore', searchPath);
+    this.networkAllow = opts.networkAllow ?? [];
     const stateHash = createHash('sha256').update(this.root).digest('hex').slice(0, 8);
     this.cgroupParentPath = `${checkCgroupParent(opts.cgroupParent ?? 'hourglass')}/${stateHash}`;
     this.cgroups = detectCgroups(readMountsSync(), this.cgroupParentPath);
@@ -86,6 +91,8 @@ export class ProcessHypervisor implements Hypervisor {
       bwrapVersion: this.bwrap ? toolVersion(this.bwrap) : null,
       network: this.network,
       slirp: this.slirp,
+      iptablesRestore: this.iptablesRestore,
+      networkAllow: this.networkAllow,
       cgroups: this.cgroups,
       cgroupParentPath: this.cgroupParentPath,
       loopUnavailable: this.loopUnavailable,
@@ -141,6 +148,7 @@ export class ProcessHypervisor implements Hypervisor {
       isolation: '',
       mode: this.mode,
       network: this.mode === 'none' ? 'host' : this.network ? 'slirp4netns' : 'none',
+      ...(this.mode === 'bubblewrap' && this.network ? { egressAllow: this.networkAllow } : {}),
       limits: {
         ...(cgroup ? enforcedCgroupLimits(cgroup, limits) : {}),
         ...(this.mode === 'bubblewrap' ? { tmpMiB: limits.tmpMiB } : {}),
@@ -165,6 +173,12 @@ export class ProcessHypervisor implements Hypervisor {
       throw new IsolationUnavailableError(
         `sandbox ${id}: network is on (HOURGLASS_PROCESS_NETWORK=1) but slirp4netns is not installed, and a sandbox never shares the host's network: ` +
           'install it (Debian: apt-get install slirp4netns) or set HOURGLASS_PROCESS_NETWORK=0',
+      );
+    }
+    if (network === 'slirp4netns' && !this.iptablesRestore) {
+      throw new IsolationUnavailableError(
+        `sandbox ${id}: network is on, and its egress filter (internet only: no private ranges, no host addresses) needs ` +
+          'iptables-restore: install it (Debian: apt-get install iptables) or set HOURGLASS_PROCESS_NETWORK=0',
       );
     }
     if (diskMiB > 0 && this.loopUnavailable) {
@@ -275,6 +289,8 @@ export class ProcessHypervisor implements Hypervisor {
 
   private async startNetwork(r: SandboxRecord): Promise<void> {
     await this.killSlirps(r);
+    // Filter first: there is no route out until slirp4netns configures tap0.
+    if (r.egressAllow) await applyEgressRules(this.iptablesRestore ?? 'iptables-restore', r.holder!.pid, r.egressAllow);
     const slirp = await startSlirp({
       slirp: this.slirp!,
       holderPid: r.holder!.pid,

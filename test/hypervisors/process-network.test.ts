@@ -1,6 +1,7 @@
 // Network of process sandboxes, for real: without network only loopback; with it, slirp4netns gives
-// outbound access through the host's sockets while the host's loopback (where Hourglass binds its
-// API, Temporal and PostgreSQL) stays out of reach.
+// outbound access through the host's sockets, filtered to the internet: the host's loopback (where
+// Hourglass binds its API, Temporal and PostgreSQL), its own addresses and private ranges stay out
+// of reach unless allowed by name.
 import { existsSync, mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -59,16 +60,14 @@ describe('process sandbox network', () => {
     expect(out.stderr).toMatch(/Network is unreachable/);
   });
 
-  it("reaches the host's public address through slirp4netns, but neither the host's loopback nor slirp's host alias", async () => {
+  it("reaches neither the host's loopback, nor slirp's host alias, nor the host's own or private addresses", async () => {
     const d = driver();
     const info = await d.create({ id: 'on', labels: {} });
-    expect(info.isolation).toMatch(/; network: slirp4netns \(own namespace; host loopback unreachable\)$/);
+    expect(info.isolation).toMatch(/; network: slirp4netns \(own namespace; internet only: host loopback, the host's addresses and private, shared and link-local ranges refused\)$/);
     expect(hostIp, 'this test needs a non-loopback IPv4 address on the host').toBeDefined();
-
-    const outward = await connect(d, 'on', hostIp!);
-    expect(outward.stdout).toBe('hello from the host\n');
-    // 127.0.0.1 is the sandbox's own loopback; 10.0.2.2 would be the host's with slirp's default.
-    for (const host of ['127.0.0.1', '10.0.2.2']) {
+    // 127.0.0.1 is the sandbox's own loopback; 10.0.2.2 would be the host's with slirp's default;
+    // the host's own address reaches services bound to all interfaces; 169.254.169.254 is a cloud's metadata.
+    for (const host of ['127.0.0.1', '10.0.2.2', hostIp!, '169.254.169.254', '192.168.1.1']) {
       const r = await connect(d, 'on', host);
       expect(r.exitCode, host).not.toBe(0);
       expect(r.stdout, host).toBe('');
@@ -76,11 +75,23 @@ describe('process sandbox network', () => {
     }
     const inside = await d.exec('on', { command: ['sh', '-c', "cat /etc/resolv.conf; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"] });
     expect(inside.stdout).toBe('nameserver 10.0.2.3\nlo\ntap0\n');
+    // The sandbox's user cannot lift the filter.
+    const lift = await d.exec('on', { command: ['sh', '-c', 'iptables -F OUTPUT || /usr/sbin/iptables -F OUTPUT'] });
+    expect(lift.exitCode).not.toBe(0);
+    expect((await connect(d, 'on', hostIp!)).stdout).toBe('');
+  });
+
+  it('reaches an address the operator allows (HOURGLASS_PROCESS_NETWORK_ALLOW): the route out works', async () => {
+    const d = driver(undefined, { networkAllow: [`${hostIp}/32`] });
+    const info = await d.create({ id: 'allowed', labels: {} });
+    expect(info.isolation).toContain(`allowed besides: ${hostIp}/32`);
+    expect((await connect(d, 'allowed', hostIp!)).stdout).toBe('hello from the host\n');
+    expect((await connect(d, 'allowed', '10.0.2.2')).stdout).toBe('');
   });
 
   it('kills slirp4netns on stop and destroy, restarts it on start, and keeps it across a worker restart', async () => {
     const stateDir = mkdtempSync(path.join(os.tmpdir(), 'hourglass-net-'));
-    const d = driver(stateDir);
+    const d = driver(stateDir, { networkAllow: [`${hostIp}/32`] });
     const first = await d.create({ id: 'cycle', labels: {} });
     await d.stop('cycle');
     expect(await gone(first.details.slirpPid)).toBe(true);

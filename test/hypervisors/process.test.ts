@@ -271,5 +271,10 @@ describe('process driver isolation modes', () => {
       "sandbox ns: network is on (HOURGLASS_PROCESS_NETWORK=1) but slirp4netns is not installed, and a sandbox never shares the host's network: " +
         'install it (Debian: apt-get install slirp4netns) or set HOURGLASS_PROCESS_NETWORK=0',
     );
+    // With slirp4netns but no iptables-restore, there would be no egress filter: refused too.
+    symlinkSync('/usr/bin/slirp4netns', path.join(bin, 'slirp4netns'));
+    const unfiltered = driver(tempDir(), { searchPath: bin, network: true });
+    expect(unfiltered.summary()).toMatch(/network ON but iptables-restore is not installed: EVERY CREATE WILL FAIL/);
+    await expect(unfiltered.create({ id: 'nf', labels: {} })).rejects.toThrow(/its egress filter .* needs iptables-restore/);
   });
 });
