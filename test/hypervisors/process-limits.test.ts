@@ -1,31 +1,16 @@
 // Kernel-enforced limits of process sandboxes, for real: cgroup pids/memory/cpu, the /tmp tmpfs,
 // the workspace image. Small limits keep every bomb quick.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { removeCgroup } from '../../hypervisors/cgroups';
-import { ProcessHypervisor, type ProcessOptions } from '../../hypervisors/process';
 import { isMounted, workspaceMountedIn } from '../../hypervisors/process-workspace';
 import type { VmInfo } from '../../hypervisors/types';
+import { processDrivers } from '../support/process-drivers';
 
 const LIMITS = { memoryMiB: 96, pids: 48, cpus: 0.5, tmpMiB: 8, diskMiB: 32 };
-const tempDir = () => mkdtempSync(path.join(os.tmpdir(), 'hourglass-limits-'));
-const drivers: ProcessHypervisor[] = [];
-const driver = (stateDir = tempDir(), opts: Partial<ProcessOptions> = {}) => {
-  const d = new ProcessHypervisor({ stateDir, limits: LIMITS, ...opts });
-  drivers.push(d);
-  return d;
-};
-// Nothing a test made outlives it, even when it fails half-way; each test's worker then removes
-// its (now empty) parent cgroup, as a worker does when it stops.
-afterEach(async () => {
-  for (const d of drivers.splice(0)) {
-    for (const vm of await d.list()) await d.destroy(vm.id);
-    await d.close();
-  }
-});
+const { driver, tempDir } = processDrivers('hourglass-limits', { limits: LIMITS });
 
 /** A cgroup file of the sandbox, whichever hierarchy holds it. */
 function cgroupFile(info: VmInfo, ...names: string[]): string {

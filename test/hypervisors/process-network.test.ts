@@ -6,27 +6,11 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hasExited, processStat } from '../../hypervisors/proc-identity';
-import { ProcessHypervisor, type ProcessOptions } from '../../hypervisors/process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProcessHypervisor } from '../../hypervisors/process';
+import { gone, processDrivers } from '../support/process-drivers';
 
-const drivers: ProcessHypervisor[] = [];
-const driver = (stateDir = mkdtempSync(path.join(os.tmpdir(), 'hourglass-net-')), opts: Partial<ProcessOptions> = {}) => {
-  const d = new ProcessHypervisor({ stateDir, network: true, limits: { diskMiB: 0 }, ...opts });
-  drivers.push(d);
-  return d;
-};
-afterEach(async () => {
-  for (const d of drivers.splice(0)) {
-    for (const vm of await d.list()) await d.destroy(vm.id);
-    await d.close();
-  }
-});
-
-const gone = async (pid: unknown) => {
-  const stat = await processStat(pid as number);
-  return stat === null || hasExited(stat);
-};
+const { driver } = processDrivers('hourglass-net', { network: true, limits: { diskMiB: 0 } });
 
 // A service on all of the host's addresses, like one a careless operator exposes.
 let server: net.Server;

@@ -3,34 +3,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BadSpecError, IsolationUnavailableError, NotFoundError } from '../../hypervisors/errors';
-import { hasExited, processStat } from '../../hypervisors/proc-identity';
-import { ProcessHypervisor, createProcessHypervisor, type ProcessOptions } from '../../hypervisors/process';
+import { createProcessHypervisor } from '../../hypervisors/process';
+import { gone, processDrivers } from '../support/process-drivers';
 
 /** Small limits keep creates fast (the workspace template is made once per size and state dir). */
 const SMALL = { memoryMiB: 256, pids: 128, tmpMiB: 16, diskMiB: 64 };
-const tempDir = () => mkdtempSync(path.join(os.tmpdir(), 'hourglass-proc-'));
-const drivers: ProcessHypervisor[] = [];
-const driver = (stateDir = tempDir(), opts: Partial<ProcessOptions> = {}) => {
-  const d = new ProcessHypervisor({ stateDir, limits: SMALL, ...opts });
-  drivers.push(d);
-  return d;
-};
-// Nothing a test made outlives it, even when it fails half-way; each test's worker then removes
-// its (now empty) parent cgroup, as a worker does when it stops.
-afterEach(async () => {
-  for (const d of drivers.splice(0)) {
-    for (const vm of await d.list()) await d.destroy(vm.id);
-    await d.close();
-  }
-});
-
-/** Exited (a zombie only waits for its parent, on some hosts a slow init, to reap it). */
-const gone = async (pid: unknown) => {
-  const stat = await processStat(pid as number);
-  return stat === null || hasExited(stat);
-};
+const { driver, tempDir } = processDrivers('hourglass-proc', { limits: SMALL });
 
 const pidsOf = (pattern: string) => {
   const r = spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' });

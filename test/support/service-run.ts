@@ -3,10 +3,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { looksLikePostgres } from '../../registry/postgres-server';
 import { findProcesses, type ProcessInfo } from '../../worker/process-table';
+import { freePort } from '../../worker/temporal-server';
 
 export const REPO = path.join(import.meta.dirname, '..', '..');
 export const TOKEN = randomBytes(16).toString('hex');
@@ -29,16 +29,7 @@ export async function freePorts(): Promise<ServicePorts> {
   return { api: await freePort(), temporal: await freePort(), postgres: 20_000 + Math.floor(Math.random() * 40_000) };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export function serviceEnv(stateDir: string, ports: ServicePorts): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
