@@ -24,6 +24,7 @@ const config = loadConfig({
   HOURGLASS_STATE_DIR: stateDir,
   HOURGLASS_API_TOKENS: [...owners.map((o) => `${o}:user:${token(o)}`), `ops:admin:${token('ops')}`].join(','),
   HOURGLASS_PROCESS_DISK_MIB: process.env.HOURGLASS_PROCESS_DISK_MIB ?? '64',
+  HOURGLASS_MAX_SANDBOXES_PER_OWNER: String(n),
 });
 const runtime = await startRuntime({ ...config, temporalAddress: undefined, databaseUrl: undefined }, { worker: true, api: true, log: () => {} });
 const base = runtime.apiUrl!;
