@@ -1,5 +1,5 @@
 // Proxmox VE driver: each sandbox is a linked clone of a template VM, driven through the PVE REST
-// API with an API token. Every async call waits on its task UPID. Reference: shared/notes/proxmox-api.md.
+// API with an API token. Every async call waits on its task UPID. Reference: docs/proxmox-api.md.
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from './errors';
 import {
   isTransientPveError, PveApiError, PveClient, PveTaskError, PveTaskTimeoutError, sleep,

@@ -1,5 +1,5 @@
 // The proxmox driver against the PVE API simulator (test/pve-sim): the lifecycle, idempotency,
-// never touching foreign VMs, and each failure mode of shared/notes/proxmox-api.md §10.
+// never touching foreign VMs, and each failure mode of docs/proxmox-api.md §10.
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../../hypervisors/errors';

@@ -1,5 +1,5 @@
 // Entry point: a PVE 8.x API simulator on a random local port, for the proxmox driver's tests and
-// the lifecycle suites. See /work/shared/notes/proxmox-api.md for the behaviour it follows.
+// the lifecycle suites. See docs/proxmox-api.md for the behaviour it follows.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
