@@ -14,7 +14,7 @@ import { detectCgroups, type CgroupSupport } from './cgroups-detect';
 import { cgroupProcsFiles, enforcedCgroupLimits, sandboxCgroupDirs } from './cgroups-plan';
 import { BadSpecError, BusyError, IsolationUnavailableError, NotFoundError, NotReadyError } from './errors';
 import { KeyedMutex } from './keyed-mutex';
-import { hasExited, isAlive, processStat, recordProcess, signalIfOurs, waitForExit, type RecordedProcess } from './proc-identity';
+import { isAlive, recordProcess, signalIfOurs, waitForExit } from './proc-identity';
 import { dropPrivilegesArgs, holderBwrapArgs, INFO_FD, READY_FD, SANDBOX_PATH, SANDBOX_UID, SECCOMP_FD, seccompWrapperArgs } from './process-bwrap';
 import { checkCgroupParent, DEFAULT_LIMITS, processOptionsFromEnv, resolveLimits, type IsolationMode, type ProcessOptions, type ResolvedLimits } from './process-config';
 import { describeHost, describeSandbox, modeMismatchNote } from './process-describe';
@@ -24,6 +24,7 @@ import { applyEgressRules } from './process-egress';
 import { RESOLV_CONF, resolvConfTarget, slirpMarker, startSlirp } from './process-network';
 import { readRecord, writeRecord, type SandboxRecord } from './process-record';
 import { isMounted, workspaceMountedIn, WorkspaceImages } from './process-workspace';
+import { findProcesses, type ProcessInfo } from './process-table';
 import { runCommand } from './run-command';
 import { sandboxSeccompFilter } from './seccomp-policy';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from './types';
@@ -457,23 +458,11 @@ export class ProcessHypervisor implements Hypervisor {
   }
 
   /** bwrap processes binding this sandbox's work dir, and its slirp4netns (by argv[0]). */
-  private async straysByCommandLine(id: string): Promise<(RecordedProcess & { ppid: number })[]> {
+  private async straysByCommandLine(id: string): Promise<ProcessInfo[]> {
     const work = this.workDir(id);
     const marker = slirpMarker(this.dir(id));
-    const found: (RecordedProcess & { ppid: number })[] = [];
-    for (const entry of await readdir('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
-        const ours = (argv[0]?.endsWith('bwrap') && argv.includes(work)) || argv[0] === marker;
-        if (!ours) continue;
-        const s = await processStat(Number(entry));
-        if (s && !hasExited(s)) found.push({ pid: Number(entry), startTime: s.startTime, ppid: s.ppid });
-      } catch {
-        /* exited meanwhile */
-      }
-    }
-    return found;
+    const found = await findProcesses((argv) => (argv[0]?.endsWith('bwrap') && argv.includes(work)) || argv[0] === marker);
+    return found.filter((p) => !p.exited);
   }
 
   async list(): Promise<VmInfo[]> {

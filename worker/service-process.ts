@@ -7,7 +7,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { processStartTime } from '../hypervisors/proc-identity';
-import type { StopStep } from './process-table';
+import type { StopStep } from '../hypervisors/process-table';
 
 export interface ServiceProcessOptions {
   /** For messages: "PostgreSQL", "Temporal". */

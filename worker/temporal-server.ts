@@ -12,7 +12,7 @@ import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
-import { findProcesses, optionValue, stopProcess, type StopStep } from './process-table';
+import { findProcesses, optionValue, stopProcess, type StopStep } from '../hypervisors/process-table';
 import { describeExit, startServiceProcess, type ServiceProcess } from './service-process';
 
 export interface DevServerOptions {

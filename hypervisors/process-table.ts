@@ -2,10 +2,12 @@
 // process found is recorded with its start time, and only signalled while that still matches.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { readlink } from 'node:fs/promises';
-import { isAlive, processStat, signalIfOurs, waitForExit, type RecordedProcess } from '../hypervisors/proc-identity';
+import { hasExited, isAlive, processStat, signalIfOurs, waitForExit, type RecordedProcess } from './proc-identity';
 
 export interface ProcessInfo extends RecordedProcess {
   ppid: number;
+  /** Exited and waiting to be reaped (a zombie): nothing left to stop. */
+  exited: boolean;
   argv: string[];
   /** Working directory, or null when /proc does not let us read it. */
   cwd: string | null;
@@ -64,7 +66,7 @@ async function processInfo(pid: number, argv: string[]): Promise<ProcessInfo | n
   } catch {
     return null; // exited while we looked
   }
-  return stat ? { pid, startTime: stat.startTime, ppid: stat.ppid, argv, cwd, exe, uid } : null;
+  return stat ? { pid, startTime: stat.startTime, ppid: stat.ppid, exited: hasExited(stat), argv, cwd, exe, uid } : null;
 }
 
 /** The value of a command-line option given as `--name value` or `--name=value`. */
