@@ -3,6 +3,7 @@
 // (the runtime refuses to listen beyond loopback that way unless told it is on purpose).
 import type { Request, RequestHandler } from 'express';
 import { ApiError } from './errors';
+import { isLoopbackAuthority, isLoopbackOrigin } from './loopback';
 import { LOCAL_ADMIN, type Principal, type TokenStore } from './tokens';
 
 const PRINCIPAL = Symbol('principal');
@@ -57,15 +58,5 @@ export function requesterOf(req: Request): string {
   return onBehalf ? `${p.owner} (for ${onBehalf.slice(0, 100)})` : p.owner;
 }
 
-const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
-
-function isLoopbackAuthority(host: string): boolean {
-  return LOOPBACK_HOST.test(host);
-}
-
-function isLoopbackOrigin(origin: string): boolean {
-  const m = /^https?:\/\/([^/]+)$/i.exec(origin);
-  return !!m && isLoopbackAuthority(m[1]!);
-}
 
 const printable = (s: string) => JSON.stringify(s.slice(0, 100));

@@ -1,6 +1,7 @@
 // Configuration from the environment: one place, documented in the README's table.
 import path from 'node:path';
 import { limitsPolicyFromEnv, type LimitsPolicy } from '../api/limits';
+import { isLoopback } from '../api/loopback';
 import { TokenStore } from '../api/tokens';
 
 export interface Config {
@@ -63,10 +64,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
-/** 127.0.0.0/8, ::1 and localhost; 0.0.0.0 and :: are every interface. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host) || host === '::ffff:127.0.0.1';
-}
+export { isLoopback };
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
