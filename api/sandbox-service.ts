@@ -8,7 +8,15 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import type pg from 'pg';
-import { countLiveSandboxes, getSandbox, listEvents, listExecs, listSandboxes, type ListFilter } from '../registry/sandboxes';
+import {
+  countLiveSandboxes,
+  getSandbox,
+  listEvents,
+  listExecs,
+  listSandboxes,
+  type ListFilter,
+  type SandboxRow,
+} from '../registry/sandboxes';
 import {
   awaitReadyUpdate,
   destroySignal,
@@ -254,10 +262,13 @@ export class SandboxService {
     return this.describe(id);
   }
 
-  /** The live state from the workflow's query; the registry row when the workflow cannot answer. */
-  async describe(id: string): Promise<SandboxStatus> {
+  /**
+   * The live state from the workflow's query; the registry row when the workflow cannot answer.
+   * `recorded`: the row, when the caller has just read it.
+   */
+  async describe(id: string, recorded?: SandboxRow | null): Promise<SandboxStatus> {
+    recorded ??= await getSandbox(this.pool, id);
     // DESTROYED is final; a terminated run's query would still answer its last live state.
-    const recorded = await getSandbox(this.pool, id);
     if (recorded?.state === 'DESTROYED') return recorded;
     try {
       // The registry row names the owner (authorize() checks it): a run started before owners
@@ -290,8 +301,8 @@ export class SandboxService {
 
   /** The sandbox as its owner (or an admin) sees it; 404 for anyone else. */
   async get(p: Principal, id: string): Promise<SandboxStatus> {
-    await this.authorize(p, id);
-    return this.describe(id);
+    const { row } = await this.authorize(p, id);
+    return this.describe(id, row);
   }
 
   /** A non-admin lists only their own sandboxes; an admin lists every owner's, or one owner's. */
@@ -390,7 +401,7 @@ export class SandboxService {
    * The sandbox's owner and driver, from its registry row or (before the first row is written)
    * its workflow's search attributes; 404 when it is unknown or another owner's.
    */
-  private async authorize(p: Principal, id: string): Promise<{ owner: string; driver: string }> {
+  private async authorize(p: Principal, id: string): Promise<{ owner: string; driver: string; row: SandboxRow | null }> {
     const row = await getSandbox(this.pool, id);
     let found: { owner: string; driver: string } | undefined = row ? { owner: row.owner, driver: row.driver } : undefined;
     // An unknown id costs a Temporal call (the row may not be written yet); so does another
@@ -405,7 +416,7 @@ export class SandboxService {
       }
     }
     if (!found || !canSee(p, found.owner)) throw notFound(`sandbox ${id}`);
-    return found;
+    return { ...found, row };
   }
 
   private async requireState(p: Principal, id: string, op: Operation): Promise<void> {
