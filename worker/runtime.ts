@@ -17,7 +17,7 @@ import { isLoopback, type Config } from './config';
 import { startEmbeddedServices } from './embedded-services';
 import { createHealthCheck } from './health';
 import { ensureReaperSchedule } from './reaper-schedule';
-import { ensureSearchAttributes } from './search-attribute-check';
+import { ensureSearchAttributes } from './ensure-search-attributes';
 import { createWorker } from './worker';
 
 export interface RuntimeOptions {
