@@ -9,11 +9,13 @@ import { ProcessHypervisor } from '../hypervisors/process';
 import type { OpContext, VmInfo } from '../hypervisors/types';
 import type { SandboxStatus } from '../workflows/types';
 import { eventually, startHarness, type Harness } from './support/harness';
+import { Context } from '@temporalio/activity';
 
-/** The real process driver with switches: hold sandboxes in BOOTING, make destroy fail. */
+/** The real process driver with switches: hold sandboxes in BOOTING, make the sandbox workflow's destroys fail. */
 class ControlledDriver extends ProcessHypervisor {
   holdReady = false;
-  failDestroy = false;
+  /** Fails destroys asked by a sandbox's own workflow; a force destroy's still succeed. */
+  failWorkflowDestroy = false;
   createDelayMs = 0;
   override async create(spec: Parameters<ProcessHypervisor["create"]>[0]): Promise<VmInfo> {
     if (this.createDelayMs) await new Promise((r) => setTimeout(r, this.createDelayMs));
@@ -28,7 +30,9 @@ class ControlledDriver extends ProcessHypervisor {
     return super.waitReady(id, timeoutMs, ctx);
   }
   override async destroy(id: string): Promise<{ existed: boolean }> {
-    if (this.failDestroy) throw new BusyError(`hypervisor busy (test) while destroying ${id}`);
+    if (this.failWorkflowDestroy && Context.current().info.workflowType === 'sandboxWorkflow') {
+      throw new BusyError(`hypervisor busy (test) while destroying ${id}`);
+    }
     return super.destroy(id);
   }
 }
@@ -159,11 +163,11 @@ describe('force-destroy from any state', () => {
 
   it('DESTROYING (the hypervisor keeps failing) and DESTROYED (idempotent)', async () => {
     const sbx = await create({ ttlSeconds: 60, driver: 'controlled' });
-    controlled.failDestroy = true;
+    controlled.failWorkflowDestroy = true;
     await h.api('DELETE', `/v1/sandboxes/${sbx.id}`);
     await untilState(sbx.id, 'DESTROYING');
-    controlled.failDestroy = false; // the hypervisor recovers; force does not wait for the retry backoff
-    const res = await force(sbx.id);
+    // The workflow's retries keep failing (none can win a race with the force destroy); force's succeeds.
+    const res = await force(sbx.id).finally(() => (controlled.failWorkflowDestroy = false));
     expect(res.body).toMatchObject({ state: 'DESTROYED', vmExisted: true });
     expect(await vm(sbx.id, 'controlled')).toBeNull();
     const again = await force(sbx.id);
