@@ -3,13 +3,13 @@
 import { mkdirSync, mkdtempSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Context } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BusyError } from '../hypervisors/errors';
 import { ProcessHypervisor } from '../hypervisors/process';
 import type { OpContext, VmInfo } from '../hypervisors/types';
 import type { SandboxStatus } from '../workflows/types';
 import { eventually, startHarness, type Harness } from './support/harness';
-import { Context } from '@temporalio/activity';
 
 /** The real process driver with switches: hold sandboxes in BOOTING, make the sandbox workflow's destroys fail. */
 class ControlledDriver extends ProcessHypervisor {
