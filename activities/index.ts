@@ -51,13 +51,15 @@ export function createActivities(deps: ActivityDeps) {
     async createSandbox(req: Target & { template?: string; labels: Record<string, string>; limits?: SandboxLimits }) {
       const driver = hypervisor(hypervisors, req.driver);
       const spec = { id: req.id, template: req.template, labels: req.labels, limits: req.limits };
-      const info = await permanentAware(() => driver.create(spec, opContext()));
+      // Heartbeats while it runs: a create the server timed out for silence would be retried
+      // beside itself, and two attempts at once made two namespaces for one sandbox.
+      const info = await whileAlive(() => permanentAware(() => driver.create(spec, opContext())));
       return { isolation: info.isolation, limits: info.limits, details: info.details };
     },
 
     async waitSandboxReady(req: Target & { timeoutSeconds: number }): Promise<void> {
       const driver = hypervisor(hypervisors, req.driver);
-      await permanentAware(() => driver.waitReady(req.id, req.timeoutSeconds * 1000, opContext()));
+      await whileAlive(() => permanentAware(() => driver.waitReady(req.id, req.timeoutSeconds * 1000, opContext())));
     },
 
     /**

@@ -14,7 +14,6 @@ import { detectCgroups, type CgroupSupport } from './cgroups-detect';
 import { cgroupProcsFiles, enforcedCgroupLimits, sandboxCgroupDirs } from './cgroups-plan';
 import { BadSpecError, BusyError, IsolationUnavailableError, NotFoundError, NotReadyError } from './errors';
 import { findExecutable } from './find-executable';
-import { KeyedMutex } from './keyed-mutex';
 import { isAlive, recordProcess, signalIfOurs, waitForExit } from './proc-identity';
 import { dropPrivilegesArgs, holderBwrapArgs, INFO_FD, READY_FD, SANDBOX_PATH, SANDBOX_UID, SECCOMP_FD, seccompWrapperArgs } from './process-bwrap';
 import { checkCgroupParent, DEFAULT_LIMITS, processOptionsFromEnv, resolveLimits, type IsolationMode, type ProcessOptions, type ResolvedLimits } from './process-config';
@@ -27,6 +26,7 @@ import { readRecord, writeRecord, type SandboxRecord } from './process-record';
 import { isMounted, workspaceMountedIn, WorkspaceImages } from './process-workspace';
 import { findProcesses, type ProcessInfo } from './process-table';
 import { runCommand } from './run-command';
+import { SandboxLocks } from './sandbox-lock';
 import { sandboxSeccompFilter } from './seccomp-policy';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from './types';
 
@@ -57,7 +57,8 @@ export class ProcessHypervisor implements Hypervisor {
   /** Processes of all sandboxes together: half of the kernel's pid_max, the rest is the host's. */
   private readonly hostPidsCap: number | undefined;
   private readonly workspaces: WorkspaceImages;
-  private readonly mutex = new KeyedMutex();
+  /** Per sandbox, across processes sharing this state dir. */
+  private readonly locks: SandboxLocks;
   private seccompFile?: Promise<string>;
 
   constructor(opts: ProcessOptions) {
@@ -84,6 +85,7 @@ export class ProcessHypervisor implements Hypervisor {
     this.hostPidsCap = hostPidsCap();
     this.loopUnavailable = WorkspaceImages.unavailableReason();
     this.workspaces = new WorkspaceImages(path.join(this.assets, 'workspace-templates'));
+    this.locks = new SandboxLocks(path.join(this.assets, 'locks'));
   }
 
   summary(): string {
@@ -118,12 +120,14 @@ export class ProcessHypervisor implements Hypervisor {
     return path.join(this.dir(id), 'work');
   }
 
-  async create(spec: SandboxSpec): Promise<VmInfo> {
+  async create(spec: SandboxSpec, ctx?: OpContext): Promise<VmInfo> {
     if (spec.template && spec.template !== 'default') {
       throw new BadSpecError(`unknown template '${spec.template}' for driver process; available: default`);
     }
     const dir = this.dir(spec.id);
-    return this.mutex.run(spec.id, async () => {
+    return this.locks.run(spec.id, async () => {
+      // An attempt the server gave up on (cancelled) must not touch what its retry is using.
+      ctx?.signal?.throwIfAborted();
       // A retry of create finds what an earlier attempt recorded and completes it.
       let record = await readRecord(dir);
       if (!record) {
@@ -387,7 +391,7 @@ export class ProcessHypervisor implements Hypervisor {
 
   /** Stop ends every process but keeps the directory, cgroup and workspace; start brings up a fresh namespace. */
   async stop(id: string): Promise<void> {
-    await this.mutex.run(id, async () => {
+    await this.locks.run(id, async () => {
       const r = await readRecord(this.dir(id));
       if (!r) throw new NotFoundError(id);
       await this.killProcesses(r);
@@ -399,7 +403,7 @@ export class ProcessHypervisor implements Hypervisor {
   }
 
   async start(id: string): Promise<void> {
-    await this.mutex.run(id, async () => {
+    await this.locks.run(id, async () => {
       const r = await readRecord(this.dir(id));
       if (!r) throw new NotFoundError(id);
       await this.bringUp(r);
@@ -408,7 +412,7 @@ export class ProcessHypervisor implements Hypervisor {
 
   async destroy(id: string): Promise<{ existed: boolean }> {
     const dir = this.dir(id);
-    return this.mutex.run(id, async () => {
+    return this.locks.run(id, async () => {
       const r = await readRecord(dir);
       const existed = r !== null || (await exists(dir));
       if (!existed) return { existed: false };

@@ -13,6 +13,8 @@ import type { SandboxStatus } from '../workflows/types';
 import { WorkflowUpdateStage } from '@temporalio/client';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../worker/worker';
+import { findProcesses } from '../hypervisors/process-table';
+import { gone } from './support/process-drivers';
 import { eventually, settledEvents, startHarness, type Harness, testDataConverter } from './support/harness';
 
 /** A real process driver whose create makes the sandbox and then fails for good. */
@@ -24,9 +26,33 @@ class CreateThenFail extends ProcessHypervisor {
 }
 const flaky = new CreateThenFail({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'hourglass-flaky-')) });
 
+/**
+ * A create whose first attempt goes on running after the server has given up on it (timed out,
+ * its worker stalled): it is left to finish in the background, as another worker process sharing
+ * the state dir (its own driver instance), while the retry runs here.
+ */
+class LateFirstAttempt extends ProcessHypervisor {
+  readonly late = new Map<string, Promise<VmInfo>>();
+  private readonly otherWorker: ProcessHypervisor;
+  constructor(stateDir: string) {
+    super({ stateDir });
+    this.otherWorker = new ProcessHypervisor({ stateDir });
+  }
+  override async create(spec: SandboxSpec): Promise<VmInfo> {
+    if (!this.late.has(spec.id)) {
+      const attempt = this.otherWorker.create(spec);
+      attempt.catch(() => {});
+      this.late.set(spec.id, attempt);
+      throw new Error('activity attempt timed out (its create still runs)');
+    }
+    return super.create(spec);
+  }
+}
+const late = new LateFirstAttempt(mkdtempSync(path.join(os.tmpdir(), 'hourglass-late-')));
+
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ drivers: { flaky } });
+  h = await startHarness({ drivers: { flaky, late } });
 });
 afterAll(() => h?.close());
 
@@ -153,6 +179,23 @@ describe('durability', () => {
     // The history's payloads are encrypted: replay decodes them with the same converter.
     const replay = Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: testDataConverter() }, history, `sandbox:${sbx.id}`);
     await expect(replay).resolves.toBeUndefined();
+  });
+
+  it('a retried create running beside its late first attempt leaves one namespace, the one commands run in', async () => {
+    const { body: sbx } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 60, driver: 'late' });
+    expect(sbx.state).toBe('RUNNING');
+    const lateResult = await late.late.get(sbx.id)!;
+    const recorded = (await late.describe(sbx.id))!.details;
+    // Whichever attempt came first made the holder; the other found it and kept it.
+    expect(lateResult.details.holderPid).toBe(recorded.holderPid);
+    const holders = await findProcesses((argv) => Boolean(argv[0]?.endsWith('bwrap')) && argv.includes(recorded.dir as string));
+    expect(holders.filter((p) => !p.exited).length).toBeLessThanOrEqual(2); // outer bwrap + pid 1 of the namespace
+    // The sandbox commands run in is the recorded one: a file written now is still there later.
+    await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['sh', '-c', 'echo kept > /tmp/mark'] });
+    expect((await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['cat', '/tmp/mark'] })).body.stdout).toBe('kept\n');
+    await h.api('DELETE', `/v1/sandboxes/${sbx.id}`);
+    await eventually(async () => (await state(sbx.id)).state === 'DESTROYED');
+    expect(await gone(recorded.holderPid)).toBe(true);
   });
 
   it('a create that fails after making part of the sandbox ends FAILED and cleans up', async () => {
