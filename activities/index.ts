@@ -13,6 +13,7 @@ import {
   recordExecInterrupted,
   recordExecStart,
   recordTransition,
+  recordTransitions,
   type ExecRecord,
 } from '../registry/sandboxes';
 import { createReaperActivities } from './reaper';
@@ -35,8 +36,14 @@ export function createActivities(deps: ActivityDeps) {
   const { pool, hypervisors } = deps;
   return {
     ...createReaperActivities(deps),
+    /** Runs before batched writes; kept for their histories. */
     async recordTransition(event: TransitionEvent): Promise<void> {
       await recordTransition(pool, event);
+    },
+
+    /** A workflow task's transitions, as a local activity (one round trip to PostgreSQL). */
+    async recordTransitions(events: TransitionEvent[]): Promise<void> {
+      await recordTransitions(pool, events);
     },
 
     /** For destroys that happen outside the sandbox's own workflow (force-destroy, reaper). */

@@ -10,6 +10,7 @@ import {
 import type pg from 'pg';
 import {
   countLiveSandboxes,
+  countPendingCreates,
   getSandbox,
   listEvents,
   listExecs,
@@ -30,7 +31,7 @@ import {
 import { forceDestroyWorkflow } from '../workflows/force-destroy';
 import { reaperWorkflow, type ReaperReport } from '../workflows/reaper';
 import { sandboxWorkflow } from '../workflows/sandbox';
-import { SandboxDriver, SandboxOwner, SandboxSession, SandboxState } from '../workflows/search-attributes';
+import { SandboxDriver, SandboxExpiresAt, SandboxOwner, SandboxSession, SandboxState } from '../workflows/search-attributes';
 import { ALLOWED_STATES, SANDBOX_STATES, invalidStateMessage, isAllowed, type Operation } from '../workflows/states';
 import type { ExecInput, ExecOutput, JobSpec, RenewLeaseResult, SandboxRequest, SandboxStatus } from '../workflows/types';
 import { ApiError, fromTemporal, notFound } from './errors';
@@ -48,6 +49,8 @@ export interface SandboxServiceOptions {
   limits: LimitsPolicy;
   /** Live (not DESTROYED) sandboxes one `user` owner may have; admins are not counted. */
   maxSandboxesPerOwner: number;
+  /** Creates under way at once before new ones get 429 (0: no limit). */
+  maxPendingCreates?: number;
 }
 
 export const workflowIdOf = (id: string) => `sandbox:${id}`;
@@ -62,6 +65,9 @@ export class SandboxService {
     private readonly opts: SandboxServiceOptions,
     private readonly sessions?: SessionService,
   ) {}
+
+  /** Creates this process has started and not yet seen RUNNING (or fail). */
+  private launching = 0;
 
   /** Starts the sandbox workflow and (by default) waits until the sandbox is RUNNING or has failed. */
   async create(
@@ -83,6 +89,7 @@ export class SandboxService {
     }
     if (body.sessionId) await this.requireOpenSession(p, body.sessionId);
     await this.requireQuota(p);
+    await this.requireCapacity();
     const maxLifetimeSeconds = body.maxLifetimeSeconds ?? this.opts.defaultMaxLifetimeSeconds;
     if (body.ttlSeconds > maxLifetimeSeconds) {
       throw new ApiError(400, 'invalid_argument', `ttlSeconds: ${body.ttlSeconds} exceeds maxLifetimeSeconds ${maxLifetimeSeconds}`);
@@ -100,17 +107,42 @@ export class SandboxService {
       readyTimeoutSeconds: body.readyTimeoutSeconds ?? this.opts.readyTimeoutSeconds,
       job: body.job,
     };
+    this.launching += 1;
     try {
       return { created: true, sandbox: await this.launch(request, { requestHash: ctx.idempotencyKey ? requestHash : undefined, wait: body.wait }) };
     } catch (err) {
       const replay = ctx.idempotencyKey && isAlreadyStarted(err) ? await this.replay(p, id, requestHash) : null;
       if (replay) return { created: false, sandbox: replay };
       throw err;
+    } finally {
+      this.launching -= 1;
+    }
+  }
+
+  /**
+   * Past what the workers can create at once, new creates are refused at once (429) instead of
+   * queueing for seconds while they compete with the destroys and renewals of running leases
+   * (those are never refused). Pending: the registry's count, or this process's own waits when
+   * higher (a create's first row is written a moment after it starts).
+   */
+  private async requireCapacity(): Promise<void> {
+    const max = this.opts.maxPendingCreates;
+    if (!max) return;
+    const pending = Math.max(this.launching, await countPendingCreates(this.pool));
+    if (pending >= max) {
+      throw new ApiError(
+        429,
+        'overloaded',
+        `${pending} sandboxes are being created right now (at most ${max} at once, HOURGLASS_MAX_PENDING_CREATES); retry in a moment`,
+        { pending, max },
+        1,
+      );
     }
   }
 
   /** Starts a sandbox workflow for a prepared request (used by create, jobs and sessions). */
   async launch(request: SandboxRequest, opts: { requestHash?: string; wait: boolean }): Promise<SandboxStatus> {
+    const maxExpiresAt = new Date(Date.now() + request.maxLifetimeSeconds * 1000);
     const startOptions = {
       workflowId: workflowIdOf(request.id),
       taskQueue: this.opts.taskQueue,
@@ -123,13 +155,15 @@ export class SandboxService {
         requestHash: opts.requestHash ?? null,
         // Enough to describe the sandbox before any worker has run it.
         labels: request.labels,
-        maxExpiresAt: new Date(Date.now() + request.maxLifetimeSeconds * 1000).toISOString(),
+        maxExpiresAt: maxExpiresAt.toISOString(),
       },
       staticSummary: `sandbox ${request.id} of ${request.owner} on ${request.driver} (ttl ${request.ttlSeconds}s)`,
       typedSearchAttributes: [
         { key: SandboxState, value: 'REQUESTED' },
         { key: SandboxDriver, value: request.driver },
         { key: SandboxOwner, value: request.owner },
+        // Until RUNNING, the latest it may live: the reaper catches a create that never ends.
+        { key: SandboxExpiresAt, value: maxExpiresAt },
         ...(request.sessionId ? [{ key: SandboxSession, value: request.sessionId }] : []),
       ],
     };

@@ -31,38 +31,40 @@ const OUTPUT_CAP = 64 * 1024; // bytes of stdout/stderr kept per exec
 
 /** Applies a transition: the row moves forward only (seq), the event is written once. */
 export async function recordTransition(pool: pg.Pool, e: TransitionEvent): Promise<void> {
-  const s = e.sandbox;
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query(
-      `INSERT INTO sandboxes (id, owner, driver, template, state, labels, session_id, isolation, limits, created_at,
+  await recordTransitions(pool, [e]);
+}
+
+/**
+ * Writes a sandbox's transitions in one statement (one round trip, atomic): the row takes the
+ * newest snapshot unless it already holds a newer one, and every event is appended once.
+ */
+export async function recordTransitions(pool: pg.Pool, events: TransitionEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const newest = events.reduce((a, b) => (b.seq > a.seq ? b : a));
+  const s = newest.sandbox;
+  await pool.query(
+    `WITH row_write AS (
+       INSERT INTO sandboxes (id, owner, driver, template, state, labels, session_id, isolation, limits, created_at,
                               expires_at, max_expires_at, destroy_reason, error, job, seq, updated_at)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, now())
        ON CONFLICT (id) DO UPDATE SET
          state = EXCLUDED.state, isolation = EXCLUDED.isolation, limits = EXCLUDED.limits,
          expires_at = EXCLUDED.expires_at, destroy_reason = EXCLUDED.destroy_reason, error = EXCLUDED.error,
          job = EXCLUDED.job, seq = EXCLUDED.seq, updated_at = now()
-       WHERE sandboxes.seq < EXCLUDED.seq`,
-      [
-        s.id, s.owner, s.driver, storableText(s.template) ?? null, s.state, storableJson(s.labels), s.sessionId ?? null,
-        storableText(s.isolation) ?? null, s.limits ? storableJson(s.limits) : null, s.createdAt, s.expiresAt ?? null,
-        s.maxExpiresAt, storableText(s.destroyReason) ?? null, storableText(s.error) ?? null,
-        s.job ? storableJson(s.job) : null, e.seq,
-      ],
-    );
-    await client.query(
-      `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
-       VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`,
-      [e.sandboxId, e.seq, e.from, e.to, storableText(e.reason), e.at],
-    );
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+       WHERE sandboxes.seq < EXCLUDED.seq
+     )
+     INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
+     SELECT $1, * FROM unnest($17::int[], $18::text[], $19::text[], $20::text[], $21::timestamptz[])
+     ON CONFLICT DO NOTHING`,
+    [
+      s.id, s.owner, s.driver, storableText(s.template) ?? null, s.state, storableJson(s.labels), s.sessionId ?? null,
+      storableText(s.isolation) ?? null, s.limits ? storableJson(s.limits) : null, s.createdAt, s.expiresAt ?? null,
+      s.maxExpiresAt, storableText(s.destroyReason) ?? null, storableText(s.error) ?? null,
+      s.job ? storableJson(s.job) : null, newest.seq,
+      events.map((e) => e.seq), events.map((e) => e.from), events.map((e) => e.to),
+      events.map((e) => storableText(e.reason)), events.map((e) => e.at),
+    ],
+  );
 }
 
 /**
@@ -137,6 +139,12 @@ export async function listSandboxes(pool: pg.Pool, f: ListFilter): Promise<{ ite
 
 export async function countLiveSandboxes(pool: pg.Pool, owner: string): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM sandboxes WHERE owner = $1 AND state <> 'DESTROYED'`, [owner]);
+  return rows[0]!.n;
+}
+
+/** Sandboxes whose create is under way (requested, provisioning, booting), every owner's. */
+export async function countPendingCreates(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM sandboxes WHERE state IN ('REQUESTED', 'PROVISIONING', 'BOOTING')`);
   return rows[0]!.n;
 }
 

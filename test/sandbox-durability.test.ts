@@ -1,6 +1,6 @@
 // What must hold when things go wrong: a worker restart mid-lease, history growth
 // (continue-as-new), and a create that fails after it already made part of the sandbox.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { execUpdate, getStatus, renewLeaseSignal, renewLeaseUpdate } from '../wo
 import { sandboxWorkflow } from '../workflows/sandbox';
 import type { SandboxStatus } from '../workflows/types';
 import { WorkflowUpdateStage } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../worker/worker';
 import { findProcesses } from '../hypervisors/process-table';
@@ -179,6 +180,13 @@ describe('durability', () => {
     // The history's payloads are encrypted: replay decodes them with the same converter.
     const replay = Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: testDataConverter() }, history, `sandbox:${sbx.id}`);
     await expect(replay).resolves.toBeUndefined();
+  });
+
+  it('a history recorded before lean-history-v1 (renewals, exec, destroy) replays against the current code', async () => {
+    // Recorded with the workflow as it was (105 events), protobuf-encoded.
+    const history = temporal.api.history.v1.History.decode(readFileSync(path.join(import.meta.dirname, 'fixtures', 'sandbox-history-before-lean.bin')));
+    const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+    await expect(Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: testDataConverter() }, history)).resolves.toBeUndefined();
   });
 
   it('a retried create running beside its late first attempt leaves one namespace, the one commands run in', async () => {

@@ -1,15 +1,16 @@
 // Force-destroy: the sandbox's own workflow has been terminated (or never ran its finally);
 // destroy the VM directly and mark the row DESTROYED even when the VM is already gone.
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
+import { teardownQueue } from './task-queues';
 
 type Activities = ReturnType<typeof createActivities>;
 
-const { destroySandbox, markDestroyed } = proxyActivities<Activities>({
+const OPTIONS = {
   startToCloseTimeout: '5m',
   heartbeatTimeout: '30s',
   retry: { initialInterval: '1s', maximumInterval: '1m' },
-});
+} as const;
 
 export interface ForceDestroyInput {
   id: string;
@@ -20,6 +21,8 @@ export interface ForceDestroyInput {
 }
 
 export async function forceDestroyWorkflow({ id, driver, owner, reason }: ForceDestroyInput): Promise<{ existed: boolean }> {
+  const { destroySandbox } = proxyActivities<Activities>({ ...OPTIONS, taskQueue: teardownQueue(workflowInfo().taskQueue) });
+  const { markDestroyed } = proxyActivities<Activities>(OPTIONS);
   const { existed } = await destroySandbox({ id, driver });
   await markDestroyed({ id, driver, owner, reason: existed ? reason : `${reason} (vm already gone)` });
   return { existed };

@@ -12,9 +12,11 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   TimeoutFailure,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
@@ -34,6 +36,7 @@ import {
   vmLostSignal,
 } from './messages';
 import { SandboxExpiresAt, SandboxState as SandboxStateKey } from './search-attributes';
+import { provisionQueue, teardownQueue } from './task-queues';
 import {
   BUSY,
   INVALID_ARGUMENT,
@@ -44,7 +47,16 @@ import {
   type Operation,
   type SandboxState,
 } from './states';
-import type { ExecInput, ExecOutput, JobStatus, SandboxInput, SandboxLimits, SandboxResult, SandboxStatus } from './types';
+import type {
+  ExecInput,
+  ExecOutput,
+  JobStatus,
+  SandboxInput,
+  SandboxLimits,
+  SandboxResult,
+  SandboxStatus,
+  TransitionEvent,
+} from './types';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -55,22 +67,33 @@ const registry = proxyActivities<Activities>({
   retry: { initialInterval: '500ms', maximumInterval: '30s' },
 });
 
+// Transitions are written by a local activity in the workflow task that made them, batched: one
+// marker event instead of a workflow task and three activity events each, and never queued behind
+// creates. Longer backoffs (PostgreSQL down) sleep on a timer rather than hold the task open.
+const registryLocal = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '5s',
+  retry: { initialInterval: '200ms', maximumInterval: '30s' },
+  localRetryThreshold: '5s',
+});
+/** Microtask hops a batch waits for more transitions of the same activation (an activation ends only once its microtasks are done). */
+const BATCH_TICKS = 20;
+
 // WAIT_CANCELLATION_COMPLETED: destroy must not race a create that is still making the VM.
-const provisioning = proxyActivities<Activities>({
+const PROVISIONING = {
   startToCloseTimeout: '10m',
   heartbeatTimeout: '30s',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1s', maximumInterval: '20s', maximumAttempts: 5 },
-});
+} as const;
 
 // Destroy is retried forever: a sandbox that was created must be destroyed. Short, flat-ish
 // backoff: a destroy is cheap to retry and every second of delay is a second past the lease.
-const teardown = proxyActivities<Activities>({
+const TEARDOWN = {
   startToCloseTimeout: '5m',
   // A destroy lost with a crashed worker is retried after this; the activity heartbeats every second.
   heartbeatTimeout: '5s',
   retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '5s' },
-});
+} as const;
 
 const PROVISIONING_STATES: readonly SandboxState[] = ['REQUESTED', 'PROVISIONING', 'BOOTING'];
 /** Default history length that triggers a continue-as-new (before Temporal's own suggestion). */
@@ -97,8 +120,15 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   let job: JobStatus | undefined = carried ? carried.job : request.job ? { state: 'QUEUED', steps: [] } : undefined;
   const pendingWrites: Promise<unknown>[] = [];
   let writesInFlight = 0;
+  // Runs started before the history was made lean replay the old way: one activity per
+  // transition, an upsert per change, a lease timer restarted by every renewal.
+  const lean = patched('lean-history-v1');
+  let unsent: TransitionEvent[] = [];
   let draining = false; // history is near its limit: new execs/stops/starts wait for the rollover
   const provisioningScope = new CancellationScope();
+  const { taskQueue } = workflowInfo();
+  const provisioning = proxyActivities<Activities>({ ...PROVISIONING, taskQueue: provisionQueue(taskQueue) });
+  const teardown = proxyActivities<Activities>({ ...TEARDOWN, taskQueue: teardownQueue(taskQueue) });
 
   const status = (): SandboxStatus => ({
     id,
@@ -119,12 +149,24 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     job,
   });
 
+  let uiPending = false;
   function showInUi(): void {
-    upsertSearchAttributes([
-      { key: SandboxStateKey, value: state },
-      // Before RUNNING: the latest it may live, so the reaper also catches a boot that is stuck.
-      { key: SandboxExpiresAt, value: new Date(lease ? lease.expiresAt : createdAt + request.maxLifetimeSeconds * 1000) },
-    ]);
+    const upsert = () =>
+      upsertSearchAttributes([
+        { key: SandboxStateKey, value: state },
+        // Before RUNNING: the latest it may live, so the reaper also catches a boot that is stuck.
+        { key: SandboxExpiresAt, value: new Date(lease ? lease.expiresAt : createdAt + request.maxLifetimeSeconds * 1000) },
+      ]);
+    if (!lean) upsert();
+    else if (!uiPending) {
+      // One upsert per activation, with the state it ends in (EXPIRED → DESTROYING is one event).
+      uiPending = true;
+      void (async () => {
+        for (let i = 0; i < BATCH_TICKS; i++) await Promise.resolve();
+        uiPending = false;
+        upsert();
+      })();
+    }
     const expiry = lease ? `, lease until ${new Date(lease.expiresAt).toISOString()}` : '';
     setCurrentDetails(`**${state}**${expiry}${destroyReason ? ` — ${destroyReason}` : ''}`);
   }
@@ -148,8 +190,19 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   function recordSnapshot(from: SandboxState | null, reason: string): void {
     seq += 1;
     const at = new Date().toISOString();
-    const event = { sandboxId: id, seq, from, to: state, reason, at, sandbox: status() };
-    write(() => registry.recordTransition(event));
+    const event: TransitionEvent = { sandboxId: id, seq, from, to: state, reason, at, sandbox: status() };
+    if (!lean) {
+      write(() => registry.recordTransition(event));
+      return;
+    }
+    unsent.push(event);
+    if (unsent.length > 1) return; // a batch is already waiting for more
+    write(async () => {
+      for (let i = 0; i < BATCH_TICKS; i++) await Promise.resolve();
+      const batch = unsent;
+      unsent = [];
+      await registryLocal.recordTransitions(batch);
+    });
   }
 
   function transition(to: SandboxState, reason: string): void {
@@ -340,6 +393,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       limits = created.limits;
       transition('BOOTING', `created (${created.isolation})`);
       await proxyActivities<Activities>({
+        taskQueue: provisionQueue(taskQueue),
         startToCloseTimeout: `${request.readyTimeoutSeconds + 30}s`,
         heartbeatTimeout: '30s',
         cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -380,6 +434,31 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     if (!request.job.keepalive) requestDestroy(`job ${job.state.toLowerCase()}`);
   }
 
+  let leaseTimerSet = false;
+  /**
+   * Waits for `done` or the lease's end. One durable timer per lease period: a renewal only moves
+   * the expiry later, so the timer already set wakes the loop (which sets the next one) and a
+   * renewal adds no timer events. The old way restarted the timer on every wake-up.
+   */
+  async function untilOrLeaseEnd(done: () => boolean, msLeft: number): Promise<void> {
+    if (!lean) {
+      await condition(done, msLeft);
+      return;
+    }
+    if (!leaseTimerSet) {
+      leaseTimerSet = true;
+      void CancellationScope.nonCancellable(() => sleep(msLeft)).then(
+        () => {
+          leaseTimerSet = false;
+          wakeups += 1;
+        },
+        () => {},
+      );
+    }
+    const seen = wakeups;
+    await condition(() => done() || wakeups !== seen);
+  }
+
   /** Sleeps on the lease until it ends; returns 'rollover' when history asks for continue-as-new. */
   async function holdLease(): Promise<'ended' | 'rollover'> {
     const maxEvents = request.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
@@ -405,13 +484,13 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
         };
         draining = nearLimit();
         const drained = () => allHandlersFinished() && writesInFlight === 0;
-        await condition(() => drained() || Boolean(destroyReason) || (!draining && nearLimit()), msLeft);
+        await untilOrLeaseEnd(() => drained() || Boolean(destroyReason) || (!draining && nearLimit()), msLeft);
         if (drained() && !destroyReason) return 'rollover';
         draining = false;
         continue;
       }
       const seen = wakeups;
-      await condition(() => wakeups !== seen, msLeft);
+      await untilOrLeaseEnd(() => wakeups !== seen, msLeft);
     }
   }
 
@@ -437,7 +516,8 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     }
   }
 
-  showInUi();
+  // A new run's search attributes were set when it started (the first transition follows at once).
+  if (carried || !lean) showInUi();
   if (!carried) recordSnapshot(null, 'sandbox requested');
 
   let outcome: 'ended' | 'rollover' = 'ended';

@@ -1,0 +1,8 @@
+// Activities that must not wait for each other run on task queues of their own, each with its own
+// slots on every worker: a backlog of creates never delays the destroys a lease end asks for.
+
+/** Creates and boot waits: slow, CPU-heavy, limited per worker. */
+export const provisionQueue = (taskQueue: string): string => `${taskQueue}-provision`;
+
+/** Destroys: never refused, never queued behind creates. */
+export const teardownQueue = (taskQueue: string): string => `${taskQueue}-teardown`;
