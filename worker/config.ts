@@ -30,6 +30,18 @@ export interface Config {
   reaperIntervalSeconds: number;
   reaperGraceSeconds: number;
   embeddedPostgresPort: number;
+  worker: WorkerTuning;
+  /** Creates under way at once (REQUESTED/PROVISIONING/BOOTING) before new ones get 429. */
+  maxPendingCreates: number;
+}
+
+export interface WorkerTuning {
+  /** Creates (and boot waits) run at once per worker, on their own task queue. */
+  provisionConcurrency: number;
+  /** Destroys run at once per worker, on their own task queue: never behind creates. */
+  teardownConcurrency: number;
+  /** Workflows kept in memory; a sleeping lease evicted from the cache replays its short history on wake. */
+  maxCachedWorkflows: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -53,6 +65,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     reaperIntervalSeconds: int(env, 'HOURGLASS_REAPER_INTERVAL_SECONDS', 60),
     reaperGraceSeconds: int(env, 'HOURGLASS_REAPER_GRACE_SECONDS', 30),
     embeddedPostgresPort: int(env, 'HOURGLASS_EMBEDDED_PG_PORT', 54329),
+    worker: workerTuningFromEnv(env),
+    maxPendingCreates: int(env, 'HOURGLASS_MAX_PENDING_CREATES', 128),
   };
   if (!config.tokens.enabled && !isLoopback(config.host) && !config.insecureNoAuth) {
     throw new Error(
@@ -65,6 +79,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 export { isLoopback };
+
+export function workerTuningFromEnv(env: NodeJS.ProcessEnv): WorkerTuning {
+  return {
+    provisionConcurrency: int(env, 'HOURGLASS_PROVISION_CONCURRENCY', 16) || 1,
+    teardownConcurrency: int(env, 'HOURGLASS_TEARDOWN_CONCURRENCY', 64) || 1,
+    maxCachedWorkflows: int(env, 'HOURGLASS_MAX_CACHED_WORKFLOWS', 2000),
+  };
+}
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];

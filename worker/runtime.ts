@@ -2,7 +2,7 @@
 // migrations, the worker and the API. `npm start` runs all of it in one process.
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import type pg from 'pg';
 import { createApp } from '../api/app';
 import { SandboxService } from '../api/sandbox-service';
@@ -18,7 +18,7 @@ import { startEmbeddedServices } from './embedded-services';
 import { createHealthCheck } from './health';
 import { ensureReaperSchedule } from './reaper-schedule';
 import { ensureSearchAttributes } from './ensure-search-attributes';
-import { createWorker } from './worker';
+import { createWorkers } from './worker';
 
 export interface RuntimeOptions {
   worker: boolean;
@@ -65,7 +65,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
     if (opts.worker) {
       hypervisors = loadHypervisors(process.env, config.stateDir);
       const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
-      const worker: Worker = await createWorker({
+      const worker = await createWorkers({
         connection: nativeConnection,
         namespace: config.temporalNamespace,
         taskQueue: config.taskQueue,
@@ -73,10 +73,11 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         hypervisors,
         client,
         dataConverter: converter,
+        tuning: config.worker,
       });
       const running = worker.run();
       stops.push(async () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
+        worker.shutdown();
         await running;
         await nativeConnection.close();
         await hypervisors!.close();
@@ -102,6 +103,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         readyTimeoutSeconds: config.readyTimeoutSeconds,
         limits: config.limits,
         maxSandboxesPerOwner: config.maxSandboxesPerOwner,
+        maxPendingCreates: config.maxPendingCreates,
       }, sessions);
       const app = createApp({
         sandboxes,

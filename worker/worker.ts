@@ -1,4 +1,6 @@
-// Worker bootstrap: the sandbox workflows plus activities built from real dependencies.
+// Worker bootstrap: the sandbox workflows plus activities built from real dependencies. One worker
+// per task queue, sharing a connection: workflows and quick activities on the main queue, creates
+// and destroys on queues of their own with their own slots (workflows/task-queues.ts).
 import { createRequire } from 'node:module';
 import type { Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
@@ -6,9 +8,13 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import type pg from 'pg';
 import { createActivities } from '../activities';
 import type { HypervisorSet } from '../hypervisors/index';
+import { provisionQueue, teardownQueue } from '../workflows/task-queues';
+import type { WorkerTuning } from './config';
 
 const require = createRequire(import.meta.url);
 export const WORKFLOWS_PATH = require.resolve('../workflows/index.ts');
+
+export const DEFAULT_TUNING: WorkerTuning = { provisionConcurrency: 16, teardownConcurrency: 64, maxCachedWorkflows: 2000 };
 
 export interface WorkerDeps {
   connection: NativeConnection;
@@ -22,21 +28,61 @@ export interface WorkerDeps {
   /** A pre-built bundle (tests bundle once per file); otherwise workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   identity?: string;
+  tuning?: WorkerTuning;
 }
 
-export async function createWorker(deps: WorkerDeps): Promise<Worker> {
-  return Worker.create({
+/** The workers of one process, run and stopped together. */
+export interface WorkerGroup {
+  run(): Promise<void>;
+  /** Stops polling; in-flight activities get the grace time. Safe to call twice. */
+  shutdown(): void;
+}
+
+export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
+  const tuning = deps.tuning ?? DEFAULT_TUNING;
+  const activities = createActivities({ pool: deps.pool, hypervisors: deps.hypervisors, client: deps.client, taskQueue: deps.taskQueue });
+  const common = {
     connection: deps.connection,
     namespace: deps.namespace ?? 'default',
-    taskQueue: deps.taskQueue,
     ...(deps.identity ? { identity: deps.identity } : {}),
     dataConverter: deps.dataConverter,
-    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ pool: deps.pool, hypervisors: deps.hypervisors, client: deps.client, taskQueue: deps.taskQueue }),
+    activities,
     // Let in-flight activities (a destroy, an exec) finish on Ctrl-C.
     shutdownGraceTime: '30s',
+  } satisfies Partial<WorkerOptions>;
+  const main = await Worker.create({
+    ...common,
+    taskQueue: deps.taskQueue,
+    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    maxCachedWorkflows: tuning.maxCachedWorkflows,
     // A crashed worker's cached workflows get their next task (a lease timer!) on its sticky
     // queue; fall back to the shared queue after 3 s instead of 10 s so expiry stays on time.
     stickyQueueScheduleToStartTimeout: '3s',
   });
+  const provision = await Worker.create({
+    ...common,
+    taskQueue: provisionQueue(deps.taskQueue),
+    maxConcurrentActivityTaskExecutions: tuning.provisionConcurrency,
+  });
+  const teardown = await Worker.create({
+    ...common,
+    taskQueue: teardownQueue(deps.taskQueue),
+    maxConcurrentActivityTaskExecutions: tuning.teardownConcurrency,
+  });
+  const workers = [main, provision, teardown];
+  return {
+    run: async () => {
+      // One failing worker stops the others: a process serving only part of the queues would look alive.
+      const runs = workers.map((w) => w.run());
+      try {
+        await Promise.all(runs);
+      } finally {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await Promise.allSettled(runs);
+      }
+    },
+    shutdown: () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+  };
 }

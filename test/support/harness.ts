@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode } from '@temporalio/worker';
 import type pg from 'pg';
 import { inject } from 'vitest';
 import { createApp } from '../../api/app';
@@ -20,7 +20,7 @@ import { HypervisorSet } from '../../hypervisors/index';
 import { ProcessHypervisor } from '../../hypervisors/process';
 import type { Hypervisor } from '../../hypervisors/types';
 import { createPool } from '../../registry/pool';
-import { WORKFLOWS_PATH, createWorker } from '../../worker/worker';
+import { WORKFLOWS_PATH, createWorkers, type WorkerGroup } from '../../worker/worker';
 
 export interface Harness {
   client: Client;
@@ -56,6 +56,8 @@ export interface HarnessOptions {
   limitsEnv?: NodeJS.ProcessEnv;
   /** Live sandboxes a user token may have (default 1000). */
   maxSandboxesPerOwner?: number;
+  /** Creates under way at once before 429 (default: no limit). */
+  maxPendingCreates?: number;
   /** false: no in-process worker (a test runs its own, e.g. as a separate process). */
   worker?: boolean;
 }
@@ -79,13 +81,13 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   ]);
   const hypervisors = new HypervisorSet(drivers, opts.defaultDriver ?? 'process');
 
-  let worker: Worker | undefined;
+  let worker: WorkerGroup | undefined;
   let running: Promise<void> | undefined;
   let nativeConnection: NativeConnection | undefined;
   const startWorker = async (o: { workflowsPath?: string } = {}) => {
     nativeConnection = await NativeConnection.connect({ address });
     const workflowBundle = o.workflowsPath ? await bundleWorkflowCode({ workflowsPath: o.workflowsPath, logger: quietLogger }) : bundle;
-    worker = await createWorker({ connection: nativeConnection, taskQueue, pool, hypervisors, client, workflowBundle, dataConverter: converter });
+    worker = await createWorkers({ connection: nativeConnection, taskQueue, pool, hypervisors, client, workflowBundle, dataConverter: converter });
     running = worker.run();
   };
   const stopWorker = async () => {
@@ -105,6 +107,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     readyTimeoutSeconds: 60,
     limits: limitsPolicyFromEnv(opts.limitsEnv ?? {}),
     maxSandboxesPerOwner: opts.maxSandboxesPerOwner ?? 1000,
+    maxPendingCreates: opts.maxPendingCreates,
   }, sessions);
   const tokens = TokenStore.of(opts.tokens ?? []);
   const app = createApp({
