@@ -100,7 +100,8 @@ describe('process driver', () => {
       script,
       `import { ProcessHypervisor } from ${JSON.stringify(path.resolve('hypervisors/process.ts'))};\n` +
         `const d = new ProcessHypervisor({ stateDir: ${JSON.stringify(stateDir)} });\n` +
-        `const r = await d.exec('p7', { command: ['bash', '-c', 'ls /proc/$$/fd | tr "\\\\n" " "; echo x >&200'] });\n` +
+        // No pipe while listing: bash holds a pipe's ends for a moment while it starts the pipeline.
+        `const r = await d.exec('p7', { command: ['bash', '-c', 'ls /proc/$$/fd > /tmp/fds; tr "\\\\n" " " < /tmp/fds; echo x >&200'] });\n` +
         'process.stdout.write(JSON.stringify(r));\n',
     );
     const child = spawnSync('bash', ['-c', `exec 200>>${leaked}; exec "$0" --import tsx "$1"`, process.execPath, script], { encoding: 'utf8' });
