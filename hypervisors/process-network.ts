@@ -2,13 +2,13 @@
 // network namespace (its own loopback), and slirp4netns gives it a tap device whose traffic it
 // relays from user space as ordinary sockets of the host. --disable-host-loopback makes 10.0.2.2
 // (slirp's alias for the host) refuse, so services bound to the host's loopback stay out of reach.
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { HypervisorError } from './errors';
 import { launchArgv } from './process-launcher';
 import { recordProcess, type RecordedProcess } from './proc-identity';
+import { spawnDetached } from './spawner/index';
 
 /** slirp4netns's built-in DNS forwarder (it relays to the host's resolvers). */
 export const SLIRP_DNS = '10.0.2.3';
@@ -63,17 +63,12 @@ export async function startSlirp(o: SlirpStart, timeoutMs = 10_000): Promise<Rec
     String(o.holderPid),
     'tap0',
   ]);
-  const log = openSync(logFile, 'a');
   let exited: string | null = null;
   let pid: number | undefined;
   try {
-    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', log, log], env: { PATH: TOOLS_PATH } });
-    pid = child.pid;
-    child.once('exit', (code, sig) => (exited = `exited ${code ?? sig}`));
-    child.once('error', (err) => (exited = err.message));
-    child.unref();
-  } finally {
-    closeSync(log);
+    pid = await spawnDetached({ file: argv[0]!, args: argv.slice(1), env: { PATH: TOOLS_PATH }, logFile, stdoutToLog: true }, (how) => (exited = how));
+  } catch (err) {
+    exited = (err as Error).message;
   }
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

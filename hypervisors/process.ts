@@ -4,9 +4,9 @@
 // every process in it. Either way every process joins the sandbox's cgroup (memory, pids, cpu), its
 // /work is a size-limited ext4 image, and with bubblewrap /tmp is a size-limited tmpfs and a
 // seccomp filter refuses new user namespaces.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, realpathSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cgroupExists, emptyCgroup, ensureCgroup, newCgroupRecord, removeCgroup } from './cgroups';
@@ -27,6 +27,7 @@ import { isMounted, workspaceMountedIn, WorkspaceImages } from './process-worksp
 import { findProcesses, type ProcessInfo } from './process-table';
 import { runCommand } from './run-command';
 import { SandboxLocks } from './sandbox-lock';
+import { spawnDetached } from './spawner/index';
 import { sandboxSeccompFilter } from './seccomp-policy';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from './types';
 
@@ -258,16 +259,8 @@ export class ProcessHypervisor implements Hypervisor {
       [this.bwrap!, ...holderBwrapArgs({ workDir: this.workDir(r.id), tmpMiB: r.limits.tmpMiB ?? DEFAULT_LIMITS.tmpMiB, resolvConf })],
     );
     const logPath = path.join(dir, 'holder.log');
-    const logFd = openSync(logPath, 'a');
     let exited: string | null = null;
-    try {
-      const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'ignore', logFd], env: { PATH: TOOLS_PATH } });
-      child.once('exit', (code, sig) => (exited = `exited ${code ?? sig}`));
-      child.once('error', (err) => (exited = err.message));
-      child.unref();
-    } finally {
-      closeSync(logFd);
-    }
+    await spawnDetached({ file: argv[0]!, args: argv.slice(1), env: { PATH: TOOLS_PATH }, logFile: logPath }, (how) => (exited = how));
     const holder = await recordProcess(await waitForHolder(r.id, infoPath, readyPath, logPath, () => exited, 10_000));
     try {
       await writeRecord(dir, { ...r, holder, slirp: undefined });
