@@ -75,8 +75,6 @@ const registryLocal = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
   localRetryThreshold: '5s',
 });
-/** Microtask hops a batch waits for more transitions of the same activation (an activation ends only once its microtasks are done). */
-const BATCH_TICKS = 20;
 
 // WAIT_CANCELLATION_COMPLETED: destroy must not race a create that is still making the VM.
 const PROVISIONING = {
@@ -162,7 +160,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       // One upsert per activation, with the state it ends in (EXPIRED → DESTROYING is one event).
       uiPending = true;
       void (async () => {
-        for (let i = 0; i < BATCH_TICKS; i++) await Promise.resolve();
+        await Promise.resolve(); // the rest of this synchronous run joins in
         uiPending = false;
         upsert();
       })();
@@ -198,7 +196,9 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     unsent.push(event);
     if (unsent.length > 1) return; // a batch is already waiting for more
     write(async () => {
-      for (let i = 0; i < BATCH_TICKS; i++) await Promise.resolve();
+      // One hop: whatever this synchronous run records joins the batch. Not more: the SDK captures
+      // a stack trace for every promise a workflow makes (a sixth of the workflow thread's time).
+      await Promise.resolve();
       const batch = unsent;
       unsent = [];
       await registryLocal.recordTransitions(batch);
