@@ -3,6 +3,7 @@ import { Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
 import { loadConfig } from '../worker/config';
 import { closeInheritedFds } from '../worker/inherited-fds';
+import { SdkLogger } from '../worker/sdk-logger';
 import { startRuntime, type Runtime as HourglassRuntime, type RuntimeOptions } from '../worker/runtime';
 import { CliError } from './api-client';
 import { describeError } from './describe-error';
@@ -19,7 +20,7 @@ async function serve(opts: RuntimeOptions): Promise<void> {
   const closed = closeInheritedFds();
   if (closed.length) console.log(`[hourglass] closed inherited file descriptors ${closed.join(', ')} (only 0–2 reach sandboxes)`);
   // The SDK would shut workers down on SIGINT/SIGTERM by itself; the runtime stops everything in order.
-  Runtime.install({ shutdownSignals: [] });
+  Runtime.install({ shutdownSignals: [], logger: new SdkLogger() });
   // Handled from the start (the embedded services are in their own process groups, so a terminal's
   // Ctrl-C reaches only this process): a signal during start-up stops everything once it is up.
   let runtime: HourglassRuntime | undefined;
