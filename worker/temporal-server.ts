@@ -55,6 +55,10 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Te
     mkdirSync(path.dirname(opts.dbFilename), { recursive: true });
     makePrivate(opts.dbFilename);
     args.push('--db-filename', opts.dbFilename);
+    // WAL with synchronous=NORMAL: one sync per checkpoint instead of several per transaction, so
+    // ~1.7x the workflows per second here. A crash of Temporal or Hourglass loses nothing; an OS
+    // crash or power loss may lose the last moments (their activities run again: all are idempotent).
+    args.push('--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal');
   }
   for (const key of ALL_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`);
   // The same switches the SDK's test server sets: no version check call-home, updates on.
