@@ -10,7 +10,6 @@ import {
 import type pg from 'pg';
 import {
   countLiveSandboxes,
-  countPendingCreates,
   getSandbox,
   listEvents,
   listExecs,
@@ -89,7 +88,7 @@ export class SandboxService {
     }
     if (body.sessionId) await this.requireOpenSession(p, body.sessionId);
     await this.requireQuota(p);
-    await this.requireCapacity();
+    this.requireCapacity();
     const maxLifetimeSeconds = body.maxLifetimeSeconds ?? this.opts.defaultMaxLifetimeSeconds;
     if (body.ttlSeconds > maxLifetimeSeconds) {
       throw new ApiError(400, 'invalid_argument', `ttlSeconds: ${body.ttlSeconds} exceeds maxLifetimeSeconds ${maxLifetimeSeconds}`);
@@ -122,22 +121,18 @@ export class SandboxService {
   /**
    * Past what the workers can create at once, new creates are refused at once (429) instead of
    * queueing for seconds while they compete with the destroys and renewals of running leases
-   * (those are never refused). Pending: the registry's count, or this process's own waits when
-   * higher (a create's first row is written a moment after it starts).
+   * (those are never refused). Counted per API process: the creates it is waiting on.
    */
-  private async requireCapacity(): Promise<void> {
+  private requireCapacity(): void {
     const max = this.opts.maxPendingCreates;
-    if (!max) return;
-    const pending = Math.max(this.launching, await countPendingCreates(this.pool));
-    if (pending >= max) {
-      throw new ApiError(
-        429,
-        'overloaded',
-        `${pending} sandboxes are being created right now (at most ${max} at once, HOURGLASS_MAX_PENDING_CREATES); retry in a moment`,
-        { pending, max },
-        1,
-      );
-    }
+    if (!max || this.launching < max) return;
+    throw new ApiError(
+      429,
+      'overloaded',
+      `${this.launching} sandboxes are being created right now (at most ${max} at once, HOURGLASS_MAX_PENDING_CREATES); retry in a moment`,
+      { pending: this.launching, max },
+      1,
+    );
   }
 
   /** Starts a sandbox workflow for a prepared request (used by create, jobs and sessions). */

@@ -142,12 +142,6 @@ export async function countLiveSandboxes(pool: pg.Pool, owner: string): Promise<
   return rows[0]!.n;
 }
 
-/** Sandboxes whose create is under way (requested, provisioning, booting), every owner's. */
-export async function countPendingCreates(pool: pg.Pool): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM sandboxes WHERE state IN ('REQUESTED', 'PROVISIONING', 'BOOTING')`);
-  return rows[0]!.n;
-}
-
 export async function listEvents(pool: pg.Pool, id: string): Promise<SandboxEventRow[]> {
   const { rows } = await pool.query(
     `SELECT seq, from_state AS "from", to_state AS "to", reason, at FROM sandbox_events WHERE sandbox_id = $1 ORDER BY seq`,

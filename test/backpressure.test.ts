@@ -36,8 +36,10 @@ describe('backpressure', () => {
     expect(running.state).toBe('RUNNING');
 
     // Two creates wait on the gate: the limit is reached.
-    const waiting = [1, 2].map(() => h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 60, driver: 'gated' }));
-    await eventually(async () => (await h.api('GET', '/v1/sandboxes?state=PROVISIONING')).body.items.length === 2);
+    // (Labelled: other test files share the registry and the owner.)
+    const mark = `gated-${Date.now()}`;
+    const waiting = [1, 2].map(() => h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 60, driver: 'gated', labels: { bp: mark } }));
+    await eventually(async () => (await h.api('GET', `/v1/sandboxes?state=PROVISIONING&label=bp=${mark}`)).body.items.length === 2);
 
     const started = performance.now();
     const refused = await fetch(`${h.baseUrl}/v1/sandboxes`, {
