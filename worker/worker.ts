@@ -9,12 +9,10 @@ import type pg from 'pg';
 import { createActivities } from '../activities';
 import type { HypervisorSet } from '../hypervisors/index';
 import { provisionQueue, teardownQueue } from '../workflows/task-queues';
-import type { WorkerTuning } from './config';
+import { workerTuningFromEnv, type WorkerTuning } from './config';
 
 const require = createRequire(import.meta.url);
 export const WORKFLOWS_PATH = require.resolve('../workflows/index.ts');
-
-export const DEFAULT_TUNING: WorkerTuning = { provisionConcurrency: 16, teardownConcurrency: 64, maxCachedWorkflows: 2000 };
 
 export interface WorkerDeps {
   connection: NativeConnection;
@@ -39,7 +37,7 @@ export interface WorkerGroup {
 }
 
 export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
-  const tuning = deps.tuning ?? DEFAULT_TUNING;
+  const tuning = deps.tuning ?? workerTuningFromEnv({}); // the documented defaults
   const activities = createActivities({ pool: deps.pool, hypervisors: deps.hypervisors, client: deps.client, taskQueue: deps.taskQueue });
   const common = {
     connection: deps.connection,
@@ -70,6 +68,9 @@ export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
     maxConcurrentActivityTaskExecutions: tuning.teardownConcurrency,
   });
   const workers = [main, provision, teardown];
+  const shutdown = () => {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+  };
   return {
     run: async () => {
       // One failing worker stops the others: a process serving only part of the queues would look alive.
@@ -77,12 +78,10 @@ export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
       try {
         await Promise.all(runs);
       } finally {
-        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        shutdown();
         await Promise.allSettled(runs);
       }
     },
-    shutdown: () => {
-      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-    },
+    shutdown,
   };
 }
