@@ -5,7 +5,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { HypervisorSet } from '../hypervisors/index';
 import { openRows, storeReaperRun, type StoredReport } from '../registry/reaper-runs';
-import { markDestroyed } from '../registry/sandboxes';
+import { getSandbox, markDestroyed } from '../registry/sandboxes';
 import { overdueGraceSeconds, type Drift, type Inventory, type InventoryVm } from '../workflows/drift';
 import { destroySignal, vmLostSignal } from '../workflows/messages';
 import { SandboxDriver, SandboxExpiresAt, SandboxSession, SandboxState } from '../workflows/search-attributes';
@@ -97,7 +97,8 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
           if (d) {
             // The same rule as the plan, on fresh state: visibility may still have shown RUNNING.
             const expiresAt = d.typedSearchAttributes.get(SandboxExpiresAt);
-            const grace = overdueGraceSeconds(d.typedSearchAttributes.get(SandboxState), graceSeconds);
+            const row = await getSandbox(pool, drift.id);
+            const grace = overdueGraceSeconds([d.typedSearchAttributes.get(SandboxState), row?.state], graceSeconds);
             if (!expiresAt || Date.now() <= new Date(expiresAt).getTime() + grace * 1000) return null;
             if (dryRun) return would('force destroy')!;
             await sandboxHandle(drift.id).terminate('reaper: lease overdue, force destroy');

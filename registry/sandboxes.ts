@@ -98,7 +98,7 @@ export async function markDestroyed(pool: pg.Pool, id: string, reason: string, d
     );
     await client.query(
       `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
-       VALUES ($1,$2,$3,'DESTROYED',$4, date_trunc('milliseconds', now()))`,
+       VALUES ($1,$2,$3,'DESTROYED',$4, date_trunc('milliseconds', now())) ON CONFLICT DO NOTHING`,
       [id, seq, row.state, storableText(reason)],
     );
     await client.query('COMMIT');

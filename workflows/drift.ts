@@ -55,10 +55,15 @@ export interface PlanOptions {
 const VM_EXPECTED: readonly string[] = ['RUNNING', 'STOPPED'];
 const DESTROYING_STATES: readonly string[] = ['EXPIRED', 'DESTROYING'];
 
-/** How far past expiresAt an open workflow counts as stuck. One already destroying is retrying
- *  on its own: only a long stall counts. */
-export function overdueGraceSeconds(state: string | undefined, graceSeconds: number): number {
-  return state && DESTROYING_STATES.includes(state) ? Math.max(graceSeconds * 10, 300) : graceSeconds;
+/**
+ * How far past expiresAt an open workflow counts as stuck. One already destroying is retrying on
+ * its own: only a long stall counts. `states` are what visibility and the registry say: the
+ * registry can know of a destroy first (it runs inside the workflow task that decided it, and the
+ * task's search attributes reach the server only when it completes).
+ */
+export function overdueGraceSeconds(states: (string | undefined)[], graceSeconds: number): number {
+  const destroying = states.some((s) => s !== undefined && DESTROYING_STATES.includes(s));
+  return destroying ? Math.max(graceSeconds * 10, 300) : graceSeconds;
 }
 
 export function planReconciliation(inv: Inventory, opts: PlanOptions): Drift[] {
@@ -78,7 +83,7 @@ export function planReconciliation(inv: Inventory, opts: PlanOptions): Drift[] {
 
   for (const w of inv.openWorkflows) {
     if (!old(w.startedAt) || !w.driver) continue;
-    const grace = overdueGraceSeconds(w.state, opts.graceSeconds);
+    const grace = overdueGraceSeconds([w.state, rows.get(w.id)?.state], opts.graceSeconds);
     if (w.expiresAt && now > Date.parse(w.expiresAt) + grace * 1000) {
       add({ id: w.id, driver: w.driver, kind: 'overdue' });
     } else if (w.sessionId && !sessions.has(w.sessionId)) {
