@@ -147,6 +147,7 @@ async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
  */
 async function whileAlive<T>(fn: () => Promise<T>): Promise<T> {
   const ctx = Context.current();
+  if (ctx.info.isLocal) return fn(); // a local activity lives inside its workflow task: no heartbeats
   const ticker = setInterval(() => ctx.heartbeat(), 1000);
   try {
     return await fn();
@@ -158,5 +159,6 @@ async function whileAlive<T>(fn: () => Promise<T>): Promise<T> {
 /** Heartbeats carry progress; cancellation reaches the driver through the activity's signal. */
 function opContext(): OpContext {
   const ctx = Context.current();
+  if (ctx.info.isLocal) return { signal: ctx.cancellationSignal, progress: () => {} };
   return { signal: ctx.cancellationSignal, progress: (detail) => ctx.heartbeat(detail) };
 }

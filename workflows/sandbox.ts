@@ -93,6 +93,15 @@ const TEARDOWN = {
   retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '5s' },
 } as const;
 
+// A destroy runs first as a local activity inside the workflow task that decided it (a lease's
+// timer, a destroy signal): no task-queue round trip, no second workflow task, so a lease ends on
+// time even when expiries bunch up. A few quick tries; past them the teardown queue's activity
+// takes over with its forever-retries (a slow driver, a worker without the driver, a crash).
+const LOCAL_TEARDOWN = {
+  startToCloseTimeout: '60s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '2s', maximumAttempts: 3 },
+} as const;
+
 const PROVISIONING_STATES: readonly SandboxState[] = ['REQUESTED', 'PROVISIONING', 'BOOTING'];
 /** Default history length that triggers a continue-as-new (before Temporal's own suggestion). */
 const DEFAULT_MAX_HISTORY_EVENTS = 10_000;
@@ -127,6 +136,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   const { taskQueue } = workflowInfo();
   const provisioning = proxyActivities<Activities>({ ...PROVISIONING, taskQueue: provisionQueue(taskQueue) });
   const teardown = proxyActivities<Activities>({ ...TEARDOWN, taskQueue: teardownQueue(taskQueue) });
+  const teardownHere = proxyLocalActivities<Activities>(LOCAL_TEARDOWN);
 
   const status = (): SandboxStatus => ({
     id,
@@ -502,8 +512,21 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       job.error ??= failure ? `create failed: ${failure}` : `sandbox ended before the job finished (${destroyReason})`;
     }
     if (state !== 'DESTROYING') transition('DESTROYING', destroyReason);
-    const { existed } = await teardown.destroySandbox({ id, driver: request.driver });
+    const { existed } = await destroyOnDriver();
     transition('DESTROYED', existed ? destroyReason : `${destroyReason} (vm already gone)`);
+  }
+
+  async function destroyOnDriver(): Promise<{ existed: boolean }> {
+    const target = { id, driver: request.driver };
+    // patched: runs whose destroy was already scheduled as an activity replay it so.
+    if (patched('local-destroy-v1')) {
+      try {
+        return await teardownHere.destroySandbox(target);
+      } catch (err) {
+        log.warn('local destroy failed; handing it to the teardown queue', { sandboxId: id, error: rootMessage(err) });
+      }
+    }
+    return teardown.destroySandbox(target);
   }
 
   /** Tells the session about this sandbox; a session that is gone means this sandbox must go too. */
