@@ -3,7 +3,8 @@
 // done (N / --rate seconds, plus --lead); then, until all are DESTROYED, how late each transition
 // came after its expiresAt: EXPIRED, DESTROYING, DESTROYED (the registry's events, whose `at` the
 // workflow writes when it makes the transition), DESTROYED as first seen in the registry by a
-// 200 ms poll, and the last destroy relative to the last expiry. No renewals: the window holds
+// 200 ms poll, and the last destroy relative to the last expiry; then, from a sample of
+// histories, EXPIRED's lateness split into its parts (bench/lib/lease-end.ts). No renewals: the window holds
 // only the expiries (a lease starts at RUNNING, so each ends its create's latency after target).
 // Usage: npm run bench:ttl -- [n=200] [--concurrency 32] [--window 60] [--rate 6] [--lead 10] [--timeout 600] [--role user|admin]
 //   --rate: creates per second expected (sets the window's start); --timeout: seconds after the
@@ -15,12 +16,15 @@ import { parseParams } from './lib/args';
 import { heading, line, log, SUMMARY_HEADERS, summaryCells, table } from './lib/output';
 import { abort, forEachLimit } from './lib/pool';
 import { eventsOf, StateWatcher, stateCounts, statesOf } from './lib/registry';
+import { leaseEndParts } from './lib/lease-end';
 import { runBench } from './lib/run';
 import { createRunning, warmUp } from './lib/sandboxes';
 import { sleep } from './lib/stack';
+import { connectClient } from './lib/temporal';
 import { rate, summarize } from './lib/stats';
 
 const USAGE = 'usage: npm run bench:ttl -- [n=200] [--concurrency 32] [--window 60] [--rate 6] [--lead 10] [--timeout 600] [--role user|admin]';
+const SAMPLE = 100; // histories read to split EXPIRED's lateness into its parts
 const params = parseParams(USAGE, { n: 200, concurrency: 32, window: 60, rate: 6, lead: 10, timeout: 600, role: 'user' }, ['n']);
 
 await runBench('ttl', params, async (bench) => {
@@ -116,6 +120,29 @@ await runBench('ttl', params, async (bench) => {
     ],
   );
   line(`last DESTROYED ${(lastDestroyAfterLastExpiryMs / 1000).toFixed(1)} s after the last expiresAt; ${stragglers.length} not DESTROYED ${params.timeout} s after it; ${notByExpiry} destroyed without EXPIRED\n`);
+
+  // 6. Where EXPIRED's lateness comes from, in a sample of histories spread over the window.
+  const { client, close } = await connectClient(stack);
+  const parts = { timerSetLateMs: [] as number[], timerFiredLateMs: [] as number[], taskLateMs: [] as number[] };
+  try {
+    const step = Math.max(1, Math.floor(ids.length / SAMPLE));
+    for (let i = 0; i < ids.length; i += step) {
+      const p = await leaseEndParts(client, ids[i]!, expiresAt.get(ids[i]!)!);
+      if (p) for (const k of Object.keys(parts) as (keyof typeof parts)[]) parts[k].push(p[k]);
+    }
+  } finally {
+    await close();
+  }
+  const split = { timerSetLate: summarize(parts.timerSetLateMs), timerFiredLate: summarize(parts.timerFiredLateMs), taskLate: summarize(parts.taskLateMs) };
+  heading(`EXPIRED's lateness, part by part (${parts.taskLateMs.length} histories), ms`);
+  table(
+    ['part', ...SUMMARY_HEADERS],
+    [
+      ['timer set late (its task completed after the lease began)', ...summaryCells(split.timerSetLate)],
+      ['timer fired late (server)', ...summaryCells(split.timerFiredLate)],
+      ['its workflow task started late (queue, worker)', ...summaryCells(split.taskLate)],
+    ],
+  );
   if (failures.total) table(['failure or refusal', 'count', 'example'], Object.entries(failures.counts).map(([k, v]) => [k, v, failures.examples[k] ?? '']));
   return {
     created: ids.length,
@@ -123,6 +150,7 @@ await runBench('ttl', params, async (bench) => {
     createPerSecond: rate(ids.length, createWallMs),
     window: { leadMs: firstExpiry - lastCreated, spanMs: lastExpiry - firstExpiry },
     ms: s,
+    expiredParts: split,
     lastDestroyAfterLastExpiryMs,
     notByExpiry,
     stragglers: { count: stragglers.length, first: stragglers.slice(0, 20) },
