@@ -182,9 +182,13 @@ describe('durability', () => {
     await expect(replay).resolves.toBeUndefined();
   });
 
-  it('a history recorded before lean-history-v1 (renewals, exec, destroy) replays against the current code', async () => {
-    // Recorded with the workflow as it was (105 events), protobuf-encoded.
-    const history = temporal.api.history.v1.History.decode(readFileSync(path.join(import.meta.dirname, 'fixtures', 'sandbox-history-before-lean.bin')));
+  // Recorded with the workflow as it was, protobuf-encoded: every change to what a run records
+  // must leave them replayable (patched).
+  it.each([
+    ['before lean-history-v1 (renewals, exec, destroy; 105 events)', 'sandbox-history-before-lean.bin'],
+    ['before local-destroy-v1 (renewal, exec, lease expiry, destroy as an activity)', 'sandbox-history-lean-v1.bin'],
+  ])('a history recorded %s replays against the current code', async (_, file) => {
+    const history = temporal.api.history.v1.History.decode(readFileSync(path.join(import.meta.dirname, 'fixtures', file)));
     const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
     await expect(Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: testDataConverter() }, history)).resolves.toBeUndefined();
   });
