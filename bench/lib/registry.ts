@@ -23,6 +23,27 @@ export function openRegistry(stateDir: string, port: number): pg.Pool {
   return pool;
 }
 
+/**
+ * A writable session as the registry's own role: only for a bench that measures reads among many
+ * rows and seeds them (bench/list.ts), never for one that measures what the service writes.
+ */
+export function openRegistryForSeeding(stateDir: string, port: number): pg.Pool {
+  const creds = JSON.parse(readFileSync(path.join(stateDir, 'postgres-credentials.json'), 'utf8')) as {
+    app: { name: string; password: string };
+    database: string;
+  };
+  const pool = new pg.Pool({
+    host: path.join(stateDir, 'postgres-socket'),
+    port,
+    user: creds.app.name,
+    password: creds.app.password,
+    database: creds.database,
+    max: 1,
+  });
+  pool.on('error', () => {});
+  return pool;
+}
+
 export async function serverVersion(pool: pg.Pool): Promise<string> {
   return (await pool.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
 }
