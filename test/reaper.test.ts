@@ -117,6 +117,21 @@ describe('reaper (prune)', () => {
     }
   });
 
+  it("plans inside its activity: the run's history carries the drifts, never the whole inventory", async () => {
+    const orphan = await h.hypervisors.get('process').create({ id: `orphan-plan-${Date.now()}`, labels: {} });
+    const report = await prune({ dryRun: true });
+    expect(itemFor(report, orphan.id)).toMatchObject({ drift: 'orphan_vm' });
+    const runs = h.client.workflow.list({ query: `WorkflowType = 'reaperWorkflow' AND WorkflowId STARTS_WITH 'reaper:manual:'` });
+    const ids: string[] = [];
+    for await (const w of runs) ids.push(w.workflowId);
+    const latest = ids.sort().at(-1)!;
+    const history = await h.client.workflow.getHandle(latest).fetchHistory();
+    const scheduled = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    expect(scheduled).toContain('planDrifts');
+    expect(scheduled).not.toContain('takeInventory');
+    await h.hypervisors.get('process').destroy(orphan.id);
+  });
+
   it('olderThanSeconds spares young sandboxes', async () => {
     const sbx = await create({ ttlSeconds: 60 });
     await h.client.workflow.getHandle(`sandbox:${sbx.id}`).terminate('test');
