@@ -7,15 +7,14 @@
 // Usage: npm run bench:list -- [n=10000] [--samples 200] [--live 20]
 //   --live: real sandboxes created (and destroyed) beside the seeded rows, so a state filter
 //   has something to find.
-import { Failures, type ApiResult } from './lib/api';
+import { cursorOfPage, Failures, type ApiResult } from './lib/api';
 import { parseParams } from './lib/args';
 import { heading, log, SUMMARY_HEADERS, summaryCells, table } from './lib/output';
 import { forEachLimit } from './lib/pool';
-import { openRegistryForSeeding } from './lib/registry';
+import { openRegistryForSeeding, StateWatcher } from './lib/registry';
 import { runBench } from './lib/run';
 import { createRunning, warmUp } from './lib/sandboxes';
 import { summarize } from './lib/stats';
-import { StateWatcher } from './lib/registry';
 
 const USAGE = 'usage: npm run bench:list -- [n=10000] [--samples 200] [--live 20]';
 const params = parseParams(USAGE, { n: 10_000, samples: 200, live: 20 }, ['n']);
@@ -60,7 +59,7 @@ await runBench('list', params, async (bench) => {
   log(`${live.length} live sandboxes`);
 
   // 3. One call at a time, the kinds interleaved.
-  const deep = await walk(`/v1/sandboxes?limit=50`, Math.floor(n / 50 / 2));
+  const deep = await cursorOfPage(stack.api, '/v1/sandboxes?limit=50', Math.floor(n / 50 / 2));
   const calls: Record<string, (i: number) => string> = {
     'first page (limit 50)': () => '/v1/sandboxes?limit=50',
     [`page ${Math.floor(n / 50 / 2) + 1} (limit 50, by cursor)`]: () => `/v1/sandboxes?limit=50&cursor=${encodeURIComponent(deep ?? '')}`,
@@ -78,7 +77,7 @@ await runBench('list', params, async (bench) => {
       else ms[name]!.push(res.ms);
     }
   }
-  // Another owner's rows never show: a spot check on the last page walked.
+  // Another owner's rows never show: a spot check on a page of 500.
   const leaked = (await stack.api.get('/v1/sandboxes?limit=500')).body?.items?.filter((s: { owner: string }) => s.owner !== 'bench').length;
 
   await Promise.all(live.map((id) => stack.api.delete(`/v1/sandboxes/${id}`)));
@@ -88,14 +87,4 @@ await runBench('list', params, async (bench) => {
   if (failures.total) table(['failure', 'count', 'example'], Object.entries(failures.counts).map(([k, v]) => [k, v, failures.examples[k] ?? '']));
   return { rowsPerOwner: n, rowsTotal: 2 * n, live: live.length, ms: latency, otherOwnersRowsSeen: leaked, failures: failures.counts };
 
-  /** The cursor of page `page` (0-based), walked untimed. */
-  async function walk(first: string, page: number): Promise<string | undefined> {
-    let cursor: string | undefined;
-    for (let p = 0; p < page; p++) {
-      const res = await stack.api.get(`${first}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-      if (!res.body?.nextCursor) break;
-      cursor = res.body.nextCursor;
-    }
-    return cursor;
-  }
 });

@@ -8,7 +8,7 @@
 //   --batch: ids per bulk-destroy call (≤ 1000); --timeout: seconds to wait for all DESTROYED.
 // Starts its own stack (embedded Temporal and PostgreSQL on free ports, its own state dir);
 // HOURGLASS_* settings in the environment pass through to it.
-import { Failures, type ApiClient, type ApiResult } from './lib/api';
+import { cursorOfPage, Failures, type ApiResult } from './lib/api';
 import { parseParams } from './lib/args';
 import { heading, line, log, SUMMARY_HEADERS, summaryCells, table } from './lib/output';
 import { abort, forEachLimit } from './lib/pool';
@@ -59,7 +59,7 @@ await runBench('scale', params, async (bench) => {
   const memory = memoryUsage(stack.stateDir, stack.leader.pid!);
 
   // 3. Latencies among N live sandboxes, one call at a time, the kinds interleaved.
-  const deepCursor = await cursorOfPage(stack.api, Math.floor(ids.length / 50 / 2));
+  const deepCursor = await cursorOfPage(stack.api, `/v1/sandboxes?limit=50&label=${LABEL}`, Math.floor(ids.length / 50 / 2));
   const calls: Record<string, { path: (i: number) => string; body?: unknown; ms: number[] }> = {
     'list: first page (limit 50)': { path: () => `/v1/sandboxes?limit=50&label=${LABEL}`, ms: [] },
     [`list: page ${Math.floor(ids.length / 50 / 2) + 1} (limit 50, by cursor)`]: {
@@ -146,14 +146,3 @@ await runBench('scale', params, async (bench) => {
     failures: failures.counts,
   };
 });
-
-/** The cursor that fetches page `page` (0-based) of the bench's sandboxes, walking there untimed. */
-async function cursorOfPage(api: ApiClient, page: number): Promise<string | undefined> {
-  let cursor: string | undefined;
-  for (let p = 0; p < page; p++) {
-    const res = await api.get(`/v1/sandboxes?limit=50&label=${LABEL}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    if (!res.body?.nextCursor) break;
-    cursor = res.body.nextCursor;
-  }
-  return cursor;
-}

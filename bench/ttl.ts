@@ -4,8 +4,9 @@
 // came after its expiresAt: EXPIRED, DESTROYING, DESTROYED (the registry's events, whose `at` the
 // workflow writes when it makes the transition), DESTROYED as first seen in the registry by a
 // 200 ms poll, and the last destroy relative to the last expiry; then, from a sample of
-// histories, EXPIRED's lateness split into its parts (bench/lib/lease-end.ts). No renewals: the window holds
-// only the expiries (a lease starts at RUNNING, so each ends its create's latency after target).
+// histories, EXPIRED's lateness split into its parts (bench/lib/lease-end.ts). No renewals: the
+// window holds only the expiries (a lease starts at RUNNING, so each ends its create's latency
+// after target).
 // Usage: npm run bench:ttl -- [n=200] [--concurrency 32] [--window 60] [--rate 6] [--lead 10] [--timeout 600] [--role user|admin]
 //   --rate: creates per second expected (sets the window's start); --timeout: seconds after the
 //   last expiry to wait for stragglers.

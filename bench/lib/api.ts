@@ -43,6 +43,17 @@ export class ApiClient {
   delete = <T = any>(urlPath: string) => this.call<T>('DELETE', urlPath);
 }
 
+/** The cursor that fetches page `page` (0-based) of a list (`listPath` with its query), walked untimed. */
+export async function cursorOfPage(api: ApiClient, listPath: string, page: number): Promise<string | undefined> {
+  let cursor: string | undefined;
+  for (let p = 0; p < page; p++) {
+    const res = await api.get(`${listPath}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    if (!res.body?.nextCursor) break;
+    cursor = res.body.nextCursor;
+  }
+  return cursor;
+}
+
 /** "429 quota_exceeded" / "network: fetch failed": what went wrong with a call, short enough to count. */
 export function failureOf(r: ApiResult | Error): string {
   if (r instanceof Error) return `network: ${r.message.split('\n')[0]}`;

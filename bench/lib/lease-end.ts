@@ -17,9 +17,10 @@ export interface LeaseEndParts {
   taskLateMs: number;
 }
 
-const ms = (e: HistoryEvent) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
-const durationMs = (d: proto.google.protobuf.IDuration | null | undefined) =>
-  Number(d?.seconds ?? 0) * 1000 + Math.floor((d?.nanos ?? 0) / 1e6);
+/** Milliseconds of a protobuf Timestamp or Duration (the same shape). */
+const toMs = (t: proto.google.protobuf.IDuration | null | undefined) =>
+  Number(t?.seconds ?? 0) * 1000 + Math.floor((t?.nanos ?? 0) / 1e6);
+const ms = (e: HistoryEvent) => toMs(e.eventTime);
 
 /** The parts of one sandbox's lease-end lateness, or undefined when no timer ended it (destroyed otherwise). */
 export async function leaseEndParts(client: Client, sandboxId: string, expiresAt: number): Promise<LeaseEndParts | undefined> {
@@ -38,6 +39,6 @@ export async function leaseEndParts(client: Client, sandboxId: string, expiresAt
   }
   const set = fired && started.get(fired.timerFiredEventAttributes!.timerId!);
   if (!fired || !set || !taskStarted) return undefined;
-  const due = ms(set) + durationMs(set.timerStartedEventAttributes!.startToFireTimeout);
+  const due = ms(set) + toMs(set.timerStartedEventAttributes!.startToFireTimeout);
   return { timerSetLateMs: due - expiresAt, timerFiredLateMs: ms(fired) - due, taskLateMs: ms(taskStarted) - ms(fired) };
 }

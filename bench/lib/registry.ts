@@ -1,26 +1,12 @@
 // Read-only access to a stack's registry (the embedded PostgreSQL): its socket and the password of
 // the `hourglass` role are in the state dir. Every session is read-only, so a bench cannot change
-// what it measures.
+// what it measures (the one exception, seeding, says so in its name).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 
 export function openRegistry(stateDir: string, port: number): pg.Pool {
-  const creds = JSON.parse(readFileSync(path.join(stateDir, 'postgres-credentials.json'), 'utf8')) as {
-    app: { name: string; password: string };
-    database: string;
-  };
-  const pool = new pg.Pool({
-    host: path.join(stateDir, 'postgres-socket'),
-    port,
-    user: creds.app.name,
-    password: creds.app.password,
-    database: creds.database,
-    max: 4,
-    options: '-c default_transaction_read_only=on',
-  });
-  pool.on('error', () => {}); // the stack stopping under an idle client is no error of the bench
-  return pool;
+  return registryPool(stateDir, port, { max: 4, options: '-c default_transaction_read_only=on' });
 }
 
 /**
@@ -28,6 +14,10 @@ export function openRegistry(stateDir: string, port: number): pg.Pool {
  * rows and seeds them (bench/list.ts), never for one that measures what the service writes.
  */
 export function openRegistryForSeeding(stateDir: string, port: number): pg.Pool {
+  return registryPool(stateDir, port, { max: 1 });
+}
+
+function registryPool(stateDir: string, port: number, extra: pg.PoolConfig): pg.Pool {
   const creds = JSON.parse(readFileSync(path.join(stateDir, 'postgres-credentials.json'), 'utf8')) as {
     app: { name: string; password: string };
     database: string;
@@ -38,9 +28,9 @@ export function openRegistryForSeeding(stateDir: string, port: number): pg.Pool 
     user: creds.app.name,
     password: creds.app.password,
     database: creds.database,
-    max: 1,
+    ...extra,
   });
-  pool.on('error', () => {});
+  pool.on('error', () => {}); // the stack stopping under an idle client is no error of the bench
   return pool;
 }
 
