@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import { HypervisorError } from '../hypervisors/errors';
 import type { HypervisorSet } from '../hypervisors/index';
-import { capOutput } from '../hypervisors/exec-output';
+import { capOutput } from '../hypervisors/guest/output';
 import type { OpContext, SandboxLimits } from '../hypervisors/types';
 import {
   markDestroyed,

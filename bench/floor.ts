@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createProcessHypervisor } from '../hypervisors/process';
+import { createProcessHypervisor } from '../hypervisors/process/driver';
 import { Failures } from './lib/api';
 import { parseParams } from './lib/args';
 import { heading, log, SUMMARY_HEADERS, summaryCells, table, times } from './lib/output';

@@ -6,7 +6,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createLibvirtHypervisor } from '../hypervisors/libvirt';
+import { createLibvirtHypervisor } from '../hypervisors/libvirt/driver';
 
 const rounds = Number(process.argv[2] ?? 3);
 const execs = Number(process.argv[3] ?? 20);

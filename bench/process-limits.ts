@@ -6,8 +6,8 @@ import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { readMounts } from '../hypervisors/process-mountinfo';
-import { ProcessHypervisor, type ProcessOptions } from '../hypervisors/process';
+import { readMounts } from '../hypervisors/process/mountinfo';
+import { ProcessHypervisor, type ProcessOptions } from '../hypervisors/process/driver';
 
 const total = Math.max(1, Number(process.argv[2] ?? 1000));
 const concurrency = Math.max(1, Number(process.argv[3] ?? 16));

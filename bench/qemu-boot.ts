@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createQemuHypervisor } from '../hypervisors/qemu';
+import { createQemuHypervisor } from '../hypervisors/qemu/driver';
 import type { Hypervisor } from '../hypervisors/types';
 
 const concurrent = Math.max(1, Number(process.argv[2] ?? 4));

@@ -1,9 +1,9 @@
-// Driver registration: a new driver is one file in hypervisors/ plus one line here.
+// Driver registration: a new driver is one folder in hypervisors/ plus one line here.
 import { withInjectedFaults } from './fault-injection';
-import { createLibvirtHypervisor } from './libvirt';
-import { createProcessHypervisor } from './process';
-import { createProxmoxHypervisor } from './proxmox';
-import { createQemuHypervisor } from './qemu';
+import { createLibvirtHypervisor } from './libvirt/driver';
+import { createProcessHypervisor } from './process/driver';
+import { createProxmoxHypervisor } from './proxmox/driver';
+import { createQemuHypervisor } from './qemu/driver';
 import type { Hypervisor } from './types';
 
 type Factory = (env: NodeJS.ProcessEnv, stateDir: string) => Hypervisor;

@@ -1,6 +1,6 @@
 // Registry queries for sandboxes, their events and execs. Writes are idempotent.
 import type pg from 'pg';
-import { capBytes, outputBytes, outputFields } from '../hypervisors/exec-output';
+import { capBytes, outputBytes, outputFields } from '../hypervisors/guest/output';
 import { storableJson, storableText } from './storable';
 import type { SandboxState } from '../workflows/states';
 import type { ExecOutput, SandboxStatus, TransitionEvent } from '../workflows/types';

@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProcessHypervisor } from '../hypervisors/process';
+import { ProcessHypervisor } from '../hypervisors/process/driver';
 import type { SandboxSpec, VmInfo } from '../hypervisors/types';
 import type { SandboxStatus } from '../workflows/types';
 import { eventually, startHarness, type Harness } from './support/harness';

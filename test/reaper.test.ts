@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BusyError } from '../hypervisors/errors';
-import { ProcessHypervisor } from '../hypervisors/process';
+import { ProcessHypervisor } from '../hypervisors/process/driver';
 import type { OpContext, VmInfo } from '../hypervisors/types';
 import type { SandboxStatus } from '../workflows/types';
 import { eventually, startHarness, type Harness } from './support/harness';

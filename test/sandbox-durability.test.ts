@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadSpecError } from '../hypervisors/errors';
-import { ProcessHypervisor } from '../hypervisors/process';
+import { ProcessHypervisor } from '../hypervisors/process/driver';
 import type { SandboxSpec, VmInfo } from '../hypervisors/types';
 import { execUpdate, getStatus, renewLeaseSignal, renewLeaseUpdate } from '../workflows/messages';
 import { sandboxWorkflow } from '../workflows/sandbox';
@@ -14,7 +14,7 @@ import { WorkflowUpdateStage } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../worker/worker';
-import { findProcesses } from '../hypervisors/process-table';
+import { findProcesses } from '../hypervisors/shared/process-table';
 import { gone } from './support/process-drivers';
 import { eventually, settledEvents, startHarness, type Harness, testDataConverter } from './support/harness';
 

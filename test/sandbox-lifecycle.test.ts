@@ -2,7 +2,7 @@
 // PostgreSQL and the real process driver (bubblewrap).
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAlive } from '../hypervisors/proc-identity';
+import { isAlive } from '../hypervisors/shared/proc-identity';
 import { sandboxIdForKey } from '../api/sandbox-service';
 import { recordTransition } from '../registry/sandboxes';
 import type { SandboxStatus } from '../workflows/types';

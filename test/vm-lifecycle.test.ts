@@ -7,9 +7,9 @@
 // that a prune only ever sees this file's VMs. Nothing is skipped: a missing image or libvirtd fails.
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLibvirtHypervisor } from '../hypervisors/libvirt';
-import { createProxmoxHypervisor } from '../hypervisors/proxmox';
-import { createQemuHypervisor } from '../hypervisors/qemu';
+import { createLibvirtHypervisor } from '../hypervisors/libvirt/driver';
+import { createProxmoxHypervisor } from '../hypervisors/proxmox/driver';
+import { createQemuHypervisor } from '../hypervisors/qemu/driver';
 import type { Hypervisor } from '../hypervisors/types';
 import type { SandboxStatus } from '../workflows/types';
 import { startPveSimulator } from './pve-sim/index';

@@ -3,7 +3,7 @@
 // This is the "when was the VM really gone" clock, independent of what Hourglass reports.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isAlive, type RecordedProcess } from '../../hypervisors/proc-identity';
+import { isAlive, type RecordedProcess } from '../../hypervisors/shared/proc-identity';
 
 export interface DirRecord {
   id: string;

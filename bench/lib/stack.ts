@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { createProcessHypervisor } from '../../hypervisors/process';
+import { createProcessHypervisor } from '../../hypervisors/process/driver';
 import { ApiClient } from './api';
 import { binaryVersion, REPO } from './environment';
 import { log } from './output';

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { withInjectedFaults } from '../../hypervisors/fault-injection';
-import { ProcessHypervisor } from '../../hypervisors/process';
+import { ProcessHypervisor } from '../../hypervisors/process/driver';
 
 const processDriver = () =>
   new ProcessHypervisor({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'hourglass-fault-')), isolation: 'none' });

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadSpecError, BusyError, NotFoundError, NotReadyError } from '../../hypervisors/errors';
-import { resolveGuestImage } from '../../hypervisors/guest-image';
-import { createLibvirtHypervisor } from '../../hypervisors/libvirt';
+import { resolveGuestImage } from '../../hypervisors/guest/image';
+import { createLibvirtHypervisor } from '../../hypervisors/libvirt/driver';
 import type { Hypervisor } from '../../hypervisors/types';
 
 const run = promisify(execFile);

@@ -2,11 +2,11 @@
 // mount has no controllers), so its paths and files are checked here as data, not against a
 // kernel; v1 runs for real in process-limits.test.ts.
 import { describe, expect, it } from 'vitest';
-import { detectCgroups, type CgroupProbe } from '../../hypervisors/cgroups-detect';
-import { cgroupPlan, cgroupProcsFiles, enforcedCgroupLimits, type CgroupRecord } from '../../hypervisors/cgroups-plan';
-import { describeSandbox } from '../../hypervisors/process-describe';
-import { parseMountinfo } from '../../hypervisors/process-mountinfo';
-import type { SandboxRecord } from '../../hypervisors/process-record';
+import { detectCgroups, type CgroupProbe } from '../../hypervisors/process/cgroups-detect';
+import { cgroupPlan, cgroupProcsFiles, enforcedCgroupLimits, type CgroupRecord } from '../../hypervisors/process/cgroups-plan';
+import { describeSandbox } from '../../hypervisors/process/describe';
+import { parseMountinfo } from '../../hypervisors/process/mountinfo';
+import type { SandboxRecord } from '../../hypervisors/process/record';
 
 // /proc/self/mountinfo lines as these machines print them (hybrid: v1 controllers, empty v2).
 const HYBRID = `

@@ -4,8 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { removeCgroup } from '../../hypervisors/cgroups';
-import { isMounted, workspaceMountedIn } from '../../hypervisors/process-workspace';
+import { removeCgroup } from '../../hypervisors/process/cgroups';
+import { isMounted, workspaceMountedIn } from '../../hypervisors/process/workspace';
 import type { VmInfo } from '../../hypervisors/types';
 import { processDrivers } from '../support/process-drivers';
 

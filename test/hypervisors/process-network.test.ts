@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProcessHypervisor } from '../../hypervisors/process';
+import type { ProcessHypervisor } from '../../hypervisors/process/driver';
 import { gone, processDrivers } from '../support/process-drivers';
 
 const { driver } = processDrivers('hourglass-net', { network: true, limits: { diskMiB: 0 } });

@@ -2,7 +2,7 @@
 // verdicts run through a small classic-BPF interpreter (the kernel's own rules: forward jumps,
 // 32-bit loads from struct seccomp_data). process.test.ts checks the same filter in a real kernel.
 import { describe, expect, it } from 'vitest';
-import { BpfProgram, OPCODES, type BpfInstruction } from '../../hypervisors/seccomp-bpf';
+import { BpfProgram, OPCODES, type BpfInstruction } from '../../hypervisors/process/seccomp-bpf';
 import {
   ABIS,
   CLONE_NEWUSER,
@@ -14,7 +14,7 @@ import {
   X32_SYSCALL_BIT,
   sandboxSeccompFilter,
   sandboxSeccompProgram,
-} from '../../hypervisors/seccomp-policy';
+} from '../../hypervisors/process/seccomp-policy';
 
 /** Runs a program on one syscall, as the kernel would: returns the action word. */
 function run(program: BpfInstruction[], call: { nr: number; arch: number; args?: number[] }): number {

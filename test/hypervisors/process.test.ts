@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BadSpecError, IsolationUnavailableError, NotFoundError } from '../../hypervisors/errors';
-import { createProcessHypervisor } from '../../hypervisors/process';
+import { createProcessHypervisor } from '../../hypervisors/process/driver';
 import { gone, processDrivers } from '../support/process-drivers';
 
 /** Small limits keep creates fast (the workspace template is made once per size and state dir). */
@@ -98,7 +98,7 @@ describe('process driver', () => {
     const script = path.join(stateDir, 'exec.mts');
     writeFileSync(
       script,
-      `import { ProcessHypervisor } from ${JSON.stringify(path.resolve('hypervisors/process.ts'))};\n` +
+      `import { ProcessHypervisor } from ${JSON.stringify(path.resolve('hypervisors/process/driver.ts'))};\n` +
         `const d = new ProcessHypervisor({ stateDir: ${JSON.stringify(stateDir)} });\n` +
         // No pipe while listing: bash holds a pipe's ends for a moment while it starts the pipeline.
         `const r = await d.exec('p7', { command: ['bash', '-c', 'ls /proc/$$/fd > /tmp/fds; tr "\\\\n" " " < /tmp/fds; echo x >&200'] });\n` +

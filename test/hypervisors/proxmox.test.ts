@@ -3,8 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../../hypervisors/errors';
-import { createProxmoxHypervisor, ProxmoxHypervisor, type ProxmoxOptions } from '../../hypervisors/proxmox';
-import { deploymentTag, idTag, sandboxIdFromTag, vmDescription, vmName } from '../../hypervisors/pve-identity';
+import { createProxmoxHypervisor, ProxmoxHypervisor, type ProxmoxOptions } from '../../hypervisors/proxmox/driver';
+import { deploymentTag, idTag, sandboxIdFromTag, vmDescription, vmName } from '../../hypervisors/proxmox/identity';
 import { pveText, startPveSimulator, type PveSimulator } from '../pve-sim/index';
 
 const newId = () => `sb-${randomUUID().slice(0, 8)}`;

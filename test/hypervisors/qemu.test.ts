@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadSpecError, BusyError, NotFoundError, NotReadyError } from '../../hypervisors/errors';
-import { defaultGuestImageDir, resolveGuestImage } from '../../hypervisors/guest-image';
-import { createQemuHypervisor } from '../../hypervisors/qemu';
+import { defaultGuestImageDir, resolveGuestImage } from '../../hypervisors/guest/image';
+import { createQemuHypervisor } from '../../hypervisors/qemu/driver';
 import type { Hypervisor } from '../../hypervisors/types';
 
 const run = promisify(execFile);

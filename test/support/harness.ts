@@ -17,7 +17,7 @@ import { TokenStore, type Role } from '../../api/tokens';
 import { dataConverter } from '../../codec/data-converter';
 import { codecKeysOf } from '../../codec/keys';
 import { HypervisorSet } from '../../hypervisors/index';
-import { ProcessHypervisor } from '../../hypervisors/process';
+import { ProcessHypervisor } from '../../hypervisors/process/driver';
 import type { Hypervisor } from '../../hypervisors/types';
 import { createPool } from '../../registry/pool';
 import { WORKFLOWS_PATH, createWorkers, type WorkerGroup } from '../../worker/worker';

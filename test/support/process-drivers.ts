@@ -5,8 +5,8 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach } from 'vitest';
-import { hasExited, processStat } from '../../hypervisors/proc-identity';
-import { ProcessHypervisor, type ProcessOptions } from '../../hypervisors/process';
+import { hasExited, processStat } from '../../hypervisors/shared/proc-identity';
+import { ProcessHypervisor, type ProcessOptions } from '../../hypervisors/process/driver';
 
 export function processDrivers(prefix: string, defaults: Partial<ProcessOptions>) {
   const made: ProcessHypervisor[] = [];

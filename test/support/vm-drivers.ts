@@ -7,8 +7,8 @@ import { chmod, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { resolveGuestImage } from '../../hypervisors/guest-image';
-import { idTag, vmName } from '../../hypervisors/pve-identity';
+import { resolveGuestImage } from '../../hypervisors/guest/image';
+import { idTag, vmName } from '../../hypervisors/proxmox/identity';
 import type { Hypervisor } from '../../hypervisors/types';
 import type { PveSimulator } from '../pve-sim/index';
 

@@ -1,11 +1,11 @@
 // The sandbox's disk: a qcow2 overlay backed by the guest image's rootfs.
 import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
-import { HypervisorError } from './errors';
-import { tail } from './file-tail';
-import type { SandboxPaths, VmRecord } from './qemu-state';
-import { runToLog } from './run-to-log';
-import type { OpContext } from './types';
+import { HypervisorError } from '../errors';
+import { tail } from '../shared/file-tail';
+import type { SandboxPaths, VmRecord } from './state';
+import { runToLog } from '../shared/run-to-log';
+import type { OpContext } from '../types';
 
 export async function createOverlay(p: SandboxPaths, rec: VmRecord, ctx: OpContext): Promise<void> {
   // Under a temporary name first: a half-made overlay must never pass for a good one.

@@ -1,11 +1,11 @@
 // Starting QEMU: the microvm command line, daemonizing, and making sense of the pidfile after.
 import { rm } from 'node:fs/promises';
-import { HypervisorError } from './errors';
-import { tail } from './file-tail';
-import type { GuestImage } from './guest-image';
-import { isAlive } from './proc-identity';
-import { processFromPidfile, type Accel, type QemuProcess, type SandboxPaths, type VmRecord } from './qemu-state';
-import { runToLog } from './run-to-log';
+import { HypervisorError } from '../errors';
+import { tail } from '../shared/file-tail';
+import type { GuestImage } from '../guest/image';
+import { isAlive } from '../shared/proc-identity';
+import { processFromPidfile, type Accel, type QemuProcess, type SandboxPaths, type VmRecord } from './state';
+import { runToLog } from '../shared/run-to-log';
 
 const AGENT_PORT = 'org.qemu.guest_agent.0';
 

@@ -1,6 +1,6 @@
 // Minimal QMP client (QEMU's control socket): handshake, query-status, stop, cont, quit.
 import type { Socket } from 'node:net';
-import { connectUnixSocket, Wakeup } from './unix-socket';
+import { connectUnixSocket, Wakeup } from '../shared/unix-socket';
 
 export interface QmpOptions {
   timeoutMs?: number;

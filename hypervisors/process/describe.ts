@@ -2,9 +2,9 @@
 // fixed at create and kept in its record) and per host (the startup banner line).
 import { controllersOf } from './cgroups-plan';
 import type { CgroupSupport } from './cgroups-detect';
-import { SANDBOX_UID } from './process-bwrap';
-import type { IsolationMode } from './process-config';
-import type { SandboxRecord } from './process-record';
+import { SANDBOX_UID } from './bwrap';
+import type { IsolationMode } from './config';
+import type { SandboxRecord } from './record';
 
 /** The isolation text of a new sandbox; `cgroupReason` says why there is no cgroup when there is none. */
 export function describeSandbox(r: SandboxRecord, cgroupReason: string | null, uid = process.getuid?.()): string {

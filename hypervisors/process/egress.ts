@@ -4,8 +4,8 @@
 // cloud metadata endpoint, a compose network's Temporal and PostgreSQL. The filter lives in the
 // sandbox's own network namespace, where its processes (uid 65534, no capabilities) cannot change it.
 import os from 'node:os';
-import { HypervisorError } from './errors';
-import { runCommand } from './run-command';
+import { HypervisorError } from '../errors';
+import { runCommand } from '../shared/run-command';
 
 /** Ranges that are never the internet: this network, private, shared (CGNAT), link-local, multicast, reserved. */
 export const NON_PUBLIC_RANGES = [

@@ -5,10 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { positiveInt } from './env-config';
-import { errorText } from './error-text';
-import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from './errors';
-import { resolveGuestImage } from './guest-image';
+import { positiveInt } from '../shared/env-config';
+import { errorText } from '../shared/error-text';
+import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../errors';
+import { resolveGuestImage } from '../guest/image';
 import {
   DOMAIN_PREFIX,
   HOURGLASS_LIBVIRT_NS,
@@ -16,9 +16,9 @@ import {
   domainNameFor,
   parseSandboxMarker,
   type SandboxMarker,
-} from './libvirt-domain-xml';
-import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from './types';
-import { outputFields } from './exec-output';
+} from './domain-xml';
+import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
+import { outputFields } from '../guest/output';
 
 export interface LibvirtConfig {
   uri: string;

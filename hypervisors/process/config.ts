@@ -1,7 +1,7 @@
 // Settings of the process driver: isolation mode, network, default limits, and their sanity checks.
-import { BadSpecError } from './errors';
-import { parseAllowList } from './process-egress';
-import type { SandboxLimits } from './types';
+import { BadSpecError } from '../errors';
+import { parseAllowList } from './egress';
+import type { SandboxLimits } from '../types';
 
 export type IsolationMode = 'bubblewrap' | 'none';
 export const ISOLATION_MODES: IsolationMode[] = ['bubblewrap', 'none'];

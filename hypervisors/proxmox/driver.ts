@@ -1,14 +1,14 @@
 // Proxmox VE driver: each sandbox is a linked clone of a template VM, driven through the PVE REST
 // API with an API token. Every async call waits on its task UPID. Reference: docs/proxmox-api.md.
-import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from './errors';
+import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../errors';
 import {
   isTransientPveError, PveApiError, PveClient, PveTaskError, PveTaskTimeoutError, sleep,
   type PveParams,
-} from './pve-client';
+} from './client';
 import {
   deploymentTag, descriptionNamesSandbox, idTag, OWNER_TAG, parseTags, sandboxIdOfTags, vmDescription, vmName,
-} from './pve-identity';
-import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from './types';
+} from './identity';
+import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
 
 export interface ProxmoxOptions {
   /** `https://host:8006` (with or without `/api2/json`). */

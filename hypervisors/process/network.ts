@@ -5,10 +5,10 @@
 import { readlinkSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { HypervisorError } from './errors';
-import { launchArgv } from './process-launcher';
-import { recordProcess, type RecordedProcess } from './proc-identity';
-import { spawnDetached } from './spawner/index';
+import { HypervisorError } from '../errors';
+import { launchArgv } from './launcher';
+import { recordProcess, type RecordedProcess } from '../shared/proc-identity';
+import { spawnDetached } from '../shared/spawner/index';
 
 /** slirp4netns's built-in DNS forwarder (it relays to the host's resolvers). */
 export const SLIRP_DNS = '10.0.2.3';

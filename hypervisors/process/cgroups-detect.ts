@@ -3,7 +3,7 @@
 import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CGROUP_CONTROLLERS, v2EnableWrites, type CgroupController } from './cgroups-plan';
-import type { MountEntry } from './process-mountinfo';
+import type { MountEntry } from './mountinfo';
 
 export type CgroupSupport =
   | { version: 1; mounts: Partial<Record<CgroupController, string>> }

@@ -1,7 +1,7 @@
 // Runs a host command with a timeout and captures its output (started by the spawner process).
-import { capBytes, outputFields } from './exec-output';
+import { capBytes, outputFields } from '../guest/output';
 import { runCaptured } from './spawner/index';
-import type { ExecResult } from './types';
+import type { ExecResult } from '../types';
 
 export interface RunOptions {
   cwd?: string;

@@ -6,8 +6,8 @@
 import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connectUnixSocket, Wakeup } from './unix-socket';
-import { outputFields, type OutputFields } from './exec-output';
+import { connectUnixSocket, Wakeup } from '../shared/unix-socket';
+import { outputFields, type OutputFields } from '../guest/output';
 
 export interface QgaOptions {
   /** Per request (connect, sync, one command). */

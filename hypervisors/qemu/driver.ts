@@ -11,25 +11,25 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { positiveInt } from './env-config';
-import { errorText } from './error-text';
-import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from './errors';
-import { tail } from './file-tail';
-import { resolveGuestImage, type GuestImage } from './guest-image';
-import { heartbeat } from './heartbeat';
-import { KeyedMutex } from './keyed-mutex';
+import { positiveInt } from '../shared/env-config';
+import { errorText } from '../shared/error-text';
+import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../errors';
+import { tail } from '../shared/file-tail';
+import { resolveGuestImage, type GuestImage } from '../guest/image';
+import { heartbeat } from '../shared/heartbeat';
+import { KeyedMutex } from '../shared/keyed-mutex';
 import { chooseAccel } from './kvm-probe';
-import { isAlive, signalIfOurs, waitForExit } from './proc-identity';
+import { isAlive, signalIfOurs, waitForExit } from '../shared/proc-identity';
 import { QmpClient } from './qmp';
-import { AgentPool } from './qemu-agent-pool';
-import { launchQemu } from './qemu-launch';
-import { createOverlay } from './qemu-overlay';
-import { raceDeadline, waitForAgent, type BootOutcome } from './qemu-readiness';
-import { processFromPidfile, readRecord, sandboxPaths, writeRecord, type Accel, type VmRecord } from './qemu-state';
-import { Semaphore } from './semaphore';
-import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from './types';
+import { AgentPool } from './agent-pool';
+import { launchQemu } from './launch';
+import { createOverlay } from './overlay';
+import { raceDeadline, waitForAgent, type BootOutcome } from './readiness';
+import { processFromPidfile, readRecord, sandboxPaths, writeRecord, type Accel, type VmRecord } from './state';
+import { Semaphore } from '../shared/semaphore';
+import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
 
-export type { Accel } from './qemu-state';
+export type { Accel } from './state';
 
 export interface QemuConfig {
   /** The driver's own directory (<stateDir>/qemu). */

@@ -4,13 +4,13 @@ import { constants, readFileSync } from 'node:fs';
 import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { GuestImage } from './guest-image';
-import { readJson, writeJsonAtomic } from './json-file';
-import { isAlive, signalIfOurs, waitForExit } from './proc-identity';
+import type { GuestImage } from '../guest/image';
+import { readJson, writeJsonAtomic } from '../shared/json-file';
+import { isAlive, signalIfOurs, waitForExit } from '../shared/proc-identity';
 import { QgaClient } from './qga';
-import { qemuArgs, runDaemonizing } from './qemu-launch';
-import { readPidfile, type Accel, type QemuProcess } from './qemu-state';
-import type { OpContext } from './types';
+import { qemuArgs, runDaemonizing } from './launch';
+import { readPidfile, type Accel, type QemuProcess } from './state';
+import type { OpContext } from '../types';
 
 export interface KvmProbeSettings {
   /** The driver's own directory: the probe result is cached here. */

@@ -1,4 +1,4 @@
-import type { OpContext } from './types';
+import type { OpContext } from '../types';
 
 /** Calls ctx.progress every second (activities turn it into heartbeats); returns a stop function. */
 export function heartbeat(ctx: OpContext, detail: () => string): () => void {

@@ -1,5 +1,5 @@
 // Reading driver settings from the environment.
-import { BadSpecError } from './errors';
+import { BadSpecError } from '../errors';
 
 /** env[key] as a positive integer; unset or empty = fallback. A bad value is a BadSpecError. */
 export function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {

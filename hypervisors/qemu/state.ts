@@ -2,9 +2,9 @@
 // Everything needed to find a sandbox again lives here, so a restarted worker picks it up.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { GuestImage } from './guest-image';
-import { readJson, writeJsonAtomic } from './json-file';
-import { hasExited, processStat, type RecordedProcess } from './proc-identity';
+import type { GuestImage } from '../guest/image';
+import { readJson, writeJsonAtomic } from '../shared/json-file';
+import { hasExited, processStat, type RecordedProcess } from '../shared/proc-identity';
 
 export type Accel = 'kvm' | 'tcg';
 

@@ -12,11 +12,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, realpath, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { HypervisorError } from './errors';
-import { KeyedMutex } from './keyed-mutex';
-import { launchArgv } from './process-launcher';
-import { parseMountinfo, readMounts } from './process-mountinfo';
-import { runCommand } from './run-command';
+import { HypervisorError } from '../errors';
+import { KeyedMutex } from '../shared/keyed-mutex';
+import { launchArgv } from './launcher';
+import { parseMountinfo, readMounts } from './mountinfo';
+import { runCommand } from '../shared/run-command';
 
 /** Kept in sandbox.json. */
 export interface WorkspaceRecord {

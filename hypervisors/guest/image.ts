@@ -2,7 +2,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BadSpecError } from './errors';
+import { BadSpecError } from '../errors';
 
 export interface GuestImage {
   kernel: string;
@@ -11,7 +11,7 @@ export interface GuestImage {
   rootfs: string;
 }
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export function defaultGuestImageDir(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.HOURGLASS_GUEST_IMAGE_DIR || join(REPO_ROOT, '.images', 'guest'));

@@ -3,7 +3,7 @@ import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cgroupPlan, sandboxCgroupDirs, type CgroupLimits, type CgroupRecord } from './cgroups-plan';
 import type { CgroupSupport } from './cgroups-detect';
-import { BusyError } from './errors';
+import { BusyError } from '../errors';
 
 /** The record for a new sandbox `id` under `parentPath`, or null where no cgroup can be used. */
 export function newCgroupRecord(support: CgroupSupport, parentPath: string, id: string): CgroupRecord | null {

@@ -4,8 +4,8 @@
 // connection. It stays open for idleMs after the last use: after each host disconnect qemu-ga
 // naps 100 ms (its guard against spinning on virtio-serial), which would otherwise add ~50 ms to
 // every exec. Closed when idle so another worker can connect.
-import { HypervisorError } from './errors';
-import { errorText } from './error-text';
+import { HypervisorError } from '../errors';
+import { errorText } from '../shared/error-text';
 import { QgaClient } from './qga';
 
 interface AgentConnection {

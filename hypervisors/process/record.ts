@@ -3,10 +3,10 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CgroupRecord } from './cgroups-plan';
-import type { IsolationMode } from './process-config';
-import type { WorkspaceRecord } from './process-workspace';
-import type { RecordedProcess } from './proc-identity';
-import type { SandboxLimits } from './types';
+import type { IsolationMode } from './config';
+import type { WorkspaceRecord } from './workspace';
+import type { RecordedProcess } from '../shared/proc-identity';
+import type { SandboxLimits } from '../types';
 
 /** none: own namespace, loopback only; slirp4netns: own namespace plus outbound; host: not isolated (isolation none). */
 export type NetworkMode = 'none' | 'slirp4netns' | 'host';

@@ -1,9 +1,9 @@
 // Is a qemu sandbox's guest up? It is once its agent syncs and runs a command.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isAlive } from './proc-identity';
+import { isAlive } from '../shared/proc-identity';
 import { QgaClient } from './qga';
-import type { AgentPool } from './qemu-agent-pool';
-import { readRecord, type SandboxPaths } from './qemu-state';
+import type { AgentPool } from './agent-pool';
+import { readRecord, type SandboxPaths } from './state';
 
 export type BootOutcome = 'ready' | 'exited' | 'timeout' | 'aborted';
 
