@@ -4,9 +4,21 @@ export default defineConfig({
   test: {
     // The Temporal native bridge crashes under worker threads.
     pool: 'forks',
-    globalSetup: ['test/global-setup.ts'],
-    testTimeout: 120_000,
-    hookTimeout: 180_000,
-    include: ['test/**/*.test.ts'],
+    projects: [
+      // Pure code and time-skipping workflow tests with fake activities: seconds, no services.
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      // Real Temporal, real PostgreSQL, real drivers.
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/unit/**'],
+          globalSetup: ['test/global-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
   },
 });
