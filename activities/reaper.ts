@@ -16,6 +16,7 @@ import {
 } from '../workflows/drift';
 import { destroySignal, vmLostSignal } from '../workflows/messages';
 import { SandboxDriver, SandboxExpiresAt, SandboxSession, SandboxState } from '../workflows/search-attributes';
+import { sandboxWorkflowId, sessionWorkflowId } from '../workflows/ids';
 
 /** Drifts one reaper run fixes at most (and carries through its history): ~100 bytes each. */
 export const MAX_DRIFTS_PER_RUN = 2000;
@@ -28,7 +29,7 @@ export interface ReaperDeps {
 }
 
 export function createReaperActivities({ pool, hypervisors, client, taskQueue }: ReaperDeps) {
-  const sandboxHandle = (id: string) => client.workflow.getHandle(`sandbox:${id}`);
+  const sandboxHandle = (id: string) => client.workflow.getHandle(sandboxWorkflowId(id));
 
   /** Open (RUNNING status) description of the sandbox's workflow, or null when closed/unknown. */
   async function openWorkflow(id: string) {
@@ -152,7 +153,7 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
 
 async function sessionOpen(client: Client, sessionId: string): Promise<boolean> {
   try {
-    return (await client.workflow.getHandle(`session:${sessionId}`).describe()).status.name === 'RUNNING';
+    return (await client.workflow.getHandle(sessionWorkflowId(sessionId)).describe()).status.name === 'RUNNING';
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return false;
     throw err;

@@ -38,6 +38,7 @@ import { resolveLimits, type LimitsPolicy } from './limits';
 import type { CreateSandboxBody } from './schemas';
 import type { SessionService } from './session-service';
 import type { Principal } from './tokens';
+import { sandboxWorkflowId } from '../workflows/ids';
 
 export interface SandboxServiceOptions {
   taskQueue: string;
@@ -52,7 +53,6 @@ export interface SandboxServiceOptions {
   maxPendingCreates?: number;
 }
 
-export const workflowIdOf = (id: string) => `sandbox:${id}`;
 
 /** Other owners' sandboxes do not exist for a non-admin caller: the same 404 as an unknown id. */
 const canSee = (p: Principal, owner: string) => p.role === 'admin' || p.owner === owner;
@@ -139,7 +139,7 @@ export class SandboxService {
   async launch(request: SandboxRequest, opts: { requestHash?: string; wait: boolean }): Promise<SandboxStatus> {
     const maxExpiresAt = new Date(Date.now() + request.maxLifetimeSeconds * 1000);
     const startOptions = {
-      workflowId: workflowIdOf(request.id),
+      workflowId: sandboxWorkflowId(request.id),
       taskQueue: this.opts.taskQueue,
       args: [{ request }] as [{ request: SandboxRequest }],
       // With an Idempotency-Key, FAIL lets a concurrent duplicate fall back to the replay check
@@ -456,7 +456,7 @@ export class SandboxService {
   }
 
   private handle(id: string): WorkflowHandle<typeof sandboxWorkflow> {
-    return this.client.workflow.getHandle(workflowIdOf(id));
+    return this.client.workflow.getHandle(sandboxWorkflowId(id));
   }
 
   /** Runs a workflow call; a closed (or unknown) workflow becomes a 409 naming the recorded state, or a 404. */

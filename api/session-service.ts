@@ -6,6 +6,7 @@ import { SandboxOwner } from '../workflows/search-attributes';
 import { sessionWorkflow } from '../workflows/session';
 import { ApiError, fromTemporal, notFound } from './errors';
 import type { Principal } from './tokens';
+import { sessionWorkflowId } from '../workflows/ids';
 
 export class SessionService {
   constructor(
@@ -16,7 +17,7 @@ export class SessionService {
   async create(p: Principal, heartbeatTimeoutSeconds: number): Promise<SessionStatus> {
     const id = `ses-${randomBytes(8).toString('hex')}`;
     await this.client.workflow.start(sessionWorkflow, {
-      workflowId: `session:${id}`,
+      workflowId: sessionWorkflowId(id),
       taskQueue: this.taskQueue,
       args: [{ id, owner: p.owner, heartbeatTimeoutSeconds }],
       staticSummary: `session ${id} of ${p.owner} (heartbeat every < ${heartbeatTimeoutSeconds}s)`,
@@ -35,7 +36,7 @@ export class SessionService {
   /** Owner of a session and whether it is still open; undefined when there is no such session. */
   async ownerOf(id: string): Promise<{ owner: string; open: boolean } | undefined> {
     try {
-      const d = await this.client.workflow.getHandle(`session:${id}`).describe();
+      const d = await this.client.workflow.getHandle(sessionWorkflowId(id)).describe();
       return { owner: d.typedSearchAttributes.get(SandboxOwner) ?? 'local', open: d.status.name === 'RUNNING' };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return undefined;
@@ -44,7 +45,7 @@ export class SessionService {
   }
 
   async get(p: Principal, id: string): Promise<SessionStatus> {
-    const handle = this.client.workflow.getHandle(`session:${id}`);
+    const handle = this.client.workflow.getHandle(sessionWorkflowId(id));
     try {
       const d = await handle.describe();
       const owner = d.typedSearchAttributes.get(SandboxOwner) ?? 'local';
@@ -71,13 +72,13 @@ export class SessionService {
 
   async heartbeat(p: Principal, id: string): Promise<SessionStatus> {
     await this.requireActive(p, id);
-    await this.client.workflow.getHandle(`session:${id}`).signal(sessionHeartbeatSignal);
+    await this.client.workflow.getHandle(sessionWorkflowId(id)).signal(sessionHeartbeatSignal);
     return this.get(p, id);
   }
 
   async end(p: Principal, id: string, requestedBy: string): Promise<SessionStatus> {
     await this.requireActive(p, id);
-    await this.client.workflow.getHandle(`session:${id}`).signal(endSessionSignal, { reason: `session ended by ${requestedBy}` });
+    await this.client.workflow.getHandle(sessionWorkflowId(id)).signal(endSessionSignal, { reason: `session ended by ${requestedBy}` });
     return { ...(await this.get(p, id)), state: 'ENDED' };
   }
 

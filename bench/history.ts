@@ -13,6 +13,7 @@ import { StateWatcher } from './lib/registry';
 import { runBench } from './lib/run';
 import { createRunning, destroyAndWait, warmUp } from './lib/sandboxes';
 import { connectClient } from './lib/temporal';
+import { sandboxWorkflowId } from '../workflows/ids';
 
 const USAGE = 'usage: npm run bench:history -- [--repeat 3] [--role user|admin]';
 const params = parseParams(USAGE, { repeat: 3, role: 'user' }, ['repeat']);
@@ -35,7 +36,7 @@ await runBench('history', params, async (bench) => {
   const failures = new Failures();
   const created = await createRunning(stack.api, { ttlSeconds: 600, labels: { bench: 'history' } }, failures);
   if (!created) throw new Error(`create failed: ${JSON.stringify(failures.examples)}`);
-  const workflowId = `sandbox:${created.id}`;
+  const workflowId = sandboxWorkflowId(created.id);
   const steps: Step[] = [];
   let seen = 0;
   let all: Event[] = [];

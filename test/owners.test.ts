@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SandboxOwner } from '../workflows/search-attributes';
 import type { SandboxStatus } from '../workflows/types';
 import { eventually, startHarness, type Harness } from './support/harness';
+import { sandboxWorkflowId } from '../workflows/ids';
 
 const ALICE = 'alice-token-0123456789abcdef';
 const BOB = 'bob-token-0123456789abcdefgh';
@@ -49,7 +50,7 @@ describe('tokens', () => {
     expect(sbx.owner).toBe('alice');
     const row = await h.pool.query('SELECT owner FROM sandboxes WHERE id = $1', [sbx.id]);
     expect(row.rows[0]?.owner).toBe('alice');
-    const d = await h.client.workflow.getHandle(`sandbox:${sbx.id}`).describe();
+    const d = await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).describe();
     expect(d.typedSearchAttributes.get(SandboxOwner)).toBe('alice');
   });
 });
@@ -192,7 +193,7 @@ describe('admins', () => {
     expect(forced.body).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by ops (for on-call): cleanup' });
     const events = await ops('GET', `/v1/sandboxes/${sbx.id}/events`);
     expect(events.body.items.at(-1)).toMatchObject({ to: 'DESTROYED', reason: 'force destroy by ops (for on-call): cleanup' });
-    const d = await h.client.workflow.getHandle(`sandbox:${sbx.id}`).describe();
+    const d = await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).describe();
     expect(d.status.name).toBe('TERMINATED');
   });
 });

@@ -10,6 +10,7 @@ import { ProcessHypervisor } from '../hypervisors/process/driver';
 import type { OpContext, VmInfo } from '../hypervisors/types';
 import type { SandboxStatus } from '../workflows/types';
 import { eventually, startHarness, type Harness } from './support/harness';
+import { sandboxWorkflowId, sessionWorkflowId } from '../workflows/ids';
 
 /** The real process driver with switches: hold sandboxes in BOOTING, make the sandbox workflow's destroys fail. */
 class ControlledDriver extends ProcessHypervisor {
@@ -81,7 +82,7 @@ describe('reaper (prune)', () => {
 
   it('a row whose workflow was terminated: destroys the VM and marks the row DESTROYED', async () => {
     const sbx = await create({ ttlSeconds: 60 });
-    await h.client.workflow.getHandle(`sandbox:${sbx.id}`).terminate('test: finally never runs');
+    await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).terminate('test: finally never runs');
     const report = await prune();
     expect(itemFor(report, sbx.id)).toEqual({ id: sbx.id, drift: 'closed_workflow_row', action: 'destroyed vm, marked DESTROYED' });
     expect(await vm(sbx.id)).toBeNull();
@@ -134,7 +135,7 @@ describe('reaper (prune)', () => {
 
   it('olderThanSeconds spares young sandboxes', async () => {
     const sbx = await create({ ttlSeconds: 60 });
-    await h.client.workflow.getHandle(`sandbox:${sbx.id}`).terminate('test');
+    await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).terminate('test');
     expect(itemFor(await prune({ olderThanSeconds: 3600 }), sbx.id)).toBeUndefined();
     expect(itemFor(await prune({ olderThanSeconds: 0 }), sbx.id)?.drift).toBe('closed_workflow_row');
   });
@@ -259,7 +260,7 @@ describe('sessions', () => {
   it('a terminated session still does not leak: the reaper ends its sandboxes', async () => {
     const { body: session } = await h.api('POST', '/v1/sessions', { heartbeatTimeoutSeconds: 600 });
     const sbx = await create({ ttlSeconds: 60, sessionId: session.id });
-    await h.client.workflow.getHandle(`session:${session.id}`).terminate('test: no cleanup code runs');
+    await h.client.workflow.getHandle(sessionWorkflowId(session.id)).terminate('test: no cleanup code runs');
     const report = await prune();
     expect(itemFor(report, sbx.id)).toEqual({ id: sbx.id, drift: 'session_gone', action: 'signalled destroy (session ended)' });
     expect((await untilState(sbx.id, 'DESTROYED')).destroyReason).toBe('session ended');

@@ -17,6 +17,7 @@ import { WORKFLOWS_PATH } from '../worker/worker';
 import { findProcesses } from '../hypervisors/shared/process-table';
 import { gone } from './support/process-drivers';
 import { eventually, settledEvents, startHarness, type Harness, testDataConverter } from './support/harness';
+import { sandboxWorkflowId, sessionWorkflowId } from '../workflows/ids';
 
 /** A real process driver whose create makes the sandbox and then fails for good. */
 class CreateThenFail extends ProcessHypervisor {
@@ -62,7 +63,7 @@ const state = async (id: string) => (await h.api<SandboxStatus>('GET', `/v1/sand
 /** A process sandbox whose workflow continues as new after 30 history events, once RUNNING. */
 async function startRunningWithShortHistory(id: string) {
   const handle = await h.client.workflow.start(sandboxWorkflow, {
-    workflowId: `sandbox:${id}`,
+    workflowId: sandboxWorkflowId(id),
     taskQueue: h.taskQueue,
     args: [
       {
@@ -100,9 +101,9 @@ describe('durability', () => {
     let i = 0;
     await eventually(async () => {
       await handle.signal(renewLeaseSignal, { ttlSeconds: 120 + i++ });
-      return (await h.client.workflow.getHandle(`sandbox:${id}`).describe()).runId !== firstRun;
+      return (await h.client.workflow.getHandle(sandboxWorkflowId(id)).describe()).runId !== firstRun;
     }, 30_000, 150);
-    const latest = h.client.workflow.getHandle(`sandbox:${id}`);
+    const latest = h.client.workflow.getHandle(sandboxWorkflowId(id));
     const status = await latest.query(getStatus);
     expect(status.state).toBe('RUNNING');
     expect(Date.parse(status.expiresAt!) - Date.now()).toBeGreaterThan(100_000);
@@ -140,7 +141,7 @@ describe('durability', () => {
     expect((await handle.executeUpdate(execUpdate, { args: [{ command: ['echo', 'quick'] }] })).stdout).toBe('quick\n');
     expect((await slowExec.result()).stdout).toBe('slow\n');
 
-    await eventually(async () => (await h.client.workflow.getHandle(`sandbox:${id}`).describe()).runId !== firstRun);
+    await eventually(async () => (await h.client.workflow.getHandle(sandboxWorkflowId(id)).describe()).runId !== firstRun);
     expect((await state(id)).state).toBe('RUNNING');
     await h.api('DELETE', `/v1/sandboxes/${id}`);
     await eventually(async () => (await state(id)).state === 'DESTROYED');
@@ -151,7 +152,7 @@ describe('durability', () => {
     const { body: session } = await h.api('POST', '/v1/sessions', { heartbeatTimeoutSeconds: 300 });
     const { body: inSession } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 300, sessionId: session.id });
     const { body: sbx } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 300 });
-    const handle = h.client.workflow.getHandle(`sandbox:${sbx.id}`);
+    const handle = h.client.workflow.getHandle(sandboxWorkflowId(sbx.id));
 
     await handle.signal('renewLease'); // no input: ignored
     await handle.signal('destroy'); // no input: the default reason
@@ -161,8 +162,8 @@ describe('durability', () => {
     });
     expect(done.destroyReason).toBe('destroy requested');
 
-    await h.client.workflow.getHandle(`session:${session.id}`).signal('sandboxJoined'); // ignored
-    await h.client.workflow.getHandle(`session:${session.id}`).signal('end'); // ends the session
+    await h.client.workflow.getHandle(sessionWorkflowId(session.id)).signal('sandboxJoined'); // ignored
+    await h.client.workflow.getHandle(sessionWorkflowId(session.id)).signal('end'); // ends the session
     const ended = await eventually(async () => {
       const s = await state(inSession.id);
       return s.state === 'DESTROYED' ? s : undefined;
@@ -173,12 +174,12 @@ describe('durability', () => {
   it('a finished history replays without nondeterminism against the current workflow code', async () => {
     const { body: sbx } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 1 });
     await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['true'] });
-    const handle = h.client.workflow.getHandle(`sandbox:${sbx.id}`);
+    const handle = h.client.workflow.getHandle(sandboxWorkflowId(sbx.id));
     await handle.result();
     const history = await handle.fetchHistory();
     const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
     // The history's payloads are encrypted: replay decodes them with the same converter.
-    const replay = Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: testDataConverter() }, history, `sandbox:${sbx.id}`);
+    const replay = Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: testDataConverter() }, history, sandboxWorkflowId(sbx.id));
     await expect(replay).resolves.toBeUndefined();
   });
 

@@ -7,6 +7,7 @@ import { sandboxIdForKey } from '../api/sandbox-service';
 import { recordTransition } from '../registry/sandboxes';
 import type { SandboxStatus } from '../workflows/types';
 import { eventually, settledEvents, startHarness, type Harness } from './support/harness';
+import { sandboxWorkflowId } from '../workflows/ids';
 
 let h: Harness;
 beforeAll(async () => {
@@ -170,7 +171,7 @@ describe('sandbox lifecycle', () => {
 
   it('workflow cancellation (e.g. from the Temporal UI) also destroys', async () => {
     const { body: sbx }: { body: SandboxStatus } = await create({ ttlSeconds: 60 });
-    await h.client.workflow.getHandle(`sandbox:${sbx.id}`).cancel();
+    await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).cancel();
     const done = await untilDestroyed(sbx.id);
     expect(done.destroyReason).toBe('workflow cancelled');
     expect(await h.hypervisors.get('process').describe(sbx.id)).toBeNull();
@@ -178,7 +179,7 @@ describe('sandbox lifecycle', () => {
 
   it('force-destroys a sandbox whose workflow was terminated (its finally never ran)', async () => {
     const { body: sbx }: { body: SandboxStatus } = await create({ ttlSeconds: 60 });
-    await h.client.workflow.getHandle(`sandbox:${sbx.id}`).terminate('simulated operator mistake');
+    await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).terminate('simulated operator mistake');
     expect(await h.hypervisors.get('process').describe(sbx.id)).not.toBeNull(); // leaked, for now
     const res = await h.api('POST', `/v1/sandboxes/${sbx.id}/destroy`, { force: true });
     expect(res.status).toBe(202);
@@ -221,7 +222,7 @@ describe('idempotent create', () => {
     const again = await create({ ttlSeconds: 60 }, { 'idempotency-key': key });
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ id, state: 'DESTROYED', destroyReason: 'lease expired' });
-    await expect(h.client.workflow.getHandle(`sandbox:${id}`).describe()).rejects.toThrow(/not found/i);
+    await expect(h.client.workflow.getHandle(sandboxWorkflowId(id)).describe()).rejects.toThrow(/not found/i);
     expect(await h.hypervisors.get('process').describe(id)).toBeNull();
   });
 

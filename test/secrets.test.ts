@@ -11,6 +11,7 @@ import { findTemporalCli } from '../worker/temporal-server';
 import { SandboxState } from '../workflows/search-attributes';
 import type { SandboxStatus } from '../workflows/types';
 import { startHarness, type Harness } from './support/harness';
+import { sandboxWorkflowId } from '../workflows/ids';
 
 const USER = 'secrets-user-token-0123456789';
 const ADMIN = 'secrets-admin-token-0123456789';
@@ -40,7 +41,7 @@ const show = async (...extra: string[]) =>
   (
     await promisify(execFile)(
       temporalCli,
-      ['workflow', 'show', '--address', inject('temporalAddress'), '-w', `sandbox:${sbx.id}`, '--output', 'json', ...extra],
+      ['workflow', 'show', '--address', inject('temporalAddress'), '-w', sandboxWorkflowId(sbx.id), '--output', 'json', ...extra],
       { maxBuffer: 64 * 1024 * 1024 },
     )
   ).stdout;
@@ -53,7 +54,7 @@ describe('secrets stay secret', () => {
     expect(history).toContain(Buffer.from('binary/encrypted').toString('base64'));
     // The command is encrypted too; search attributes (for the UI's lists) stay readable.
     expect(history).not.toContain('EXPECTED');
-    const d = await h.client.workflow.getHandle(`sandbox:${sbx.id}`).describe();
+    const d = await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).describe();
     expect(d.typedSearchAttributes.get(SandboxState)).toBe('RUNNING');
   });
 

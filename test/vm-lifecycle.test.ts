@@ -23,6 +23,7 @@ import {
   qemuLeftovers,
   vmStateDir,
 } from './support/vm-drivers';
+import { sandboxWorkflowId } from '../workflows/ids';
 
 /** Generous: TCG on 2 cores shared with the other suites' VMs (~3 s when idle). */
 const READY_TIMEOUT_S = 180;
@@ -220,7 +221,7 @@ for (const c of CASES) {
         expect(res.status, JSON.stringify(res.body)).toBe(202);
         expect(res.body).toMatchObject({ id: sbx.id, state: 'DESTROYED', destroyReason: 'force destroy by local', vmExisted: true });
         expect(await get(sbx.id)).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by local' });
-        expect((await h.client.workflow.getHandle(`sandbox:${sbx.id}`).describe()).status.name).toBe('TERMINATED');
+        expect((await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).describe()).status.name).toBe('TERMINATED');
         expect(await setup.leftovers(sbx.id, c.name)).toEqual([]);
       },
       VM_TEST_MS,
@@ -284,7 +285,7 @@ for (const c of CASES) {
           expect(seen.state, 'the guest left BOOTING before the test could interrupt it').toBe('BOOTING');
           // A worker in this process cannot be SIGKILLed; terminating the workflow is the same loss:
           // no workflow code runs, so no finally destroys the VM. Then the worker goes away and comes back.
-          await h.client.workflow.getHandle(`sandbox:${id}`).terminate('test: worker killed mid-boot');
+          await h.client.workflow.getHandle(sandboxWorkflowId(id)).terminate('test: worker killed mid-boot');
           await h.stopWorker();
           await h.startWorker();
           expect((await h.pool.query('SELECT state FROM sandboxes WHERE id=$1', [id])).rows[0]?.state).toBe('BOOTING');

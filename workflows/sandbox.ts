@@ -57,6 +57,7 @@ import type {
   SandboxStatus,
   TransitionEvent,
 } from './types';
+import { sessionWorkflowId } from './ids';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -532,7 +533,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   /** Tells the session about this sandbox; a session that is gone means this sandbox must go too. */
   async function joinSession(sessionId: string): Promise<void> {
     try {
-      await getExternalWorkflowHandle(`session:${sessionId}`).signal(sandboxJoinedSignal, { sandboxId: id });
+      await getExternalWorkflowHandle(sessionWorkflowId(sessionId)).signal(sandboxJoinedSignal, { sandboxId: id });
     } catch (err) {
       if (isCancellation(err)) throw err;
       requestDestroy('session ended');

@@ -20,6 +20,7 @@ import {
   sessionHeartbeatSignal,
   type SessionStatus,
 } from './messages';
+import { sandboxWorkflowId } from './ids';
 
 export interface SessionInput {
   id: string;
@@ -99,7 +100,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionStatu
 
 async function destroySandbox(sandboxId: string): Promise<void> {
   try {
-    await getExternalWorkflowHandle(`sandbox:${sandboxId}`).signal(destroySignal, { reason: 'session ended' });
+    await getExternalWorkflowHandle(sandboxWorkflowId(sandboxId)).signal(destroySignal, { reason: 'session ended' });
   } catch {
     // Already closed: nothing left to destroy (and the reaper checks anyway).
   }

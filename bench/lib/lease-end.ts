@@ -4,6 +4,7 @@
 // the worker late (task queue, busy worker). EXPIRED is written with that task's start time.
 import type { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
+import { sandboxWorkflowId } from '../../workflows/ids';
 
 const { EventType } = proto.temporal.api.enums.v1;
 type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
@@ -24,7 +25,7 @@ const ms = (e: HistoryEvent) => toMs(e.eventTime);
 
 /** The parts of one sandbox's lease-end lateness, or undefined when no timer ended it (destroyed otherwise). */
 export async function leaseEndParts(client: Client, sandboxId: string, expiresAt: number): Promise<LeaseEndParts | undefined> {
-  const events = (await client.workflow.getHandle(`sandbox:${sandboxId}`).fetchHistory()).events ?? [];
+  const events = (await client.workflow.getHandle(sandboxWorkflowId(sandboxId)).fetchHistory()).events ?? [];
   const started = new Map<string, HistoryEvent>();
   let fired: HistoryEvent | undefined;
   let taskStarted: HistoryEvent | undefined;
