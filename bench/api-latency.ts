@@ -5,7 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../worker/config';
+import { loadConfig } from '../config/service';
 import { startRuntime } from '../worker/runtime';
 
 const n = Number(process.argv[2] ?? 20);

@@ -7,7 +7,7 @@ import { execSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../worker/config';
+import { loadConfig } from '../config/service';
 import { startRuntime } from '../worker/runtime';
 
 const n = Number(process.argv[2] ?? 1000);

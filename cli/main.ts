@@ -1,7 +1,7 @@
 // The `hourglass` command: run the service (dev / worker / api) or talk to its API.
 import { Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
-import { loadConfig } from '../worker/config';
+import { loadConfig } from '../config/service';
 import { closeInheritedFds } from '../worker/inherited-fds';
 import { SdkLogger } from '../worker/sdk-logger';
 import { startRuntime, type Runtime as HourglassRuntime, type RuntimeOptions } from '../worker/runtime';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { limitsPolicyFromEnv, resolveLimits } from '../api/limits';
 import { TokenStore } from '../api/tokens';
-import { isLoopback, loadConfig } from '../worker/config';
+import { isLoopback, loadConfig } from '../config/service';
 
 const T = 'a-long-enough-token-1234';
 

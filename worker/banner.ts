@@ -3,7 +3,7 @@
 import type { TokenStore } from '../api/tokens';
 import type { CodecKeys } from '../codec/keys';
 import type { HypervisorSet } from '../hypervisors/index';
-import { isLoopback } from './config';
+import { isLoopback } from '../config/service';
 
 export interface BannerInfo {
   apiUrl?: string;

@@ -4,7 +4,7 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../registry/embedded';
-import type { Config } from './config';
+import type { Config } from '../config/service';
 import { acquireServiceLock } from './service-lock';
 import { Supervisor } from './supervisor';
 import { TEMPORAL_STOP_STEPS, freePort, startTemporalDevServer, stopOrphanedTemporal, type TemporalDevServer } from './temporal-server';

@@ -5,15 +5,15 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type pg from 'pg';
 import { createApp } from '../api/app';
-import { SandboxService } from '../api/sandbox-service';
-import { SessionService } from '../api/session-service';
-import { defaultDriver, enabledDrivers, loadHypervisors, type HypervisorSet } from '../hypervisors/index';
+import { SandboxService } from '../api/sandboxes/service';
+import { SessionService } from '../api/sessions/service';
+import { loadHypervisors, type HypervisorSet } from '../hypervisors/index';
 import { migrate } from '../registry/migrate';
 import { createPool } from '../registry/pool';
 import { dataConverter } from '../codec/data-converter';
 import { loadCodecKeys } from '../codec/keys';
 import { redactedDatabaseUrl, startupBanner } from './banner';
-import { isLoopback, type Config } from './config';
+import { isLoopback, type Config } from '../config/service';
 import { startEmbeddedServices } from './embedded-services';
 import { createHealthCheck } from './health';
 import { ensureReaperSchedule } from './reaper-schedule';
@@ -93,12 +93,12 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
 
     let apiUrl: string | undefined;
     if (opts.api) {
-      const drivers = enabledDrivers(process.env);
+      const drivers = config.drivers.enabled;
       const sessions = new SessionService(client, config.taskQueue);
       const sandboxes = new SandboxService(client, pool, {
         taskQueue: config.taskQueue,
         drivers,
-        defaultDriver: defaultDriver(process.env),
+        defaultDriver: config.drivers.defaultDriver,
         defaultMaxLifetimeSeconds: config.defaultMaxLifetimeSeconds,
         readyTimeoutSeconds: config.readyTimeoutSeconds,
         limits: config.limits,
@@ -133,8 +133,8 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         temporalUiUrl: !config.temporalAddress && config.temporalUiPort ? `http://localhost:${config.temporalUiPort}` : undefined,
         registry: config.databaseUrl ? redactedDatabaseUrl(config.databaseUrl) : 'embedded PostgreSQL (unix socket only)',
         codecKeys,
-        drivers: hypervisors ?? enabledDrivers(process.env),
-        defaultDriver: defaultDriver(process.env),
+        drivers: hypervisors ?? config.drivers.enabled,
+        defaultDriver: config.drivers.defaultDriver,
         taskQueue: config.taskQueue,
         reaper,
       }),

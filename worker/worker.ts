@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { createActivities } from '../activities';
 import type { HypervisorSet } from '../hypervisors/index';
 import { provisionQueue, teardownQueue } from '../workflows/task-queues';
-import { workerTuningFromEnv, type WorkerTuning } from './config';
+import { workerTuning, type WorkerTuning } from '../config/service';
 
 const require = createRequire(import.meta.url);
 export const WORKFLOWS_PATH = require.resolve('../workflows/index.ts');
@@ -37,7 +37,7 @@ export interface WorkerGroup {
 }
 
 export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
-  const tuning = deps.tuning ?? workerTuningFromEnv({}); // the documented defaults
+  const tuning = deps.tuning ?? workerTuning({}); // the documented defaults
   const activities = createActivities({ pool: deps.pool, hypervisors: deps.hypervisors, client: deps.client, taskQueue: deps.taskQueue });
   const common = {
     connection: deps.connection,
