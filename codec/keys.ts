@@ -17,7 +17,8 @@ const KEY_BYTES = 32;
 
 export function loadCodecKeys(env: NodeJS.ProcessEnv, stateDir: string): CodecKeys {
   if (env.HOURGLASS_CODEC_KEY) return fromText(env.HOURGLASS_CODEC_KEY, 'HOURGLASS_CODEC_KEY');
-  if (env.HOURGLASS_CODEC_KEY_FILE) return fromText(readKeyFile(env.HOURGLASS_CODEC_KEY_FILE), env.HOURGLASS_CODEC_KEY_FILE);
+  if (env.HOURGLASS_CODEC_KEY_FILE)
+    return fromText(readKeyFile(env.HOURGLASS_CODEC_KEY_FILE), env.HOURGLASS_CODEC_KEY_FILE);
   const file = path.join(stateDir, 'codec.key');
   let textOfFile: string;
   try {
@@ -51,7 +52,9 @@ function fromText(textOfKeys: string, source: string): CodecKeys {
     .map((k, i) => {
       const key = Buffer.from(k, 'base64');
       if (key.length !== KEY_BYTES) {
-        throw new Error(`${source}: key ${i + 1} is not base64 of ${KEY_BYTES} bytes (make one with: openssl rand -base64 32)`);
+        throw new Error(
+          `${source}: key ${i + 1} is not base64 of ${KEY_BYTES} bytes (make one with: openssl rand -base64 32)`,
+        );
       }
       return { id: keyId(key), key };
     });

@@ -118,8 +118,7 @@ const required = () =>
   z
     .string({ required_error: `is required for the proxmox driver` })
     .transform((v) => v.trim())
-    .refine((v) => v !== '', { message: `is required for the proxmox driver` })
-;
+    .refine((v) => v !== '', { message: `is required for the proxmox driver` });
 
 const proxmoxSchema = z
   .object({
@@ -153,7 +152,10 @@ const proxmoxSchema = z
 /** `default=9000,ubuntu=9001` (a bare `9000` names the default template). */
 export function parseTemplates(text: string): Record<string, number> {
   const templates: Record<string, number> = {};
-  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const [name, vmid] = entry.includes('=') ? entry.split('=', 2) : ['default', entry];
     const id = Number(vmid);
     if (!name || !Number.isInteger(id) || id < 100) {
@@ -164,7 +166,12 @@ export function parseTemplates(text: string): Record<string, number> {
   return templates;
 }
 
-export const DRIVER_SCHEMAS = { process: processSchema, qemu: qemuSchema, libvirt: libvirtSchema, proxmox: proxmoxSchema };
+export const DRIVER_SCHEMAS = {
+  process: processSchema,
+  qemu: qemuSchema,
+  libvirt: libvirtSchema,
+  proxmox: proxmoxSchema,
+};
 export type DriverName = keyof typeof DRIVER_SCHEMAS;
 export type DriverSettings = { [K in DriverName]: z.output<(typeof DRIVER_SCHEMAS)[K]> };
 export type ProcessSettings = DriverSettings['process'];

@@ -45,7 +45,10 @@ const driversSchema = z
     const enabled = e.HOURGLASS_DRIVERS.length ? e.HOURGLASS_DRIVERS : ['process'];
     for (const name of enabled) {
       if (!(KNOWN_DRIVERS as string[]).includes(name)) {
-        ctx.addIssue({ code: 'custom', message: `HOURGLASS_DRIVERS names unknown driver '${name}'; known: ${KNOWN_DRIVERS.join(', ')}` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `HOURGLASS_DRIVERS names unknown driver '${name}'; known: ${KNOWN_DRIVERS.join(', ')}`,
+        });
       }
     }
     return {
@@ -88,7 +91,9 @@ const serviceSchema = z
     /** Live sandboxes a `user` owner may have at once. */
     maxSandboxesPerOwner: e.HOURGLASS_MAX_SANDBOXES_PER_OWNER,
     /** Browser origins allowed to call the codec endpoint; unset = the embedded Temporal UI's. */
-    codecCorsOrigins: e.HOURGLASS_CODEC_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
+    codecCorsOrigins: e.HOURGLASS_CODEC_CORS_ORIGINS?.split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
     /** Unset → an embedded Temporal dev server is started. */
     temporalAddress: e.TEMPORAL_ADDRESS,
     temporalNamespace: e.TEMPORAL_NAMESPACE,

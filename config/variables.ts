@@ -30,10 +30,17 @@ export const positiveNumberVar = z
   });
 
 /** Unset or empty → fallback. */
-export const textVar = (fallback: string) => z.string().optional().transform((raw) => raw?.trim() || fallback);
+export const textVar = (fallback: string) =>
+  z
+    .string()
+    .optional()
+    .transform((raw) => raw?.trim() || fallback);
 
 /** Unset or empty → undefined. */
-export const optionalTextVar = z.string().optional().transform((raw) => raw?.trim() || undefined);
+export const optionalTextVar = z
+  .string()
+  .optional()
+  .transform((raw) => raw?.trim() || undefined);
 
 /** One of `values`; unset or empty → fallback. */
 export function oneOfVar<const T extends string>(values: readonly T[], fallback: T) {
@@ -66,7 +73,12 @@ export function flagVar(fallback: boolean) {
 export const listVar = z
   .string()
   .optional()
-  .transform((raw) => (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  .transform((raw) =>
+    (raw ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 
 /** Parses env with schema; every problem in one error, each line naming its variable. */
 export function parseEnv<S extends z.ZodTypeAny>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {

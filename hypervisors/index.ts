@@ -47,7 +47,11 @@ export class HypervisorSet {
 }
 
 /** Builds the enabled drivers (HOURGLASS_DRIVERS, default "process"); the first is the default. */
-export function loadHypervisors(env: NodeJS.ProcessEnv, stateDir: string, extra: Record<string, Hypervisor> = {}): HypervisorSet {
+export function loadHypervisors(
+  env: NodeJS.ProcessEnv,
+  stateDir: string,
+  extra: Record<string, Hypervisor> = {},
+): HypervisorSet {
   const names = enabledDrivers(env);
   const drivers = new Map<string, Hypervisor>();
   for (const name of names) {

@@ -25,16 +25,27 @@ export function startupBanner(b: BannerInfo): string {
   const rows: [string, string][] = [];
   if (b.apiUrl) rows.push(['API', `${b.apiUrl}  (${authLine(b)})`]);
   if (b.temporalUiUrl) {
-    rows.push(['Temporal UI', `${b.temporalUiUrl}  (no login: loopback only; decrypts payloads through the API's codec endpoint)`]);
+    rows.push([
+      'Temporal UI',
+      `${b.temporalUiUrl}  (no login: loopback only; decrypts payloads through the API's codec endpoint)`,
+    ]);
   }
-  rows.push(['Temporal', `${b.temporalAddress}${b.temporalEmbedded ? ' (embedded dev server, 127.0.0.1 only)' : ''}, task queue '${b.taskQueue}'`]);
+  rows.push([
+    'Temporal',
+    `${b.temporalAddress}${b.temporalEmbedded ? ' (embedded dev server, 127.0.0.1 only)' : ''}, task queue '${b.taskQueue}'`,
+  ]);
   rows.push(['Registry', b.registry]);
   rows.push(['Payloads', `encrypted (AES-256-GCM, key ${b.codecKeys.current.id} from ${b.codecKeys.source})`]);
   const drivers = Array.isArray(b.drivers)
     ? b.drivers.map((name) => ({ name, line: 'run by the workers of this task queue' }))
-    : b.drivers.all().map((d) => ({ name: d.name, line: (d.summary?.() ?? '').replace(new RegExp(`^${d.name}: `), '') }));
+    : b.drivers
+        .all()
+        .map((d) => ({ name: d.name, line: (d.summary?.() ?? '').replace(new RegExp(`^${d.name}: `), '') }));
   drivers.forEach(({ name, line }, i) => {
-    rows.push([i === 0 ? 'Drivers' : '', `${name}${name === b.defaultDriver ? ' (default)' : ''}${line ? `: ${line}` : ''}`]);
+    rows.push([
+      i === 0 ? 'Drivers' : '',
+      `${name}${name === b.defaultDriver ? ' (default)' : ''}${line ? `: ${line}` : ''}`,
+    ]);
   });
   if (b.reaper) rows.push(['Reaper', `every ${b.reaper.intervalSeconds} s (schedule '${b.reaper.scheduleId}')`]);
   const width = Math.max(...rows.map(([k]) => k.length));
@@ -46,7 +57,8 @@ function authLine(b: BannerInfo): string {
     const owners = b.tokens.owners.map((o) => `${o.owner} (${o.role})`).join(', ');
     return `auth: bearer tokens for ${owners}`;
   }
-  if (isLoopback(b.host)) return 'auth: OFF — loopback only; the local user is an admin. Set HOURGLASS_API_TOKENS before exposing it';
+  if (isLoopback(b.host))
+    return 'auth: OFF — loopback only; the local user is an admin. Set HOURGLASS_API_TOKENS before exposing it';
   return `auth: OFF on ${b.host} (HOURGLASS_INSECURE_NO_AUTH=1) — ANYONE WHO CAN REACH THIS PORT CAN RUN COMMANDS IN EVERY SANDBOX`;
 }
 

@@ -7,7 +7,13 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from '../registry/embedd
 import type { Config } from '../config/service';
 import { acquireServiceLock } from './service-lock';
 import { Supervisor } from './supervisor';
-import { TEMPORAL_STOP_STEPS, freePort, startTemporalDevServer, stopOrphanedTemporal, type TemporalDevServer } from './temporal-server';
+import {
+  TEMPORAL_STOP_STEPS,
+  freePort,
+  startTemporalDevServer,
+  stopOrphanedTemporal,
+  type TemporalDevServer,
+} from './temporal-server';
 
 export interface EmbeddedServices {
   temporalAddress: string;
@@ -29,13 +35,20 @@ export async function startEmbeddedServices(
   opts: EmbeddedServicesOptions = {},
 ): Promise<EmbeddedServices> {
   if (config.temporalAddress && config.databaseUrl) {
-    return { temporalAddress: config.temporalAddress, databaseUrl: config.databaseUrl, supervisors: [], stop: async () => {} };
+    return {
+      temporalAddress: config.temporalAddress,
+      databaseUrl: config.databaseUrl,
+      supervisors: [],
+      stop: async () => {},
+    };
   }
   secureStateDir(config.stateDir);
   const lock = await acquireServiceLock(config.stateDir);
   if (lock.staleHolder) {
     const h = lock.staleHolder;
-    log(`the previous run (pid ${h.pid}, started ${h.startedAt}) ended without shutting down: recovering its embedded services`);
+    log(
+      `the previous run (pid ${h.pid}, started ${h.startedAt}) ended without shutting down: recovering its embedded services`,
+    );
   }
   let temporal: Supervisor | undefined;
   let database: EmbeddedDatabase | undefined;
@@ -100,7 +113,9 @@ async function startSupervisedTemporal(
     log,
   );
   await supervisor.start();
-  log(`Temporal dev server on ${server!.address}${server!.uiUrl ? `, Web UI on ${server!.uiUrl}` : ''} (pid ${server!.process.pid})`);
+  log(
+    `Temporal dev server on ${server!.address}${server!.uiUrl ? `, Web UI on ${server!.uiUrl}` : ''} (pid ${server!.process.pid})`,
+  );
   return { supervisor, address: server!.address };
 }
 

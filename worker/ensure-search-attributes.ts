@@ -29,7 +29,10 @@ export async function ensureSearchAttributes(
     return;
   }
   const commands = missing
-    .map((a) => `temporal operator search-attribute create --namespace ${namespace} --name ${a.name} --type ${INDEXED[a.type]?.cli ?? a.type}`)
+    .map(
+      (a) =>
+        `temporal operator search-attribute create --namespace ${namespace} --name ${a.name} --type ${INDEXED[a.type]?.cli ?? a.type}`,
+    )
     .join('\n  ');
   throw new Error(
     `the Temporal namespace '${namespace}' lacks the search attributes ${missing.map((a) => a.name).join(', ')} ` +

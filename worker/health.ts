@@ -39,9 +39,11 @@ function checkOnce(deps: HealthDeps): () => Promise<Record<string, unknown>> {
         watch.down,
         Promise.all([
           withDeadline(deps.pool.query('SELECT 1'), 'registry (PostgreSQL)'),
-          deps.connection.withDeadline(Date.now() + CHECK_DEADLINE_MS, () => deps.connection.healthService.check({})).catch((err: Error) => {
-            throw new Error(`Temporal: ${err.message}`);
-          }),
+          deps.connection
+            .withDeadline(Date.now() + CHECK_DEADLINE_MS, () => deps.connection.healthService.check({}))
+            .catch((err: Error) => {
+              throw new Error(`Temporal: ${err.message}`);
+            }),
         ]),
       ]);
     } finally {
@@ -55,7 +57,12 @@ function throwIfAnyDown(supervisors: readonly Supervisor[]): void {
   const down = supervisors.map((s) => s.state()).filter((s) => !s.up);
   if (down.length) {
     throw new Error(
-      down.map((s) => `embedded ${s.name} is down${s.downSince ? ` since ${s.downSince}` : ''} (${s.lastError ?? s.status}); restarting`).join('; '),
+      down
+        .map(
+          (s) =>
+            `embedded ${s.name} is down${s.downSince ? ` since ${s.downSince}` : ''} (${s.lastError ?? s.status}); restarting`,
+        )
+        .join('; '),
     );
   }
 }
@@ -78,10 +85,16 @@ function watchSupervisors(supervisors: readonly Supervisor[]): { down: Promise<n
 async function withDeadline<T>(work: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${CHECK_DEADLINE_MS} ms`)), CHECK_DEADLINE_MS);
+    timer = setTimeout(
+      () => reject(new Error(`${what} did not answer within ${CHECK_DEADLINE_MS} ms`)),
+      CHECK_DEADLINE_MS,
+    );
   });
   try {
-    return await Promise.race([work.catch((err: Error) => Promise.reject(new Error(`${what}: ${err.message}`))), deadline]);
+    return await Promise.race([
+      work.catch((err: Error) => Promise.reject(new Error(`${what}: ${err.message}`))),
+      deadline,
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -10,7 +10,9 @@ export async function ensureReaperSchedule(
   opts: { taskQueue: string; intervalSeconds: number; graceSeconds: number; scheduleId?: string },
 ): Promise<string> {
   // One schedule per task queue: each hypervisor host's worker reaps what it can see.
-  const scheduleId = opts.scheduleId ?? (opts.taskQueue === 'hourglass' ? REAPER_SCHEDULE_ID : `${REAPER_SCHEDULE_ID}-${opts.taskQueue}`);
+  const scheduleId =
+    opts.scheduleId ??
+    (opts.taskQueue === 'hourglass' ? REAPER_SCHEDULE_ID : `${REAPER_SCHEDULE_ID}-${opts.taskQueue}`);
   const spec: ScheduleOptions['spec'] = { intervals: [{ every: `${opts.intervalSeconds}s` }] };
   const action = {
     type: 'startWorkflow' as const,

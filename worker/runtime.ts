@@ -95,16 +95,21 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
     if (opts.api) {
       const drivers = config.drivers.enabled;
       const sessions = new SessionService(client, config.taskQueue);
-      const sandboxes = new SandboxService(client, pool, {
-        taskQueue: config.taskQueue,
-        drivers,
-        defaultDriver: config.drivers.defaultDriver,
-        defaultMaxLifetimeSeconds: config.defaultMaxLifetimeSeconds,
-        readyTimeoutSeconds: config.readyTimeoutSeconds,
-        limits: config.limits,
-        maxSandboxesPerOwner: config.maxSandboxesPerOwner,
-        maxPendingCreates: config.maxPendingCreates,
-      }, sessions);
+      const sandboxes = new SandboxService(
+        client,
+        pool,
+        {
+          taskQueue: config.taskQueue,
+          drivers,
+          defaultDriver: config.drivers.defaultDriver,
+          defaultMaxLifetimeSeconds: config.defaultMaxLifetimeSeconds,
+          readyTimeoutSeconds: config.readyTimeoutSeconds,
+          limits: config.limits,
+          maxSandboxesPerOwner: config.maxSandboxesPerOwner,
+          maxPendingCreates: config.maxPendingCreates,
+        },
+        sessions,
+      );
       const app = createApp({
         sandboxes,
         sessions,
@@ -119,7 +124,11 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
       });
       stops.push(() => new Promise((r) => server.close(r)));
       const address = server.address();
-      const shownHost = isLoopback(config.host) ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+      const shownHost = isLoopback(config.host)
+        ? 'localhost'
+        : config.host.includes(':')
+          ? `[${config.host}]`
+          : config.host;
       apiUrl = `http://${shownHost}:${typeof address === 'object' && address ? address.port : config.port}`;
       log(`API listening on ${apiUrl}`);
     }
@@ -130,8 +139,11 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         tokens: config.tokens,
         temporalAddress,
         temporalEmbedded: !config.temporalAddress,
-        temporalUiUrl: !config.temporalAddress && config.temporalUiPort ? `http://localhost:${config.temporalUiPort}` : undefined,
-        registry: config.databaseUrl ? redactedDatabaseUrl(config.databaseUrl) : 'embedded PostgreSQL (unix socket only)',
+        temporalUiUrl:
+          !config.temporalAddress && config.temporalUiPort ? `http://localhost:${config.temporalUiPort}` : undefined,
+        registry: config.databaseUrl
+          ? redactedDatabaseUrl(config.databaseUrl)
+          : 'embedded PostgreSQL (unix socket only)',
         codecKeys,
         drivers: hypervisors ?? config.drivers.enabled,
         defaultDriver: config.drivers.defaultDriver,
@@ -149,5 +161,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
 /** Browser origins of the Temporal Web UI that may call the codec endpoint. */
 function temporalUiOrigins(config: Config): string[] {
   if (config.codecCorsOrigins) return config.codecCorsOrigins;
-  return config.temporalUiPort ? [`http://localhost:${config.temporalUiPort}`, `http://127.0.0.1:${config.temporalUiPort}`] : [];
+  return config.temporalUiPort
+    ? [`http://localhost:${config.temporalUiPort}`, `http://127.0.0.1:${config.temporalUiPort}`]
+    : [];
 }

@@ -61,7 +61,9 @@ export async function acquireServiceLock(stateDir: string): Promise<ServiceLock>
     await unlink(aside).catch(() => {});
     if (holder !== 'unreadable') staleHolder = holder;
   }
-  throw new Error(`could not take ${lockPath}: it kept changing (several Hourglass processes starting at once on ${stateDir}?)`);
+  throw new Error(
+    `could not take ${lockPath}: it kept changing (several Hourglass processes starting at once on ${stateDir}?)`,
+  );
 }
 
 async function createExclusively(lockPath: string, me: LockHolder): Promise<boolean> {
@@ -90,7 +92,12 @@ async function readHolder(file: string): Promise<LockHolder | 'missing' | 'unrea
   try {
     const h = JSON.parse(text) as Partial<LockHolder>;
     if (typeof h.pid !== 'number' || typeof h.startTime !== 'string') return 'unreadable';
-    return { pid: h.pid, startTime: h.startTime, startedAt: String(h.startedAt ?? '?'), command: String(h.command ?? '?') };
+    return {
+      pid: h.pid,
+      startTime: h.startTime,
+      startedAt: String(h.startedAt ?? '?'),
+      command: String(h.command ?? '?'),
+    };
   } catch {
     return 'unreadable'; // a crash while writing cannot leave this (see createExclusively), a person can
   }

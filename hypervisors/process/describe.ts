@@ -10,7 +10,9 @@ import type { SandboxRecord } from './record';
 export function describeSandbox(r: SandboxRecord, cgroupReason: string | null, uid = process.getuid?.()): string {
   const parts: string[] = [];
   if (r.mode === 'bubblewrap') {
-    parts.push(`bubblewrap (pid, mount, ipc, uts, net, cgroup namespaces; uid ${SANDBOX_UID}, no capabilities, no user namespaces)`);
+    parts.push(
+      `bubblewrap (pid, mount, ipc, uts, net, cgroup namespaces; uid ${SANDBOX_UID}, no capabilities, no user namespaces)`,
+    );
   } else if (uid === 0) {
     parts.push(
       `none (no namespaces: commands run on the host as uid ${SANDBOX_UID} with no capabilities, see the host's files and processes, ` +
@@ -26,7 +28,9 @@ export function describeSandbox(r: SandboxRecord, cgroupReason: string | null, u
       l.pids !== undefined ? `pids ${l.pids}` : null,
       l.cpus !== undefined ? `cpu ${l.cpus}` : null,
     ].filter(Boolean);
-    parts.push(`cgroup v${r.cgroup.version}: ${applied.join(', ') || `no limits (controllers: ${controllersOf(r.cgroup).join(', ')})`}`);
+    parts.push(
+      `cgroup v${r.cgroup.version}: ${applied.join(', ') || `no limits (controllers: ${controllersOf(r.cgroup).join(', ')})`}`,
+    );
   } else {
     parts.push(`no cgroup limits (${cgroupReason ?? 'none recorded'})`);
   }
@@ -75,7 +79,9 @@ export function describeHost(h: HostFacts): string {
         : 'isolation bubblewrap REQUIRED but bwrap is not installed: EVERY CREATE WILL FAIL (apt-get install bubblewrap, or opt out with HOURGLASS_PROCESS_ISOLATION=none)',
     );
   } else {
-    parts.push('isolation NONE (HOURGLASS_PROCESS_ISOLATION=none): commands run on the host without namespaces or seccomp');
+    parts.push(
+      'isolation NONE (HOURGLASS_PROCESS_ISOLATION=none): commands run on the host without namespaces or seccomp',
+    );
   }
   const cg = h.cgroups;
   parts.push(
@@ -85,16 +91,23 @@ export function describeHost(h: HostFacts): string {
         ? `cgroup v1 (${Object.keys(cg.mounts).join(', ')}) at ${h.cgroupParentPath} in each hierarchy`
         : `NO cgroup limits (${cg.reason})`,
   );
-  if (cg.version !== null && h.hostPidsCap) parts.push(`all sandboxes together: at most ${h.hostPidsCap} processes (half of pid_max)`);
+  if (cg.version !== null && h.hostPidsCap)
+    parts.push(`all sandboxes together: at most ${h.hostPidsCap} processes (half of pid_max)`);
   const d = h.defaults;
   parts.push(
     `default limits: memory ${d.memoryMiB} MiB, pids ${d.pids}, cpu ${d.cpus}, /tmp ${d.tmpMiB} MiB, workspace ${d.diskMiB ? `${d.diskMiB} MiB` : 'no quota (HOURGLASS_PROCESS_DISK_MIB=0)'}`,
   );
-  parts.push(h.loopUnavailable ? `workspace quotas UNAVAILABLE (${h.loopUnavailable}): creates with a quota will fail` : 'workspace quotas: ext4 images, loop-mounted');
+  parts.push(
+    h.loopUnavailable
+      ? `workspace quotas UNAVAILABLE (${h.loopUnavailable}): creates with a quota will fail`
+      : 'workspace quotas: ext4 images, loop-mounted',
+  );
   if (h.mode === 'none') parts.push("network: the host's (isolation none cannot separate it)");
   else if (!h.network) parts.push('network: none (loopback only)');
-  else if (!h.slirp) parts.push('network ON but slirp4netns is not installed: EVERY CREATE WILL FAIL (apt-get install slirp4netns)');
-  else if (!h.iptablesRestore) parts.push('network ON but iptables-restore is not installed: EVERY CREATE WILL FAIL (apt-get install iptables)');
+  else if (!h.slirp)
+    parts.push('network ON but slirp4netns is not installed: EVERY CREATE WILL FAIL (apt-get install slirp4netns)');
+  else if (!h.iptablesRestore)
+    parts.push('network ON but iptables-restore is not installed: EVERY CREATE WILL FAIL (apt-get install iptables)');
   else parts.push(`network: slirp4netns (own namespace; ${egressText(h.networkAllow)})`);
   return `process: ${parts.join('; ')}`;
 }

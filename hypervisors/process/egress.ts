@@ -9,8 +9,17 @@ import { runCommand } from '../shared/run-command';
 
 /** Ranges that are never the internet: this network, private, shared (CGNAT), link-local, multicast, reserved. */
 export const NON_PUBLIC_RANGES = [
-  '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12',
-  '192.0.0.0/24', '192.168.0.0/16', '198.18.0.0/15', '224.0.0.0/4', '240.0.0.0/4',
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.0.0.0/24',
+  '192.168.0.0/16',
+  '198.18.0.0/15',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
 ];
 
 /** slirp4netns's DNS forwarder: the one private address a sandbox needs. */
@@ -20,11 +29,18 @@ const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
 
 /** HOURGLASS_PROCESS_NETWORK_ALLOW: IPv4 addresses or CIDRs a sandbox may reach although not public. */
 export function parseAllowList(text: string | undefined): string[] {
-  const entries = (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const entries = (text ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const e of entries) {
     const m = CIDR.exec(e);
     if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || (m[5] !== undefined && Number(m[5]) > 32)) {
-      throw new HypervisorError(`HOURGLASS_PROCESS_NETWORK_ALLOW: '${e}' is not an IPv4 address or CIDR (like 10.1.2.0/24)`, 'bad_spec', true);
+      throw new HypervisorError(
+        `HOURGLASS_PROCESS_NETWORK_ALLOW: '${e}' is not an IPv4 address or CIDR (like 10.1.2.0/24)`,
+        'bad_spec',
+        true,
+      );
     }
   }
   return entries;
@@ -67,6 +83,9 @@ export async function applyEgressRules(iptablesRestore: string, holderPid: numbe
     timeoutMs: 10_000,
   });
   if (r.exitCode !== 0) {
-    throw new HypervisorError(`cannot load the sandbox's egress filter (iptables-restore exit ${r.exitCode}): ${r.stderr.trim()}`, 'network_unavailable');
+    throw new HypervisorError(
+      `cannot load the sandbox's egress filter (iptables-restore exit ${r.exitCode}): ${r.stderr.trim()}`,
+      'network_unavailable',
+    );
   }
 }

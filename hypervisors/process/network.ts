@@ -52,21 +52,27 @@ export async function startSlirp(o: SlirpStart, timeoutMs = 10_000): Promise<Rec
   const readyFile = path.join(o.sandboxDir, 'slirp-ready');
   const logFile = path.join(o.sandboxDir, 'slirp.log');
   await rm(readyFile, { force: true });
-  const argv = launchArgv({ joinCgroups: o.joinCgroups, open: [{ fd: 3, file: readyFile, mode: 'write' }], argv0: slirpMarker(o.sandboxDir) }, [
-    o.slirp,
-    '--configure',
-    '--mtu=65520',
-    '--disable-host-loopback',
-    '--enable-sandbox',
-    '--enable-seccomp',
-    '--ready-fd=3',
-    String(o.holderPid),
-    'tap0',
-  ]);
+  const argv = launchArgv(
+    { joinCgroups: o.joinCgroups, open: [{ fd: 3, file: readyFile, mode: 'write' }], argv0: slirpMarker(o.sandboxDir) },
+    [
+      o.slirp,
+      '--configure',
+      '--mtu=65520',
+      '--disable-host-loopback',
+      '--enable-sandbox',
+      '--enable-seccomp',
+      '--ready-fd=3',
+      String(o.holderPid),
+      'tap0',
+    ],
+  );
   let exited: string | null = null;
   let pid: number | undefined;
   try {
-    pid = await spawnDetached({ file: argv[0]!, args: argv.slice(1), env: { PATH: TOOLS_PATH }, logFile, stdoutToLog: true }, (how) => (exited = how));
+    pid = await spawnDetached(
+      { file: argv[0]!, args: argv.slice(1), env: { PATH: TOOLS_PATH }, logFile, stdoutToLog: true },
+      (how) => (exited = how),
+    );
   } catch (err) {
     exited = (err as Error).message;
   }
@@ -78,5 +84,8 @@ export async function startSlirp(o: SlirpStart, timeoutMs = 10_000): Promise<Rec
   }
   const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join(' | ');
   if (pid !== undefined && !exited) process.kill(pid, 'SIGKILL');
-  throw new HypervisorError(`slirp4netns ${exited ?? `not ready after ${timeoutMs} ms`}: ${tail || 'no output'} (${logFile})`, 'network_unavailable');
+  throw new HypervisorError(
+    `slirp4netns ${exited ?? `not ready after ${timeoutMs} ms`}: ${tail || 'no output'} (${logFile})`,
+    'network_unavailable',
+  );
 }

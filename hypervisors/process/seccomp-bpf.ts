@@ -98,7 +98,8 @@ export class BpfProgram {
       else if (at.has(step.name)) throw new Error(`BPF label '${step.name}' defined twice`);
       else at.set(step.name, count);
     }
-    if (count > MAX_INSTRUCTIONS) throw new Error(`BPF program has ${count} instructions; the kernel takes at most ${MAX_INSTRUCTIONS}`);
+    if (count > MAX_INSTRUCTIONS)
+      throw new Error(`BPF program has ${count} instructions; the kernel takes at most ${MAX_INSTRUCTIONS}`);
 
     const out: BpfInstruction[] = [];
     const offsetTo = (target: Target, max: number): number => {
@@ -124,7 +125,12 @@ export class BpfProgram {
           out.push({ code: OPCODES.jumpAlways, jt: 0, jf: 0, k: offsetTo(step.to, 0xffffffff) });
           break;
         case 'branch':
-          out.push({ code: CONDITION_OPCODE[step.condition], jt: offsetTo(step.ifTrue, 255), jf: offsetTo(step.ifFalse, 255), k: step.k });
+          out.push({
+            code: CONDITION_OPCODE[step.condition],
+            jt: offsetTo(step.ifTrue, 255),
+            jf: offsetTo(step.ifFalse, 255),
+            k: step.k,
+          });
           break;
       }
     }
@@ -158,6 +164,7 @@ export class BpfProgram {
 }
 
 function u32(n: number): number {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`BPF operand ${n} is not a 32-bit unsigned integer`);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+    throw new Error(`BPF operand ${n} is not a 32-bit unsigned integer`);
   return n;
 }

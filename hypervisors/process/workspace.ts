@@ -53,7 +53,8 @@ export class WorkspaceImages {
   static unavailableReason(): string | null {
     if (process.getuid?.() !== 0) return `loop mounts need root (the worker runs as uid ${process.getuid?.()})`;
     if (!existsSync('/dev/loop-control')) return '/dev/loop-control is missing (no loop device support)';
-    if (!TOOLS_PATH.split(':').some((d) => isFile(path.join(d, 'mkfs.ext4')))) return 'mkfs.ext4 is not installed (Debian package e2fsprogs)';
+    if (!TOOLS_PATH.split(':').some((d) => isFile(path.join(d, 'mkfs.ext4'))))
+      return 'mkfs.ext4 is not installed (Debian package e2fsprogs)';
     return null;
   }
 
@@ -77,8 +78,14 @@ export class WorkspaceImages {
     await this.ensureImage(ws);
     if (previous && (await loopServes(previous, ws.image))) return previous;
     return this.attaching.run('losetup', async () => {
-      const loop = path.basename((await tool(['losetup', '--find', '--show', ws.image], `attach ${ws.image} to a loop device`)).trim());
-      if (!(await loopServes(loop, ws.image))) throw new HypervisorError(`losetup named /dev/${loop}, which does not serve ${ws.image}`, 'workspace_unavailable');
+      const loop = path.basename(
+        (await tool(['losetup', '--find', '--show', ws.image], `attach ${ws.image} to a loop device`)).trim(),
+      );
+      if (!(await loopServes(loop, ws.image)))
+        throw new HypervisorError(
+          `losetup named /dev/${loop}, which does not serve ${ws.image}`,
+          'workspace_unavailable',
+        );
       return loop;
     });
   }
@@ -89,10 +96,23 @@ export class WorkspaceImages {
    */
   async mountInSandbox(ws: WorkspaceRecord, loop: string, holderPid: number): Promise<void> {
     const argv = launchArgv({ open: [{ fd: 3, file: `/dev/${loop}`, mode: 'read' }] }, [
-      'bash', '--norc', '--noprofile', '-c', MOUNT_IN_SANDBOX, 'mount-workspace', loop, ws.image, String(holderPid), SANDBOX_WORK,
+      'bash',
+      '--norc',
+      '--noprofile',
+      '-c',
+      MOUNT_IN_SANDBOX,
+      'mount-workspace',
+      loop,
+      ws.image,
+      String(holderPid),
+      SANDBOX_WORK,
     ]);
     const r = await runCommand(argv, { env: { PATH: TOOLS_PATH }, timeoutMs: 60_000 });
-    if (r.exitCode !== 0) throw new HypervisorError(`could not mount /dev/${loop} on /work in the sandbox: ${(r.stderr || r.stdout).trim()}`, 'workspace_unavailable');
+    if (r.exitCode !== 0)
+      throw new HypervisorError(
+        `could not mount /dev/${loop} on /work in the sandbox: ${(r.stderr || r.stdout).trim()}`,
+        'workspace_unavailable',
+      );
     await tool(['losetup', '-d', `/dev/${loop}`], `mark /dev/${loop} for autoclear`);
   }
 
@@ -110,8 +130,15 @@ export class WorkspaceImages {
    */
   async unmountFromHost(mountPoint: string): Promise<void> {
     for (let attempt = 0; await isMounted(mountPoint); attempt++) {
-      if (attempt > 20) throw new HypervisorError(`workspace ${mountPoint} is still mounted after ${attempt} unmounts`, 'workspace_busy');
-      const r = await runCommand(['umount', ...(attempt >= 10 ? ['-l'] : []), mountPoint], { env: { PATH: TOOLS_PATH }, timeoutMs: 30_000 });
+      if (attempt > 20)
+        throw new HypervisorError(
+          `workspace ${mountPoint} is still mounted after ${attempt} unmounts`,
+          'workspace_busy',
+        );
+      const r = await runCommand(['umount', ...(attempt >= 10 ? ['-l'] : []), mountPoint], {
+        env: { PATH: TOOLS_PATH },
+        timeoutMs: 30_000,
+      });
       if (r.exitCode !== 0) await new Promise((res) => setTimeout(res, 50));
     }
   }
@@ -129,7 +156,11 @@ export class WorkspaceImages {
         await runCommand(['losetup', '-d', `/dev/${loop}`], { env: { PATH: TOOLS_PATH }, timeoutMs: 30_000 });
         detached = true;
       }
-      if (Date.now() > deadline) throw new HypervisorError(`/dev/${loop} still serves ${ws.image} ${timeoutMs} ms after its sandbox ended`, 'workspace_busy');
+      if (Date.now() > deadline)
+        throw new HypervisorError(
+          `/dev/${loop} still serves ${ws.image} ${timeoutMs} ms after its sandbox ended`,
+          'workspace_busy',
+        );
       await new Promise((res) => setTimeout(res, 5));
     }
   }
@@ -163,11 +194,23 @@ export class WorkspaceImages {
     // the sandbox user. Inode tables and journal are zeroed now, in the template, so the kernel's
     // lazy init never writes them per sandbox (and cp keeps them as holes).
     await tool(
-      ['mkfs.ext4', '-q', '-F', '-m', '0', '-E', `root_owner=${SANDBOX_UID}:${SANDBOX_UID},lazy_itable_init=0,lazy_journal_init=0`, partial],
+      [
+        'mkfs.ext4',
+        '-q',
+        '-F',
+        '-m',
+        '0',
+        '-E',
+        `root_owner=${SANDBOX_UID}:${SANDBOX_UID},lazy_itable_init=0,lazy_journal_init=0`,
+        partial,
+      ],
       `make the ${sizeMiB} MiB workspace template`,
     );
     // An empty /work, not one holding lost+found (e2fsck recreates it if it ever needs it).
-    await runCommand(['debugfs', '-w', '-R', 'rmdir lost+found', partial], { env: { PATH: TOOLS_PATH }, timeoutMs: 30_000 });
+    await runCommand(['debugfs', '-w', '-R', 'rmdir lost+found', partial], {
+      env: { PATH: TOOLS_PATH },
+      timeoutMs: 30_000,
+    });
     await rename(partial, file);
     return file;
   }
@@ -199,7 +242,9 @@ export async function workspaceMountedIn(pid: number): Promise<boolean> {
   } catch {
     return false; // the holder is gone
   }
-  const top = parseMountinfo(text).filter((m) => m.mountPoint === SANDBOX_WORK).at(-1);
+  const top = parseMountinfo(text)
+    .filter((m) => m.mountPoint === SANDBOX_WORK)
+    .at(-1);
   return top !== undefined && top.fsType === 'ext4' && top.root === '/' && top.device.split(':')[0] === LOOP_MAJOR;
 }
 
@@ -212,7 +257,10 @@ async function loopServes(loop: string, image: string): Promise<boolean> {
 async function tool(argv: string[], what: string): Promise<string> {
   const r = await runCommand(argv, { env: { PATH: TOOLS_PATH }, timeoutMs: 120_000 });
   if (r.exitCode !== 0) {
-    throw new HypervisorError(`could not ${what}: ${argv[0]} exited ${r.exitCode}: ${(r.stderr || r.stdout).trim()}`, 'workspace_unavailable');
+    throw new HypervisorError(
+      `could not ${what}: ${argv[0]} exited ${r.exitCode}: ${(r.stderr || r.stdout).trim()}`,
+      'workspace_unavailable',
+    );
   }
   return r.stdout;
 }
