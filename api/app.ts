@@ -6,10 +6,10 @@ import { codecCors, codecRoutes } from './codec-routes';
 import { errorHandler, notFoundRoute } from './errors';
 import { cleanStrings, utf8BodiesOnly } from './input-hygiene';
 import { jobRoutes } from './jobs';
-import type { SandboxService } from './sandbox-service';
-import { sandboxRoutes } from './sandboxes';
-import type { SessionService } from './session-service';
-import { sessionRoutes } from './sessions';
+import { sandboxRoutes } from './sandboxes/routes';
+import type { SandboxService } from './sandboxes/service';
+import { sessionRoutes } from './sessions/routes';
+import type { SessionService } from './sessions/service';
 import type { TokenStore } from './tokens';
 
 export interface AppDeps {

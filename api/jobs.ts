@@ -4,8 +4,8 @@ import { Router } from 'express';
 import type { SandboxStatus } from '../workflows/types';
 import { principalOf } from './auth';
 import { ApiError } from './errors';
-import type { SandboxService } from './sandbox-service';
-import { checkIdParam, idempotencyKey } from './sandboxes';
+import { checkIdParam, idempotencyKey } from './request-params';
+import type { SandboxService } from './sandboxes/service';
 import { createJobBody } from './schemas';
 import { wrap } from './wrap';
 

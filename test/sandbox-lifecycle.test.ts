@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../hypervisors/shared/proc-identity';
-import { sandboxIdForKey } from '../api/sandbox-service';
+import { sandboxIdForKey } from '../api/sandboxes/idempotency';
 import { recordTransition } from '../registry/sandboxes';
 import type { SandboxStatus } from '../workflows/types';
 import { eventually, settledEvents, startHarness, type Harness } from './support/harness';

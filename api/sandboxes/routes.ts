@@ -1,26 +1,11 @@
 // /v1/sandboxes routes: HTTP ↔ SandboxService, nothing else. Every call acts as the token's owner.
-import { Router, type Request } from 'express';
-import { principalOf, requesterOf, requireAdmin } from './auth';
-import { ApiError } from './errors';
-import type { SandboxService } from './sandbox-service';
-import { ID_PATTERN, bulkDestroyBody, createSandboxBody, destroyBody, execBody, listQuery, pruneBody, renewBody } from './schemas';
-import { stringProblem } from './input-hygiene';
-import { wrap } from './wrap';
-
-export const idempotencyKey = (req: Request) => {
-  const key = req.get('idempotency-key');
-  if (key !== undefined && (key.length === 0 || key.length > 200 || stringProblem(key))) {
-    throw new ApiError(400, 'invalid_argument', 'Idempotency-Key header must be 1-200 characters of valid text');
-  }
-  return key;
-};
-
-/** Ids that no sandbox can have are a 400 before they reach the registry or Temporal. */
-export function checkIdParam(router: Router, what: string): void {
-  router.param('id', (_req, _res, next, id: string) =>
-    next(ID_PATTERN.test(id) ? undefined : new ApiError(400, 'invalid_argument', `id: not a ${what} id`)),
-  );
-}
+import { Router } from 'express';
+import { principalOf, requesterOf, requireAdmin } from '../auth';
+import { ApiError } from '../errors';
+import { checkIdParam, idempotencyKey } from '../request-params';
+import { bulkDestroyBody, createSandboxBody, destroyBody, execBody, listQuery, pruneBody, renewBody } from '../schemas';
+import { wrap } from '../wrap';
+import type { SandboxService } from './service';
 
 export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: number }): Router {
   const r = Router();
@@ -29,8 +14,8 @@ export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: n
   r.post('/prune', wrap(async (req, res) => {
     requireAdmin(principalOf(req), 'prune');
     const body = pruneBody.parse(req.body ?? {});
-    const report = await service.prune(body, reaper.graceSeconds);
-    res.json({ count: report.count, dryRun: report.dryRun, counts: report.counts, items: report.items, runId: report.runId });
+    const { count, dryRun, counts, items, runId } = await service.prune(body, reaper.graceSeconds);
+    res.json({ count, dryRun, counts, items, runId });
   }));
 
   r.post('/destroy', wrap(async (req, res) => {
@@ -45,15 +30,15 @@ export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: n
       throw new ApiError(400, 'invalid_argument', sandbox.error ?? 'bad sandbox spec', { sandbox });
     }
     if (created && sandbox.errorCode === 'isolation_unavailable') {
-      throw new ApiError(503, 'unavailable', sandbox.error ?? 'the driver cannot isolate sandboxes on this host', { sandbox });
+      const message = sandbox.error ?? 'the driver cannot isolate sandboxes on this host';
+      throw new ApiError(503, 'unavailable', message, { sandbox });
     }
     res.status(created ? 201 : 200).location(`/v1/sandboxes/${sandbox.id}`).json(sandbox);
   }));
 
   r.get('/', wrap(async (req, res) => {
-    const q = listQuery.parse(req.query);
-    const filter = { state: q.state, labels: q.label, sessionId: q.sessionId, owner: q.owner, limit: q.limit, cursor: q.cursor };
-    res.json(await service.list(principalOf(req), filter));
+    const { state, label: labels, sessionId, owner, limit, cursor } = listQuery.parse(req.query);
+    res.json(await service.list(principalOf(req), { state, labels, sessionId, owner, limit, cursor }));
   }));
 
   r.get('/:id', wrap(async (req, res) => {

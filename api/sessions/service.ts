@@ -1,12 +1,17 @@
 // Sessions over the Temporal client: each is a `session:<id>` workflow owned by the token's owner.
 import { randomBytes } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { endSessionSignal, getSessionStatus, sessionHeartbeatSignal, type SessionStatus } from '../workflows/messages';
-import { SandboxOwner } from '../workflows/search-attributes';
-import { sessionWorkflow } from '../workflows/session';
-import { ApiError, fromTemporal, notFound } from './errors';
-import type { Principal } from './tokens';
-import { sessionWorkflowId } from '../workflows/ids';
+import { sessionWorkflowId } from '../../workflows/ids';
+import {
+  endSessionSignal,
+  getSessionStatus,
+  sessionHeartbeatSignal,
+  type SessionStatus,
+} from '../../workflows/messages';
+import { SandboxOwner } from '../../workflows/search-attributes';
+import { sessionWorkflow } from '../../workflows/session';
+import { ApiError, fromTemporal, notFound } from '../errors';
+import type { Principal } from '../tokens';
 
 export class SessionService {
   constructor(
@@ -78,14 +83,16 @@ export class SessionService {
 
   async end(p: Principal, id: string, requestedBy: string): Promise<SessionStatus> {
     await this.requireActive(p, id);
-    await this.client.workflow.getHandle(sessionWorkflowId(id)).signal(endSessionSignal, { reason: `session ended by ${requestedBy}` });
+    const reason = `session ended by ${requestedBy}`;
+    await this.client.workflow.getHandle(sessionWorkflowId(id)).signal(endSessionSignal, { reason });
     return { ...(await this.get(p, id)), state: 'ENDED' };
   }
 
   private async requireActive(p: Principal, id: string): Promise<void> {
     const s = await this.get(p, id);
     if (s.state !== 'ACTIVE') {
-      throw new ApiError(409, 'invalid_state', `session ${id} is ENDED (${s.endReason ?? 'ended'}); valid states: ACTIVE`, { state: s.state });
+      const message = `session ${id} is ENDED (${s.endReason ?? 'ended'}); valid states: ACTIVE`;
+      throw new ApiError(409, 'invalid_state', message, { state: s.state });
     }
   }
 }

@@ -1,10 +1,10 @@
 // /v1/sessions routes.
 import { Router } from 'express';
-import { principalOf, requesterOf } from './auth';
-import { checkIdParam } from './sandboxes';
-import type { SessionService } from './session-service';
-import { createSessionBody } from './schemas';
-import { wrap } from './wrap';
+import { principalOf, requesterOf } from '../auth';
+import { checkIdParam } from '../request-params';
+import { createSessionBody } from '../schemas';
+import { wrap } from '../wrap';
+import type { SessionService } from './service';
 
 export function sessionRoutes(sessions: SessionService): Router {
   const r = Router();
