@@ -8,6 +8,7 @@
 // the next start.
 import pg from 'pg';
 import type { EmbeddedCredentials } from './embedded-credentials';
+import { inTransaction } from './transaction';
 
 /** The previous version's one role: the bootstrap superuser, which also owned all the data. */
 const LEGACY = { name: 'hourglass', password: 'hourglass' };
@@ -68,12 +69,11 @@ async function upgradeLegacyRoles(at: SocketAddress, legacy: pg.Client, creds: E
   const upgrader = await connectOrNull(at, { name: UPGRADE_ROLE, password: creds.superuser.password }, 'postgres');
   if (!upgrader) throw new Error(`the temporary role ${UPGRADE_ROLE} cannot log in`);
   try {
-    await upgrader.query('BEGIN');
-    await upgrader.query(`ALTER ROLE ${LEGACY.name} RENAME TO ${creds.superuser.name}`);
-    await upgrader.query(`ALTER ROLE ${creds.superuser.name} PASSWORD ${superPw}`);
-    await upgrader.query('COMMIT');
+    await inTransaction(upgrader, async (tx) => {
+      await tx.query(`ALTER ROLE ${LEGACY.name} RENAME TO ${creds.superuser.name}`);
+      await tx.query(`ALTER ROLE ${creds.superuser.name} PASSWORD ${superPw}`);
+    });
   } catch (err) {
-    await upgrader.query('ROLLBACK').catch(() => {});
     throw new Error(`upgrading the roles of the embedded PostgreSQL failed: ${(err as Error).message}`);
   } finally {
     await upgrader.end();

@@ -3,6 +3,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { inTransaction } from './transaction';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 const LOCK_KEY = 0x686f7572; // "hour"
@@ -24,15 +25,13 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
     for (const file of files) {
       if (done.has(file)) continue;
       const sql = await readFile(MIGRATIONS_DIR + file, 'utf8');
-      await client.query('BEGIN');
-      try {
-        await client.query(sql);
-        await client.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file]);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw new Error(`migration ${file} failed: ${(err as Error).message}`);
-      }
+      // On the connection that holds the lock: the file and its schema_migrations row, or neither.
+      await inTransaction(client, async (tx) => {
+        await tx.query(sql);
+        await tx.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file]);
+      }).catch((err: Error) => {
+        throw new Error(`migration ${file} failed: ${err.message}`);
+      });
       applied.push(file);
     }
     return applied;

@@ -2,6 +2,7 @@
 import type pg from 'pg';
 import { capBytes, outputBytes, outputFields } from '../hypervisors/guest/output';
 import { storableJson, storableText } from './storable';
+import { inTransaction } from './transaction';
 import type { SandboxState } from '../workflows/states';
 import type { ExecOutput, SandboxStatus, TransitionEvent } from '../workflows/types';
 
@@ -71,44 +72,40 @@ export async function recordTransitions(pool: pg.Pool, events: TransitionEvent[]
  * Marks a sandbox DESTROYED from outside its workflow (force-destroy, reaper). Appends an event
  * after the last one; a no-op when the row is already DESTROYED.
  */
-export async function markDestroyed(pool: pg.Pool, id: string, reason: string, driver: string, owner = 'unknown'): Promise<boolean> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+export async function markDestroyed(
+  pool: pg.Pool,
+  id: string,
+  reason: string,
+  driver: string,
+  owner = 'unknown',
+): Promise<boolean> {
+  return inTransaction(pool, async (tx) => {
     // A workflow that never wrote its first row still gets one, so the registry shows the outcome.
-    await client.query(
+    await tx.query(
       `INSERT INTO sandboxes (id, owner, driver, state, created_at, seq)
        VALUES ($1, $2, $3, 'REQUESTED', date_trunc('milliseconds', now()), 0) ON CONFLICT DO NOTHING`,
       [id, owner, driver],
     );
-    const { rows } = await client.query<{ state: SandboxState; seq: number }>(
+    const { rows } = await tx.query<{ state: SandboxState; seq: number }>(
       'SELECT state, seq FROM sandboxes WHERE id = $1 FOR UPDATE',
       [id],
     );
     const row = rows[0];
-    if (!row || row.state === 'DESTROYED') {
-      await client.query('ROLLBACK');
-      return false;
-    }
+    // Already DESTROYED: the INSERT above found the row, so nothing was written to commit.
+    if (!row || row.state === 'DESTROYED') return false;
     // Leave room below: a late write from the dead workflow run (seq+1…) must not overwrite this.
     const seq = row.seq + 1000;
-    await client.query(
+    await tx.query(
       `UPDATE sandboxes SET state = 'DESTROYED', destroy_reason = $2, seq = $3, updated_at = now() WHERE id = $1`,
       [id, storableText(reason), seq],
     );
-    await client.query(
+    await tx.query(
       `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
        VALUES ($1,$2,$3,'DESTROYED',$4, date_trunc('milliseconds', now())) ON CONFLICT DO NOTHING`,
       [id, seq, row.state, storableText(reason)],
     );
-    await client.query('COMMIT');
     return true;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export async function getSandbox(pool: pg.Pool, id: string): Promise<SandboxRow | null> {
