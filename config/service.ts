@@ -136,7 +136,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(
       `refusing to serve the API on ${config.host} without authentication: anyone who can reach it could run ` +
         'commands in every sandbox. Configure tokens (HOURGLASS_API_TOKENS, HOURGLASS_API_TOKENS_FILE or ' +
-        'HOURGLASS_API_TOKEN), bind to loopback (unset HOST), or set HOURGLASS_INSECURE_NO_AUTH=1 if you really mean it.',
+        'HOURGLASS_API_TOKEN), bind to loopback (unset HOST), or set HOURGLASS_INSECURE_NO_AUTH=1 if you really ' +
+        'mean it.',
     );
   }
   return config;

@@ -32,7 +32,8 @@ export function startupBanner(b: BannerInfo): string {
   }
   rows.push([
     'Temporal',
-    `${b.temporalAddress}${b.temporalEmbedded ? ' (embedded dev server, 127.0.0.1 only)' : ''}, task queue '${b.taskQueue}'`,
+    `${b.temporalAddress}${b.temporalEmbedded ? ' (embedded dev server, 127.0.0.1 only)' : ''}, ` +
+      `task queue '${b.taskQueue}'`,
   ]);
   rows.push(['Registry', b.registry]);
   rows.push(['Payloads', `encrypted (AES-256-GCM, key ${b.codecKeys.current.id} from ${b.codecKeys.source})`]);
@@ -57,9 +58,13 @@ function authLine(b: BannerInfo): string {
     const owners = b.tokens.owners.map((o) => `${o.owner} (${o.role})`).join(', ');
     return `auth: bearer tokens for ${owners}`;
   }
-  if (isLoopback(b.host))
+  if (isLoopback(b.host)) {
     return 'auth: OFF — loopback only; the local user is an admin. Set HOURGLASS_API_TOKENS before exposing it';
-  return `auth: OFF on ${b.host} (HOURGLASS_INSECURE_NO_AUTH=1) — ANYONE WHO CAN REACH THIS PORT CAN RUN COMMANDS IN EVERY SANDBOX`;
+  }
+  return (
+    `auth: OFF on ${b.host} (HOURGLASS_INSECURE_NO_AUTH=1) — ` +
+    'ANYONE WHO CAN REACH THIS PORT CAN RUN COMMANDS IN EVERY SANDBOX'
+  );
 }
 
 /** A database URL for the log: no password. */

@@ -47,7 +47,8 @@ export async function startEmbeddedServices(
   if (lock.staleHolder) {
     const h = lock.staleHolder;
     log(
-      `the previous run (pid ${h.pid}, started ${h.startedAt}) ended without shutting down: recovering its embedded services`,
+      `the previous run (pid ${h.pid}, started ${h.startedAt}) ended without shutting down: ` +
+        'recovering its embedded services',
     );
   }
   let temporal: Supervisor | undefined;
@@ -114,7 +115,8 @@ async function startSupervisedTemporal(
   );
   await supervisor.start();
   log(
-    `Temporal dev server on ${server!.address}${server!.uiUrl ? `, Web UI on ${server!.uiUrl}` : ''} (pid ${server!.process.pid})`,
+    `Temporal dev server on ${server!.address}${server!.uiUrl ? `, Web UI on ${server!.uiUrl}` : ''} ` +
+      `(pid ${server!.process.pid})`,
   );
   return { supervisor, address: server!.address };
 }

@@ -31,7 +31,8 @@ export async function ensureSearchAttributes(
   const commands = missing
     .map(
       (a) =>
-        `temporal operator search-attribute create --namespace ${namespace} --name ${a.name} --type ${INDEXED[a.type]?.cli ?? a.type}`,
+        `temporal operator search-attribute create --namespace ${namespace} --name ${a.name} ` +
+        `--type ${INDEXED[a.type]?.cli ?? a.type}`,
     )
     .join('\n  ');
   throw new Error(

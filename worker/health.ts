@@ -60,7 +60,8 @@ function throwIfAnyDown(supervisors: readonly Supervisor[]): void {
       down
         .map(
           (s) =>
-            `embedded ${s.name} is down${s.downSince ? ` since ${s.downSince}` : ''} (${s.lastError ?? s.status}); restarting`,
+            `embedded ${s.name} is down${s.downSince ? ` since ${s.downSince}` : ''} ` +
+            `(${s.lastError ?? s.status}); restarting`,
         )
         .join('; '),
     );

@@ -41,8 +41,10 @@ export async function acquireServiceLock(stateDir: string): Promise<ServiceLock>
     if (holder === 'missing') continue; // released meanwhile
     if (holder !== 'unreadable' && (await isAlive(holder))) {
       throw new ServiceLockHeldError(
-        `another Hourglass (pid ${holder.pid}, started ${holder.startedAt}: ${holder.command}) runs the embedded services of ${stateDir}. ` +
-          `Stop it first (kill -TERM ${holder.pid}, or Ctrl-C in its terminal), or give this one its own HOURGLASS_STATE_DIR.`,
+        `another Hourglass (pid ${holder.pid}, started ${holder.startedAt}: ${holder.command}) ` +
+          `runs the embedded services of ${stateDir}. ` +
+          `Stop it first (kill -TERM ${holder.pid}, or Ctrl-C in its terminal), ` +
+          'or give this one its own HOURGLASS_STATE_DIR.',
       );
     }
     // Stale. Move it aside and check that what moved is the lock judged stale: a racing start may

@@ -141,7 +141,8 @@ function withParentDeathSignal(opts: ServiceProcessOptions): {
     if (!warnedNoSetpriv) {
       warnedNoSetpriv = true;
       console.warn(
-        `[hourglass] setpriv (util-linux) not found: embedded services stop when Hourglass exits, but not if it is killed with SIGKILL (the next start then stops them)`,
+        '[hourglass] setpriv (util-linux) not found: embedded services stop when Hourglass exits, ' +
+          'but not if it is killed with SIGKILL (the next start then stops them)',
       );
     }
     return {

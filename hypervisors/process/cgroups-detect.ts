@@ -93,7 +93,9 @@ export const hostProbe: CgroupProbe = {
         const code = (err as NodeJS.ErrnoException).code;
         const why =
           code === 'EBUSY'
-            ? `${path.dirname(w.file)} holds processes of its own, and a cgroup that hands controllers to its children may not (the "no internal processes" rule): move them into a child cgroup, or set HOURGLASS_CGROUP_PARENT below a cgroup delegated to Hourglass`
+            ? `${path.dirname(w.file)} holds processes of its own, and a cgroup that hands controllers to its ` +
+              'children may not (the "no internal processes" rule): move them into a child cgroup, or set ' +
+              'HOURGLASS_CGROUP_PARENT below a cgroup delegated to Hourglass'
             : (err as Error).message;
         throw new Error(`cannot enable ${w.value.slice(1)} in ${w.file}: ${why}`);
       }

@@ -86,13 +86,15 @@ const ENV_LIMITS: Record<keyof SandboxLimits, string> = {
 export function processOptionsFromEnv(env: NodeJS.ProcessEnv, stateDir: string): ProcessOptions {
   if (env.HOURGLASS_PROCESS_BWRAP !== undefined) {
     throw new BadSpecError(
-      'HOURGLASS_PROCESS_BWRAP is no longer read: process sandboxes always use bubblewrap unless HOURGLASS_PROCESS_ISOLATION=none opts out explicitly; unset it',
+      'HOURGLASS_PROCESS_BWRAP is no longer read: process sandboxes always use bubblewrap unless ' +
+        'HOURGLASS_PROCESS_ISOLATION=none opts out explicitly; unset it',
     );
   }
   const isolation = (env.HOURGLASS_PROCESS_ISOLATION || 'bubblewrap') as IsolationMode;
   if (!ISOLATION_MODES.includes(isolation)) {
     throw new BadSpecError(
-      `HOURGLASS_PROCESS_ISOLATION must be one of ${ISOLATION_MODES.join(', ')} (got ${env.HOURGLASS_PROCESS_ISOLATION})`,
+      `HOURGLASS_PROCESS_ISOLATION must be one of ${ISOLATION_MODES.join(', ')} ` +
+        `(got ${env.HOURGLASS_PROCESS_ISOLATION})`,
     );
   }
   const network = env.HOURGLASS_PROCESS_NETWORK ?? '0';
@@ -123,7 +125,8 @@ export function checkCgroupParent(parent: string): string {
   const parts = parent.split('/').filter(Boolean);
   if (parts.length === 0 || parts.some((p) => !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(p))) {
     throw new BadSpecError(
-      `HOURGLASS_CGROUP_PARENT must be a relative path of names like hourglass or system.slice/hourglass (got ${parent})`,
+      'HOURGLASS_CGROUP_PARENT must be a relative path of names like hourglass or system.slice/hourglass ' +
+        `(got ${parent})`,
     );
   }
   return parts.join('/');

@@ -11,12 +11,13 @@ export function describeSandbox(r: SandboxRecord, cgroupReason: string | null, u
   const parts: string[] = [];
   if (r.mode === 'bubblewrap') {
     parts.push(
-      `bubblewrap (pid, mount, ipc, uts, net, cgroup namespaces; uid ${SANDBOX_UID}, no capabilities, no user namespaces)`,
+      'bubblewrap (pid, mount, ipc, uts, net, cgroup namespaces; ' +
+        `uid ${SANDBOX_UID}, no capabilities, no user namespaces)`,
     );
   } else if (uid === 0) {
     parts.push(
-      `none (no namespaces: commands run on the host as uid ${SANDBOX_UID} with no capabilities, see the host's files and processes, ` +
-        'can signal other sandboxes, and may create user namespaces)',
+      `none (no namespaces: commands run on the host as uid ${SANDBOX_UID} with no capabilities, ` +
+        "see the host's files and processes, can signal other sandboxes, and may create user namespaces)",
     );
   } else {
     parts.push(`none (no namespaces: commands run on the host as the worker's uid ${uid})`);
@@ -28,9 +29,8 @@ export function describeSandbox(r: SandboxRecord, cgroupReason: string | null, u
       l.pids !== undefined ? `pids ${l.pids}` : null,
       l.cpus !== undefined ? `cpu ${l.cpus}` : null,
     ].filter(Boolean);
-    parts.push(
-      `cgroup v${r.cgroup.version}: ${applied.join(', ') || `no limits (controllers: ${controllersOf(r.cgroup).join(', ')})`}`,
-    );
+    const limitsText = applied.join(', ') || `no limits (controllers: ${controllersOf(r.cgroup).join(', ')})`;
+    parts.push(`cgroup v${r.cgroup.version}: ${limitsText}`);
   } else {
     parts.push(`no cgroup limits (${cgroupReason ?? 'none recorded'})`);
   }
@@ -50,7 +50,8 @@ export function describeSandbox(r: SandboxRecord, cgroupReason: string | null, u
 export function modeMismatchNote(recorded: IsolationMode, current: IsolationMode): string {
   if (recorded === current) return '';
   return recorded === 'none'
-    ? ' [created with HOURGLASS_PROCESS_ISOLATION=none; this worker requires bubblewrap and refuses to start it or run commands in it]'
+    ? ' [created with HOURGLASS_PROCESS_ISOLATION=none; this worker requires bubblewrap and refuses to start it ' +
+        'or run commands in it]'
     : ' [created with bubblewrap, which it keeps although this worker is set to HOURGLASS_PROCESS_ISOLATION=none]';
 }
 
@@ -75,8 +76,10 @@ export function describeHost(h: HostFacts): string {
   if (h.mode === 'bubblewrap') {
     parts.push(
       h.bwrap
-        ? `isolation bubblewrap${h.bwrapVersion ? ` ${h.bwrapVersion}` : ''} (namespaces, uid ${SANDBOX_UID}, no capabilities, seccomp: no user namespaces)`
-        : 'isolation bubblewrap REQUIRED but bwrap is not installed: EVERY CREATE WILL FAIL (apt-get install bubblewrap, or opt out with HOURGLASS_PROCESS_ISOLATION=none)',
+        ? `isolation bubblewrap${h.bwrapVersion ? ` ${h.bwrapVersion}` : ''} ` +
+            `(namespaces, uid ${SANDBOX_UID}, no capabilities, seccomp: no user namespaces)`
+        : 'isolation bubblewrap REQUIRED but bwrap is not installed: EVERY CREATE WILL FAIL ' +
+            '(apt-get install bubblewrap, or opt out with HOURGLASS_PROCESS_ISOLATION=none)',
     );
   } else {
     parts.push(
@@ -94,8 +97,10 @@ export function describeHost(h: HostFacts): string {
   if (cg.version !== null && h.hostPidsCap)
     parts.push(`all sandboxes together: at most ${h.hostPidsCap} processes (half of pid_max)`);
   const d = h.defaults;
+  const workspace = d.diskMiB ? `${d.diskMiB} MiB` : 'no quota (HOURGLASS_PROCESS_DISK_MIB=0)';
   parts.push(
-    `default limits: memory ${d.memoryMiB} MiB, pids ${d.pids}, cpu ${d.cpus}, /tmp ${d.tmpMiB} MiB, workspace ${d.diskMiB ? `${d.diskMiB} MiB` : 'no quota (HOURGLASS_PROCESS_DISK_MIB=0)'}`,
+    `default limits: memory ${d.memoryMiB} MiB, pids ${d.pids}, cpu ${d.cpus}, /tmp ${d.tmpMiB} MiB, ` +
+      `workspace ${workspace}`,
   );
   parts.push(
     h.loopUnavailable

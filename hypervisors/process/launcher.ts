@@ -23,20 +23,20 @@ export interface LaunchOptions {
 const SCRIPT = `
 for fd in /proc/self/fd/*; do fd=\${fd##*/}; if ((fd > 2)); then eval "exec \${fd}>&-"; fi; done
 name=
-while [[ \$1 != -- ]]; do
-  case \$1 in
-    join:*) echo \$\$ >"\${1#join:}" || { echo "hourglass: cannot join cgroup \${1#join:}" >&2; exit 125; } ;;
+while [[ $1 != -- ]]; do
+  case $1 in
+    join:*) echo $$ >"\${1#join:}" || { echo "hourglass: cannot join cgroup \${1#join:}" >&2; exit 125; } ;;
     read:*) f=\${1#read:}; eval "exec \${f%%:*}<\\"\\\${f#*:}\\"" || exit 125 ;;
     write:*) f=\${1#write:}; eval "exec \${f%%:*}>\\"\\\${f#*:}\\"" || exit 125 ;;
     oom:*) echo "\${1#oom:}" >/proc/self/oom_score_adj || exit 125 ;;
     name:*) name=\${1#name:} ;;
-    *) echo "hourglass: bad launcher option \$1" >&2; exit 125 ;;
+    *) echo "hourglass: bad launcher option $1" >&2; exit 125 ;;
   esac
   shift
 done
 shift
-if [[ -n \$name ]]; then exec -a "\$name" "\$@"; fi
-exec "\$@"
+if [[ -n $name ]]; then exec -a "$name" "$@"; fi
+exec "$@"
 `;
 
 export function launchArgv(opts: LaunchOptions, argv: string[]): string[] {

@@ -8,7 +8,10 @@ import type { WorkspaceRecord } from './workspace';
 import type { RecordedProcess } from '../shared/proc-identity';
 import type { SandboxLimits } from '../types';
 
-/** none: own namespace, loopback only; slirp4netns: own namespace plus outbound; host: not isolated (isolation none). */
+/**
+ * none: own namespace, loopback only; slirp4netns: own namespace plus outbound; host: not isolated (isolation
+ * none).
+ */
 export type NetworkMode = 'none' | 'slirp4netns' | 'host';
 
 export interface SandboxRecord {
@@ -31,7 +34,10 @@ export interface SandboxRecord {
    * create). Absent on sandboxes made before the filter existed: they keep running without one.
    */
   egressAllow?: string[];
-  /** The loop device (`loop7`) last attached to the workspace image (bubblewrap mounts it in the sandbox's namespace). */
+  /**
+   * The loop device (`loop7`) last attached to the workspace image (bubblewrap mounts it in the sandbox's
+   * namespace).
+   */
   loop?: string;
   /** Set while a loop device is being attached: until it is recorded, only a search finds it. */
   attachingLoop?: boolean;
