@@ -45,8 +45,9 @@ export class EncryptionCodec implements PayloadCodec {
         );
       }
       const sealed = Buffer.from(payload.data ?? new Uint8Array());
-      if (sealed.length < IV_BYTES + TAG_BYTES)
+      if (sealed.length < IV_BYTES + TAG_BYTES) {
         throw new ValueError(`encrypted payload too short (${sealed.length} bytes)`);
+      }
       // A full-length tag only: a truncated one would be easier to forge.
       const decipher = createDecipheriv(CIPHER, key, sealed.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
       decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));

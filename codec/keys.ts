@@ -17,8 +17,9 @@ const KEY_BYTES = 32;
 
 export function loadCodecKeys(env: NodeJS.ProcessEnv, stateDir: string): CodecKeys {
   if (env.HOURGLASS_CODEC_KEY) return fromText(env.HOURGLASS_CODEC_KEY, 'HOURGLASS_CODEC_KEY');
-  if (env.HOURGLASS_CODEC_KEY_FILE)
+  if (env.HOURGLASS_CODEC_KEY_FILE) {
     return fromText(readKeyFile(env.HOURGLASS_CODEC_KEY_FILE), env.HOURGLASS_CODEC_KEY_FILE);
+  }
   const file = path.join(stateDir, 'codec.key');
   let textOfFile: string;
   try {

@@ -152,10 +152,11 @@ const proxmoxSchema = z
 /** `default=9000,ubuntu=9001` (a bare `9000` names the default template). */
 export function parseTemplates(text: string): Record<string, number> {
   const templates: Record<string, number> = {};
-  for (const entry of text
+  const entries = text
     .split(',')
     .map((e) => e.trim())
-    .filter(Boolean)) {
+    .filter(Boolean);
+  for (const entry of entries) {
     const [name, vmid] = entry.includes('=') ? entry.split('=', 2) : ['default', entry];
     const id = Number(vmid);
     if (!name || !Number.isInteger(id) || id < 100) {

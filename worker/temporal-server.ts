@@ -71,8 +71,9 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Te
     // crash or power loss may lose the last moments (their activities run again: all are idempotent).
     args.push('--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal');
   }
-  for (const key of ALL_SEARCH_ATTRIBUTES)
+  for (const key of ALL_SEARCH_ATTRIBUTES) {
     args.push('--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`);
+  }
   // The same switches the SDK's test server sets: no version check call-home, updates on.
   for (const dc of [
     'frontend.enableServerVersionCheck=false',
@@ -124,8 +125,9 @@ export async function stopOrphanedTemporal(dbFilename: string, log: (msg: string
   );
   for (const orphan of orphans) {
     log(`stopping a Temporal dev server (pid ${orphan.pid}) left running on ${target} by a previous run`);
-    if (!(await stopProcess(orphan, TEMPORAL_STOP_STEPS)))
+    if (!(await stopProcess(orphan, TEMPORAL_STOP_STEPS))) {
       throw new Error(`Temporal dev server pid ${orphan.pid} on ${target} did not exit after SIGKILL`);
+    }
   }
 }
 

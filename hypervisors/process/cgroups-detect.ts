@@ -60,10 +60,11 @@ export function detectCgroups(mounts: MountEntry[], parentPath: string, probe: C
     }
   }
   if (Object.keys(v1).length > 0) return { version: 1, mounts: v1 };
-  if (unwritable.length)
+  if (unwritable.length) {
     notes.push(
       `cgroup v1 hierarchies not writable by uid ${process.getuid?.()}: ${[...new Set(unwritable)].join(', ')}`,
     );
+  }
   if (notes.length === 0) notes.push('no cgroup filesystem is mounted');
   return { version: null, reason: notes.join('; ') };
 }

@@ -121,8 +121,9 @@ function v2Plan(record: Extract<CgroupRecord, { version: 2 }>, limits: CgroupLim
     writes.push({ file: path.join(leaf, 'memory.max'), value: String(limits.memoryMiB * MiB) });
     writes.push({ file: path.join(leaf, 'memory.swap.max'), value: '0', ifPresent: true });
   }
-  if (has('pids') && limits.pids !== undefined)
+  if (has('pids') && limits.pids !== undefined) {
     writes.push({ file: path.join(leaf, 'pids.max'), value: String(limits.pids) });
+  }
   if (has('cpu') && limits.cpus !== undefined) {
     writes.push({ file: path.join(leaf, 'cpu.max'), value: `${cpuQuotaUs(limits.cpus)} ${CPU_PERIOD_US}` });
   }

@@ -47,8 +47,9 @@ export async function removeCgroup(record: CgroupRecord, id: string, timeoutMs =
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') break;
         // EBUSY: a process that just died is still charged to it until it is reaped.
-        if (code !== 'EBUSY' || Date.now() > deadline)
+        if (code !== 'EBUSY' || Date.now() > deadline) {
           throw new BusyError(`sandbox ${id}: cannot remove cgroup ${dir}: ${(err as Error).message}`);
+        }
         await new Promise((r) => setTimeout(r, 5));
       }
     }
@@ -75,8 +76,9 @@ export async function emptyCgroup(record: CgroupRecord, id: string, timeoutMs = 
     const kill = path.join(dir, 'cgroup.kill');
     if (await exists(kill)) await writeFile(kill, '1');
     for (let pids = await members(dir); pids.length > 0; pids = await members(dir)) {
-      if (Date.now() > deadline)
+      if (Date.now() > deadline) {
         throw new BusyError(`sandbox ${id}: processes ${pids.join(', ')} still in cgroup ${dir} after SIGKILL`);
+      }
       for (const pid of pids) {
         try {
           process.kill(pid, 'SIGKILL');

@@ -94,8 +94,9 @@ export function describeHost(h: HostFacts): string {
         ? `cgroup v1 (${Object.keys(cg.mounts).join(', ')}) at ${h.cgroupParentPath} in each hierarchy`
         : `NO cgroup limits (${cg.reason})`,
   );
-  if (cg.version !== null && h.hostPidsCap)
+  if (cg.version !== null && h.hostPidsCap) {
     parts.push(`all sandboxes together: at most ${h.hostPidsCap} processes (half of pid_max)`);
+  }
   const d = h.defaults;
   const workspace = d.diskMiB ? `${d.diskMiB} MiB` : 'no quota (HOURGLASS_PROCESS_DISK_MIB=0)';
   parts.push(
@@ -107,13 +108,17 @@ export function describeHost(h: HostFacts): string {
       ? `workspace quotas UNAVAILABLE (${h.loopUnavailable}): creates with a quota will fail`
       : 'workspace quotas: ext4 images, loop-mounted',
   );
-  if (h.mode === 'none') parts.push("network: the host's (isolation none cannot separate it)");
-  else if (!h.network) parts.push('network: none (loopback only)');
-  else if (!h.slirp)
+  if (h.mode === 'none') {
+    parts.push("network: the host's (isolation none cannot separate it)");
+  } else if (!h.network) {
+    parts.push('network: none (loopback only)');
+  } else if (!h.slirp) {
     parts.push('network ON but slirp4netns is not installed: EVERY CREATE WILL FAIL (apt-get install slirp4netns)');
-  else if (!h.iptablesRestore)
+  } else if (!h.iptablesRestore) {
     parts.push('network ON but iptables-restore is not installed: EVERY CREATE WILL FAIL (apt-get install iptables)');
-  else parts.push(`network: slirp4netns (own namespace; ${egressText(h.networkAllow)})`);
+  } else {
+    parts.push(`network: slirp4netns (own namespace; ${egressText(h.networkAllow)})`);
+  }
   return `process: ${parts.join('; ')}`;
 }
 

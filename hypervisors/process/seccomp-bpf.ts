@@ -98,8 +98,9 @@ export class BpfProgram {
       else if (at.has(step.name)) throw new Error(`BPF label '${step.name}' defined twice`);
       else at.set(step.name, count);
     }
-    if (count > MAX_INSTRUCTIONS)
+    if (count > MAX_INSTRUCTIONS) {
       throw new Error(`BPF program has ${count} instructions; the kernel takes at most ${MAX_INSTRUCTIONS}`);
+    }
 
     const out: BpfInstruction[] = [];
     const offsetTo = (target: Target, max: number): number => {
@@ -164,7 +165,8 @@ export class BpfProgram {
 }
 
 function u32(n: number): number {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
     throw new Error(`BPF operand ${n} is not a 32-bit unsigned integer`);
+  }
   return n;
 }

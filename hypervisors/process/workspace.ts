@@ -53,8 +53,9 @@ export class WorkspaceImages {
   static unavailableReason(): string | null {
     if (process.getuid?.() !== 0) return `loop mounts need root (the worker runs as uid ${process.getuid?.()})`;
     if (!existsSync('/dev/loop-control')) return '/dev/loop-control is missing (no loop device support)';
-    if (!TOOLS_PATH.split(':').some((d) => isFile(path.join(d, 'mkfs.ext4'))))
+    if (!TOOLS_PATH.split(':').some((d) => isFile(path.join(d, 'mkfs.ext4')))) {
       return 'mkfs.ext4 is not installed (Debian package e2fsprogs)';
+    }
     return null;
   }
 
@@ -81,11 +82,12 @@ export class WorkspaceImages {
       const loop = path.basename(
         (await tool(['losetup', '--find', '--show', ws.image], `attach ${ws.image} to a loop device`)).trim(),
       );
-      if (!(await loopServes(loop, ws.image)))
+      if (!(await loopServes(loop, ws.image))) {
         throw new HypervisorError(
           `losetup named /dev/${loop}, which does not serve ${ws.image}`,
           'workspace_unavailable',
         );
+      }
       return loop;
     });
   }
@@ -108,11 +110,12 @@ export class WorkspaceImages {
       SANDBOX_WORK,
     ]);
     const r = await runCommand(argv, { env: { PATH: TOOLS_PATH }, timeoutMs: 60_000 });
-    if (r.exitCode !== 0)
+    if (r.exitCode !== 0) {
       throw new HypervisorError(
         `could not mount /dev/${loop} on /work in the sandbox: ${(r.stderr || r.stdout).trim()}`,
         'workspace_unavailable',
       );
+    }
     await tool(['losetup', '-d', `/dev/${loop}`], `mark /dev/${loop} for autoclear`);
   }
 
@@ -130,11 +133,12 @@ export class WorkspaceImages {
    */
   async unmountFromHost(mountPoint: string): Promise<void> {
     for (let attempt = 0; await isMounted(mountPoint); attempt++) {
-      if (attempt > 20)
+      if (attempt > 20) {
         throw new HypervisorError(
           `workspace ${mountPoint} is still mounted after ${attempt} unmounts`,
           'workspace_busy',
         );
+      }
       const r = await runCommand(['umount', ...(attempt >= 10 ? ['-l'] : []), mountPoint], {
         env: { PATH: TOOLS_PATH },
         timeoutMs: 30_000,
@@ -156,11 +160,12 @@ export class WorkspaceImages {
         await runCommand(['losetup', '-d', `/dev/${loop}`], { env: { PATH: TOOLS_PATH }, timeoutMs: 30_000 });
         detached = true;
       }
-      if (Date.now() > deadline)
+      if (Date.now() > deadline) {
         throw new HypervisorError(
           `/dev/${loop} still serves ${ws.image} ${timeoutMs} ms after its sandbox ended`,
           'workspace_busy',
         );
+      }
       await new Promise((res) => setTimeout(res, 5));
     }
   }
