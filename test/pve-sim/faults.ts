@@ -1,4 +1,5 @@
 // Failure injection for the notes' §10 list. Faults are consumed by the handler of the matching op.
+import { mulberry32 } from '../../bench/lib/prng';
 
 export type SimOp =
   | 'nextid' | 'resources' | 'clone' | 'config' | 'status'
@@ -63,18 +64,6 @@ export interface RandomFailures {
 
 interface ActiveFault extends Fault {
   left: number;
-}
-
-/** Seeded PRNG so a failing random run can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export class FaultBook {
