@@ -3,7 +3,9 @@
 // Usage: npm run chaos [-- --sandboxes 220 --window 110 --seed 42 --keep]
 // Exit code 1 when anything leaked or the overshoot bound broke outside outages.
 import { parseArgs } from 'node:util';
-import { DEFAULTS, formatReport, problemsOf, runChaos } from './chaos/run';
+import { DEFAULTS } from './chaos/plan';
+import { formatReport, problemsOf } from './chaos/report';
+import { runChaos } from './chaos/run';
 
 const { values } = parseArgs({
   options: {

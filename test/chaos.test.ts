@@ -4,7 +4,8 @@
 // driver fails 20% of creates/destroys. Uses its own Temporal server and database (the reaper
 // reads every registry row, so the suite's shared database must not be used).
 import { describe, expect, it } from 'vitest';
-import { formatReport, problemsOf, runChaos } from '../bench/chaos/run';
+import { formatReport, problemsOf } from '../bench/chaos/report';
+import { runChaos } from '../bench/chaos/run';
 
 describe('chaos (reduced)', () => {
   it('every sandbox is destroyed exactly once, on time outside outages; the foreign VM is untouched', async () => {

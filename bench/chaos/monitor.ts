@@ -1,6 +1,7 @@
 // An observer outside Hourglass: polls <stateDir>/process/ and records, per sandbox directory, when
 // it appeared and disappeared (and whether it came back), and every holder process it recorded.
 // This is the "when was the VM really gone" clock, independent of what Hourglass reports.
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlive, type RecordedProcess } from '../../hypervisors/shared/proc-identity';
@@ -101,4 +102,37 @@ export async function processesMentioning(needle: string): Promise<{ pid: number
     }
   }
   return out;
+}
+
+/** "<pid> (<program>) of sandbox <id>", the id read from the holder's work dir in its command line. */
+export function strayDescription(p: { pid: number; cmdline: string }): string {
+  const sandbox = /process\/([^/\s]+)\/work/.exec(p.cmdline)?.[1] ?? '?';
+  return `${p.pid} (${p.cmdline.split(' ')[0]}) of sandbox ${sandbox}`;
+}
+
+/** The safety net: SIGKILLs every process still mentioning `needle`, and its children; says whom. */
+export async function killStrays(needle: string): Promise<string[]> {
+  const killed: string[] = [];
+  for (const p of await processesMentioning(needle)) {
+    killed.push(`killed stray process ${strayDescription(p)}`);
+    for (const c of childrenOf(p.pid)) killPid(c);
+    killPid(p.pid);
+  }
+  return killed;
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function killPid(pid: number) {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
 }
