@@ -6,7 +6,8 @@ import { ApiError } from './errors';
 import { isLoopbackAuthority, isLoopbackOrigin } from './loopback';
 import { LOCAL_ADMIN, type Principal, type TokenStore } from './tokens';
 
-const PRINCIPAL = Symbol('principal');
+/** Who made each request, set by bearerAuth. */
+const principals = new WeakMap<Request, Principal>();
 
 /**
  * `insecure`: HOURGLASS_INSECURE_NO_AUTH, an API without tokens served beyond loopback on purpose.
@@ -30,25 +31,29 @@ export function bearerAuth(tokens: TokenStore, opts: { insecure?: boolean } = {}
           return next(new ApiError(403, 'forbidden', `${why}; configure tokens`));
         }
       }
-      (req as any)[PRINCIPAL] = LOCAL_ADMIN;
+      principals.set(req, LOCAL_ADMIN);
       return next();
     }
     const given = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1];
     const principal = given === undefined ? undefined : tokens.authenticate(given);
-    if (!principal) return next(new ApiError(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer …)'));
-    (req as any)[PRINCIPAL] = principal;
+    if (!principal) {
+      return next(new ApiError(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer …)'));
+    }
+    principals.set(req, principal);
     next();
   };
 }
 
 export function principalOf(req: Request): Principal {
-  const p = (req as any)[PRINCIPAL] as Principal | undefined;
+  const p = principals.get(req);
   if (!p) throw new ApiError(401, 'unauthorized', 'missing bearer token (Authorization: Bearer …)');
   return p;
 }
 
 export function requireAdmin(p: Principal, what: string): void {
-  if (p.role !== 'admin') throw new ApiError(403, 'forbidden', `${what} needs an admin token (you are ${p.owner}, role ${p.role})`);
+  if (p.role !== 'admin') {
+    throw new ApiError(403, 'forbidden', `${what} needs an admin token (you are ${p.owner}, role ${p.role})`);
+  }
 }
 
 /** Who asked, for event reasons: the owner; an admin may name whom they act for (X-Hourglass-Actor). */
@@ -57,6 +62,5 @@ export function requesterOf(req: Request): string {
   const onBehalf = p.role === 'admin' ? req.get('x-hourglass-actor') : undefined;
   return onBehalf ? `${p.owner} (for ${onBehalf.slice(0, 100)})` : p.owner;
 }
-
 
 const printable = (s: string) => JSON.stringify(s.slice(0, 100));

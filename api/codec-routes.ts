@@ -11,23 +11,29 @@ import { wrap } from './wrap';
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
 // Proto3 JSON leaves out empty fields: an empty Payloads arrives as {}.
 const payloadsBody = z.object({
-  payloads: z.array(z.object({ metadata: z.record(base64).default({}), data: base64.default('') })).max(1000).default([]),
+  payloads: z
+    .array(z.object({ metadata: z.record(base64).default({}), data: base64.default('') }))
+    .max(1000)
+    .default([]),
 });
 
 export function codecRoutes(codec: PayloadCodec): Router {
   const r = Router();
   for (const op of ['encode', 'decode'] as const) {
-    r.post(`/${op}`, wrap(async (req, res) => {
-      requireAdmin(principalOf(req), `the codec endpoint (${op})`);
-      const { payloads } = payloadsBody.parse(req.body ?? {});
-      let out: Payload[];
-      try {
-        out = await codec[op](payloads.map(fromJson));
-      } catch (err) {
-        throw new ApiError(400, 'invalid_argument', `payloads: cannot ${op} (${(err as Error).message})`);
-      }
-      res.json({ payloads: out.map(toJson) });
-    }));
+    r.post(
+      `/${op}`,
+      wrap(async (req, res) => {
+        requireAdmin(principalOf(req), `the codec endpoint (${op})`);
+        const { payloads } = payloadsBody.parse(req.body ?? {});
+        let out: Payload[];
+        try {
+          out = await codec[op](payloads.map(fromJson));
+        } catch (err) {
+          throw new ApiError(400, 'invalid_argument', `payloads: cannot ${op} (${(err as Error).message})`);
+        }
+        res.json({ payloads: out.map(toJson) });
+      }),
+    );
   }
   return r;
 }
@@ -65,7 +71,9 @@ function fromJson(p: { metadata: Record<string, string>; data: string }): Payloa
 
 function toJson(p: Payload): { metadata: Record<string, string>; data: string } {
   return {
-    metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    metadata: Object.fromEntries(
+      Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+    ),
     data: Buffer.from(p.data ?? new Uint8Array()).toString('base64'),
   };
 }

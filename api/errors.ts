@@ -61,9 +61,8 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const apiError = toApiError(err);
   if (apiError.status >= 500) console.error(`[api] ${req.method} ${req.path} failed:`, err);
   if (apiError.retryAfterSeconds !== undefined) res.set('Retry-After', String(apiError.retryAfterSeconds));
-  res.status(apiError.status).json({
-    error: { code: apiError.code, message: apiError.message, ...(apiError.details !== undefined ? { details: apiError.details } : {}) },
-  });
+  const { code, message, details } = apiError;
+  res.status(apiError.status).json({ error: { code, message, ...(details !== undefined ? { details } : {}) } });
 };
 
 function toApiError(err: unknown): ApiError {
@@ -76,13 +75,16 @@ function toApiError(err: unknown): ApiError {
   if (err instanceof InvalidCursorError) return new ApiError(400, 'invalid_argument', err.message);
   // express.json() parse failures carry status 400 and type 'entity.parse.failed'.
   const e = err as { type?: string; status?: number; message?: string; expose?: boolean };
-  if (e?.type === 'entity.parse.failed') return new ApiError(400, 'invalid_json', `request body is not valid JSON: ${e.message}`);
+  if (e?.type === 'entity.parse.failed') {
+    return new ApiError(400, 'invalid_json', `request body is not valid JSON: ${e.message}`);
+  }
   if (e?.type === 'entity.too.large') return new ApiError(413, 'too_large', 'request body is too large');
   // express's own client errors: a path with bad percent-encoding (URIError), an unsupported
   // charset or content encoding, an aborted body… The client's fault, never a 500.
   if (err instanceof URIError) return new ApiError(400, 'invalid_argument', 'the path has invalid percent-encoding');
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
-    return new ApiError(400, 'invalid_argument', `bad request: ${e.expose && e.message ? e.message : 'the request could not be read'}`);
+    const why = e.expose && e.message ? e.message : 'the request could not be read';
+    return new ApiError(400, 'invalid_argument', `bad request: ${why}`);
   }
   return fromTemporal(err) ?? new ApiError(500, 'internal', 'internal error; see the server log');
 }

@@ -22,30 +22,31 @@ const jobView = (s: SandboxStatus) => ({
 });
 
 export function jobRoutes(sandboxes: SandboxService): Router {
-  const r = Router();
-  checkIdParam(r, 'job');
-  r.post('/', wrap(async (req, res) => {
+  const create = wrap(async (req, res) => {
     const body = createJobBody.parse(req.body ?? {});
+    const { driver, template, ttlSeconds, labels, limits, commands, keepalive, commandTimeoutSeconds } = body;
+    const job = { commands, keepalive, commandTimeoutSeconds };
     const key = idempotencyKey(req);
     const { created, sandbox } = await sandboxes.create(
       principalOf(req),
-      {
-        driver: body.driver,
-        template: body.template,
-        ttlSeconds: body.ttlSeconds,
-        labels: body.labels,
-        limits: body.limits,
-        wait: false,
-        job: { commands: body.commands, keepalive: body.keepalive, commandTimeoutSeconds: body.commandTimeoutSeconds },
-      },
+      { driver, template, ttlSeconds, labels, limits, wait: false, job },
       { idempotencyKey: key ? `job:${key}` : undefined },
     );
-    res.status(created ? 201 : 200).location(`/v1/jobs/${sandbox.id}`).json(jobView(sandbox));
-  }));
-  r.get('/:id', wrap(async (req, res) => {
+    res
+      .status(created ? 201 : 200)
+      .location(`/v1/jobs/${sandbox.id}`)
+      .json(jobView(sandbox));
+  });
+
+  const get = wrap(async (req, res) => {
     const s = await sandboxes.get(principalOf(req), req.params.id!);
     if (!s.job) throw new ApiError(404, 'not_found', `job ${req.params.id} not found (sandbox ${s.id} runs no job)`);
     res.json(jobView(s));
-  }));
+  });
+
+  const r = Router();
+  checkIdParam(r, 'job');
+  r.post('/', create);
+  r.get('/:id', get);
   return r;
 }

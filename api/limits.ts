@@ -23,10 +23,25 @@ const MAX_ENV: Record<LimitName, [string, number]> = {
 export const limitsSchema = z
   .object({
     cpus: z.number().min(0.01, 'must be at least 0.01').max(1024).optional(),
-    memoryMiB: z.number().int().positive('must be greater than 0').max(16 * 1024 * 1024).optional(),
+    memoryMiB: z
+      .number()
+      .int()
+      .positive('must be greater than 0')
+      .max(16 * 1024 * 1024)
+      .optional(),
     pids: z.number().int().positive('must be greater than 0').max(4_194_304).optional(),
-    tmpMiB: z.number().int().positive('must be greater than 0').max(16 * 1024 * 1024).optional(),
-    diskMiB: z.number().int().positive('must be greater than 0').max(64 * 1024 * 1024).optional(),
+    tmpMiB: z
+      .number()
+      .int()
+      .positive('must be greater than 0')
+      .max(16 * 1024 * 1024)
+      .optional(),
+    diskMiB: z
+      .number()
+      .int()
+      .positive('must be greater than 0')
+      .max(64 * 1024 * 1024)
+      .optional(),
   })
   .strict();
 
@@ -35,7 +50,9 @@ export function limitsPolicyFromEnv(env: NodeJS.ProcessEnv): LimitsPolicy {
   for (const [name, [variable, fallback]] of Object.entries(MAX_ENV) as [LimitName, [string, number]][]) {
     const raw = env[variable];
     const value = raw === undefined || raw === '' ? fallback : Number(raw);
-    if (!(value > 0) || !Number.isFinite(value)) throw new Error(`${variable} must be a positive number (got '${raw}')`);
+    if (!(value > 0) || !Number.isFinite(value)) {
+      throw new Error(`${variable} must be a positive number (got '${raw}')`);
+    }
     max[name] = value;
   }
   let templates: Record<string, SandboxLimits> = {};
@@ -43,21 +60,35 @@ export function limitsPolicyFromEnv(env: NodeJS.ProcessEnv): LimitsPolicy {
     try {
       templates = z.record(z.string(), limitsSchema).parse(JSON.parse(env.HOURGLASS_TEMPLATE_LIMITS));
     } catch (err) {
-      throw new Error(`HOURGLASS_TEMPLATE_LIMITS must be JSON like {"big":{"memoryMiB":4096,"cpus":2}} (${(err as Error).message})`);
+      throw new Error(
+        `HOURGLASS_TEMPLATE_LIMITS must be JSON like {"big":{"memoryMiB":4096,"cpus":2}} (${(err as Error).message})`,
+      );
     }
   }
   return { max, templates };
 }
 
 /** The template's defaults overlaid with the request's values; 400 naming the field past a maximum. */
-export function resolveLimits(policy: LimitsPolicy, template: string | undefined, requested: SandboxLimits = {}): SandboxLimits | undefined {
-  const limits: SandboxLimits = { ...(template ? policy.templates[template] : undefined), ...stripUndefined(requested) };
+export function resolveLimits(
+  policy: LimitsPolicy,
+  template: string | undefined,
+  requested: SandboxLimits = {},
+): SandboxLimits | undefined {
+  const limits: SandboxLimits = {
+    ...(template ? policy.templates[template] : undefined),
+    ...stripUndefined(requested),
+  };
   for (const [name, value] of Object.entries(limits) as [LimitName, number][]) {
     if (value > policy.max[name]) {
-      throw new ApiError(400, 'invalid_argument', `limits.${name}: ${value} exceeds the operator maximum ${policy.max[name]} (${MAX_ENV[name][0]})`, {
-        field: `limits.${name}`,
-        max: policy.max[name],
-      });
+      throw new ApiError(
+        400,
+        'invalid_argument',
+        `limits.${name}: ${value} exceeds the operator maximum ${policy.max[name]} (${MAX_ENV[name][0]})`,
+        {
+          field: `limits.${name}`,
+          max: policy.max[name],
+        },
+      );
     }
   }
   return Object.keys(limits).length ? limits : undefined;

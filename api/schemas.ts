@@ -7,7 +7,7 @@ import { limitsSchema } from './limits';
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$/;
 const id = z.string().regex(ID_PATTERN, 'not an id (1-128 of [A-Za-z0-9_.@-])');
 
-const labelKey = z.string().regex(/^[A-Za-z0-9_.\/-]{1,63}$/, 'label keys are 1-63 of [A-Za-z0-9_./-]');
+const labelKey = z.string().regex(/^[A-Za-z0-9_./-]{1,63}$/, 'label keys are 1-63 of [A-Za-z0-9_./-]');
 const labels = z
   .record(labelKey, z.string().max(256))
   .refine((l) => Object.keys(l).length <= 64, 'at most 64 labels')
@@ -33,20 +33,28 @@ export const createSandboxBody = z
 export type CreateSandboxBody = z.infer<typeof createSandboxBody>;
 
 /** The kernel's limit on one argv or environment string (MAX_ARG_STRLEN, NUL included). */
-const argString = z.string().refine((s) => Buffer.byteLength(s) < 128 * 1024, 'must be under 128 KiB (the kernel limit for one argument)');
+const argString = z
+  .string()
+  .refine((s) => Buffer.byteLength(s) < 128 * 1024, 'must be under 128 KiB (the kernel limit for one argument)');
 
 /** argv: a program name (not empty, not NAME=VALUE), then its arguments. */
 const command = z
   .array(argString)
   .min(1, 'must name a program')
-  .refine((c) => c[0] !== '' && !c[0]?.includes('='), 'the program (first element) must be a name, not empty or NAME=VALUE');
+  .refine(
+    (c) => c[0] !== '' && !c[0]?.includes('='),
+    'the program (first element) must be a name, not empty or NAME=VALUE',
+  );
 
 export const execBody = z
   .object({
     command,
     timeoutSeconds: seconds.max(3600).optional(),
     env: z
-      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'env names are 1-128 of [A-Za-z_][A-Za-z0-9_]*'), argString)
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'env names are 1-128 of [A-Za-z_][A-Za-z0-9_]*'),
+        argString,
+      )
       .optional(),
   })
   .strict();
@@ -84,7 +92,11 @@ export const listQuery = z.object({
   label: z
     .union([labelFilter, z.array(labelFilter)])
     .optional()
-    .transform((v) => (v === undefined ? undefined : Object.fromEntries(Array.isArray(v[0]) ? (v as [string, string][]) : [v as [string, string]]))),
+    .transform((v) =>
+      v === undefined
+        ? undefined
+        : Object.fromEntries(Array.isArray(v[0]) ? (v as [string, string][]) : [v as [string, string]]),
+    ),
   sessionId: id.optional(),
   /** Admins only: one owner's sandboxes (others always see only their own). */
   owner: id.optional(),

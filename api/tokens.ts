@@ -56,7 +56,9 @@ export class TokenStore {
       try {
         text = readFileSync(env.HOURGLASS_API_TOKENS_FILE, 'utf8');
       } catch (err) {
-        throw new Error(`HOURGLASS_API_TOKENS_FILE: cannot read ${env.HOURGLASS_API_TOKENS_FILE} (${(err as Error).message})`);
+        throw new Error(
+          `HOURGLASS_API_TOKENS_FILE: cannot read ${env.HOURGLASS_API_TOKENS_FILE} (${(err as Error).message})`,
+        );
       }
       split(text, env.HOURGLASS_API_TOKENS_FILE);
     }
@@ -65,7 +67,9 @@ export class TokenStore {
     const seen = new Set<string>();
     for (const e of entries) {
       const key = e.hash.toString('hex');
-      if (seen.has(key)) throw new Error(`the same API token is configured twice (owner ${e.owner}): tokens must be unique`);
+      if (seen.has(key)) {
+        throw new Error(`the same API token is configured twice (owner ${e.owner}): tokens must be unique`);
+      }
       seen.add(key);
     }
     return new TokenStore(entries);
@@ -88,7 +92,9 @@ function entry(owner: string, role: string, token: string, where: string): Token
   if (role !== 'user' && role !== 'admin') throw new Error(`${where}: role '${role}' must be user or admin`);
   const hashed = /^sha256:([0-9a-f]{64})$/i.exec(token);
   if (hashed) return { owner, role, hash: Buffer.from(hashed[1]!, 'hex') };
-  if (token.length < MIN_TOKEN_LENGTH) throw new Error(`${where}: the token of ${owner} is shorter than ${MIN_TOKEN_LENGTH} characters`);
+  if (token.length < MIN_TOKEN_LENGTH) {
+    throw new Error(`${where}: the token of ${owner} is shorter than ${MIN_TOKEN_LENGTH} characters`);
+  }
   return { owner, role, hash: sha256(token) };
 }
 

@@ -5,7 +5,12 @@ export class ApiClient {
     private readonly token?: string,
   ) {}
 
-  async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; body: T }> {
     let res: Response;
     try {
       res = await fetch(new URL(path, this.baseUrl), {
@@ -18,7 +23,10 @@ export class ApiClient {
         body: body !== undefined ? JSON.stringify(body) : undefined,
       });
     } catch (err) {
-      throw new CliError(`cannot reach the Hourglass API at ${this.baseUrl} (${(err as Error).message}); is \`npm start\` running? (set --url or HOURGLASS_URL)`);
+      throw new CliError(
+        `cannot reach the Hourglass API at ${this.baseUrl} (${(err as Error).message}); ` +
+          'is `npm start` running? (set --url or HOURGLASS_URL)',
+      );
     }
     const text = await res.text();
     const parsed = text ? JSON.parse(text) : undefined;

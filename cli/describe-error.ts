@@ -8,7 +8,9 @@ export function describeError(err: unknown): string {
     const cause = err.cause === undefined ? '' : ` (cause: ${describeError(err.cause)})`;
     return `${err.message || err.name}${cause}`;
   }
-  if (err === undefined || err === null) return `an operation failed without saying why (it was rejected with ${err}); the lines above may tell`;
+  if (err === undefined || err === null) {
+    return `an operation failed without saying why (it was rejected with ${err}); the lines above may tell`;
+  }
   if (typeof err === 'string') return err;
   return inspect(err, { depth: 4, breakLength: Infinity });
 }

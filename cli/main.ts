@@ -12,17 +12,25 @@ import { addOperatorCommands, addSandboxCommands } from './sandbox-commands';
 const program = new Command('hourglass')
   .description('Hourglass: every sandbox is one Temporal workflow, destroyed on time')
   .option('--url <url>', 'API base URL', process.env.HOURGLASS_URL ?? `http://localhost:${process.env.PORT ?? 8080}`)
-  .option('--token <token>', 'API bearer token (HOURGLASS_TOKEN)', process.env.HOURGLASS_TOKEN ?? process.env.HOURGLASS_API_TOKEN)
+  .option(
+    '--token <token>',
+    'API bearer token (HOURGLASS_TOKEN)',
+    process.env.HOURGLASS_TOKEN ?? process.env.HOURGLASS_API_TOKEN,
+  )
   .option('--json', 'print raw JSON');
 
 async function serve(opts: RuntimeOptions): Promise<void> {
   // Only fds 0–2 may reach sandboxes: drop what this process inherited before it spawns anything.
   const closed = closeInheritedFds();
-  if (closed.length) console.log(`[hourglass] closed inherited file descriptors ${closed.join(', ')} (only 0–2 reach sandboxes)`);
+  if (closed.length) {
+    console.log(`[hourglass] closed inherited file descriptors ${closed.join(', ')} (only 0–2 reach sandboxes)`);
+  }
   // The SDK would shut workers down on SIGINT/SIGTERM by itself; the runtime stops everything in order.
   Runtime.install({ shutdownSignals: [], logger: new SdkLogger() });
   // Handled from the start (the embedded services are in their own process groups, so a terminal's
   // Ctrl-C reaches only this process): a signal during start-up stops everything once it is up.
+  // A signal during start-up reads it before it is set: as a const it would throw (not yet initialized).
+  // eslint-disable-next-line prefer-const
   let runtime: HourglassRuntime | undefined;
   let requested: string | undefined;
   let stopping = false;
@@ -48,8 +56,14 @@ program
   .command('dev')
   .description('all in one: worker + API, with embedded Temporal and PostgreSQL unless configured')
   .action(() => serve({ worker: true, api: true }));
-program.command('worker').description('run a worker only').action(() => serve({ worker: true, api: false }));
-program.command('api').description('run the REST API only').action(() => serve({ worker: false, api: true }));
+program
+  .command('worker')
+  .description('run a worker only')
+  .action(() => serve({ worker: true, api: false }));
+program
+  .command('api')
+  .description('run the REST API only')
+  .action(() => serve({ worker: false, api: true }));
 addSandboxCommands(program);
 addOperatorCommands(program);
 

@@ -70,10 +70,16 @@ export function addSandboxCommands(program: Command): void {
       if (o.label) q.set('label', o.label);
       if (o.owner) q.set('owner', o.owner);
       if (o.cursor) q.set('cursor', o.cursor);
-      const { body } = await api.request<{ items: SandboxStatus[]; nextCursor: string | null }>('GET', `/v1/sandboxes?${q}`);
+      const { body } = await api.request<{ items: SandboxStatus[]; nextCursor: string | null }>(
+        'GET',
+        `/v1/sandboxes?${q}`,
+      );
       print(body, () =>
         [
-          ...body.items.map((s) => `${s.id}  ${s.state.padEnd(12)} ${s.driver.padEnd(8)} ${s.owner.padEnd(12)} expires ${s.expiresAt ?? '-'}`),
+          ...body.items.map((s) => {
+            const columns = `${s.id}  ${s.state.padEnd(12)} ${s.driver.padEnd(8)} ${s.owner.padEnd(12)}`;
+            return `${columns} expires ${s.expiresAt ?? '-'}`;
+          }),
           body.nextCursor ? `… more: --cursor ${body.nextCursor}` : `${body.items.length} sandbox(es)`,
         ].join('\n'),
       );
@@ -87,11 +93,14 @@ export function addSandboxCommands(program: Command): void {
 
   sandbox.command('events <id>').action(async (id: string, _o, cmd: Command) => {
     const { api, print } = ctx(cmd);
-    const { body } = await api.request<{ items: { seq: number; from: string | null; to: string; reason: string; at: string }[] }>(
-      'GET',
-      `/v1/sandboxes/${encodeURIComponent(id)}/events`,
+    const { body } = await api.request<{
+      items: { seq: number; from: string | null; to: string; reason: string; at: string }[];
+    }>('GET', `/v1/sandboxes/${encodeURIComponent(id)}/events`);
+    print(body, () =>
+      body.items
+        .map((e) => `${e.at}  ${(e.from ?? '-').padEnd(12)} → ${e.to.padEnd(12)} ${shown(e.reason)}`)
+        .join('\n'),
     );
-    print(body, () => body.items.map((e) => `${e.at}  ${(e.from ?? '-').padEnd(12)} → ${e.to.padEnd(12)} ${shown(e.reason)}`).join('\n'));
   });
 
   sandbox
@@ -114,10 +123,14 @@ export function addSandboxCommands(program: Command): void {
     .option('--signal', 'renew by signal (no answer, works without a worker)')
     .action(async (id: string, o, cmd: Command) => {
       const { api, print } = ctx(cmd);
-      const { body } = await api.request<{ expiresAt?: string }>('POST', `/v1/sandboxes/${encodeURIComponent(id)}/lease/renew`, {
-        ttlSeconds: o.ttl,
-        async: Boolean(o.signal),
-      });
+      const { body } = await api.request<{ expiresAt?: string }>(
+        'POST',
+        `/v1/sandboxes/${encodeURIComponent(id)}/lease/renew`,
+        {
+          ttlSeconds: o.ttl,
+          async: Boolean(o.signal),
+        },
+      );
       print(body, () => (body.expiresAt ? `lease renewed until ${body.expiresAt}` : 'renewal signal sent'));
     });
 
@@ -155,11 +168,11 @@ export function addOperatorCommands(program: Command): void {
     .option('--older-than <seconds>', 'only sandboxes older than this', Number)
     .action(async (o, cmd: Command) => {
       const { api, json } = ctx(cmd);
-      const { body } = await api.request<{ count: number; dryRun: boolean; items: { id: string; drift: string; action: string }[] }>(
-        'POST',
-        '/v1/sandboxes/prune',
-        { dryRun: Boolean(o.dryRun), olderThanSeconds: o.olderThan },
-      );
+      const { body } = await api.request<{
+        count: number;
+        dryRun: boolean;
+        items: { id: string; drift: string; action: string }[];
+      }>('POST', '/v1/sandboxes/prune', { dryRun: Boolean(o.dryRun), olderThanSeconds: o.olderThan });
       if (json) return console.log(JSON.stringify(body, null, 2));
       for (const i of body.items) console.log(`${i.id}  ${i.drift.padEnd(20)} ${i.action}`);
       console.log(`${body.count} drift(s)${body.dryRun ? ' (dry run: nothing changed)' : ' fixed'}`);
@@ -171,11 +184,11 @@ export function addOperatorCommands(program: Command): void {
     .option('--force', 'force-destroy')
     .action(async (o, cmd: Command) => {
       const { api, json } = ctx(cmd);
-      const { body } = await api.request<{ count: number; failed: number; items: { id: string; ok: boolean; error?: { message: string } }[] }>(
-        'POST',
-        '/v1/sandboxes/destroy',
-        { label: o.label, force: Boolean(o.force) },
-      );
+      const { body } = await api.request<{
+        count: number;
+        failed: number;
+        items: { id: string; ok: boolean; error?: { message: string } }[];
+      }>('POST', '/v1/sandboxes/destroy', { label: o.label, force: Boolean(o.force) });
       if (json) return console.log(JSON.stringify(body, null, 2));
       for (const i of body.items) console.log(`${i.id}  ${i.ok ? 'ok' : `FAILED: ${i.error?.message}`}`);
       console.log(`${body.count} sandbox(es), ${body.failed} failed`);
@@ -185,6 +198,7 @@ export function addOperatorCommands(program: Command): void {
 
 /** Text from the API shown in a terminal: another owner's label must not move an admin's cursor. */
 function shown(s: string | undefined | null): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what this replaces
   return (s ?? '').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?');
 }
 
@@ -199,10 +213,22 @@ function formatSandbox(s: SandboxStatus): string {
     `${s.id}  ${s.state}`,
     `  owner      ${s.owner}`,
     `  driver     ${s.driver}${s.isolation ? ` (${s.isolation})` : ''}`,
-    ...(s.limits ? [`  limits     ${Object.entries(s.limits).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
+    ...(s.limits
+      ? [
+          `  limits     ${Object.entries(s.limits)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}`,
+        ]
+      : []),
     `  created    ${s.createdAt}`,
     `  expires    ${s.expiresAt ?? '-'}`,
-    ...(Object.keys(s.labels ?? {}).length ? [`  labels     ${Object.entries(s.labels).map(([k, v]) => `${k}=${shown(v)}`).join(' ')}`] : []),
+    ...(Object.keys(s.labels ?? {}).length
+      ? [
+          `  labels     ${Object.entries(s.labels)
+            .map(([k, v]) => `${k}=${shown(v)}`)
+            .join(' ')}`,
+        ]
+      : []),
     ...(s.destroyReason ? [`  reason     ${shown(s.destroyReason)}`] : []),
     ...(s.error ? [`  error      ${shown(s.error)}`] : []),
   ].join('\n');

@@ -23,7 +23,9 @@ export function loadOrCreateCredentials(file: string): EmbeddedCredentials {
     if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
     const parsed = credentialsSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
     if (!parsed.success) {
-      throw new Error(`${file} is not a valid credentials file (${parsed.error.issues[0]?.message}); restore it from a backup`);
+      throw new Error(
+        `${file} is not a valid credentials file (${parsed.error.issues[0]?.message}); restore it from a backup`,
+      );
     }
     return parsed.data;
   }

