@@ -1,6 +1,6 @@
 // The chaos run's HTTP client: retries what an outage breaks (connection refused/reset, 5xx,
 // timeouts) with capped exponential backoff and jitter, and counts every retry and failure.
-export interface CallResult<T = any> {
+export interface CallResult<T = unknown> {
   status: number;
   body: T;
   attempts: number;
@@ -32,7 +32,15 @@ export interface ApiStats {
 }
 
 export class ChaosClient {
-  readonly stats: ApiStats = { calls: 0, retries: 0, retriedCalls: 0, failedCalls: 0, conflicts: 0, retryCauses: {}, failures: [] };
+  readonly stats: ApiStats = {
+    calls: 0,
+    retries: 0,
+    retriedCalls: 0,
+    failedCalls: 0,
+    conflicts: 0,
+    retryCauses: {},
+    failures: [],
+  };
 
   constructor(
     private readonly base: () => string,
@@ -43,7 +51,7 @@ export class ChaosClient {
    * One API call, retried until it answers with a non-5xx status or the budget runs out.
    * 4xx answers are returned, not thrown (the caller decides what is expected).
    */
-  async call<T = any>(
+  async call<T = unknown>(
     method: string,
     p: string,
     body?: unknown,

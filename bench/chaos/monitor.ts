@@ -1,6 +1,7 @@
 // An observer outside Hourglass: polls <stateDir>/process/ and records, per sandbox directory, when
 // it appeared and disappeared (and whether it came back), and every holder process it recorded.
 // This is the "when was the VM really gone" clock, independent of what Hourglass reports.
+// Also the processes a run may leave behind, found by their command line, and the safety net that kills them.
 import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';

