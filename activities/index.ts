@@ -5,7 +5,6 @@ import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import { HypervisorError } from '../hypervisors/errors';
 import type { HypervisorSet } from '../hypervisors/index';
-import { capOutput } from '../hypervisors/guest/output';
 import type { OpContext, SandboxLimits } from '../hypervisors/types';
 import {
   markDestroyed,
@@ -91,8 +90,8 @@ export function createActivities(deps: ActivityDeps) {
         throw err;
       }
       const recorded = await recordExecEnd(pool, record, raw).then(() => true, () => false);
-      // Results travel through workflow history (2 MB per payload): cap what the caller gets back.
-      return { ...capOutput(raw, EXEC_OUTPUT_CAP, () => `\n…[truncated at ${EXEC_OUTPUT_CAP} bytes]`), unrecorded: recorded ? undefined : record };
+      // Results travel through workflow history: every driver caps them (hypervisors/guest/contract.ts).
+      return { ...raw, unrecorded: recorded ? undefined : record };
     },
 
     async recordExecEnd(req: { record: ExecRecord; output: ExecOutput }): Promise<void> {
@@ -114,8 +113,6 @@ export function createActivities(deps: ActivityDeps) {
     },
   };
 }
-
-const EXEC_OUTPUT_CAP = 256 * 1024;
 
 /** The command's output, and (only when the registry could not be written) what to record later. */
 export type ExecActivityResult = ExecOutput & { unrecorded?: ExecRecord };

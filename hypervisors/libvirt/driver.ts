@@ -8,7 +8,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { positiveInt } from '../shared/env-config';
 import { errorText } from '../shared/error-text';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../errors';
+import { VM_GUEST_HOME } from '../guest/contract';
+import { runInGuest, type GuestAgent } from '../guest/exec';
+import { planExec } from '../guest/exec-plan';
 import { resolveGuestImage } from '../guest/image';
+import { decodeExecStatus, guestExecArguments, type QgaExecStatus } from '../guest/qga-exec';
 import {
   DOMAIN_PREFIX,
   HOURGLASS_LIBVIRT_NS,
@@ -18,7 +22,6 @@ import {
   type SandboxMarker,
 } from './domain-xml';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
-import { outputFields } from '../guest/output';
 
 export interface LibvirtConfig {
   uri: string;
@@ -31,7 +34,6 @@ export interface LibvirtConfig {
   /** Directory of the guest image; undefined = resolveGuestImage's default. */
   imageDir?: string;
   emulator?: string;
-  defaultExecTimeoutSeconds: number;
 }
 
 // The tsc options keep concurrently booting guests from hanging in PIT calibration (TCG).
@@ -49,7 +51,6 @@ const MIN_MEMORY_MIB = 96; // 64 MiB hangs while unpacking the initramfs
  *   HOURGLASS_LIBVIRT_EXTRA_KERNEL_ARGS appended to it
  *   HOURGLASS_LIBVIRT_IMAGE_DIR         guest image dir (else HOURGLASS_GUEST_IMAGE_DIR, else <repo>/.images/guest)
  *   HOURGLASS_LIBVIRT_EMULATOR          QEMU binary (libvirt's default)
- *   HOURGLASS_LIBVIRT_EXEC_TIMEOUT_S    exec timeout when the request gives none (600)
  */
 export function createLibvirtHypervisor(env: NodeJS.ProcessEnv, stateDir: string): Hypervisor {
   const domainType = env.HOURGLASS_LIBVIRT_DOMAIN_TYPE ?? 'qemu';
@@ -67,7 +68,6 @@ export function createLibvirtHypervisor(env: NodeJS.ProcessEnv, stateDir: string
     kernelArgs: `${env.HOURGLASS_LIBVIRT_KERNEL_ARGS || DEFAULT_KERNEL_ARGS} ${extraArgs}`.trim(),
     imageDir: env.HOURGLASS_LIBVIRT_IMAGE_DIR || undefined,
     emulator: env.HOURGLASS_LIBVIRT_EMULATOR || undefined,
-    defaultExecTimeoutSeconds: positiveInt(env, 'HOURGLASS_LIBVIRT_EXEC_TIMEOUT_S', 600),
   });
 }
 
@@ -187,52 +187,21 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   async exec(id: string, req: ExecRequest, ctx?: OpContext): Promise<ExecResult> {
-    if (req.command.length === 0) throw new BadSpecError(`sandbox ${id}: exec needs a command`);
-    const started = Date.now();
-    const timeoutS = req.timeoutSeconds && req.timeoutSeconds > 0 ? req.timeoutSeconds : this.cfg.defaultExecTimeoutSeconds;
-    const timeoutMs = timeoutS * 1000;
-    const [path, ...args] = req.command;
-    let pid: number;
-    try {
-      const spawned = await this.agentOrBusy(id, {
-        execute: 'guest-exec',
-        arguments: {
-          path,
-          arg: args,
-          // guest-exec replaces the whole environment when env is given: keep a PATH.
-          ...(req.env ? { env: envList(req.env) } : {}),
-          'capture-output': true,
-        },
-      }, ctx);
-      pid = (spawned as { pid: number }).pid;
-    } catch (err) {
-      // The agent could not spawn it (no such program): answer like a shell would, not with an error.
-      const spawnFailure = /Failed to execute child process[^']*/.exec(errorText(err));
-      if (!spawnFailure) throw err;
-      return { exitCode: 127, stdout: '', stderr: `${spawnFailure[0]}\n`, durationMs: Date.now() - started, timedOut: false };
-    }
-
-    try {
-      let delayMs = 5;
-      for (;;) {
-        ctx?.signal?.throwIfAborted();
-        const status = await this.execStatus(id, pid, ctx);
-        if (status.exited) return toExecResult(status, started, false);
-        if (Date.now() - started >= timeoutMs) {
-          await this.killGuestProcess(id, pid);
-          // After the kill, the agent still hands back what the process printed so far.
-          const last = await this.awaitExit(id, pid, 2_000);
-          return { ...toExecResult(last ?? {}, started, true), exitCode: 124 };
-        }
-        await sleep(delayMs, undefined, { signal: ctx?.signal });
-        // Each poll is a virsh process: back off so a long command does not cost a core.
-        delayMs = Math.min(delayMs * 2, 250);
-      }
-    } catch (err) {
-      // Cancelled (activity cancelled, worker shutting down): do not leave the command running.
-      if (ctx?.signal?.aborted) await this.killGuestProcess(id, pid);
-      throw err;
-    }
+    const plan = planExec(id, req, VM_GUEST_HOME);
+    // Every call is a virsh process: poll gently. The signal is left to the runner (a killed virsh
+    // would fail the kill that follows a cancellation).
+    const agent: GuestAgent = {
+      exec: async (argv, env) => {
+        const command = { execute: 'guest-exec', arguments: guestExecArguments(argv, env) };
+        return ((await this.agentOrBusy(id, command)) as { pid: number }).pid;
+      },
+      status: async (pid) => {
+        const command = { execute: 'guest-exec-status', arguments: { pid } };
+        return decodeExecStatus((await this.agentOrBusy(id, command)) as QgaExecStatus);
+      },
+      pollMs: { first: 5, max: 250 },
+    };
+    return runInGuest(agent, plan, ctx);
   }
 
   // stop/start = suspend/resume: the guest's memory and processes are kept; it just gets no CPU.
@@ -452,27 +421,6 @@ export class LibvirtHypervisor implements Hypervisor {
     }
   }
 
-  private async execStatus(id: string, pid: number, ctx?: OpContext): Promise<ExecStatus> {
-    return (await this.agentOrBusy(id, { execute: 'guest-exec-status', arguments: { pid } }, ctx)) as ExecStatus;
-  }
-
-  private async killGuestProcess(id: string, pid: number): Promise<void> {
-    // The agent has no "kill" command: run busybox kill inside the guest. Best effort.
-    await this.agent(id, { execute: 'guest-exec', arguments: { path: 'kill', arg: ['-9', String(pid)] } }, 5).catch(
-      () => undefined,
-    );
-  }
-
-  private async awaitExit(id: string, pid: number, withinMs: number): Promise<ExecStatus | null> {
-    const until = Date.now() + withinMs;
-    while (Date.now() < until) {
-      const s = await this.execStatus(id, pid).catch(() => null);
-      if (s?.exited) return s;
-      await sleep(50);
-    }
-    return null;
-  }
-
   /**
    * Runs `virsh -c <uri> …`, returns stdout. `ignore` matches errors that mean "already done".
    * Errors become NotFoundError / BadSpecError / BusyError / retryable HypervisorError, naming the sandbox.
@@ -486,29 +434,6 @@ export class LibvirtHypervisor implements Hypervisor {
       throw classifyVirshError(id, args[0] ?? '', text, err);
     }
   }
-}
-
-interface ExecStatus {
-  exited?: boolean;
-  exitcode?: number;
-  signal?: number;
-  'out-data'?: string;
-  'err-data'?: string;
-}
-
-function toExecResult(s: ExecStatus, started: number, timedOut: boolean): ExecResult {
-  return {
-    // A process killed by a signal reports no exit code: use the shell's 128+N convention.
-    exitCode: s.exitcode ?? (s.signal !== undefined ? 128 + s.signal : -1),
-    ...outputFields(Buffer.from(s['out-data'] ?? '', 'base64'), Buffer.from(s['err-data'] ?? '', 'base64')),
-    durationMs: Date.now() - started,
-    timedOut,
-  };
-}
-
-function envList(env: Record<string, string>): string[] {
-  const withPath = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env };
-  return Object.entries(withPath).map(([k, v]) => `${k}=${v}`);
 }
 
 function vmState(libvirtState: string): VmState {

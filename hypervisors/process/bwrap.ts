@@ -1,6 +1,6 @@
 // The bubblewrap and setpriv command lines of a process sandbox.
+import { GUEST_PATH } from '../guest/contract';
 
-export const SANDBOX_PATH = '/usr/local/bin:/usr/bin:/bin';
 /** Commands run as this unprivileged user (nobody): no capabilities, no setuid gains. */
 export const SANDBOX_UID = 65534;
 
@@ -38,7 +38,7 @@ export function holderBwrapArgs(l: HolderLayout): string[] {
     // The holder's cwd is /, not /work: a workspace mounted over /work later must not be shadowed
     // for whoever starts from the holder's cwd.
     '--bind', l.workDir, '/work', '--chdir', '/',
-    '--hostname', 'sandbox', '--clearenv', '--setenv', 'PATH', SANDBOX_PATH,
+    '--hostname', 'sandbox', '--clearenv', '--setenv', 'PATH', GUEST_PATH,
     '--cap-drop', 'ALL',
     '--seccomp', String(SECCOMP_FD), '--info-fd', String(INFO_FD),
     // bwrap reports the child's pid before the child has set up the mounts: entering its

@@ -14,8 +14,12 @@ import { detectCgroups, type CgroupSupport } from './cgroups-detect';
 import { cgroupProcsFiles, enforcedCgroupLimits, sandboxCgroupDirs } from './cgroups-plan';
 import { BadSpecError, BusyError, IsolationUnavailableError, NotFoundError, NotReadyError } from '../errors';
 import { findExecutable } from '../shared/find-executable';
+import { planExec } from '../guest/exec-plan';
+import { runOnHost } from '../guest/host-exec';
 import { isAlive, recordProcess, signalIfOurs, waitForExit } from '../shared/proc-identity';
-import { dropPrivilegesArgs, holderBwrapArgs, INFO_FD, READY_FD, SANDBOX_PATH, SANDBOX_UID, SECCOMP_FD, seccompWrapperArgs } from './bwrap';
+import {
+  dropPrivilegesArgs, holderBwrapArgs, INFO_FD, READY_FD, SANDBOX_UID, SECCOMP_FD, seccompWrapperArgs,
+} from './bwrap';
 import { checkCgroupParent, DEFAULT_LIMITS, processOptionsFromEnv, resolveLimits, type IsolationMode, type ProcessOptions, type ResolvedLimits } from './config';
 import { describeHost, describeSandbox, modeMismatchNote } from './describe';
 import { launchArgv } from './launcher';
@@ -25,7 +29,6 @@ import { RESOLV_CONF, resolvConfTarget, slirpMarker, startSlirp } from './networ
 import { readRecord, writeRecord, type SandboxRecord } from './record';
 import { isMounted, workspaceMountedIn, WorkspaceImages } from './workspace';
 import { findProcesses, type ProcessInfo } from '../shared/process-table';
-import { runCommand } from '../shared/run-command';
 import { SandboxLocks } from './sandbox-lock';
 import { spawnDetached } from '../shared/spawner/index';
 import { sandboxSeccompFilter } from './seccomp-policy';
@@ -35,7 +38,6 @@ export type { ProcessOptions } from './config';
 
 /** Tools the driver itself runs (nsenter, mount…): a fixed PATH, never the caller's. */
 const TOOLS_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Sandbox commands are the first the OOM killer takes, in their cgroup and on the host. */
 const COMMAND_OOM_SCORE_ADJ = 1000;
 
@@ -342,13 +344,9 @@ export class ProcessHypervisor implements Hypervisor {
     const r = await readRecord(this.dir(id));
     if (!r) throw new NotFoundError(id);
     this.requireServable(r, false);
-    const home = r.mode === 'bubblewrap' ? '/work' : this.workDir(id);
-    const env = { PATH: SANDBOX_PATH, HOME: home, ...req.env };
-    if (req.command[0]?.includes('=') || Object.keys(env).some((k) => !ENV_NAME.test(k))) {
-      throw new BadSpecError(`sandbox ${id}: env names must match ${ENV_NAME} and the program name must not contain '='`);
-    }
-    const { command, hostEnv } = commandWithEnv(env, req.command);
-    const timeoutMs = (req.timeoutSeconds ?? 300) * 1000;
+    // HOME is the workspace, where commands start: the one place uid 65534 may write (contract.ts).
+    const plan = planExec(id, req, r.mode === 'bubblewrap' ? '/work' : this.workDir(id));
+    const { command, hostEnv } = commandWithEnv(plan.env, plan.argv);
     if (r.cgroup && !(await cgroupExists(r.cgroup))) {
       throw new BusyError(`sandbox ${id} is not running: its cgroup ${sandboxCgroupDirs(r.cgroup)[0]} is gone (host restarted?); start it first`);
     }
@@ -362,7 +360,8 @@ export class ProcessHypervisor implements Hypervisor {
         throw new BusyError(`sandbox ${id} is not running: its workspace is not mounted (host restarted?); start it first`);
       }
       const argv = launchArgv({ joinCgroups, oomScoreAdj: COMMAND_OOM_SCORE_ADJ }, [...asSandboxUser, ...command]);
-      return runCommand(argv, { cwd: this.workDir(id), env: { PATH: TOOLS_PATH, ...hostEnv }, timeoutMs, signal: ctx?.signal });
+      const env = { PATH: TOOLS_PATH, ...hostEnv };
+      return runOnHost(argv, { cwd: this.workDir(id), env, timeoutMs: plan.timeoutMs, signal: ctx?.signal });
     }
     if (!r.holder || !(await isAlive(r.holder))) {
       throw new BusyError(`sandbox ${id} is not running (its namespace holder is gone); start it first`);
@@ -373,13 +372,13 @@ export class ProcessHypervisor implements Hypervisor {
     }
     // nsenter itself runs with a fixed environment (the caller's variables could otherwise preload
     // code into a root process on the host: they ride along only under a prefix); inside, bwrap
-    // loads the seccomp filter, setpriv drops to the sandbox user, and `env -i` sets the caller's
-    // variables from the prefixed ones.
+    // loads the seccomp filter, setpriv drops to the sandbox user, `env -i` sets the caller's
+    // variables from the prefixed ones, and the launch script (contract.ts) starts the program.
     const argv = launchArgv(
       { joinCgroups, open: [{ fd: SECCOMP_FD, file: await this.seccompFilterFile(), mode: 'read' }], oomScoreAdj: COMMAND_OOM_SCORE_ADJ },
       ['nsenter', '-t', String(r.holder.pid), '-a', '-r', '--', ...seccompWrapperArgs(this.bwrap ?? 'bwrap'), ...asSandboxUser, ...command],
     );
-    return runCommand(argv, { env: { PATH: TOOLS_PATH, ...hostEnv }, timeoutMs, signal: ctx?.signal });
+    return runOnHost(argv, { env: { PATH: TOOLS_PATH, ...hostEnv }, timeoutMs: plan.timeoutMs, signal: ctx?.signal });
   }
 
   /** Stop ends every process but keeps the directory, cgroup and workspace; start brings up a fresh namespace. */

@@ -8,6 +8,10 @@ import {
 import {
   deploymentTag, descriptionNamesSandbox, idTag, OWNER_TAG, parseTags, sandboxIdOfTags, vmDescription, vmName,
 } from './identity';
+import { VM_GUEST_HOME } from '../guest/contract';
+import { runInGuest } from '../guest/exec';
+import { planExec } from '../guest/exec-plan';
+import { PveGuestAgent } from './guest-agent';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
 
 export interface ProxmoxOptions {
@@ -30,8 +34,6 @@ export interface ProxmoxOptions {
   shutdownTimeoutSeconds?: number;
   /** Pauses between in-driver retries of transient PVE errors (then the caller's retry policy takes over). */
   retryDelaysMs?: number[];
-  /** Exec deadline when the request gives none. */
-  defaultExecTimeoutSeconds?: number;
 }
 
 /** One row of GET /cluster/resources?type=vm (notes §3); name/status may lag for fresh VMs. */
@@ -56,21 +58,9 @@ interface SandboxVm {
   tagged: boolean;
 }
 
-interface ExecStatus {
-  exited: number | boolean;
-  exitcode?: number;
-  signal?: number;
-  'out-data'?: string;
-  'err-data'?: string;
-  'out-truncated'?: number | boolean;
-  'err-truncated'?: number | boolean;
-}
-
 const MAX_CLONE_ATTEMPTS = 5;
 const ALREADY_RUNNING = /already running/;
 const VM_GONE = /does not exist|unable to find configuration file/;
-const GUEST_SPAWN_FAILED = /Guest agent command failed, error was '(.*)'$/;
-const EXEC_PID_FORGOTTEN = /Invalid parameter 'pid'|PID \d+ does not exist/;
 
 export class ProxmoxHypervisor implements Hypervisor {
   readonly name = 'proxmox';
@@ -135,49 +125,10 @@ export class ProxmoxHypervisor implements Hypervisor {
   }
 
   async exec(id: string, req: ExecRequest, ctx: OpContext = {}): Promise<ExecResult> {
-    if (req.command.length === 0) throw new HypervisorError('exec needs a command', 'bad_request', true);
+    const plan = planExec(id, req, VM_GUEST_HOME);
     return this.mapErrors(id, async () => {
       const vm = await this.requireVm(id);
-      // guest-exec has no environment parameter, so variables go through env(1) in the guest.
-      const env = Object.entries(req.env ?? {}).map(([k, v]) => `${k}=${v}`);
-      const command = env.length > 0 ? ['env', ...env, ...req.command] : req.command;
-      const started = Date.now();
-      let pid: number;
-      try {
-        // Not idempotent: the client repeats it only when PVE never received it.
-        ({ pid } = await this.client.post<{ pid: number }>(this.vmPath(vm, 'agent/exec'), { command }, { signal: ctx.signal }));
-      } catch (err) {
-        const spawnFailure = err instanceof PveApiError ? GUEST_SPAWN_FAILED.exec(err.pveMessage) : null;
-        // The guest could not start the program (e.g. not found): report it like a shell would.
-        if (spawnFailure) return { exitCode: 127, stdout: '', stderr: `${spawnFailure[1]}\n`, durationMs: Date.now() - started, timedOut: false };
-        throw err;
-      }
-      const timeoutMs = (req.timeoutSeconds ?? this.opts.defaultExecTimeoutSeconds ?? 600) * 1000;
-      let delay = 20;
-      let failuresInARow = 0;
-      for (;;) {
-        let status: ExecStatus | undefined;
-        try {
-          // exec-status is not idempotent: qemu-ga forgets the pid after one exited answer (notes §8),
-          // so the client must not repeat it blindly; this loop polls again and notices a lost answer.
-          status = await this.client.get<ExecStatus>(this.vmPath(vm, 'agent/exec-status'), { pid }, { idempotent: false, signal: ctx.signal });
-          failuresInARow = 0;
-        } catch (err) {
-          if (err instanceof PveApiError && EXEC_PID_FORGOTTEN.test(err.pveMessage)) {
-            throw new HypervisorError(`exec result lost (pid ${pid} in VM ${vm.vmid}): ${err.pveMessage}`, 'exec_result_lost', false);
-          }
-          if (!isTransientPveError(err) || ++failuresInARow > this.retryDelaysMs.length) throw err;
-        }
-        const durationMs = Date.now() - started;
-        if (status && Number(status.exited) === 1) return execResult(status, durationMs);
-        if (durationMs >= timeoutMs) {
-          // PVE offers no guest-exec kill: the guest process may keep running.
-          return { exitCode: 124, stdout: '', stderr: `timed out after ${timeoutMs / 1000} s\n`, durationMs, timedOut: true };
-        }
-        ctx.progress?.(`exec pid ${pid} in VM ${vm.vmid} running for ${durationMs} ms`);
-        await sleep(Math.min(delay, timeoutMs - durationMs), ctx.signal);
-        delay = Math.min(Math.round(delay * 1.5), 500);
-      }
+      return runInGuest(new PveGuestAgent(this.client, vm, this.retryDelaysMs), plan, ctx);
     });
   }
 
@@ -439,16 +390,6 @@ export class ProxmoxHypervisor implements Hypervisor {
       details: { vmid: vm.vmid, node: vm.node, name: vm.name ?? vmName(id), ...(vm.lock ? { lock: vm.lock } : {}), ...extra },
     };
   }
-}
-
-function execResult(status: ExecStatus, durationMs: number): ExecResult {
-  let stderr = status['err-data'] ?? '';
-  if (Number(status['out-truncated'] ?? 0) === 1 || Number(status['err-truncated'] ?? 0) === 1) {
-    stderr += '\n[output truncated by the guest agent]\n';
-  }
-  // A signal-killed process has no exitcode; report it like a shell does (128 + signal).
-  const exitCode = status.exitcode ?? (status.signal !== undefined ? 128 + status.signal : -1);
-  return { exitCode, stdout: status['out-data'] ?? '', stderr, durationMs, timedOut: false };
 }
 
 const byVmid = (a: { vmid: number }, b: { vmid: number }) => a.vmid - b.vmid;

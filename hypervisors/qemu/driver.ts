@@ -15,11 +15,15 @@ import { positiveInt } from '../shared/env-config';
 import { errorText } from '../shared/error-text';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../errors';
 import { tail } from '../shared/file-tail';
+import { VM_GUEST_HOME } from '../guest/contract';
+import { runInGuest } from '../guest/exec';
+import { planExec } from '../guest/exec-plan';
 import { resolveGuestImage, type GuestImage } from '../guest/image';
 import { heartbeat } from '../shared/heartbeat';
 import { KeyedMutex } from '../shared/keyed-mutex';
 import { chooseAccel } from './kvm-probe';
 import { isAlive, signalIfOurs, waitForExit } from '../shared/proc-identity';
+import { qgaGuestAgent } from './qga';
 import { QmpClient } from './qmp';
 import { AgentPool } from './agent-pool';
 import { launchQemu } from './launch';
@@ -45,7 +49,6 @@ export interface QemuConfig {
   kvmProbeTimeoutMs: number;
   /** How long a booting VM may hold a boot slot before it is assumed stuck. */
   bootSlotTimeoutMs: number;
-  defaultExecTimeoutSeconds: number;
   /** How long an unused guest-agent connection stays open. */
   agentIdleMs: number;
 }
@@ -53,7 +56,6 @@ export interface QemuConfig {
 const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const MIN_MEMORY_MIB = 96; // 64 MiB hangs while unpacking the initramfs
 const UNIX_SOCKET_PATH_MAX = 107;
-const GUEST_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
 export function createQemuHypervisor(env: NodeJS.ProcessEnv, stateDir: string): Hypervisor {
   const accel = env.HOURGLASS_QEMU_ACCEL || 'auto';
@@ -74,7 +76,6 @@ export function createQemuHypervisor(env: NodeJS.ProcessEnv, stateDir: string): 
     kernelArgs: kernelArgs.trim(),
     kvmProbeTimeoutMs: positiveInt(env, 'HOURGLASS_QEMU_KVM_PROBE_TIMEOUT_MS', 8_000),
     bootSlotTimeoutMs: positiveInt(env, 'HOURGLASS_QEMU_BOOT_SLOT_TIMEOUT_MS', 120_000),
-    defaultExecTimeoutSeconds: positiveInt(env, 'HOURGLASS_QEMU_EXEC_TIMEOUT_S', 600),
     agentIdleMs: positiveInt(env, 'HOURGLASS_QEMU_AGENT_IDLE_MS', 30_000),
   });
 }
@@ -155,19 +156,12 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   async exec(id: string, req: ExecRequest, ctx: OpContext = {}): Promise<ExecResult> {
-    if (req.command.length === 0) throw new BadSpecError(`sandbox ${id}: exec needs a command`);
+    const plan = planExec(id, req, VM_GUEST_HOME);
     const rec = await this.requireRunning(id);
     // A paused guest would leave the agent request hanging until it times out: say so at once.
     const status = await this.qmpStatus(rec);
     if (status === 'paused') throw new BusyError(`sandbox ${id} is stopped (QMP status paused); start it before exec`);
-    const timeoutSeconds = req.timeoutSeconds ?? this.cfg.defaultExecTimeoutSeconds;
-    // qemu-ga replaces the environment when given one, so PATH and HOME must come along.
-    const env = Object.entries({ PATH: GUEST_PATH, HOME: '/root', ...req.env }).map(([k, v]) => `${k}=${v}`);
-    const started = Date.now();
-    const result = await this.agents.use(id, (agent) =>
-      agent.run(req.command, { env, timeoutMs: timeoutSeconds * 1000, signal: ctx.signal }),
-    );
-    return { ...result, durationMs: Date.now() - started };
+    return this.agents.use(id, (agent) => runInGuest(qgaGuestAgent(agent), plan, ctx));
   }
 
   async stop(id: string): Promise<void> {

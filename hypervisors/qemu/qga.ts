@@ -5,9 +5,9 @@
 // guest-sync-delimited (a random id, answered after a 0xFF byte) and only then trusts the order.
 import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connectUnixSocket, Wakeup } from '../shared/unix-socket';
-import { outputFields, type OutputFields } from '../guest/output';
+import type { GuestAgent } from '../guest/exec';
+import { decodeExecStatus, guestExecArguments, type QgaExecStatus } from '../guest/qga-exec';
 
 export interface QgaOptions {
   /** Per request (connect, sync, one command). */
@@ -22,40 +22,9 @@ export class QgaError extends Error {
   }
 }
 
-/** guest-exec-status reply. Output is only there once the process has exited. */
-export interface GuestExecStatus {
-  exited: boolean;
-  exitcode?: number;
-  signal?: number;
-  'out-data'?: string;
-  'err-data'?: string;
-  'out-truncated'?: boolean;
-  'err-truncated'?: boolean;
-}
-
-export interface GuestRunOptions {
-  /** Full environment of the process ("K=V"); qemu-ga replaces, not extends, its own. */
-  env?: string[];
-  timeoutMs: number;
-  signal?: AbortSignal;
-}
-
-export interface GuestRunResult extends OutputFields {
-  exitCode: number;
-  timedOut: boolean;
-}
-
 type QgaMessage = { return?: unknown; error?: { class: string; desc: string } };
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-const TIMEOUT_EXIT_CODE = 124; // what coreutils' timeout(1) returns
-const POLL_MAX_MS = 50;
-// Kill the process and everything under it. Each is frozen (SIGSTOP) before its children are
-// looked up, so it can neither fork nor go on to its next command; killed only after its
-// children, whom it would otherwise hand to init where they could no longer be found. The agent
-// has no exec-kill command in QEMU 7.2, and the guest's busybox has no pgrep, hence /proc.
-const KILL_TREE =
-  'k() { kill -STOP "$1"; for s in /proc/[0-9]*/stat; do read -r p c st pp rest < "$s" 2>/dev/null && [ "$pp" = "$1" ] && k "$p"; done; kill -9 "$1"; }; k "$0"';
 
 export class QgaClient {
   private buffer = '';
@@ -131,57 +100,8 @@ export class QgaClient {
     await this.command('guest-ping', undefined, opts);
   }
 
-  /** Starts a process (argv[0] is looked up in the agent's PATH); returns its guest pid. */
-  async exec(argv: string[], env: string[] | undefined, opts?: QgaOptions): Promise<number> {
-    const [path, ...arg] = argv;
-    if (!path) throw new QgaError('guest-exec needs a command');
-    const reply = await this.command<{ pid: number }>(
-      'guest-exec',
-      { path, arg, 'capture-output': true, ...(env ? { env } : {}) },
-      opts,
-    );
-    return reply.pid;
-  }
-
-  async execStatus(pid: number, opts?: QgaOptions): Promise<GuestExecStatus> {
-    return this.command<GuestExecStatus>('guest-exec-status', { pid }, opts);
-  }
-
-  /** Runs a command to completion; on timeout kills it (and its children) and returns exit code 124. */
-  async run(argv: string[], opts: GuestRunOptions): Promise<GuestRunResult> {
-    // The signal is checked between polls, not passed to requests: an aborted request would
-    // close the connection we still need to kill the process.
-    const pid = await this.exec(argv, opts.env);
-    const deadline = Date.now() + opts.timeoutMs;
-    let pollMs = 1;
-    for (;;) {
-      const status = await this.execStatus(pid);
-      if (status.exited) return toResult(status, false);
-      if (opts.signal?.aborted) {
-        await this.killQuietly(pid);
-        opts.signal.throwIfAborted();
-      }
-      if (Date.now() >= deadline) break;
-      await sleep(Math.min(pollMs, Math.max(1, deadline - Date.now())));
-      pollMs = Math.min(pollMs * 2, POLL_MAX_MS);
-    }
-    await this.killQuietly(pid);
-    // Collect what it printed before the kill; this also frees the agent's record of the pid.
-    for (let i = 0; i < 40; i++) {
-      const status = await this.execStatus(pid).catch(() => null);
-      if (!status) break;
-      if (status.exited) return { ...toResult(status, true), exitCode: TIMEOUT_EXIT_CODE };
-      await sleep(25);
-    }
-    return { exitCode: TIMEOUT_EXIT_CODE, stdout: '', stderr: '', timedOut: true };
-  }
-
   close(): void {
     this.socket.destroy();
-  }
-
-  private async killQuietly(pid: number): Promise<void> {
-    await this.exec(['sh', '-c', KILL_TREE, String(pid)], undefined, { timeoutMs: 5_000 }).catch(() => undefined);
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -211,11 +131,11 @@ export class QgaClient {
   }
 }
 
-function toResult(status: GuestExecStatus, timedOut: boolean): GuestRunResult {
+/** A connection as the exec contract's runner drives it (guest/exec.ts). */
+export function qgaGuestAgent(qga: QgaClient): GuestAgent {
   return {
-    // Killed by a signal: report it the way shells do.
-    exitCode: status.exitcode ?? (status.signal !== undefined ? 128 + status.signal : -1),
-    ...outputFields(Buffer.from(status['out-data'] ?? '', 'base64'), Buffer.from(status['err-data'] ?? '', 'base64')),
-    timedOut,
+    exec: async (argv, env) => (await qga.command<{ pid: number }>('guest-exec', guestExecArguments(argv, env))).pid,
+    status: async (pid) => decodeExecStatus(await qga.command<QgaExecStatus>('guest-exec-status', { pid })),
+    pollMs: { first: 1, max: 50 },
   };
 }

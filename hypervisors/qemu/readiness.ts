@@ -1,7 +1,10 @@
 // Is a qemu sandbox's guest up? It is once its agent syncs and runs a command.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { VM_GUEST_HOME } from '../guest/contract';
+import { runInGuest } from '../guest/exec';
+import { planExec } from '../guest/exec-plan';
 import { isAlive } from '../shared/proc-identity';
-import { QgaClient } from './qga';
+import { QgaClient, qgaGuestAgent } from './qga';
 import type { AgentPool } from './agent-pool';
 import { readRecord, type SandboxPaths } from './state';
 
@@ -35,18 +38,23 @@ export async function waitForAgent(
 async function agentAnswers(id: string, p: SandboxPaths, agents: AgentPool, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   if (agents.has(id)) {
     // A second connection would only queue behind the open one.
-    await agents.use(id, (agent) => agent.run(['true'], { timeoutMs }));
+    await agents.use(id, (agent) => runTrue(id, agent, timeoutMs));
     return;
   }
   let client: QgaClient | undefined = await QgaClient.connect(p.agent, { timeoutMs });
   try {
     await client.sync({ timeoutMs, signal });
-    await client.run(['true'], { timeoutMs });
+    await runTrue(id, client, timeoutMs);
     agents.adopt(id, client); // the first exec needs no reconnect
     client = undefined;
   } finally {
     client?.close();
   }
+}
+
+async function runTrue(id: string, agent: QgaClient, timeoutMs: number): Promise<void> {
+  const plan = planExec(id, { command: ['true'], timeoutSeconds: timeoutMs / 1000 }, VM_GUEST_HOME);
+  await runInGuest(qgaGuestAgent(agent), plan);
 }
 
 /** The outcome, or 'timeout' at the deadline, or 'aborted' when the signal fires first. */

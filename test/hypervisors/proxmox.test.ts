@@ -1,5 +1,6 @@
 // The proxmox driver against the PVE API simulator (test/pve-sim): the lifecycle, idempotency,
-// never touching foreign VMs, and each failure mode of docs/proxmox-api.md §10.
+// never touching foreign VMs, and each failure mode of docs/proxmox-api.md §10. What every driver
+// guarantees (exec results, timeouts, destroy) is in proxmox-contract.test.ts.
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../../hypervisors/errors';
@@ -60,15 +61,8 @@ describe('proxmox driver: lifecycle', () => {
 
     const echo = await hv.exec(id, { command: ['echo', 'hello from the guest'] });
     expect(echo).toMatchObject({ exitCode: 0, stdout: 'hello from the guest\n', stderr: '', timedOut: false });
-    const env = await hv.exec(id, { command: ['sh', '-c', 'echo "$GREETING"; echo oops >&2; exit 3'], env: { GREETING: 'hi there' } });
-    expect(env).toMatchObject({ exitCode: 3, stdout: 'hi there\n', stderr: 'oops\n' });
     const pwd = await hv.exec(id, { command: ['pwd'] });
     expect(pwd.stdout).toMatch(new RegExp(`vm-${info.details.vmid}\\n$`)); // each VM has its own "disk"
-    const missing = await hv.exec(id, { command: ['no-such-command-here'] });
-    expect(missing).toMatchObject({ exitCode: 127, timedOut: false });
-    expect(missing.stderr).toContain('Failed to execute child process "no-such-command-here" (No such file or directory)');
-    const slow = await hv.exec(id, { command: ['sleep', '5'], timeoutSeconds: 0.3 });
-    expect(slow).toMatchObject({ exitCode: 124, timedOut: true });
 
     await hv.stop(id);
     expect((await hv.describe(id))?.state).toBe('stopped');
@@ -84,9 +78,6 @@ describe('proxmox driver: lifecycle', () => {
 
     expect(await hv.destroy(id)).toEqual({ existed: true });
     expect(vmsOf(sim, id)).toEqual([]);
-    expect(await hv.destroy(id)).toEqual({ existed: false });
-    expect(await hv.describe(id)).toBeNull();
-    expect(await failureOf(hv.exec(id, { command: ['true'] }))).toBeInstanceOf(NotFoundError);
   });
 
   it('waits on every task UPID it starts', async () => {

@@ -1,4 +1,5 @@
 // qemu driver against real QEMU (TCG here: KVM hangs on this kind of machine) and the real guest image.
+// What every driver guarantees (exec results, timeouts, destroy) is in qemu-contract.test.ts.
 // Run: HOURGLASS_SKIP_GLOBAL_SETUP=1 npx vitest run test/hypervisors/qemu.test.ts
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BadSpecError, BusyError, NotFoundError, NotReadyError } from '../../hypervisors/errors';
+import { BadSpecError, BusyError, NotReadyError } from '../../hypervisors/errors';
 import { defaultGuestImageDir, resolveGuestImage } from '../../hypervisors/guest/image';
 import { createQemuHypervisor } from '../../hypervisors/qemu/driver';
 import type { Hypervisor } from '../../hypervisors/types';
@@ -73,34 +74,17 @@ describe('qemu driver: one sandbox through its life', () => {
     expect(progress.some((d) => d.includes(id))).toBe(true);
   });
 
-  it('runs commands: uname, exit codes, stderr, env', async () => {
+  it('runs commands as root in the guest, from /', async () => {
     const uname = await hv.exec(id, { command: ['uname', '-a'] });
     expect(uname).toMatchObject({ exitCode: 0, timedOut: false, stderr: '' });
     expect(uname.stdout).toMatch(/^Linux sandbox /);
-    expect(uname.durationMs).toBeGreaterThanOrEqual(0);
-
-    const failing = await hv.exec(id, { command: ['sh', '-c', 'echo to-out; echo to-err >&2; exit 7'] });
-    expect(failing).toMatchObject({ exitCode: 7, stdout: 'to-out\n', stderr: 'to-err\n', timedOut: false });
-
-    const withEnv = await hv.exec(id, { command: ['sh', '-c', 'echo "$GREETING from $PWD"; echo hi > /root/f; cat /root/f'], env: { GREETING: 'hello' } });
-    expect(withEnv.stdout).toBe('hello from /\nhi\n');
-
-    const missing = await hv.exec(id, { command: ['no-such-command'] }).catch((e: unknown) => e);
-    expect(missing).toBeInstanceOf(Error); // qemu-ga refuses to spawn it
+    const root = await hv.exec(id, { command: ['sh', '-c', 'id -u; echo "$PWD"; echo hi > /root/f; cat /root/f'] });
+    expect(root.stdout).toBe('0\n/\nhi\n');
 
     // Asking again is cheap and must not queue behind the connection the execs keep open.
     const again = Date.now();
     await hv.waitReady(id, 10_000);
     expect(Date.now() - again).toBeLessThan(2_000);
-  });
-
-  it('kills a command that outlives its timeout, children included', async () => {
-    const result = await hv.exec(id, { command: ['sh', '-c', 'echo started; sleep 30; echo finished'], timeoutSeconds: 1 });
-    expect(result).toMatchObject({ exitCode: 124, timedOut: true });
-    expect(result.stdout).toBe('started\n'); // frozen before it could go on to "finished"
-    expect(result.durationMs).toBeLessThan(10_000);
-    const ps = await hv.exec(id, { command: ['ps'] });
-    expect(ps.stdout).not.toContain('sleep 30');
   });
 
   it('create is idempotent by id', async () => {
@@ -143,16 +127,12 @@ describe('qemu driver: one sandbox through its life', () => {
     expect((await hv.exec(id, { command: ['cat', '/root/persisted'] })).stdout).toBe('on-disk\n');
   });
 
-  it('destroy quits QEMU and removes the overlay; a second destroy finds nothing', async () => {
+  it('destroy quits QEMU and removes the overlay', async () => {
     const started = Date.now();
     expect(await hv.destroy(id)).toEqual({ existed: true });
     console.log(`destroy ${Date.now() - started} ms`);
     expect(await qemuRunning(pid)).toBe(false);
     expect(existsSync(join(stateDir, 'qemu', id))).toBe(false);
-    expect(await hv.describe(id)).toBeNull();
-    expect(await hv.destroy(id)).toEqual({ existed: false });
-    await expect(hv.exec(id, { command: ['true'] })).rejects.toBeInstanceOf(NotFoundError);
-    expect((await hv.list()).map((v) => v.id)).not.toContain(id);
   });
 });
 

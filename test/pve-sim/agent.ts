@@ -1,8 +1,10 @@
 // The QEMU guest agent of each simulated VM. guest-exec really runs the command on this host
-// (no shell, a per-VM temp dir as cwd, a kill timeout) so tests see real output (notes §8).
+// (no shell, a per-VM temp dir as cwd, a kill timeout) so tests see real output (notes §8). Guest
+// pids are the host pids, so the drivers' kill-tree script really finds and kills a process tree.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { KILL_TREE } from '../../hypervisors/guest/exec';
 import { die, pveText } from './errors';
 import type { FaultBook, SimOp } from './faults';
 import { agentEnabled, type SimState, type SimVm } from './state';
@@ -38,7 +40,6 @@ const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 
 
 export class GuestAgents {
   private readonly jobs = new Map<number, Map<number, ExecJob>>();
-  private nextGuestPid = 1000;
 
   constructor(
     private readonly opts: AgentOptions,
@@ -68,7 +69,7 @@ export class GuestAgents {
   async exec(vmid: number, command: string[] | undefined, inputData: string | undefined): Promise<{ pid: number }> {
     if (!command?.length) throw die('command or input-data (or both) required');
     this.reachAgent(vmid, 'agent-exec', 'guest-exec');
-    const [program, ...args] = command as [string, ...string[]];
+    const [program, ...args] = this.withinGuest(vmid, command) as [string, ...string[]];
     const cwd = this.workdir(vmid);
     const child = spawn(program, args, {
       cwd,
@@ -114,7 +115,7 @@ export class GuestAgents {
     });
     child.stdin!.on('error', () => {}); // the command may exit before reading its input
     child.stdin!.end(inputData ?? '');
-    const pid = this.nextGuestPid++;
+    const pid = child.pid!;
     this.jobsOf(vmid).set(pid, job);
     return { pid };
   }
@@ -153,6 +154,16 @@ export class GuestAgents {
 
   close(): void {
     for (const vmid of [...this.jobs.keys()]) this.powerOff(vmid);
+  }
+
+  /**
+   * A real guest sees only its own processes; these share the host's pid space. So a kill-tree
+   * script may reach only a running command of this VM (a stale pid could by now be anyone's).
+   */
+  private withinGuest(vmid: number, command: string[]): string[] {
+    if (command[2] !== KILL_TREE) return command;
+    const target = this.jobsOf(vmid).get(Number(command[3]));
+    return target && !target.exited ? command : ['true'];
   }
 
   private workdir(vmid: number): string {
