@@ -37,9 +37,12 @@ export interface VmInfo {
   limits?: SandboxLimits;
 }
 
+/** What every driver does with a request, and guarantees of its result: guest/contract.ts. */
 export interface ExecRequest {
   command: string[];
+  /** Default DEFAULT_EXEC_TIMEOUT_SECONDS; at the deadline the command's whole process tree is killed. */
   timeoutSeconds?: number;
+  /** Added to GUEST_PATH and HOME, the only other variables a command gets. */
   env?: Record<string, string>;
 }
 
@@ -47,7 +50,7 @@ export interface ExecResult {
   exitCode: number;
   stdout: string;
   stderr: string;
-  /** The exact bytes, only when the output is not valid UTF-8 (see exec-output.ts). */
+  /** The exact bytes, only when the output is not valid UTF-8 (see guest/output.ts). */
   stdoutBase64?: string;
   stderrBase64?: string;
   durationMs: number;
