@@ -10,7 +10,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
-import { InvalidCursorError } from '../registry/sandboxes';
+import { InvalidCursorError } from '../registry/list-cursor';
 import { BUSY, INVALID_ARGUMENT, INVALID_STATE } from '../workflows/states';
 
 export class ApiError extends Error {

@@ -1,6 +1,7 @@
 // Registry queries for sandboxes, their events and execs. Writes are idempotent.
 import type pg from 'pg';
 import { capBytes, outputBytes, outputFields } from '../hypervisors/guest/output';
+import { decodeCursor, encodeCursor } from './list-cursor';
 import { storableJson, storableText } from './storable';
 import { inTransaction } from './transaction';
 import type { SandboxState } from '../workflows/states';
@@ -267,34 +268,4 @@ function toSandbox(r: pg.QueryResultRow): SandboxRow {
 
 function cap(bytes: Buffer): Buffer {
   return capBytes(bytes, OUTPUT_CAP, () => '…[truncated]');
-}
-
-function encodeCursor(createdAt: string, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
-}
-
-export class InvalidCursorError extends Error {}
-
-// Exactly what encodeCursor writes: anything else is refused before it reaches SQL.
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const CURSOR_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-function decodeCursor(cursor: string): [string, string] {
-  try {
-    if (/^[A-Za-z0-9_-]{1,400}$/.test(cursor)) {
-      const v = JSON.parse(Buffer.from(cursor, 'base64url').toString());
-      // A real instant (2024-02-31 parses, and round-trips to March) in PostgreSQL's range.
-      const realTime =
-        CURSOR_TIME.test(v?.[0]) &&
-        !Number.isNaN(Date.parse(v[0])) &&
-        new Date(v[0]).toISOString() === v[0] &&
-        v[0] >= '1970';
-      if (Array.isArray(v) && v.length === 2 && realTime && CURSOR_ID.test(v[1])) {
-        return [v[0], v[1]];
-      }
-    }
-  } catch {
-    /* fall through */
-  }
-  throw new InvalidCursorError('cursor: not a cursor this API returned (pass nextCursor from a list answer as it is)');
 }
