@@ -1,5 +1,6 @@
 // Request bodies and query strings, validated with zod; errors name the field.
 import { z } from 'zod';
+import { MAX_EXEC_TIMEOUT_SECONDS } from '../hypervisors/guest/contract';
 import { SANDBOX_STATES } from '../workflows/states';
 import { limitsSchema } from './limits';
 
@@ -49,7 +50,7 @@ const command = z
 export const execBody = z
   .object({
     command,
-    timeoutSeconds: seconds.max(3600).optional(),
+    timeoutSeconds: seconds.max(MAX_EXEC_TIMEOUT_SECONDS).optional(),
     env: z
       .record(
         z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'env names are 1-128 of [A-Za-z_][A-Za-z0-9_]*'),
@@ -133,7 +134,7 @@ export const createJobBody = z
     driver: z.string().min(1).optional(),
     template: z.string().min(1).max(128).optional(),
     commands: z.array(command).min(1, 'give at least one command').max(100),
-    commandTimeoutSeconds: seconds.max(3600).optional(),
+    commandTimeoutSeconds: seconds.max(MAX_EXEC_TIMEOUT_SECONDS).optional(),
     ttlSeconds: seconds.max(30 * 24 * 3600),
     keepalive: z.boolean().default(false),
     labels,

@@ -1,5 +1,6 @@
 // What a running sandbox is asked to do: exec, renew its lease, stop, start. Each is an update
 // (or, for an async renewal, a signal) on the sandbox's workflow.
+import { DEFAULT_EXEC_TIMEOUT_SECONDS } from '../../hypervisors/guest/contract';
 import { execUpdate, renewLeaseSignal, renewLeaseUpdate, startUpdate, stopUpdate } from '../../workflows/messages';
 import { invalidStateMessage, isAllowed, type Operation } from '../../workflows/states';
 import type { ExecInput, ExecOutput, RenewLeaseResult, SandboxStatus } from '../../workflows/types';
@@ -18,7 +19,7 @@ export async function exec(
   updateId?: string,
 ): Promise<ExecOutput> {
   await authorize(ctx, p, id);
-  const deadline = Date.now() + ((input.timeoutSeconds ?? 300) + 60) * 1000;
+  const deadline = Date.now() + ((input.timeoutSeconds ?? DEFAULT_EXEC_TIMEOUT_SECONDS) + 60) * 1000;
   // Update ids are per run: a key names one exec, never also a renewal.
   const options = { args: [input] as [ExecInput], updateId: updateId && `exec:${updateId}` };
   return callSandbox(ctx, id, 'exec', () =>
