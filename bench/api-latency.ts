@@ -11,14 +11,24 @@ import { startRuntime } from '../worker/runtime';
 const n = Number(process.argv[2] ?? 20);
 const stateDir = mkdtempSync(path.join(os.tmpdir(), 'hourglass-bench-'));
 const config = {
-  ...loadConfig({ ...process.env, PORT: '0', TEMPORAL_PORT: '0', TEMPORAL_UI_PORT: '0', HOURGLASS_EMBEDDED_PG_PORT: '54391' }),
+  ...loadConfig({
+    ...process.env,
+    PORT: '0',
+    TEMPORAL_PORT: '0',
+    TEMPORAL_UI_PORT: '0',
+    HOURGLASS_EMBEDDED_PG_PORT: '54391',
+  }),
   stateDir,
   temporalAddress: undefined,
 };
 const runtime = await startRuntime(config, { worker: true, api: true, log: () => {} });
 const base = runtime.apiUrl!;
 const call = async (method: string, p: string, body?: unknown) => {
-  const res = await fetch(base + p, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(base + p, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   return (await res.json()) as any;
 };
 const timed = async <T>(fn: () => Promise<T>): Promise<[number, T]> => {
@@ -27,8 +37,12 @@ const timed = async <T>(fn: () => Promise<T>): Promise<[number, T]> => {
   return [performance.now() - t, v];
 };
 
-const create: number[] = [], exec: number[] = [], renew: number[] = [], destroy: number[] = [];
-const expiredLate: number[] = [], destroyedLate: number[] = [];
+const create: number[] = [],
+  exec: number[] = [],
+  renew: number[] = [],
+  destroy: number[] = [];
+const expiredLate: number[] = [],
+  destroyedLate: number[] = [];
 await call('POST', '/v1/sandboxes', { ttlSeconds: 5 }); // warm-up (workflow cache, bundle)
 for (let i = 0; i < n; i++) {
   const [tc, sbx] = await timed(() => call('POST', '/v1/sandboxes', { ttlSeconds: 60 }));
@@ -38,7 +52,9 @@ for (let i = 0; i < n; i++) {
   renew.push((await timed(() => call('POST', `/v1/sandboxes/${sbx.id}/lease/renew`, { ttlSeconds: 120 })))[0]);
   const t = performance.now();
   await call('DELETE', `/v1/sandboxes/${sbx.id}`);
-  while ((await call('GET', `/v1/sandboxes/${sbx.id}`)).state !== 'DESTROYED') await new Promise((r) => setTimeout(r, 5));
+  while ((await call('GET', `/v1/sandboxes/${sbx.id}`)).state !== 'DESTROYED') {
+    await new Promise((r) => setTimeout(r, 5));
+  }
   destroy.push(performance.now() - t);
 }
 // Expiry: how long after expiresAt the DESTROYED event is written.
@@ -52,8 +68,16 @@ for (const s of expiring) {
   destroyedLate.push(at('DESTROYED'));
 }
 
-const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
-const row = (name: string, xs: number[]) => console.log(`${name.padEnd(34)} p50 ${q(xs, 0.5).toFixed(0).padStart(5)} ms   p95 ${q(xs, 0.95).toFixed(0).padStart(5)} ms   max ${Math.max(...xs).toFixed(0).padStart(5)} ms`);
+const q = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+const row = (name: string, xs: number[]) =>
+  console.log(
+    `${name.padEnd(34)} p50 ${q(xs, 0.5).toFixed(0).padStart(5)} ms   p95 ${q(xs, 0.95).toFixed(0).padStart(5)} ms   max ${Math.max(
+      ...xs,
+    )
+      .toFixed(0)
+      .padStart(5)} ms`,
+  );
 console.log(`process driver, ${n} sandboxes, one at a time (${os.cpus().length} cores)`);
 row('create → RUNNING (POST, waits)', create);
 row('exec echo hi', exec);

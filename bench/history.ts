@@ -72,8 +72,13 @@ await runBench('history', params, async (bench) => {
     expect('exec', await stack.api.post(`/v1/sandboxes/${created.id}/exec`, { command: ['true'] }), 200);
     await measure('exec `true`');
   }
-  if (!(await destroyAndWait(stack.api, watcher, created.id, failures))) throw new Error(`destroy failed: ${JSON.stringify(failures.examples)}`);
-  await client.workflow.getHandle(workflowId).result().catch(() => {});
+  if (!(await destroyAndWait(stack.api, watcher, created.id, failures))) {
+    throw new Error(`destroy failed: ${JSON.stringify(failures.examples)}`);
+  }
+  await client.workflow
+    .getHandle(workflowId)
+    .result()
+    .catch(() => {});
   await measure('delete → DESTROYED (workflow closed)');
 
   // One row per kind of step: the mean over its repeats (they rarely differ).
@@ -83,7 +88,14 @@ await runBench('history', params, async (bench) => {
     const mean = (f: (s: Step) => number) => Math.round((of.reduce((a, s) => a + f(s), 0) / of.length) * 10) / 10;
     const types: Record<string, number> = {};
     for (const s of of) for (const [t, n] of Object.entries(s.types)) types[t] = (types[t] ?? 0) + n / of.length;
-    return { step, times: of.length, events: mean((s) => s.events), bytes: mean((s) => s.bytes), eventsEach: of.map((s) => s.events), types };
+    return {
+      step,
+      times: of.length,
+      events: mean((s) => s.events),
+      bytes: mean((s) => s.bytes),
+      eventsEach: of.map((s) => s.events),
+      types,
+    };
   });
   const total = { events: all.length, bytes: all.reduce((a, e) => a + e.bytes, 0), runs };
   const typeList = (types: Record<string, number>) =>
@@ -94,7 +106,10 @@ await runBench('history', params, async (bench) => {
   heading(`history per step of one sandbox (workflow ${workflowId}, ${runs} run${runs > 1 ? 's' : ''})`);
   table(
     ['step', 'times', 'events', 'bytes', 'event types (per time)'],
-    [...perKind.map((k) => [k.step, k.times, k.events, k.bytes, typeList(k.types)]), ['whole lifecycle', 1, total.events, total.bytes, '']],
+    [
+      ...perKind.map((k) => [k.step, k.times, k.events, k.bytes, typeList(k.types)]),
+      ['whole lifecycle', 1, total.events, total.bytes, ''],
+    ],
   );
   // The lifecycle a client most often runs: create, one renewal, one exec, delete.
   const eventsOf = (prefix: string) => perKind.find((k) => k.step.startsWith(prefix))?.events ?? 0;

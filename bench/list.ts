@@ -53,7 +53,11 @@ await runBench('list', params, async (bench) => {
   // 2. A few real sandboxes beside them.
   const live: string[] = [];
   await forEachLimit([...Array(params.live).keys()], 8, async () => {
-    const created = await createRunning(stack.api, { ttlSeconds: 3600, labels: { bench: 'list', team: 'live' } }, failures);
+    const created = await createRunning(
+      stack.api,
+      { ttlSeconds: 3600, labels: { bench: 'list', team: 'live' } },
+      failures,
+    );
     if (created) live.push(created.id);
   });
   log(`${live.length} live sandboxes`);
@@ -62,7 +66,8 @@ await runBench('list', params, async (bench) => {
   const deep = await cursorOfPage(stack.api, '/v1/sandboxes?limit=50', Math.floor(n / 50 / 2));
   const calls: Record<string, (i: number) => string> = {
     'first page (limit 50)': () => '/v1/sandboxes?limit=50',
-    [`page ${Math.floor(n / 50 / 2) + 1} (limit 50, by cursor)`]: () => `/v1/sandboxes?limit=50&cursor=${encodeURIComponent(deep ?? '')}`,
+    [`page ${Math.floor(n / 50 / 2) + 1} (limit 50, by cursor)`]: () =>
+      `/v1/sandboxes?limit=50&cursor=${encodeURIComponent(deep ?? '')}`,
     'state=RUNNING (the few live ones)': () => '/v1/sandboxes?limit=50&state=RUNNING',
     'state=DESTROYED': () => '/v1/sandboxes?limit=50&state=DESTROYED',
     [`label team=tK (1 row in ${TEAMS})`]: (i) => `/v1/sandboxes?limit=50&label=team%3Dt${i % TEAMS}`,
@@ -78,13 +83,29 @@ await runBench('list', params, async (bench) => {
     }
   }
   // Another owner's rows never show: a spot check on a page of 500.
-  const leaked = (await stack.api.get('/v1/sandboxes?limit=500')).body?.items?.filter((s: { owner: string }) => s.owner !== 'bench').length;
+  const leaked = (await stack.api.get('/v1/sandboxes?limit=500')).body?.items?.filter(
+    (s: { owner: string }) => s.owner !== 'bench',
+  ).length;
 
   await Promise.all(live.map((id) => stack.api.delete(`/v1/sandboxes/${id}`)));
   const latency = Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, summarize(v)]));
   heading(`list among ${n} rows of the owner (${2 * n} in the registry), one call at a time, ms`);
-  table(['call', ...SUMMARY_HEADERS], Object.entries(latency).map(([k, s]) => [k, ...summaryCells(s)]));
-  if (failures.total) table(['failure', 'count', 'example'], Object.entries(failures.counts).map(([k, v]) => [k, v, failures.examples[k] ?? '']));
-  return { rowsPerOwner: n, rowsTotal: 2 * n, live: live.length, ms: latency, otherOwnersRowsSeen: leaked, failures: failures.counts };
-
+  table(
+    ['call', ...SUMMARY_HEADERS],
+    Object.entries(latency).map(([k, s]) => [k, ...summaryCells(s)]),
+  );
+  if (failures.total) {
+    table(
+      ['failure', 'count', 'example'],
+      Object.entries(failures.counts).map(([k, v]) => [k, v, failures.examples[k] ?? '']),
+    );
+  }
+  return {
+    rowsPerOwner: n,
+    rowsTotal: 2 * n,
+    live: live.length,
+    ms: latency,
+    otherOwnersRowsSeen: leaked,
+    failures: failures.counts,
+  };
 });

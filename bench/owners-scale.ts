@@ -26,7 +26,10 @@ const config = loadConfig({
   HOURGLASS_PROCESS_DISK_MIB: process.env.HOURGLASS_PROCESS_DISK_MIB ?? '64',
   HOURGLASS_MAX_SANDBOXES_PER_OWNER: String(n),
 });
-const runtime = await startRuntime({ ...config, temporalAddress: undefined, databaseUrl: undefined }, { worker: true, api: true, log: () => {} });
+const runtime = await startRuntime(
+  { ...config, temporalAddress: undefined, databaseUrl: undefined },
+  { worker: true, api: true, log: () => {} },
+);
 const base = runtime.apiUrl!;
 const call = async (who: string, method: string, p: string, body?: unknown) => {
   const res = await fetch(base + p, {
@@ -43,13 +46,18 @@ const timed = async <T>(fn: () => Promise<T>): Promise<[number, T]> => {
 };
 async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>) {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
-const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+const q = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
 const row = (name: string, xs: number[]) =>
-  console.log(`| ${name} | ${xs.length} | ${q(xs, 0.5).toFixed(0)} | ${q(xs, 0.95).toFixed(0)} | ${q(xs, 0.99).toFixed(0)} | ${Math.max(...xs).toFixed(0)} |`);
+  console.log(
+    `| ${name} | ${xs.length} | ${q(xs, 0.5).toFixed(0)} | ${q(xs, 0.95).toFixed(0)} | ${q(xs, 0.99).toFixed(0)} | ${Math.max(...xs).toFixed(0)} |`,
+  );
 
 await call('ana', 'POST', '/v1/sandboxes', { ttlSeconds: 5 }); // warm-up
 const ids: Record<string, string[]> = Object.fromEntries(owners.map((o) => [o, []]));
@@ -58,7 +66,9 @@ let failures = 0;
 const started = performance.now();
 await pool([...Array(n).keys()], concurrency, async (i) => {
   const owner = owners[i % owners.length]!;
-  const [ms, res] = await timed(() => call(owner, 'POST', '/v1/sandboxes', { ttlSeconds: 3600, labels: { bench: 'owners' } }));
+  const [ms, res] = await timed(() =>
+    call(owner, 'POST', '/v1/sandboxes', { ttlSeconds: 3600, labels: { bench: 'owners' } }),
+  );
   if (res.status !== 201 || res.body.state !== 'RUNNING') {
     failures += 1;
     return;
@@ -68,7 +78,11 @@ await pool([...Array(n).keys()], concurrency, async (i) => {
 });
 const createWall = (performance.now() - started) / 1000;
 
-const list: number[] = [], get: number[] = [], exec: number[] = [], foreign: number[] = [], unknown: number[] = [];
+const list: number[] = [],
+  get: number[] = [],
+  exec: number[] = [],
+  foreign: number[] = [],
+  unknown: number[] = [];
 for (let i = 0; i < 200; i++) {
   const owner = owners[i % owners.length]!;
   const other = owners[(i + 1) % owners.length]!;
@@ -76,9 +90,13 @@ for (let i = 0; i < 200; i++) {
   const theirs = ids[other]![i % ids[other]!.length]!;
   list.push((await timed(() => call(owner, 'GET', '/v1/sandboxes?limit=50&label=bench=owners')))[0]);
   get.push((await timed(() => call(owner, 'GET', `/v1/sandboxes/${mine}`)))[0]);
-  if (i < 100) exec.push((await timed(() => call(owner, 'POST', `/v1/sandboxes/${mine}/exec`, { command: ['true'] })))[0]);
+  if (i < 100) {
+    exec.push((await timed(() => call(owner, 'POST', `/v1/sandboxes/${mine}/exec`, { command: ['true'] })))[0]);
+  }
   const [fms, f] = await timed(() => call(owner, 'GET', `/v1/sandboxes/${theirs}/events`));
-  const [ums, u] = await timed(() => call(owner, 'GET', `/v1/sandboxes/sbx-${i.toString(16).padStart(16, '0')}/events`));
+  const [ums, u] = await timed(() =>
+    call(owner, 'GET', `/v1/sandboxes/sbx-${i.toString(16).padStart(16, '0')}/events`),
+  );
   if (f.status !== 404 || u.status !== 404) throw new Error(`expected 404s, got ${f.status} / ${u.status}`);
   foreign.push(fms);
   unknown.push(ums);
@@ -90,7 +108,9 @@ const destroyStarted = performance.now();
 const destroyMs: number[] = [];
 for (const owner of owners) {
   for (let i = 0; i < ids[owner]!.length; i += 1000) {
-    destroyMs.push((await timed(() => call(owner, 'POST', '/v1/sandboxes/destroy', { ids: ids[owner]!.slice(i, i + 1000) })))[0]);
+    destroyMs.push(
+      (await timed(() => call(owner, 'POST', '/v1/sandboxes/destroy', { ids: ids[owner]!.slice(i, i + 1000) })))[0],
+    );
   }
 }
 for (;;) {
@@ -101,8 +121,12 @@ for (;;) {
 const destroyWall = (performance.now() - destroyStarted) / 1000;
 
 const commit = execSync('git rev-parse --short HEAD').toString().trim();
-console.log(`\nowners at scale: ${n} sandboxes over ${owners.length} owners, ${concurrency} creates at a time, commit ${commit}, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`);
-console.log(`create wall ${createWall.toFixed(1)} s (${(n / createWall).toFixed(1)}/s), failures ${failures}; all DESTROYED ${destroyWall.toFixed(1)} s after the bulk destroys began; another owner's sandboxes in a page: ${leak}\n`);
+console.log(
+  `\nowners at scale: ${n} sandboxes over ${owners.length} owners, ${concurrency} creates at a time, commit ${commit}, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`,
+);
+console.log(
+  `create wall ${createWall.toFixed(1)} s (${(n / createWall).toFixed(1)}/s), failures ${failures}; all DESTROYED ${destroyWall.toFixed(1)} s after the bulk destroys began; another owner's sandboxes in a page: ${leak}\n`,
+);
 console.log('| call | n | p50 ms | p95 ms | p99 ms | max ms |\n| --- | --- | --- | --- | --- | --- |');
 row(`create → RUNNING (${concurrency} at a time)`, createMs);
 row(`list own page (limit 50) with ${n} rows`, list);
@@ -111,6 +135,25 @@ row('exec `true` in own sandbox', exec);
 row("404: another owner's sandbox", foreign);
 row('404: an id that never existed', unknown);
 row('bulk destroy call (own ids)', destroyMs);
-console.log(JSON.stringify({ bench: 'owners-scale', n, concurrency, commit, createWall, destroyWall, failures, leak, p50: { create: q(createMs, 0.5), list: q(list, 0.5), get: q(get, 0.5), exec: q(exec, 0.5), foreign: q(foreign, 0.5), unknown: q(unknown, 0.5) } }));
+console.log(
+  JSON.stringify({
+    bench: 'owners-scale',
+    n,
+    concurrency,
+    commit,
+    createWall,
+    destroyWall,
+    failures,
+    leak,
+    p50: {
+      create: q(createMs, 0.5),
+      list: q(list, 0.5),
+      get: q(get, 0.5),
+      exec: q(exec, 0.5),
+      foreign: q(foreign, 0.5),
+      unknown: q(unknown, 0.5),
+    },
+  }),
+);
 await runtime.stop();
 process.exit(0);

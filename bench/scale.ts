@@ -19,8 +19,11 @@ import { createRunning, warmUp } from './lib/sandboxes';
 import { sleep } from './lib/stack';
 import { rate, summarize } from './lib/stats';
 
-const USAGE = 'usage: npm run bench:scale -- [n=500] [--concurrency 32] [--samples 100] [--batch 1000] [--timeout 900] [--role user|admin]';
-const params = parseParams(USAGE, { n: 500, concurrency: 32, samples: 100, batch: 1000, timeout: 900, role: 'user' }, ['n']);
+const USAGE =
+  'usage: npm run bench:scale -- [n=500] [--concurrency 32] [--samples 100] [--batch 1000] [--timeout 900] [--role user|admin]';
+const params = parseParams(USAGE, { n: 500, concurrency: 32, samples: 100, batch: 1000, timeout: 900, role: 'user' }, [
+  'n',
+]);
 const LABEL = 'bench=scale';
 const TTL = 6 * 3600; // outlives any run: every lease here ends by destroy
 
@@ -42,7 +45,9 @@ await runBench('scale', params, async (bench) => {
     if (!created) return;
     ids.push(created.id);
     done.push({ at: performance.now() - started, ms: created.ms });
-    if (done.length % Math.max(1, Math.round(n / 10)) === 0) log(`${done.length}/${n} RUNNING after ${(done[done.length - 1]!.at / 1000).toFixed(1)} s`);
+    if (done.length % Math.max(1, Math.round(n / 10)) === 0) {
+      log(`${done.length}/${n} RUNNING after ${(done[done.length - 1]!.at / 1000).toFixed(1)} s`);
+    }
   });
   const createWallMs = performance.now() - started;
   if (!ids.length) throw new Error(`no sandbox was created: ${JSON.stringify(failures.examples)}`);
@@ -51,7 +56,14 @@ await runBench('scale', params, async (bench) => {
     const from = d === 0 ? 0 : (done[Math.floor((d * done.length) / 10) - 1]?.at ?? 0);
     const to = slice.at(-1)?.at ?? from;
     const s = summarize(slice.map((x) => x.ms));
-    return { decile: `${d * 10}–${(d + 1) * 10} %`, count: slice.length, wallMs: Math.round(to - from), perSecond: rate(slice.length, to - from), p50: s.p50, p99: s.p99 };
+    return {
+      decile: `${d * 10}–${(d + 1) * 10} %`,
+      count: slice.length,
+      wallMs: Math.round(to - from),
+      perSecond: rate(slice.length, to - from),
+      p50: s.p50,
+      p99: s.p99,
+    };
   });
 
   // 2. Memory, once the creates have settled.
@@ -59,19 +71,30 @@ await runBench('scale', params, async (bench) => {
   const memory = memoryUsage(stack.stateDir, stack.leader.pid!);
 
   // 3. Latencies among N live sandboxes, one call at a time, the kinds interleaved.
-  const deepCursor = await cursorOfPage(stack.api, `/v1/sandboxes?limit=50&label=${LABEL}`, Math.floor(ids.length / 50 / 2));
+  const deepCursor = await cursorOfPage(
+    stack.api,
+    `/v1/sandboxes?limit=50&label=${LABEL}`,
+    Math.floor(ids.length / 50 / 2),
+  );
   const calls: Record<string, { path: (i: number) => string; body?: unknown; ms: number[] }> = {
     'list: first page (limit 50)': { path: () => `/v1/sandboxes?limit=50&label=${LABEL}`, ms: [] },
     [`list: page ${Math.floor(ids.length / 50 / 2) + 1} (limit 50, by cursor)`]: {
-      path: () => `/v1/sandboxes?limit=50&label=${LABEL}${deepCursor ? `&cursor=${encodeURIComponent(deepCursor)}` : ''}`,
+      path: () =>
+        `/v1/sandboxes?limit=50&label=${LABEL}${deepCursor ? `&cursor=${encodeURIComponent(deepCursor)}` : ''}`,
       ms: [],
     },
-    'get': { path: (i) => `/v1/sandboxes/${ids[(i * 7919) % ids.length]}`, ms: [] },
-    'renew (update)': { path: (i) => `/v1/sandboxes/${ids[(i * 104729) % ids.length]}/lease/renew`, body: { ttlSeconds: TTL }, ms: [] },
+    get: { path: (i) => `/v1/sandboxes/${ids[(i * 7919) % ids.length]}`, ms: [] },
+    'renew (update)': {
+      path: (i) => `/v1/sandboxes/${ids[(i * 104729) % ids.length]}/lease/renew`,
+      body: { ttlSeconds: TTL },
+      ms: [],
+    },
   };
   for (let i = 0; i < params.samples; i++) {
     for (const [name, call] of Object.entries(calls)) {
-      const res: ApiResult | Error = await (call.body ? stack.api.post(call.path(i), call.body) : stack.api.get(call.path(i))).catch((e: Error) => e);
+      const res: ApiResult | Error = await (
+        call.body ? stack.api.post(call.path(i), call.body) : stack.api.get(call.path(i))
+      ).catch((e: Error) => e);
       if (res instanceof Error || res.status !== 200) failures.add(name, res);
       else call.ms.push(res.ms);
     }
@@ -102,7 +125,9 @@ await runBench('scale', params, async (bench) => {
     }
     if (performance.now() - lastLog >= 10_000) {
       lastLog = performance.now();
-      log(`${((lastLog - destroyStarted) / 1000).toFixed(0)} s after the bulk destroy began: ${JSON.stringify(lastCounts)}`);
+      log(
+        `${((lastLog - destroyStarted) / 1000).toFixed(0)} s after the bulk destroy began: ${JSON.stringify(lastCounts)}`,
+      );
     }
     await sleep(250);
   }
@@ -112,18 +137,29 @@ await runBench('scale', params, async (bench) => {
   heading(`scale: ${ids.length} live sandboxes (${c} creates at a time)`);
   table(
     ['share of N', 'created', 'wall s', 'per s', 'create p50 ms', 'create p99 ms'],
-    [...deciles.map((d) => [d.decile, d.count, d.wallMs / 1000, d.perSecond, d.p50, d.p99]), ['all', ids.length, createWallMs / 1000, rate(ids.length, createWallMs), create.p50, create.p99]],
+    [
+      ...deciles.map((d) => [d.decile, d.count, d.wallMs / 1000, d.perSecond, d.p50, d.p99]),
+      ['all', ids.length, createWallMs / 1000, rate(ids.length, createWallMs), create.p50, create.p99],
+    ],
   );
   heading(`memory with ${ids.length} live sandboxes`);
   const rows: (string | number)[][] = [];
   for (const [kind, u] of Object.entries(memory)) {
     rows.push([kind, u.processes, u.rssMiB, u.pssMiB]);
-    if (u.each && u.each.length > 1) for (const e of u.each) rows.push([`  ${e.pid} ${e.command.slice(0, 60)}`, 1, e.rssMiB, e.pssMiB]);
+    if (u.each && u.each.length > 1) {
+      for (const e of u.each) rows.push([`  ${e.pid} ${e.command.slice(0, 60)}`, 1, e.rssMiB, e.pssMiB]);
+    }
   }
   table(['component', 'processes', 'RSS MiB', 'PSS MiB'], rows);
   line(`sandbox processes per sandbox: ${(memory.sandboxes.processes / Math.max(1, ids.length)).toFixed(2)}\n`);
   heading(`calls among ${ids.length} live sandboxes, one at a time, ms`);
-  table(['call', ...SUMMARY_HEADERS], [...Object.entries(latency).map(([name, s]) => [name, ...summaryCells(s)]), ['prune (admin, runs the reaper)', 1, prune.ms, prune.ms, prune.ms, prune.ms]]);
+  table(
+    ['call', ...SUMMARY_HEADERS],
+    [
+      ...Object.entries(latency).map(([name, s]) => [name, ...summaryCells(s)]),
+      ['prune (admin, runs the reaper)', 1, prune.ms, prune.ms, prune.ms, prune.ms],
+    ],
+  );
   heading('bulk destroy');
   table(
     ['call', 'ids', 'ms', 'failed'],
@@ -134,7 +170,12 @@ await runBench('scale', params, async (bench) => {
       ? `all ${ids.length} DESTROYED ${(allDestroyedMs / 1000).toFixed(1)} s after the first bulk destroy call began\n`
       : `not all DESTROYED after ${params.timeout} s: ${JSON.stringify(lastCounts)}\n`,
   );
-  if (failures.total) table(['failure or refusal', 'count', 'example'], Object.entries(failures.counts).map(([k, v]) => [k, v, failures.examples[k] ?? '']));
+  if (failures.total) {
+    table(
+      ['failure or refusal', 'count', 'example'],
+      Object.entries(failures.counts).map(([k, v]) => [k, v, failures.examples[k] ?? '']),
+    );
+  }
   return {
     live: ids.length,
     create: { wallMs: Math.round(createWallMs), perSecond: rate(ids.length, createWallMs), ms: create, deciles },

@@ -18,7 +18,8 @@ import { rate, ratio, summarize, type Summary } from './lib/stats';
 import { connectClient, startFloor, type Floor } from './lib/temporal';
 import type { Stack } from './lib/stack';
 
-const USAGE = 'usage: npm run bench:throughput -- [--levels 1,8,32,128] [--seconds 15] [--count 0] [--activities 4] [--role user|admin]';
+const USAGE =
+  'usage: npm run bench:throughput -- [--levels 1,8,32,128] [--seconds 15] [--count 0] [--activities 4] [--role user|admin]';
 const params = parseParams(USAGE, { levels: '1,8,32,128', seconds: 15, count: 0, activities: 4, role: 'user' });
 const levels = numberList(params.levels);
 const STEPS = ['create', 'exec', 'delete', 'destroyed', 'lifecycle'] as const;
@@ -33,7 +34,13 @@ const STEP_LABELS: Record<StepName, string> = {
 
 interface Level {
   concurrency: number;
-  lifecycles: { completed: number; wallMs: number; perSecond: number; steps: Record<StepName, Summary>; failures: Record<string, number> };
+  lifecycles: {
+    completed: number;
+    wallMs: number;
+    perSecond: number;
+    steps: Record<StepName, Summary>;
+    failures: Record<string, number>;
+  };
   floor: { completed: number; wallMs: number; perSecond: number; ms: Summary; failures: number };
   ratio: number;
 }
@@ -47,7 +54,9 @@ async function lifecycles(stack: Stack, watcher: StateWatcher, c: number) {
     const created = await createRunning(stack.api, { ttlSeconds: 600, labels: { bench: 'throughput' } }, failures);
     if (!created) return;
     ms.create.push(created.ms);
-    const exec = await stack.api.post(`/v1/sandboxes/${created.id}/exec`, { command: ['true'] }).catch((err: Error) => err);
+    const exec = await stack.api
+      .post(`/v1/sandboxes/${created.id}/exec`, { command: ['true'] })
+      .catch((err: Error) => err);
     if (exec instanceof Error || exec.status !== 200 || exec.body.exitCode !== 0) failures.add('exec', exec);
     else ms.exec.push(exec.ms);
     const destroyed = await destroyAndWait(stack.api, watcher, created.id, failures);
@@ -58,7 +67,13 @@ async function lifecycles(stack: Stack, watcher: StateWatcher, c: number) {
     completed += 1;
   });
   const steps = Object.fromEntries(STEPS.map((s) => [s, summarize(ms[s])])) as Record<StepName, Summary>;
-  return { completed, wallMs: Math.round(wallMs), perSecond: rate(completed, wallMs), steps, failures: failures.counts };
+  return {
+    completed,
+    wallMs: Math.round(wallMs),
+    perSecond: rate(completed, wallMs),
+    steps,
+    failures: failures.counts,
+  };
 }
 
 async function floorRun(floor: Floor, c: number) {
@@ -71,7 +86,13 @@ async function floorRun(floor: Floor, c: number) {
       failures += 1;
     }
   });
-  return { completed: ms.length, wallMs: Math.round(wallMs), perSecond: rate(ms.length, wallMs), ms: summarize(ms), failures };
+  return {
+    completed: ms.length,
+    wallMs: Math.round(wallMs),
+    perSecond: rate(ms.length, wallMs),
+    ms: summarize(ms),
+    failures,
+  };
 }
 
 await runBench('throughput', params, async (bench) => {
@@ -103,21 +124,34 @@ await runBench('throughput', params, async (bench) => {
   const per = params.count ? `${params.count} per level` : `${params.seconds} s per level`;
   heading(`throughput: lifecycles vs bare ${params.activities}-activity workflows (${per})`);
   table(
-    ['concurrency', 'lifecycles', 'lifecycles/s', 'bare workflows/s', 'lifecycles / bare', 'refused (retried) / failed'],
+    [
+      'concurrency',
+      'lifecycles',
+      'lifecycles/s',
+      'bare workflows/s',
+      'lifecycles / bare',
+      'refused (retried) / failed',
+    ],
     results.map((r) => [
       r.concurrency,
       r.lifecycles.completed,
       r.lifecycles.perSecond,
       r.floor.perSecond,
       times(r.ratio),
-      [...Object.entries(r.lifecycles.failures).map(([k, n]) => `${k} ×${n}`), ...(r.floor.failures ? [`bare workflow ×${r.floor.failures}`] : [])].join('; ') ||
-        '0',
+      [
+        ...Object.entries(r.lifecycles.failures).map(([k, n]) => `${k} ×${n}`),
+        ...(r.floor.failures ? [`bare workflow ×${r.floor.failures}`] : []),
+      ].join('; ') || '0',
     ]),
   );
   heading('step latencies, ms (p50 / p99)');
   table(
     ['concurrency', ...STEPS.map((s) => STEP_LABELS[s]), `bare workflow (${params.activities} activities)`],
-    results.map((r) => [r.concurrency, ...STEPS.map((s) => `${fmt(r.lifecycles.steps[s].p50)} / ${fmt(r.lifecycles.steps[s].p99)}`), `${fmt(r.floor.ms.p50)} / ${fmt(r.floor.ms.p99)}`]),
+    results.map((r) => [
+      r.concurrency,
+      ...STEPS.map((s) => `${fmt(r.lifecycles.steps[s].p50)} / ${fmt(r.lifecycles.steps[s].p99)}`),
+      `${fmt(r.floor.ms.p50)} / ${fmt(r.floor.ms.p99)}`,
+    ]),
   );
   return { levels: results };
 });

@@ -24,9 +24,14 @@ import { sleep } from './lib/stack';
 import { connectClient } from './lib/temporal';
 import { rate, summarize } from './lib/stats';
 
-const USAGE = 'usage: npm run bench:ttl -- [n=200] [--concurrency 32] [--window 60] [--rate 6] [--lead 10] [--timeout 600] [--role user|admin]';
+const USAGE =
+  'usage: npm run bench:ttl -- [n=200] [--concurrency 32] [--window 60] [--rate 6] [--lead 10] [--timeout 600] [--role user|admin]';
 const SAMPLE = 100; // histories read to split EXPIRED's lateness into its parts
-const params = parseParams(USAGE, { n: 200, concurrency: 32, window: 60, rate: 6, lead: 10, timeout: 600, role: 'user' }, ['n']);
+const params = parseParams(
+  USAGE,
+  { n: 200, concurrency: 32, window: 60, rate: 6, lead: 10, timeout: 600, role: 'user' },
+  ['n'],
+);
 
 await runBench('ttl', params, async (bench) => {
   const { n, concurrency: c } = params;
@@ -58,7 +63,9 @@ await runBench('ttl', params, async (bench) => {
   const expiries = [...expiresAt.values()];
   const firstExpiry = Math.min(...expiries);
   const lastExpiry = Math.max(...expiries);
-  log(`created ${ids.length}/${n} in ${(createWallMs / 1000).toFixed(1)} s; first lease ends ${((firstExpiry - lastCreated) / 1000).toFixed(1)} s after the last create`);
+  log(
+    `created ${ids.length}/${n} in ${(createWallMs / 1000).toFixed(1)} s; first lease ends ${((firstExpiry - lastCreated) / 1000).toFixed(1)} s after the last create`,
+  );
 
   // 4. Until every one is DESTROYED (or the timeout): progress every 10 s.
   watcher.track(ids);
@@ -71,7 +78,9 @@ await runBench('ttl', params, async (bench) => {
     if (Date.now() - lastProgress >= 10_000) {
       lastProgress = Date.now();
       const toFirst = ((firstExpiry - Date.now()) / 1000).toFixed(0);
-      log(`${open} not yet DESTROYED; ${JSON.stringify(await stateCounts(stack.registry, 'ttl'))} (first expiry in ${toFirst} s)`);
+      log(
+        `${open} not yet DESTROYED; ${JSON.stringify(await stateCounts(stack.registry, 'ttl'))} (first expiry in ${toFirst} s)`,
+      );
     }
     await sleep(500);
   }
@@ -79,12 +88,19 @@ await runBench('ttl', params, async (bench) => {
 
   // 5. Lateness of each transition against the sandbox's own expiresAt.
   const events = await eventsOf(stack.registry, ids);
-  const late = { EXPIRED: [] as number[], DESTROYING: [] as number[], DESTROYED: [] as number[], observed: [] as number[] };
+  const late = {
+    EXPIRED: [] as number[],
+    DESTROYING: [] as number[],
+    DESTROYED: [] as number[],
+    observed: [] as number[],
+  };
   const destroyedAt: number[] = [];
   const reached = new Map<string, Set<string>>();
   for (const e of events) {
     reached.set(e.id, (reached.get(e.id) ?? new Set()).add(e.to));
-    if (e.to === 'EXPIRED' || e.to === 'DESTROYING' || e.to === 'DESTROYED') late[e.to].push(e.at - expiresAt.get(e.id)!);
+    if (e.to === 'EXPIRED' || e.to === 'DESTROYING' || e.to === 'DESTROYED') {
+      late[e.to].push(e.at - expiresAt.get(e.id)!);
+    }
     if (e.to === 'DESTROYED') destroyedAt.push(e.at);
   }
   for (const id of ids) {
@@ -92,19 +108,34 @@ await runBench('ttl', params, async (bench) => {
     if (seen !== undefined) late.observed.push(seen - expiresAt.get(id)!);
   }
   const finalStates = await statesOf(stack.registry, ids);
-  const stragglers = ids.filter((id) => finalStates.get(id) !== 'DESTROYED').map((id) => ({ id, state: finalStates.get(id) ?? 'no row' }));
+  const stragglers = ids
+    .filter((id) => finalStates.get(id) !== 'DESTROYED')
+    .map((id) => ({ id, state: finalStates.get(id) ?? 'no row' }));
   const notByExpiry = ids.filter((id) => reached.get(id)?.has('DESTROYED') && !reached.get(id)?.has('EXPIRED')).length;
   const lastDestroyAfterLastExpiryMs = destroyedAt.length ? Math.max(...destroyedAt) - lastExpiry : NaN;
 
   const s = {
     create: summarize(createMs),
-    lateness: { EXPIRED: summarize(late.EXPIRED), DESTROYING: summarize(late.DESTROYING), DESTROYED: summarize(late.DESTROYED), destroyedObserved: summarize(late.observed) },
+    lateness: {
+      EXPIRED: summarize(late.EXPIRED),
+      DESTROYING: summarize(late.DESTROYING),
+      DESTROYED: summarize(late.DESTROYED),
+      destroyedObserved: summarize(late.observed),
+    },
   };
   heading(`ttl: ${ids.length} leases ending within ${params.window} s`);
   table(
     ['phase', 'n', 'wall s', 'per s', 'p50 ms', 'p99 ms', 'notes'],
     [
-      ['create → RUNNING', ids.length, createWallMs / 1000, rate(ids.length, createWallMs), s.create.p50, s.create.p99, `${c} at a time`],
+      [
+        'create → RUNNING',
+        ids.length,
+        createWallMs / 1000,
+        rate(ids.length, createWallMs),
+        s.create.p50,
+        s.create.p99,
+        `${c} at a time`,
+      ],
     ],
   );
   line(
@@ -120,7 +151,9 @@ await runBench('ttl', params, async (bench) => {
       ['DESTROYED (first seen in the registry, 200 ms poll)', ...summaryCells(s.lateness.destroyedObserved)],
     ],
   );
-  line(`last DESTROYED ${(lastDestroyAfterLastExpiryMs / 1000).toFixed(1)} s after the last expiresAt; ${stragglers.length} not DESTROYED ${params.timeout} s after it; ${notByExpiry} destroyed without EXPIRED\n`);
+  line(
+    `last DESTROYED ${(lastDestroyAfterLastExpiryMs / 1000).toFixed(1)} s after the last expiresAt; ${stragglers.length} not DESTROYED ${params.timeout} s after it; ${notByExpiry} destroyed without EXPIRED\n`,
+  );
 
   // 6. Where EXPIRED's lateness comes from, in a sample of histories spread over the window.
   const { client, close } = await connectClient(stack);
@@ -134,7 +167,11 @@ await runBench('ttl', params, async (bench) => {
   } finally {
     await close();
   }
-  const split = { timerSetLate: summarize(parts.timerSetLateMs), timerFiredLate: summarize(parts.timerFiredLateMs), taskLate: summarize(parts.taskLateMs) };
+  const split = {
+    timerSetLate: summarize(parts.timerSetLateMs),
+    timerFiredLate: summarize(parts.timerFiredLateMs),
+    taskLate: summarize(parts.taskLateMs),
+  };
   heading(`EXPIRED's lateness, part by part (${parts.taskLateMs.length} histories), ms`);
   table(
     ['part', ...SUMMARY_HEADERS],
@@ -144,7 +181,12 @@ await runBench('ttl', params, async (bench) => {
       ['its workflow task started late (queue, worker)', ...summaryCells(split.taskLate)],
     ],
   );
-  if (failures.total) table(['failure or refusal', 'count', 'example'], Object.entries(failures.counts).map(([k, v]) => [k, v, failures.examples[k] ?? '']));
+  if (failures.total) {
+    table(
+      ['failure or refusal', 'count', 'example'],
+      Object.entries(failures.counts).map(([k, v]) => [k, v, failures.examples[k] ?? '']),
+    );
+  }
   return {
     created: ids.length,
     createWallMs: Math.round(createWallMs),

@@ -38,8 +38,12 @@ describe('backpressure', () => {
     // Two creates wait on the gate: the limit is reached.
     // (Labelled: other test files share the registry and the owner.)
     const mark = `gated-${Date.now()}`;
-    const waiting = [1, 2].map(() => h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 60, driver: 'gated', labels: { bp: mark } }));
-    await eventually(async () => (await h.api('GET', `/v1/sandboxes?state=PROVISIONING&label=bp=${mark}`)).body.items.length === 2);
+    const waiting = [1, 2].map(() =>
+      h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 60, driver: 'gated', labels: { bp: mark } }),
+    );
+    await eventually(
+      async () => (await h.api('GET', `/v1/sandboxes?state=PROVISIONING&label=bp=${mark}`)).body.items.length === 2,
+    );
 
     const started = performance.now();
     const refused = await fetch(`${h.baseUrl}/v1/sandboxes`, {
@@ -50,16 +54,22 @@ describe('backpressure', () => {
     expect(performance.now() - started).toBeLessThan(2000);
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBe('1');
-    const body = (await refused.json()) as { error: { code: string; message: string; details: { pending: number; max: number } } };
+    const body = (await refused.json()) as {
+      error: { code: string; message: string; details: { pending: number; max: number } };
+    };
     expect(body.error.code).toBe('overloaded');
-    expect(body.error.message).toMatch(/2 sandboxes are being created right now \(at most 2 at once, HOURGLASS_MAX_PENDING_CREATES\)/);
+    expect(body.error.message).toMatch(
+      /2 sandboxes are being created right now \(at most 2 at once, HOURGLASS_MAX_PENDING_CREATES\)/,
+    );
     expect(body.error.details).toEqual({ pending: 2, max: 2 });
 
     // Never refused for load: a renewal and a destroy.
     const renewed = await h.api('POST', `/v1/sandboxes/${running.id}/lease/renew`, { ttlSeconds: 120 });
     expect(renewed.status).toBe(200);
     expect((await h.api('DELETE', `/v1/sandboxes/${other.id}`)).status).toBeLessThan(300);
-    await eventually(async () => (await h.api<SandboxStatus>('GET', `/v1/sandboxes/${other.id}`)).body.state === 'DESTROYED');
+    await eventually(
+      async () => (await h.api<SandboxStatus>('GET', `/v1/sandboxes/${other.id}`)).body.state === 'DESTROYED',
+    );
 
     gated.release();
     for (const res of await Promise.all(waiting)) expect(res.body.state).toBe('RUNNING');

@@ -16,7 +16,9 @@ describe('where the API listens', () => {
   });
 
   it('refuses a non-loopback address with auth off, naming the ways out', () => {
-    expect(() => loadConfig({ HOST: '0.0.0.0' })).toThrow(/refusing to serve the API on 0\.0\.0\.0 without authentication.*HOURGLASS_INSECURE_NO_AUTH=1/s);
+    expect(() => loadConfig({ HOST: '0.0.0.0' })).toThrow(
+      /refusing to serve the API on 0\.0\.0\.0 without authentication.*HOURGLASS_INSECURE_NO_AUTH=1/s,
+    );
     expect(() => loadConfig({ HOST: '::' })).toThrow(/without authentication/);
     expect(() => loadConfig({ HOST: '10.1.2.3' })).toThrow(/without authentication/);
   });
@@ -61,7 +63,9 @@ describe('tokens', () => {
   });
 
   it('refuses bad entries with a message naming where they are', () => {
-    expect(() => TokenStore.fromEnv({ HOURGLASS_API_TOKENS: 'alice:root:' + T })).toThrow(/entry 1: role 'root' must be user or admin/);
+    expect(() => TokenStore.fromEnv({ HOURGLASS_API_TOKENS: 'alice:root:' + T })).toThrow(
+      /entry 1: role 'root' must be user or admin/,
+    );
     expect(() => TokenStore.fromEnv({ HOURGLASS_API_TOKENS: 'alice:user:short' })).toThrow(/shorter than 16/);
     expect(() => TokenStore.fromEnv({ HOURGLASS_API_TOKENS: `a b:user:${T}` })).toThrow(/owner 'a b'/);
     expect(() => TokenStore.fromEnv({ HOURGLASS_API_TOKENS: 'justatoken' })).toThrow(/expected owner:role:token/);
@@ -76,7 +80,10 @@ describe('tokens', () => {
 
 describe('resource limits', () => {
   it('applies template defaults, lets the request override them, and refuses anything past the maximum', () => {
-    const policy = limitsPolicyFromEnv({ HOURGLASS_MAX_MEMORY_MIB: '2048', HOURGLASS_TEMPLATE_LIMITS: '{"big":{"memoryMiB":1024,"cpus":2}}' });
+    const policy = limitsPolicyFromEnv({
+      HOURGLASS_MAX_MEMORY_MIB: '2048',
+      HOURGLASS_TEMPLATE_LIMITS: '{"big":{"memoryMiB":1024,"cpus":2}}',
+    });
     expect(resolveLimits(policy, undefined, {})).toBeUndefined();
     expect(resolveLimits(policy, 'big', {})).toEqual({ memoryMiB: 1024, cpus: 2 });
     expect(resolveLimits(policy, 'big', { memoryMiB: 512, pids: 64 })).toEqual({ memoryMiB: 512, cpus: 2, pids: 64 });
@@ -86,7 +93,11 @@ describe('resource limits', () => {
   });
 
   it('refuses a malformed operator setting at start', () => {
-    expect(() => limitsPolicyFromEnv({ HOURGLASS_MAX_PIDS: 'many' })).toThrow(/HOURGLASS_MAX_PIDS must be a positive number/);
-    expect(() => limitsPolicyFromEnv({ HOURGLASS_TEMPLATE_LIMITS: '{"x":{"ram":1}}' })).toThrow(/HOURGLASS_TEMPLATE_LIMITS must be JSON/);
+    expect(() => limitsPolicyFromEnv({ HOURGLASS_MAX_PIDS: 'many' })).toThrow(
+      /HOURGLASS_MAX_PIDS must be a positive number/,
+    );
+    expect(() => limitsPolicyFromEnv({ HOURGLASS_TEMPLATE_LIMITS: '{"x":{"ram":1}}' })).toThrow(
+      /HOURGLASS_TEMPLATE_LIMITS must be JSON/,
+    );
   });
 });

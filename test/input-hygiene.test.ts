@@ -15,7 +15,11 @@ afterAll(() => h?.close());
 
 /** A raw request: the body is sent exactly as given (no JSON.stringify on our side). */
 async function raw(method: string, path: string, body?: string, headers: Record<string, string> = {}) {
-  const res = await fetch(h.baseUrl + path, { method, body, headers: { 'content-type': 'application/json', ...headers } });
+  const res = await fetch(h.baseUrl + path, {
+    method,
+    body,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
@@ -52,17 +56,32 @@ describe('strings that cannot be stored or passed on', () => {
 
   it('refuses a charset other than UTF-8', async () => {
     for (const charset of ['latin1', 'iso-8859-1', 'utf-16', 'x-nonsense']) {
-      const res = await raw('POST', '/v1/sandboxes', '{"ttlSeconds":60}', { 'content-type': `application/json; charset=${charset}` });
+      const res = await raw('POST', '/v1/sandboxes', '{"ttlSeconds":60}', {
+        'content-type': `application/json; charset=${charset}`,
+      });
       expect(res.status, charset).toBe(400);
       expect(res.body.error.message).toMatch(/charset/);
     }
-    expect((await raw('POST', '/v1/sandboxes', '{"ttlSeconds":1,"wait":false}', { 'content-type': 'application/json; charset=UTF-8' })).status).toBe(201);
+    expect(
+      (
+        await raw('POST', '/v1/sandboxes', '{"ttlSeconds":1,"wait":false}', {
+          'content-type': 'application/json; charset=UTF-8',
+        })
+      ).status,
+    ).toBe(201);
   });
 });
 
 describe('ids and cursors', () => {
   it('bad percent-encoding and impossible ids are 400', async () => {
-    for (const path of ['/v1/sandboxes/%00', '/v1/sandboxes/%FF', '/v1/sandboxes/%E0%A4%A', '/v1/sandboxes/a%00b/events', '/v1/sessions/%FF', '/v1/jobs/%00']) {
+    for (const path of [
+      '/v1/sandboxes/%00',
+      '/v1/sandboxes/%FF',
+      '/v1/sandboxes/%E0%A4%A',
+      '/v1/sandboxes/a%00b/events',
+      '/v1/sessions/%FF',
+      '/v1/jobs/%00',
+    ]) {
       const res = await raw('GET', path);
       expect(res.status, path).toBe(400);
       expect(res.body.error.code).toBe('invalid_argument');
@@ -87,7 +106,9 @@ describe('ids and cursors', () => {
       expect(res.body.error.message).toMatch(/^cursor: /);
     }
     const page = await h.api('GET', '/v1/sandboxes?limit=1');
-    if (page.body.nextCursor) expect((await h.api('GET', `/v1/sandboxes?limit=1&cursor=${page.body.nextCursor}`)).status).toBe(200);
+    if (page.body.nextCursor) {
+      expect((await h.api('GET', `/v1/sandboxes?limit=1&cursor=${page.body.nextCursor}`)).status).toBe(200);
+    }
   });
 });
 
@@ -110,7 +131,10 @@ describe('command output is kept byte for byte', () => {
   });
 
   it('records env names, never their values', async () => {
-    const res = await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['sh', '-c', 'echo ${#API_KEY}'], env: { API_KEY: 'hunter2-secret' } });
+    const res = await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, {
+      command: ['sh', '-c', 'echo ${#API_KEY}'],
+      env: { API_KEY: 'hunter2-secret' },
+    });
     expect(res.body.stdout).toBe('14\n');
     const execs = await h.api('GET', `/v1/sandboxes/${sbx.id}/execs`);
     const rec = execs.body.items.find((e: { envNames: string[] }) => e.envNames.includes('API_KEY'));
@@ -126,7 +150,11 @@ describe('jobs with binary output', () => {
     // 4095 ASCII bytes then an emoji (a surrogate pair in JS) straddling the 4096-character excerpt.
     const straddle = `printf '%4095s' x | tr ' ' a; printf '\\360\\237\\230\\200'`;
     const res = await h.api('POST', '/v1/jobs', {
-      commands: [['sh', '-c', "printf 'a\\000b'"], ['sh', '-c', 'head -c 300000 /dev/urandom'], ['sh', '-c', straddle]],
+      commands: [
+        ['sh', '-c', "printf 'a\\000b'"],
+        ['sh', '-c', 'head -c 300000 /dev/urandom'],
+        ['sh', '-c', straddle],
+      ],
       ttlSeconds: 60,
     });
     expect(res.status).toBe(201);
@@ -163,12 +191,18 @@ describe('auth off: only this machine, never a web page', () => {
     const rebound = await request('/v1/sandboxes', { host: `evil.example:${port}` });
     expect(rebound.status).toBe(403);
     expect(rebound.body.error.message).toMatch(/only requests addressed to loopback/);
-    const csrf = await request(`/v1/sandboxes/${sbx.id}/destroy`, { host: `localhost:${port}`, origin: 'https://evil.example' }, 'POST');
+    const csrf = await request(
+      `/v1/sandboxes/${sbx.id}/destroy`,
+      { host: `localhost:${port}`, origin: 'https://evil.example' },
+      'POST',
+    );
     expect(csrf.status).toBe(403);
     expect(csrf.body.error.message).toMatch(/web pages from "https:\/\/evil.example"/);
     expect((await h.api('GET', `/v1/sandboxes/${sbx.id}`)).body.state).toBe('RUNNING');
     for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) {
-      expect((await request('/v1/sandboxes?limit=1', { host, origin: 'http://localhost:8233' })).status, host).toBe(200);
+      expect((await request('/v1/sandboxes?limit=1', { host, origin: 'http://localhost:8233' })).status, host).toBe(
+        200,
+      );
     }
     expect((await request('/healthz', { host: 'evil.example' })).status).toBe(200);
   });
@@ -178,11 +212,18 @@ describe('exec racing a destroy', () => {
   it('is 409 naming the destroy, not a 502', async () => {
     const victim = (await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 60 })).body;
     const running = h.api('POST', `/v1/sandboxes/${victim.id}/exec`, { command: ['sleep', '30'] });
-    await eventually(async () => (await h.pool.query('SELECT 1 FROM execs WHERE sandbox_id = $1', [victim.id])).rowCount === 1);
+    await eventually(
+      async () => (await h.pool.query('SELECT 1 FROM execs WHERE sandbox_id = $1', [victim.id])).rowCount === 1,
+    );
     await h.api('DELETE', `/v1/sandboxes/${victim.id}`, { reason: 'agent done' });
     const res = await running;
     expect(res.status).toBe(409);
-    expect(res.body.error).toMatchObject({ code: 'invalid_state', details: { destroyReason: 'agent done (destroy requested by local)', operation: 'exec' } });
-    expect(res.body.error.message).toMatch(/destroyed while the command ran \(agent done \(destroy requested by local\)\)/);
+    expect(res.body.error).toMatchObject({
+      code: 'invalid_state',
+      details: { destroyReason: 'agent done (destroy requested by local)', operation: 'exec' },
+    });
+    expect(res.body.error.message).toMatch(
+      /destroyed while the command ran \(agent done \(destroy requested by local\)\)/,
+    );
   });
 });

@@ -30,7 +30,12 @@ beforeAll(async () => {
     maxSandboxesPerOwner: 3,
   });
   [alice, bob, ops] = [h.apiAs(ALICE), h.apiAs(BOB), h.apiAs(OPS)];
-  const created = await alice('POST', '/v1/sandboxes', { ttlSeconds: 120, labels: { team: 'red' } }, { 'idempotency-key': key });
+  const created = await alice(
+    'POST',
+    '/v1/sandboxes',
+    { ttlSeconds: 120, labels: { team: 'red' } },
+    { 'idempotency-key': key },
+  );
   expect(created.status).toBe(201);
   sbx = created.body;
 });
@@ -38,7 +43,13 @@ afterAll(() => h?.close());
 
 describe('tokens', () => {
   it('refuses requests without a token, with a wrong one, and with a non-ASCII one of any length (401, never 500)', async () => {
-    for (const token of [undefined, 'wrong', 'x'.repeat(ALICE.length), 'é'.repeat(ALICE.length), 'ø'.repeat(ALICE.length / 2)]) {
+    for (const token of [
+      undefined,
+      'wrong',
+      'x'.repeat(ALICE.length),
+      'é'.repeat(ALICE.length),
+      'ø'.repeat(ALICE.length / 2),
+    ]) {
       const res = await h.apiAs(token)('GET', '/v1/sandboxes');
       expect(res.status, `token ${token}`).toBe(401);
       expect(res.body.error.code).toBe('unauthorized');
@@ -87,7 +98,11 @@ describe("another owner's sandbox does not exist", () => {
     expect((await bob('GET', `/v1/sandboxes/${sbx.id}`)).body.error.message).toBe(`sandbox ${sbx.id} not found`);
 
     const bulk = await bob('POST', '/v1/sandboxes/destroy', { ids: [sbx.id], force: true });
-    expect(bulk.body).toMatchObject({ count: 1, failed: 1, items: [{ id: sbx.id, ok: false, error: { code: 'not_found' } }] });
+    expect(bulk.body).toMatchObject({
+      count: 1,
+      failed: 1,
+      items: [{ id: sbx.id, ok: false, error: { code: 'not_found' } }],
+    });
     const bulkByLabel = await bob('POST', '/v1/sandboxes/destroy', { label: 'team=red' });
     expect(bulkByLabel.body.count).toBe(0);
 
@@ -97,11 +112,21 @@ describe("another owner's sandbox does not exist", () => {
   });
 
   it("replaying alice's Idempotency-Key as bob makes bob's own sandbox, never returns hers", async () => {
-    const replay = await bob('POST', '/v1/sandboxes', { ttlSeconds: 120, labels: { team: 'red' } }, { 'idempotency-key': key });
+    const replay = await bob(
+      'POST',
+      '/v1/sandboxes',
+      { ttlSeconds: 120, labels: { team: 'red' } },
+      { 'idempotency-key': key },
+    );
     expect(replay.status).toBe(201);
     expect(replay.body.id).not.toBe(sbx.id);
     expect(replay.body.owner).toBe('bob');
-    const again = await alice('POST', '/v1/sandboxes', { ttlSeconds: 120, labels: { team: 'red' } }, { 'idempotency-key': key });
+    const again = await alice(
+      'POST',
+      '/v1/sandboxes',
+      { ttlSeconds: 120, labels: { team: 'red' } },
+      { 'idempotency-key': key },
+    );
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(sbx.id);
     await bob('DELETE', `/v1/sandboxes/${replay.body.id}`);
@@ -148,7 +173,9 @@ describe('quota', () => {
     expect(refused.body.error).toMatchObject({ code: 'quota_exceeded', details: { owner: 'carol', live: 3, max: 3 } });
     await carol('DELETE', `/v1/sandboxes/${mine.pop()}`);
     await eventually(async () => (await carol('POST', '/v1/sandboxes', { ttlSeconds: 60 })).status === 201, 15_000);
-    for (let i = 0; i < 4; i++) expect((await ops('POST', '/v1/sandboxes', { ttlSeconds: 30, wait: false })).status).toBe(201);
+    for (let i = 0; i < 4; i++) {
+      expect((await ops('POST', '/v1/sandboxes', { ttlSeconds: 30, wait: false })).status).toBe(201);
+    }
   });
 });
 
@@ -188,11 +215,22 @@ describe('admins', () => {
     });
     expect(theirs.destroyReason).toBe('destroy requested by bob');
 
-    const forced = await ops('POST', `/v1/sandboxes/${sbx.id}/destroy`, { force: true, reason: 'cleanup' }, { 'x-hourglass-actor': 'on-call' });
+    const forced = await ops(
+      'POST',
+      `/v1/sandboxes/${sbx.id}/destroy`,
+      { force: true, reason: 'cleanup' },
+      { 'x-hourglass-actor': 'on-call' },
+    );
     expect(forced.status).toBe(202);
-    expect(forced.body).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by ops (for on-call): cleanup' });
+    expect(forced.body).toMatchObject({
+      state: 'DESTROYED',
+      destroyReason: 'force destroy by ops (for on-call): cleanup',
+    });
     const events = await ops('GET', `/v1/sandboxes/${sbx.id}/events`);
-    expect(events.body.items.at(-1)).toMatchObject({ to: 'DESTROYED', reason: 'force destroy by ops (for on-call): cleanup' });
+    expect(events.body.items.at(-1)).toMatchObject({
+      to: 'DESTROYED',
+      reason: 'force destroy by ops (for on-call): cleanup',
+    });
     const d = await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).describe();
     expect(d.status.name).toBe('TERMINATED');
   });

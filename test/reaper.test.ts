@@ -18,7 +18,7 @@ class ControlledDriver extends ProcessHypervisor {
   /** Fails destroys asked by a sandbox's own workflow; a force destroy's still succeed. */
   failWorkflowDestroy = false;
   createDelayMs = 0;
-  override async create(spec: Parameters<ProcessHypervisor["create"]>[0]): Promise<VmInfo> {
+  override async create(spec: Parameters<ProcessHypervisor['create']>[0]): Promise<VmInfo> {
     if (this.createDelayMs) await new Promise((r) => setTimeout(r, this.createDelayMs));
     return super.create(spec);
   }
@@ -45,7 +45,8 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-const create = (body: Record<string, unknown>) => h.api<SandboxStatus>('POST', '/v1/sandboxes', body).then((r) => r.body);
+const create = (body: Record<string, unknown>) =>
+  h.api<SandboxStatus>('POST', '/v1/sandboxes', body).then((r) => r.body);
 const state = async (id: string) => (await h.api<SandboxStatus>('GET', `/v1/sandboxes/${id}`)).body;
 const prune = (body: Record<string, unknown> = {}) => h.api('POST', '/v1/sandboxes/prune', body).then((r) => r.body);
 const vm = (id: string, driver = 'process') => h.hypervisors.get(driver).describe(id);
@@ -54,7 +55,8 @@ const untilState = (id: string, want: string, timeoutMs = 15_000) =>
     const s = await state(id);
     return s.state === want ? s : undefined;
   }, timeoutMs);
-const itemFor = (report: { items: { id: string; drift: string; action: string }[] }, id: string) => report.items.find((i) => i.id === id);
+const itemFor = (report: { items: { id: string; drift: string; action: string }[] }, id: string) =>
+  report.items.find((i) => i.id === id);
 
 describe('reaper (prune)', () => {
   it('dry run reports drifts and changes nothing; a real run destroys a VM that has no workflow', async () => {
@@ -65,7 +67,11 @@ describe('reaper (prune)', () => {
     expect(await vm(orphan.id)).not.toBeNull();
 
     const real = await prune();
-    expect(itemFor(real, orphan.id)).toEqual({ id: orphan.id, drift: 'orphan_vm', action: 'destroyed vm, marked DESTROYED' });
+    expect(itemFor(real, orphan.id)).toEqual({
+      id: orphan.id,
+      drift: 'orphan_vm',
+      action: 'destroyed vm, marked DESTROYED',
+    });
     expect(real.counts.orphan_vm).toBeGreaterThanOrEqual(1);
     expect(await vm(orphan.id)).toBeNull();
     const runs = await h.pool.query('SELECT counts, items FROM reaper_runs WHERE id = $1', [real.runId]);
@@ -84,7 +90,11 @@ describe('reaper (prune)', () => {
     const sbx = await create({ ttlSeconds: 60 });
     await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).terminate('test: finally never runs');
     const report = await prune();
-    expect(itemFor(report, sbx.id)).toEqual({ id: sbx.id, drift: 'closed_workflow_row', action: 'destroyed vm, marked DESTROYED' });
+    expect(itemFor(report, sbx.id)).toEqual({
+      id: sbx.id,
+      drift: 'closed_workflow_row',
+      action: 'destroyed vm, marked DESTROYED',
+    });
     expect(await vm(sbx.id)).toBeNull();
     expect(await state(sbx.id)).toMatchObject({ state: 'DESTROYED', destroyReason: 'reaper: workflow closed' });
   });
@@ -106,12 +116,18 @@ describe('reaper (prune)', () => {
       await new Promise((r) => setTimeout(r, Date.parse(sbx.expiresAt!) + 1500 - Date.now()));
       expect(await vm(sbx.id)).not.toBeNull();
       const report = await prune();
-      expect(itemFor(report, sbx.id)).toEqual({ id: sbx.id, drift: 'overdue', action: 'terminated workflow, destroyed vm' });
-      expect(await vm(sbx.id)).toBeNull();
-      expect((await h.pool.query('SELECT state, destroy_reason FROM sandboxes WHERE id=$1', [sbx.id])).rows[0]).toEqual({
-        state: 'DESTROYED',
-        destroy_reason: 'force destroy (reaper: lease overdue)',
+      expect(itemFor(report, sbx.id)).toEqual({
+        id: sbx.id,
+        drift: 'overdue',
+        action: 'terminated workflow, destroyed vm',
       });
+      expect(await vm(sbx.id)).toBeNull();
+      expect((await h.pool.query('SELECT state, destroy_reason FROM sandboxes WHERE id=$1', [sbx.id])).rows[0]).toEqual(
+        {
+          state: 'DESTROYED',
+          destroy_reason: 'force destroy (reaper: lease overdue)',
+        },
+      );
     } finally {
       await h.stopWorker();
       await h.startWorker();
@@ -122,12 +138,16 @@ describe('reaper (prune)', () => {
     const orphan = await h.hypervisors.get('process').create({ id: `orphan-plan-${Date.now()}`, labels: {} });
     const report = await prune({ dryRun: true });
     expect(itemFor(report, orphan.id)).toMatchObject({ drift: 'orphan_vm' });
-    const runs = h.client.workflow.list({ query: `WorkflowType = 'reaperWorkflow' AND WorkflowId STARTS_WITH 'reaper:manual:'` });
+    const runs = h.client.workflow.list({
+      query: `WorkflowType = 'reaperWorkflow' AND WorkflowId STARTS_WITH 'reaper:manual:'`,
+    });
     const ids: string[] = [];
     for await (const w of runs) ids.push(w.workflowId);
     const latest = ids.sort().at(-1)!;
     const history = await h.client.workflow.getHandle(latest).fetchHistory();
-    const scheduled = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    const scheduled = (history.events ?? []).flatMap(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
+    );
     expect(scheduled).toContain('planDrifts');
     expect(scheduled).not.toContain('takeInventory');
     await h.hypervisors.get('process').destroy(orphan.id);
@@ -154,7 +174,10 @@ describe('force-destroy from any state', () => {
       const res = await force(sbx.id);
       expect(res.status).toBe(202);
       expect(res.body).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by local', vmExisted: false });
-      expect(await state(sbx.id)).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by local (vm already gone)' });
+      expect(await state(sbx.id)).toMatchObject({
+        state: 'DESTROYED',
+        destroyReason: 'force destroy by local (vm already gone)',
+      });
     } finally {
       await h.stopWorker();
       await h.startWorker();
@@ -213,7 +236,9 @@ describe('bulk destroy', () => {
     const label = `bulk-${Date.now()}`;
     const a = await create({ ttlSeconds: 60, labels: { batch: label } });
     const b = await create({ ttlSeconds: 60, labels: { batch: label } });
-    await eventually(async () => (await h.api('GET', `/v1/sandboxes?label=batch=${label}&state=RUNNING`)).body.items.length === 2);
+    await eventually(
+      async () => (await h.api('GET', `/v1/sandboxes?label=batch=${label}&state=RUNNING`)).body.items.length === 2,
+    );
     const res = await h.api('POST', '/v1/sandboxes/destroy', { label: `batch=${label}`, ids: ['sbx-does-not-exist'] });
     expect(res.status).toBe(200);
     expect(res.body.count).toBe(3);
@@ -222,7 +247,11 @@ describe('bulk destroy', () => {
       expect.arrayContaining([
         { id: a.id, ok: true, state: 'RUNNING' },
         { id: b.id, ok: true, state: 'RUNNING' },
-        { id: 'sbx-does-not-exist', ok: false, error: { code: 'not_found', message: 'sandbox sbx-does-not-exist not found' } },
+        {
+          id: 'sbx-does-not-exist',
+          ok: false,
+          error: { code: 'not_found', message: 'sandbox sbx-does-not-exist not found' },
+        },
       ]),
     );
     await untilState(a.id, 'DESTROYED');
@@ -254,7 +283,10 @@ describe('sessions', () => {
     expect((await state(sbx.id)).state).toBe('RUNNING');
     const done = await untilState(sbx.id, 'DESTROYED', 10_000);
     expect(done.destroyReason).toBe('session ended');
-    expect((await h.api('GET', `/v1/sessions/${session.id}`)).body).toMatchObject({ state: 'ENDED', endReason: 'heartbeat lapsed' });
+    expect((await h.api('GET', `/v1/sessions/${session.id}`)).body).toMatchObject({
+      state: 'ENDED',
+      endReason: 'heartbeat lapsed',
+    });
   });
 
   it('a terminated session still does not leak: the reaper ends its sandboxes', async () => {
@@ -262,21 +294,38 @@ describe('sessions', () => {
     const sbx = await create({ ttlSeconds: 60, sessionId: session.id });
     await h.client.workflow.getHandle(sessionWorkflowId(session.id)).terminate('test: no cleanup code runs');
     const report = await prune();
-    expect(itemFor(report, sbx.id)).toEqual({ id: sbx.id, drift: 'session_gone', action: 'signalled destroy (session ended)' });
+    expect(itemFor(report, sbx.id)).toEqual({
+      id: sbx.id,
+      drift: 'session_gone',
+      action: 'signalled destroy (session ended)',
+    });
     expect((await untilState(sbx.id, 'DESTROYED')).destroyReason).toBe('session ended');
   });
 });
 
 describe('jobs', () => {
   it('runs the commands in order, records each result, then destroys the sandbox', async () => {
-    const res = await h.api('POST', '/v1/jobs', { commands: [['sh', '-c', 'echo one > f'], ['cat', 'f'], ['sh', '-c', 'exit 0']], ttlSeconds: 60 });
+    const res = await h.api('POST', '/v1/jobs', {
+      commands: [
+        ['sh', '-c', 'echo one > f'],
+        ['cat', 'f'],
+        ['sh', '-c', 'exit 0'],
+      ],
+      ttlSeconds: 60,
+    });
     expect(res.status).toBe(201);
     expect(res.body.state).toBe('QUEUED');
     const job = await eventually(async () => {
       const j = (await h.api('GET', `/v1/jobs/${res.body.id}`)).body;
       return j.state === 'COMPLETED' && j.sandboxState === 'DESTROYED' ? j : undefined;
     });
-    expect(job.steps.map((s: { command: string[]; exitCode: number; stdout: string }) => [s.command[0], s.exitCode, s.stdout])).toEqual([
+    expect(
+      job.steps.map((s: { command: string[]; exitCode: number; stdout: string }) => [
+        s.command[0],
+        s.exitCode,
+        s.stdout,
+      ]),
+    ).toEqual([
       ['sh', 0, ''],
       ['cat', 0, 'one\n'],
       ['sh', 0, ''],
@@ -288,12 +337,24 @@ describe('jobs', () => {
     const failed = (await h.api('POST', '/v1/jobs', { commands: [['false'], ['echo', 'never']], ttlSeconds: 60 })).body;
     const slow = (await h.api('POST', '/v1/jobs', { commands: [['sleep', '30']], ttlSeconds: 2 })).body;
     const kept = (await h.api('POST', '/v1/jobs', { commands: [['true']], ttlSeconds: 60, keepalive: true })).body;
-    const f = await eventually(async () => ((await h.api('GET', `/v1/jobs/${failed.id}`)).body.state === 'FAILED' ? (await h.api('GET', `/v1/jobs/${failed.id}`)).body : undefined));
+    const f = await eventually(async () =>
+      (await h.api('GET', `/v1/jobs/${failed.id}`)).body.state === 'FAILED'
+        ? (await h.api('GET', `/v1/jobs/${failed.id}`)).body
+        : undefined,
+    );
     expect(f.steps).toHaveLength(1);
     expect(f.steps[0].exitCode).toBe(1);
-    const t = await eventually(async () => ((await h.api('GET', `/v1/jobs/${slow.id}`)).body.sandboxState === 'DESTROYED' ? (await h.api('GET', `/v1/jobs/${slow.id}`)).body : undefined));
+    const t = await eventually(async () =>
+      (await h.api('GET', `/v1/jobs/${slow.id}`)).body.sandboxState === 'DESTROYED'
+        ? (await h.api('GET', `/v1/jobs/${slow.id}`)).body
+        : undefined,
+    );
     expect(t.state).toBe('TIMEOUT');
-    const k = await eventually(async () => ((await h.api('GET', `/v1/jobs/${kept.id}`)).body.state === 'COMPLETED' ? (await h.api('GET', `/v1/jobs/${kept.id}`)).body : undefined));
+    const k = await eventually(async () =>
+      (await h.api('GET', `/v1/jobs/${kept.id}`)).body.state === 'COMPLETED'
+        ? (await h.api('GET', `/v1/jobs/${kept.id}`)).body
+        : undefined,
+    );
     expect(k.sandboxState).toBe('RUNNING');
     await h.api('DELETE', `/v1/sandboxes/${kept.id}`);
   });

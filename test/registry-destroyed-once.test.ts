@@ -15,7 +15,13 @@ afterAll(() => pool.end());
 
 const newId = () => `sbx-once-${randomBytes(6).toString('hex')}`;
 
-function event(id: string, seq: number, from: SandboxState | null, to: SandboxState, reason = to.toLowerCase()): TransitionEvent {
+function event(
+  id: string,
+  seq: number,
+  from: SandboxState | null,
+  to: SandboxState,
+  reason = to.toLowerCase(),
+): TransitionEvent {
   const at = new Date(Date.UTC(2026, 11, 3, 8, 0, seq)).toISOString();
   return {
     sandboxId: id,
@@ -45,10 +51,10 @@ const running = (id: string) => [
 ];
 
 async function destroyedEvents(id: string) {
-  const { rows } = await pool.query('SELECT seq, reason FROM sandbox_events WHERE sandbox_id = $1 AND to_state = $2 ORDER BY seq', [
-    id,
-    'DESTROYED',
-  ]);
+  const { rows } = await pool.query(
+    'SELECT seq, reason FROM sandbox_events WHERE sandbox_id = $1 AND to_state = $2 ORDER BY seq',
+    [id, 'DESTROYED'],
+  );
   return rows;
 }
 
@@ -67,7 +73,11 @@ describe('one DESTROYED event per sandbox', () => {
 
   it('a force destroy after the workflow wrote DESTROYED changes nothing', async () => {
     const id = newId();
-    await recordTransitions(pool, [...running(id), event(id, 5, 'RUNNING', 'DESTROYING'), event(id, 6, 'DESTROYING', 'DESTROYED', 'deleted')]);
+    await recordTransitions(pool, [
+      ...running(id),
+      event(id, 5, 'RUNNING', 'DESTROYING'),
+      event(id, 6, 'DESTROYING', 'DESTROYED', 'deleted'),
+    ]);
     expect(await markDestroyed(pool, id, 'force destroy by local', 'process')).toBe(false);
     expect(await destroyedEvents(id)).toEqual([{ seq: 6, reason: 'deleted' }]);
   });
@@ -83,11 +93,16 @@ describe('one DESTROYED event per sandbox', () => {
          VALUES ($1, 6, 'DESTROYING', 'DESTROYED', 'first', now()), ($1, 1004, 'RUNNING', 'DESTROYED', 'second', now())`,
         [id],
       );
-      await client.query(readFileSync(new URL('../registry/migrations/004_one_destroyed_event.sql', import.meta.url), 'utf8'));
+      await client.query(
+        readFileSync(new URL('../registry/migrations/004_one_destroyed_event.sql', import.meta.url), 'utf8'),
+      );
       const { rows } = await client.query('SELECT seq, reason FROM sandbox_events WHERE sandbox_id = $1', [id]);
       expect(rows).toEqual([{ seq: 6, reason: 'first' }]);
       await expect(
-        client.query(`INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at) VALUES ($1, 9, 'RUNNING', 'DESTROYED', 'x', now())`, [id]),
+        client.query(
+          `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at) VALUES ($1, 9, 'RUNNING', 'DESTROYED', 'x', now())`,
+          [id],
+        ),
       ).rejects.toThrow(/sandbox_events_one_destroyed_idx/);
     } finally {
       await client.query('ROLLBACK');
@@ -105,7 +120,15 @@ describe('the reaper and a destroy visibility has not seen yet', () => {
     vms: [{ id: 'sbx-a', driver: 'process' }],
     rows: [{ id: 'sbx-a', driver: 'process', state: rowState, createdAt: '2026-12-03T08:00:00.000Z' }],
     // Visibility: the search attributes of the last completed workflow task.
-    openWorkflows: [{ id: 'sbx-a', driver: 'process', state: 'RUNNING', expiresAt: overdueBy60s, startedAt: '2026-12-03T08:00:00.000Z' }],
+    openWorkflows: [
+      {
+        id: 'sbx-a',
+        driver: 'process',
+        state: 'RUNNING',
+        expiresAt: overdueBy60s,
+        startedAt: '2026-12-03T08:00:00.000Z',
+      },
+    ],
     openSessions: [],
   });
 
@@ -115,6 +138,8 @@ describe('the reaper and a destroy visibility has not seen yet', () => {
   });
 
   it('still force-destroys a lease both call RUNNING past its grace', () => {
-    expect(planReconciliation(inventory('RUNNING'), { graceSeconds: 30 })).toEqual([{ id: 'sbx-a', driver: 'process', kind: 'overdue' }]);
+    expect(planReconciliation(inventory('RUNNING'), { graceSeconds: 30 })).toEqual([
+      { id: 'sbx-a', driver: 'process', kind: 'overdue' },
+    ]);
   });
 });

@@ -8,7 +8,11 @@ import { startHarness, type Harness } from './support/harness';
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
-    limitsEnv: { HOURGLASS_MAX_MEMORY_MIB: '1024', HOURGLASS_MAX_PIDS: '512', HOURGLASS_TEMPLATE_LIMITS: '{"default":{"pids":96,"tmpMiB":16}}' },
+    limitsEnv: {
+      HOURGLASS_MAX_MEMORY_MIB: '1024',
+      HOURGLASS_MAX_PIDS: '512',
+      HOURGLASS_TEMPLATE_LIMITS: '{"default":{"pids":96,"tmpMiB":16}}',
+    },
   });
 });
 afterAll(() => h?.close());
@@ -22,7 +26,10 @@ describe('limits asked for through the API', () => {
     const res = await create({ limits: { memoryMiB: 4096 } });
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({
-      error: { code: 'invalid_argument', message: 'limits.memoryMiB: 4096 exceeds the operator maximum 1024 (HOURGLASS_MAX_MEMORY_MIB)' },
+      error: {
+        code: 'invalid_argument',
+        message: 'limits.memoryMiB: 4096 exceeds the operator maximum 1024 (HOURGLASS_MAX_MEMORY_MIB)',
+      },
     });
     const bad = await create({ limits: { pids: -1 } });
     expect(bad.status).toBe(400);

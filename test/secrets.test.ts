@@ -41,7 +41,17 @@ const show = async (...extra: string[]) =>
   (
     await promisify(execFile)(
       temporalCli,
-      ['workflow', 'show', '--address', inject('temporalAddress'), '-w', sandboxWorkflowId(sbx.id), '--output', 'json', ...extra],
+      [
+        'workflow',
+        'show',
+        '--address',
+        inject('temporalAddress'),
+        '-w',
+        sandboxWorkflowId(sbx.id),
+        '--output',
+        'json',
+        ...extra,
+      ],
       { maxBuffer: 64 * 1024 * 1024 },
     )
   ).stdout;
@@ -62,7 +72,9 @@ describe('secrets stay secret', () => {
     const endpoint = `${h.baseUrl}/v1/codec`;
     const decoded = await show('--codec-endpoint', endpoint, '--codec-auth', `Bearer ${ADMIN}`);
     // JSON output keeps payload data base64: read every one.
-    const payloadText = [...decoded.matchAll(/"data": "([A-Za-z0-9+/=]*)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString()).join('\n');
+    const payloadText = [...decoded.matchAll(/"data": "([A-Za-z0-9+/=]*)"/g)]
+      .map((m) => Buffer.from(m[1]!, 'base64').toString())
+      .join('\n');
     expect(payloadText).toContain(SECRET);
     expect(decoded).not.toContain(Buffer.from('binary/encrypted').toString('base64'));
 
@@ -72,11 +84,15 @@ describe('secrets stay secret', () => {
     expect(anonymous.status).toBe(401);
   });
 
-  it('answers the Temporal UI\'s preflight from its origin only', async () => {
+  it("answers the Temporal UI's preflight from its origin only", async () => {
     const preflight = (origin: string) =>
       fetch(`${h.baseUrl}/v1/codec/decode`, {
         method: 'OPTIONS',
-        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace' },
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type,x-namespace',
+        },
       });
     const ui = await preflight('http://localhost:8233');
     expect(ui.status).toBe(204);

@@ -45,8 +45,19 @@ function credentials(stateDir: string): Credentials {
   return JSON.parse(readFileSync(path.join(stateDir, 'postgres-credentials.json'), 'utf8')) as Credentials;
 }
 
-function socketClient(stateDir: string, ports: ServicePorts, role: { name: string; password: string }, database: string): pg.Client {
-  const client = new pg.Client({ host: path.join(stateDir, 'postgres-socket'), port: ports.postgres, user: role.name, password: role.password, database });
+function socketClient(
+  stateDir: string,
+  ports: ServicePorts,
+  role: { name: string; password: string },
+  database: string,
+): pg.Client {
+  const client = new pg.Client({
+    host: path.join(stateDir, 'postgres-socket'),
+    port: ports.postgres,
+    user: role.name,
+    password: role.password,
+    database,
+  });
   client.on('error', () => {});
   return client;
 }
@@ -71,9 +82,19 @@ async function killAndWatchHealth(pid: number, ports: ServicePorts, duringOutage
   const killedAt = Date.now();
   process.kill(pid, 'SIGKILL');
   const outage = duringOutage?.();
-  const firstDown = await waitUntil('/healthz says 503', async () => ((await healthStatus(ports)).status === 503 ? Date.now() : undefined), 10_000, 50);
+  const firstDown = await waitUntil(
+    '/healthz says 503',
+    async () => ((await healthStatus(ports)).status === 503 ? Date.now() : undefined),
+    10_000,
+    50,
+  );
   await outage;
-  const healed = await waitUntil('/healthz says 200 again', async () => ((await healthStatus(ports)).status === 200 ? Date.now() : undefined), 90_000, 200);
+  const healed = await waitUntil(
+    '/healthz says 200 again',
+    async () => ((await healthStatus(ports)).status === 200 ? Date.now() : undefined),
+    90_000,
+    200,
+  );
   return { downAfterMs: firstDown - killedAt, healedAfterMs: healed - killedAt };
 }
 
@@ -93,7 +114,11 @@ async function stillRunning(run: ServiceRun): Promise<boolean> {
 /** Signals a pid (a negative one: a process group) and waits for the service to exit. */
 async function stopWith(run: ServiceRun, pid: number, signal: NodeJS.Signals = 'SIGTERM') {
   process.kill(pid, signal);
-  return waitUntil(`the service exits after ${signal}`, () => Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]), 90_000);
+  return waitUntil(
+    `the service exits after ${signal}`,
+    () => Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]),
+    90_000,
+  );
 }
 
 /** True when the strings appear in the output, in this order (last occurrences). */
@@ -142,7 +167,9 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     const app = socketClient(stateDir, ports, creds.app, creds.database);
     await app.connect();
     try {
-      const { rows } = await app.query('SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user');
+      const { rows } = await app.query(
+        'SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user',
+      );
       expect(rows[0]).toEqual({ rolsuper: false, rolcreatedb: false, rolcreaterole: false });
       await expect(app.query(`COPY (SELECT 1) TO PROGRAM 'id'`)).rejects.toThrow(/permission denied/);
       const owners = await app.query(`SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'`);
@@ -151,7 +178,9 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
       await app.end();
     }
     // The previous version's fixed password opens nothing.
-    await expect(socketClient(stateDir, ports, { name: 'hourglass', password: 'hourglass' }, 'postgres').connect()).rejects.toThrow(/password authentication failed/);
+    await expect(
+      socketClient(stateDir, ports, { name: 'hourglass', password: 'hourglass' }, 'postgres').connect(),
+    ).rejects.toThrow(/password authentication failed/);
 
     const socketDir = statSync(path.join(stateDir, 'postgres-socket'));
     expect(socketDir.mode & 0o077).toBe(0);
@@ -176,7 +205,9 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     const created = await api(ports, 'POST', '/v1/sandboxes', { ttlSeconds: 3600 });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     keptSandbox = created.body.id;
-    const exec = await api(ports, 'POST', `/v1/sandboxes/${keptSandbox}/exec`, { command: ['sh', '-c', 'echo leaked >&200'] });
+    const exec = await api(ports, 'POST', `/v1/sandboxes/${keptSandbox}/exec`, {
+      command: ['sh', '-c', 'echo leaked >&200'],
+    });
     expect(exec.status).toBe(200);
     expect(exec.body.exitCode).not.toBe(0);
     expect(readFileSync(fdFile, 'utf8')).toBe('');
@@ -187,7 +218,9 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     const inFlight = Array.from({ length: 5 }, () => api(ports, 'GET', '/v1/sandboxes').catch(() => undefined));
     const { downAfterMs, healedAfterMs } = await killAndWatchHealth(postmasterPid(stateDir), ports);
     await Promise.all(inFlight);
-    console.log(`[service-process] PostgreSQL SIGKILL: 503 after ${downAfterMs} ms, healthy again after ${healedAfterMs} ms`);
+    console.log(
+      `[service-process] PostgreSQL SIGKILL: 503 after ${downAfterMs} ms, healthy again after ${healedAfterMs} ms`,
+    );
     expect(downAfterMs).toBeLessThanOrEqual(2500);
     expect(await stillRunning(run)).toBe(true);
     const list = await api(ports, 'GET', '/v1/sandboxes');
@@ -203,28 +236,48 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
 
     // Keep Temporal down past the lease's end: its port is taken, so restarts fail (with backoff).
     const { downAfterMs, healedAfterMs } = await killAndWatchHealth(await temporalPid(stateDir), ports, async () => {
-      const blocker = await waitUntil('the Temporal port is ours', async () => {
-        const server = await tryListen(ports.temporal);
-        // On a loaded machine the supervisor's first restart (after 0.5 s) may win: kill it too.
-        if (!server) process.kill(await temporalPid(stateDir), 'SIGKILL');
-        return server;
-      }, 10_000, 10);
+      const blocker = await waitUntil(
+        'the Temporal port is ours',
+        async () => {
+          const server = await tryListen(ports.temporal);
+          // On a loaded machine the supervisor's first restart (after 0.5 s) may win: kill it too.
+          if (!server) process.kill(await temporalPid(stateDir), 'SIGKILL');
+          return server;
+        },
+        10_000,
+        10,
+      );
       await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(expiresAt) + 2_000 - Date.now())));
       expect((await healthStatus(ports)).status).toBe(503);
       await new Promise<void>((r) => blocker.close(() => r()));
     });
-    console.log(`[service-process] Temporal SIGKILL (port held past the lease): 503 after ${downAfterMs} ms, healthy again after ${healedAfterMs} ms`);
+    console.log(
+      `[service-process] Temporal SIGKILL (port held past the lease): 503 after ${downAfterMs} ms, healthy again after ${healedAfterMs} ms`,
+    );
     expect(downAfterMs).toBeLessThanOrEqual(2500);
     expect(run.output()).toMatch(/embedded Temporal did not start again/);
     expect(run.output()).toMatch(/embedded Temporal is back/);
 
-    const done = await waitUntil('the expired sandbox is destroyed', async () => {
-      const s = await api(ports, 'GET', `/v1/sandboxes/${id}`);
-      return s.body?.state === 'DESTROYED' ? s.body : undefined;
-    }, 90_000, 250);
+    const done = await waitUntil(
+      'the expired sandbox is destroyed',
+      async () => {
+        const s = await api(ports, 'GET', `/v1/sandboxes/${id}`);
+        return s.body?.state === 'DESTROYED' ? s.body : undefined;
+      },
+      90_000,
+      250,
+    );
     expect(done.destroyReason).toBe('lease expired');
     const events = await settledEvents({ api: (m, p, b) => api(ports, m, p, b) }, id, 'DESTROYED');
-    expect(events.map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'BOOTING', 'RUNNING', 'EXPIRED', 'DESTROYING', 'DESTROYED']);
+    expect(events.map((e) => e.to)).toEqual([
+      'REQUESTED',
+      'PROVISIONING',
+      'BOOTING',
+      'RUNNING',
+      'EXPIRED',
+      'DESTROYING',
+      'DESTROYED',
+    ]);
   });
 
   it('refuses a second service on the same state dir, saying what to do', async () => {
@@ -240,7 +293,11 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     expect((await embeddedProcesses(stateDir)).length).toBeGreaterThanOrEqual(2);
     const killedAt = Date.now();
     process.kill(nodePid, 'SIGKILL');
-    await waitUntil('every embedded process has exited', async () => (await embeddedProcesses(stateDir)).length === 0, 10_000);
+    await waitUntil(
+      'every embedded process has exited',
+      async () => (await embeddedProcesses(stateDir)).length === 0,
+      10_000,
+    );
     console.log(`[service-process] service SIGKILL: embedded services gone after ${Date.now() - killedAt} ms`);
 
     run = startService(serviceEnv(stateDir, ports), 'node');
@@ -250,7 +307,12 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     const kept = await api(ports, 'GET', `/v1/sandboxes/${keptSandbox}`);
     expect(kept.body.state).toBe('RUNNING');
     expect((await api(ports, 'DELETE', `/v1/sandboxes/${keptSandbox}`)).status).toBe(202);
-    await waitUntil('the kept sandbox is destroyed', async () => (await api(ports, 'GET', `/v1/sandboxes/${keptSandbox}`)).body.state === 'DESTROYED', 60_000, 250);
+    await waitUntil(
+      'the kept sandbox is destroyed',
+      async () => (await api(ports, 'GET', `/v1/sandboxes/${keptSandbox}`)).body.state === 'DESTROYED',
+      60_000,
+      250,
+    );
   });
 
   it('on Ctrl-C (SIGINT to its process group) stops in order: worker drained, then PostgreSQL, then Temporal', async () => {
@@ -259,7 +321,15 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     const out = run.output();
     expect(out).not.toMatch(/unexpectedly/);
-    expect(inOrder(out, ['SIGINT: shutting down', "state: 'STOPPED'", 'embedded PostgreSQL stopped', 'embedded Temporal stopped']), out.slice(-3000)).toBe(true);
+    expect(
+      inOrder(out, [
+        'SIGINT: shutting down',
+        "state: 'STOPPED'",
+        'embedded PostgreSQL stopped',
+        'embedded Temporal stopped',
+      ]),
+      out.slice(-3000),
+    ).toBe(true);
     expect(await embeddedProcesses(stateDir)).toEqual([]);
     expect(existsSync(path.join(stateDir, 'service.lock'))).toBe(false);
   });
@@ -271,7 +341,15 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     const exit = await stopWith(run, nodePid);
     expect(exit).toEqual({ code: 0, signal: null });
     const out = run.output();
-    expect(inOrder(out, ['SIGTERM: shutting down', "state: 'STOPPED'", 'embedded PostgreSQL stopped', 'embedded Temporal stopped']), out.slice(-3000)).toBe(true);
+    expect(
+      inOrder(out, [
+        'SIGTERM: shutting down',
+        "state: 'STOPPED'",
+        'embedded PostgreSQL stopped',
+        'embedded Temporal stopped',
+      ]),
+      out.slice(-3000),
+    ).toBe(true);
     expect(await embeddedProcesses(stateDir)).toEqual([]);
     expect(existsSync(path.join(stateDir, 'service.lock'))).toBe(false);
   });
@@ -317,7 +395,9 @@ describe('a data dir of the previous version (superuser hourglass/hourglass on 1
     await admin.connect();
     await admin.query('CREATE DATABASE hourglass');
     await admin.end();
-    const pool = new pg.Pool({ connectionString: `postgres://hourglass:hourglass@127.0.0.1:${legacyTcpPort}/hourglass` });
+    const pool = new pg.Pool({
+      connectionString: `postgres://hourglass:hourglass@127.0.0.1:${legacyTcpPort}/hourglass`,
+    });
     await migrate(pool);
     await pool.query('CREATE TABLE legacy_notes (id bigserial PRIMARY KEY, note text NOT NULL)');
     await pool.query(`INSERT INTO legacy_notes (note) VALUES ('kept'), ('also kept')`);
@@ -328,19 +408,36 @@ describe('a data dir of the previous version (superuser hourglass/hourglass on 1
     const { postgres } = await postgresBinaries();
     const pgArgs = [postgres, '-D', path.join(stateDir, 'postgres'), '-p', String(legacyTcpPort)];
     const orphanPg = asRoot
-      ? spawn('setpriv', ['--reuid=postgres', '--regid=postgres', '--clear-groups', ...pgArgs], { detached: true, stdio: 'ignore' })
+      ? spawn('setpriv', ['--reuid=postgres', '--regid=postgres', '--clear-groups', ...pgArgs], {
+          detached: true,
+          stdio: 'ignore',
+        })
       : spawn(pgArgs[0]!, pgArgs.slice(1), { detached: true, stdio: 'ignore' });
     const temporalPort = await freePort();
     const orphanTemporal = spawn(
       await findTemporalCli(path.resolve('.hourglass')),
-      ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(temporalPort), '--headless', '--db-filename', path.join(stateDir, 'temporal.db')],
+      [
+        'server',
+        'start-dev',
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(temporalPort),
+        '--headless',
+        '--db-filename',
+        path.join(stateDir, 'temporal.db'),
+      ],
       { detached: true, stdio: 'ignore' },
     );
     for (const child of [orphanPg, orphanTemporal]) {
       child.unref();
       orphans.push(await recordProcess(child.pid!));
     }
-    await waitUntil('the old PostgreSQL listens on TCP', async () => (await tcpConnect(legacyTcpPort)) === 'connected', 30_000);
+    await waitUntil(
+      'the old PostgreSQL listens on TCP',
+      async () => (await tcpConnect(legacyTcpPort)) === 'connected',
+      30_000,
+    );
     await waitUntil('the old Temporal listens', async () => (await tcpConnect(temporalPort)) === 'connected', 30_000);
 
     run = startService(serviceEnv(stateDir, ports), 'node');
@@ -367,8 +464,13 @@ describe('a data dir of the previous version (superuser hourglass/hourglass on 1
     const app = socketClient(stateDir, ports, creds.app, creds.database);
     await app.connect();
     try {
-      expect((await app.query('SELECT note FROM legacy_notes ORDER BY id')).rows).toEqual([{ note: 'kept' }, { note: 'also kept' }]);
-      expect((await app.query('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows).toEqual([{ rolsuper: false }]);
+      expect((await app.query('SELECT note FROM legacy_notes ORDER BY id')).rows).toEqual([
+        { note: 'kept' },
+        { note: 'also kept' },
+      ]);
+      expect((await app.query('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows).toEqual([
+        { rolsuper: false },
+      ]);
       const owners = await app.query(
         `SELECT DISTINCT pg_get_userbyid(c.relowner) AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'`,
       );
@@ -379,11 +481,15 @@ describe('a data dir of the previous version (superuser hourglass/hourglass on 1
     } finally {
       await app.end();
     }
-    await expect(socketClient(stateDir, ports, { name: 'hourglass', password: 'hourglass' }, 'postgres').connect()).rejects.toThrow(/password authentication failed/);
+    await expect(
+      socketClient(stateDir, ports, { name: 'hourglass', password: 'hourglass' }, 'postgres').connect(),
+    ).rejects.toThrow(/password authentication failed/);
     const admin = socketClient(stateDir, ports, creds.superuser, 'postgres');
     await admin.connect();
     try {
-      const roles = await admin.query(`SELECT rolname, rolsuper FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY rolname`);
+      const roles = await admin.query(
+        `SELECT rolname, rolsuper FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY rolname`,
+      );
       expect(roles.rows).toEqual(
         [
           { rolname: creds.app.name, rolsuper: false },
@@ -399,7 +505,9 @@ describe('a data dir of the previous version (superuser hourglass/hourglass on 1
 describe('the embedded PostgreSQL socket path', () => {
   it('is refused, saying what to do, when the state dir is too deep for a unix socket', async () => {
     const deep = path.join(os.tmpdir(), 'hg-deep', 'x'.repeat(90));
-    await expect(startEmbeddedPostgres(deep, 54329)).rejects.toThrow(/at most 107.*set HOURGLASS_STATE_DIR to a shorter path/);
+    await expect(startEmbeddedPostgres(deep, 54329)).rejects.toThrow(
+      /at most 107.*set HOURGLASS_STATE_DIR to a shorter path/,
+    );
     expect(existsSync(deep)).toBe(false);
   });
 });

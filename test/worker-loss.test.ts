@@ -17,7 +17,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-  await h?.client.schedule.getHandle(`hourglass-reaper-${h.taskQueue}`).delete().catch(() => {});
+  await h?.client.schedule
+    .getHandle(`hourglass-reaper-${h.taskQueue}`)
+    .delete()
+    .catch(() => {});
   await h?.close();
 });
 
@@ -46,7 +49,10 @@ function startWorkerProcess(name: string): ChildProcess {
 describe('a worker lost mid-exec', () => {
   it('records the exec as interrupted, and the sandbox keeps working with the next worker', async () => {
     const first = startWorkerProcess('worker-1');
-    const { body: sbx, status } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 300, readyTimeoutSeconds: 120 });
+    const { body: sbx, status } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', {
+      ttlSeconds: 300,
+      readyTimeoutSeconds: 120,
+    });
     expect(status).toBe(201);
     expect(sbx.state).toBe('RUNNING');
 
@@ -61,12 +67,19 @@ describe('a worker lost mid-exec', () => {
 
     const answer = await running;
     expect(answer.status).toBe(502);
-    expect(answer.body.error.message).toMatch(/interrupted: the worker running it was lost \(activity Heartbeat timeout\)/);
+    expect(answer.body.error.message).toMatch(
+      /interrupted: the worker running it was lost \(activity Heartbeat timeout\)/,
+    );
     const row = await eventually(async () => {
-      const { rows } = await h.pool.query('SELECT * FROM execs WHERE sandbox_id = $1 AND exec_id = $2', [sbx.id, execId]);
+      const { rows } = await h.pool.query('SELECT * FROM execs WHERE sandbox_id = $1 AND exec_id = $2', [
+        sbx.id,
+        execId,
+      ]);
       return rows[0]?.finished_at ? rows[0] : undefined;
     }, 60_000);
-    console.log(`[worker-loss] exec recorded as interrupted ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the SIGKILL`);
+    console.log(
+      `[worker-loss] exec recorded as interrupted ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the SIGKILL`,
+    );
     expect(row.exit_code).toBeNull();
     expect(row.error).toMatch(/^interrupted: .*(heartbeat|timeout)/i);
 

@@ -38,7 +38,8 @@ function cgroupVersion(): string {
     const type = statfsSync('/sys/fs/cgroup').type;
     if (type === CGROUP2_SUPER_MAGIC) return 'v2';
     if (type === TMPFS_MAGIC) {
-      const hybrid = existsSync('/sys/fs/cgroup/unified') && statfsSync('/sys/fs/cgroup/unified').type === CGROUP2_SUPER_MAGIC;
+      const hybrid =
+        existsSync('/sys/fs/cgroup/unified') && statfsSync('/sys/fs/cgroup/unified').type === CGROUP2_SUPER_MAGIC;
       return hybrid ? 'v1 (hybrid: v2 at /sys/fs/cgroup/unified)' : 'v1';
     }
     return `unknown (statfs type 0x${type.toString(16)})`;
@@ -50,7 +51,9 @@ function cgroupVersion(): string {
 export function commit(): { sha: string; dirty: boolean } {
   try {
     const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO }).toString().trim();
-    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO }).toString().trim();
+    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO })
+      .toString()
+      .trim();
     return { sha, dirty: status.length > 0 };
   } catch {
     return { sha: 'unknown', dirty: true };
@@ -59,7 +62,9 @@ export function commit(): { sha: string; dirty: boolean } {
 
 /** node and the @temporalio packages as installed (package.json names them). */
 export function packageVersions(): Record<string, string> {
-  const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+  };
   const versions: Record<string, string> = { node: process.version };
   for (const [name, declared] of Object.entries(pkg.dependencies ?? {})) {
     if (!name.startsWith('@temporalio/')) continue;

@@ -24,7 +24,11 @@ const toMs = (t: proto.google.protobuf.IDuration | null | undefined) =>
 const ms = (e: HistoryEvent) => toMs(e.eventTime);
 
 /** The parts of one sandbox's lease-end lateness, or undefined when no timer ended it (destroyed otherwise). */
-export async function leaseEndParts(client: Client, sandboxId: string, expiresAt: number): Promise<LeaseEndParts | undefined> {
+export async function leaseEndParts(
+  client: Client,
+  sandboxId: string,
+  expiresAt: number,
+): Promise<LeaseEndParts | undefined> {
   const events = (await client.workflow.getHandle(sandboxWorkflowId(sandboxId)).fetchHistory()).events ?? [];
   const started = new Map<string, HistoryEvent>();
   let fired: HistoryEvent | undefined;
@@ -32,8 +36,9 @@ export async function leaseEndParts(client: Client, sandboxId: string, expiresAt
   for (const e of events) {
     if (e.eventType === EventType.EVENT_TYPE_TIMER_STARTED) started.set(e.timerStartedEventAttributes!.timerId!, e);
     // The lease's last timer: the first one to fire at or after expiresAt.
-    if (!fired && e.eventType === EventType.EVENT_TYPE_TIMER_FIRED && ms(e) >= expiresAt) fired = e;
-    else if (fired && e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED) {
+    if (!fired && e.eventType === EventType.EVENT_TYPE_TIMER_FIRED && ms(e) >= expiresAt) {
+      fired = e;
+    } else if (fired && e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED) {
       taskStarted = e;
       break;
     }
@@ -41,5 +46,9 @@ export async function leaseEndParts(client: Client, sandboxId: string, expiresAt
   const set = fired && started.get(fired.timerFiredEventAttributes!.timerId!);
   if (!fired || !set || !taskStarted) return undefined;
   const due = ms(set) + toMs(set.timerStartedEventAttributes!.startToFireTimeout);
-  return { timerSetLateMs: due - expiresAt, timerFiredLateMs: ms(fired) - due, taskLateMs: ms(taskStarted) - ms(fired) };
+  return {
+    timerSetLateMs: due - expiresAt,
+    timerFiredLateMs: ms(fired) - due,
+    taskLateMs: ms(taskStarted) - ms(fired),
+  };
 }

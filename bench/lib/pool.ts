@@ -5,7 +5,11 @@
 export const abort = { requested: false };
 
 /** Runs fn over items, at most `width` at once. */
-export async function forEachLimit<T>(items: T[], width: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function forEachLimit<T>(
+  items: T[],
+  width: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(width, items.length) }, async () => {
@@ -21,7 +25,12 @@ export async function forEachLimit<T>(items: T[], width: number, fn: (item: T, i
  * `width` clients each running fn back to back until `durationMs` has passed (or `maxCount` jobs
  * were started, when given); jobs in flight then finish. Returns how long until the last finished.
  */
-export async function closedLoop(width: number, durationMs: number, maxCount: number, fn: (index: number) => Promise<void>): Promise<number> {
+export async function closedLoop(
+  width: number,
+  durationMs: number,
+  maxCount: number,
+  fn: (index: number) => Promise<void>,
+): Promise<number> {
   const started = performance.now();
   let count = 0;
   const more = () => !abort.requested && (maxCount > 0 ? count < maxCount : performance.now() - started < durationMs);

@@ -34,7 +34,9 @@ export function processTable(): Proc[] {
       // stat: "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const [, ppid, pgid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1);
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+        .split('\0')
+        .filter((a, i, all) => a !== '' || i < all.length - 1);
       procs.push({
         pid: Number(entry),
         ppid: Number(ppid),
@@ -93,7 +95,12 @@ export function classify(stateDir: string, leaderPid: number, procs = processTab
     for (const q of chain) memo.set(q.pid, kind);
     return kind;
   };
-  const out = new Map<Component, Proc[]>([['hourglass', []], ['temporal', []], ['postgres', []], ['sandboxes', []]]);
+  const out = new Map<Component, Proc[]>([
+    ['hourglass', []],
+    ['temporal', []],
+    ['postgres', []],
+    ['sandboxes', []],
+  ]);
   for (const p of procs) {
     const kind = kindOf(p);
     if (kind) out.get(kind)!.push(p);
@@ -105,15 +112,28 @@ export function classify(stateDir: string, leaderPid: number, procs = processTab
 export function memoryUsage(stateDir: string, leaderPid: number): Record<Component, ComponentUsage> {
   const result = {} as Record<Component, ComponentUsage>;
   for (const [kind, procs] of classify(stateDir, leaderPid)) {
-    const each = procs.map((p) => ({ pid: p.pid, rssKiB: p.rssKiB, pssKiB: pssKiB(p.pid), command: p.argv.slice(0, 6).join(' ').slice(0, 120) }));
-    const sum = (f: (e: (typeof each)[number]) => number) => Math.round((each.reduce((a, e) => a + f(e), 0) / 1024) * 10) / 10;
+    const each = procs.map((p) => ({
+      pid: p.pid,
+      rssKiB: p.rssKiB,
+      pssKiB: pssKiB(p.pid),
+      command: p.argv.slice(0, 6).join(' ').slice(0, 120),
+    }));
+    const sum = (f: (e: (typeof each)[number]) => number) =>
+      Math.round((each.reduce((a, e) => a + f(e), 0) / 1024) * 10) / 10;
     result[kind] = {
       processes: procs.length,
       rssMiB: sum((e) => e.rssKiB),
       pssMiB: sum((e) => e.pssKiB),
       ...(kind === 'sandboxes' || kind === 'postgres'
         ? {}
-        : { each: each.map((e) => ({ pid: e.pid, rssMiB: Math.round(e.rssKiB / 102.4) / 10, pssMiB: Math.round(e.pssKiB / 102.4) / 10, command: e.command })) }),
+        : {
+            each: each.map((e) => ({
+              pid: e.pid,
+              rssMiB: Math.round(e.rssKiB / 102.4) / 10,
+              pssMiB: Math.round(e.pssKiB / 102.4) / 10,
+              command: e.command,
+            })),
+          }),
     };
   }
   return result;
@@ -128,7 +148,9 @@ function pssKiB(pid: number): number {
 export function leftovers(stateDir: string, leaderPid: number): (Proc & { kind: Component })[] {
   const found = classify(stateDir, leaderPid);
   // Zombies (no command line) wait only for their parent to reap them.
-  return [...found].flatMap(([kind, procs]) => procs.filter((p) => p.pid !== process.pid && p.argv.length > 0).map((p) => ({ ...p, kind })));
+  return [...found].flatMap(([kind, procs]) =>
+    procs.filter((p) => p.pid !== process.pid && p.argv.length > 0).map((p) => ({ ...p, kind })),
+  );
 }
 
 function tryRead<T>(fn: () => T): T | null {

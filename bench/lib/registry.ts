@@ -40,7 +40,10 @@ export async function serverVersion(pool: pg.Pool): Promise<string> {
 
 /** Registry state of each id that has a row. */
 export async function statesOf(pool: pg.Pool, ids: string[]): Promise<Map<string, string>> {
-  const { rows } = await pool.query<{ id: string; state: string }>('SELECT id, state FROM sandboxes WHERE id = ANY($1::text[])', [ids]);
+  const { rows } = await pool.query<{ id: string; state: string }>(
+    'SELECT id, state FROM sandboxes WHERE id = ANY($1::text[])',
+    [ids],
+  );
   return new Map(rows.map((r) => [r.id, r.state]));
 }
 
@@ -74,7 +77,10 @@ export async function eventsOf(pool: pg.Pool, ids: string[]): Promise<Transition
  * so waiting on hundreds of sandboxes costs the API nothing. Remembers when each state was first seen.
  */
 export class StateWatcher {
-  private readonly waiters = new Map<string, { state: string; resolve: (ms: number) => void; reject: (e: Error) => void; deadline: number }[]>();
+  private readonly waiters = new Map<
+    string,
+    { state: string; resolve: (ms: number) => void; reject: (e: Error) => void; deadline: number }[]
+  >();
   readonly firstSeen = new Map<string, Map<string, number>>();
   /** Polled until DESTROYED even with nobody waiting. */
   private readonly tracked = new Set<string>();
@@ -126,9 +132,13 @@ export class StateWatcher {
       for (const [id, list] of this.waiters) {
         const keep = list.filter((w) => {
           const at = this.firstSeen.get(id)?.get(w.state);
-          if (at !== undefined) w.resolve(at);
-          else if (now > w.deadline) w.reject(new Error(`sandbox ${id} not ${w.state} in time (registry: ${states.get(id) ?? 'no row'})`));
-          else return true;
+          if (at !== undefined) {
+            w.resolve(at);
+          } else if (now > w.deadline) {
+            w.reject(new Error(`sandbox ${id} not ${w.state} in time (registry: ${states.get(id) ?? 'no row'})`));
+          } else {
+            return true;
+          }
           return false;
         });
         if (keep.length) this.waiters.set(id, keep);

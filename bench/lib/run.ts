@@ -12,7 +12,11 @@ export interface Bench {
   onCleanup(fn: () => Promise<void> | void): void;
 }
 
-export async function runBench(name: string, params: object, body: (b: Bench) => Promise<Record<string, unknown>>): Promise<never> {
+export async function runBench(
+  name: string,
+  params: object,
+  body: (b: Bench) => Promise<Record<string, unknown>>,
+): Promise<never> {
   const machineInfo = machine();
   const cleanups: (() => Promise<void> | void)[] = [];
   let stack: Stack | undefined;
@@ -54,7 +58,14 @@ export async function runBench(name: string, params: object, body: (b: Bench) =>
     // Interrupted: the figures are incomplete, print none; the clean-up is already running.
     if (interrupted) return await cleanup().then(() => process.exit(130));
     const versions = { ...packageVersions(), ...(stack ? await stack.versions() : {}) };
-    const line = { bench: name, params, machine: { ...machineInfo, loadavgEnd: loadavg() }, commit: commit(), versions, results };
+    const line = {
+      bench: name,
+      params,
+      machine: { ...machineInfo, loadavgEnd: loadavg() },
+      commit: commit(),
+      versions,
+      results,
+    };
     console.log(JSON.stringify(line));
     await cleanup();
     stack?.removeLog();

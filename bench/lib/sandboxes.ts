@@ -20,7 +20,12 @@ export interface Created {
  * tried again after the wait asked for, as a well-behaved client would: the time counts, and each
  * refusal is counted as "(retried)". Failures are counted under `step` and return undefined.
  */
-export async function createRunning(api: ApiClient, body: Record<string, unknown>, failures: Failures, step = 'create'): Promise<Created | undefined> {
+export async function createRunning(
+  api: ApiClient,
+  body: Record<string, unknown>,
+  failures: Failures,
+  step = 'create',
+): Promise<Created | undefined> {
   const started = performance.now();
   let res;
   for (;;) {
@@ -39,7 +44,10 @@ export async function createRunning(api: ApiClient, body: Record<string, unknown
     return undefined;
   }
   let sandbox = res.body as { id: string; state: string; expiresAt?: string };
-  while (['REQUESTED', 'PROVISIONING', 'BOOTING'].includes(sandbox.state) && performance.now() - started < MAX_RETRYING_MS) {
+  while (
+    ['REQUESTED', 'PROVISIONING', 'BOOTING'].includes(sandbox.state) &&
+    performance.now() - started < MAX_RETRYING_MS
+  ) {
     await sleep(20);
     const got = await api.get(`/v1/sandboxes/${sandbox.id}`).catch(() => undefined);
     if (got?.status === 200) sandbox = got.body;

@@ -27,7 +27,11 @@ export function converterOf(stack: Stack) {
 
 export async function connectClient(stack: Stack): Promise<{ client: Client; close: () => Promise<void> }> {
   const connection = await Connection.connect({ address: stack.temporalAddress });
-  const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE || 'default', dataConverter: converterOf(stack) });
+  const client = new Client({
+    connection,
+    namespace: process.env.TEMPORAL_NAMESPACE || 'default',
+    dataConverter: converterOf(stack),
+  });
   return { client, close: () => connection.close() };
 }
 
@@ -54,7 +58,11 @@ export async function startFloor(stack: Stack, client: Client): Promise<Floor> {
   return {
     async run(activityCount) {
       const started = performance.now();
-      await client.workflow.execute('bareWorkflow', { taskQueue, workflowId: `${taskQueue}-${n++}`, args: [activityCount] });
+      await client.workflow.execute('bareWorkflow', {
+        taskQueue,
+        workflowId: `${taskQueue}-${n++}`,
+        args: [activityCount],
+      });
       return performance.now() - started;
     },
     async stop() {

@@ -83,14 +83,25 @@ export class GuestAgents {
         child.once('error', reject);
       });
     } catch (err) {
-      const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : String((err as Error).message);
+      const reason =
+        (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : String((err as Error).message);
       throw die(
-        pveText.qmpFailed(vmid, 'guest-exec', `Guest agent command failed, error was 'Failed to execute child process "${program}" (${reason})'`),
+        pveText.qmpFailed(
+          vmid,
+          'guest-exec',
+          `Guest agent command failed, error was 'Failed to execute child process "${program}" (${reason})'`,
+        ),
       );
     }
     const job: ExecJob = {
-      child, exited: false, out: [], err: [], outBytes: 0, errBytes: 0,
-      outTruncated: false, errTruncated: false,
+      child,
+      exited: false,
+      out: [],
+      err: [],
+      outBytes: 0,
+      errBytes: 0,
+      outTruncated: false,
+      errTruncated: false,
       hang: this.faults.take('agent-exec', ['exec-hang'], vmid) !== undefined,
     };
     const cap = this.opts.maxOutputBytes;

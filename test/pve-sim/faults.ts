@@ -2,9 +2,23 @@
 import { mulberry32 } from '../../bench/lib/prng';
 
 export type SimOp =
-  | 'nextid' | 'resources' | 'clone' | 'config' | 'status'
-  | 'start' | 'stop' | 'shutdown' | 'suspend' | 'resume' | 'reset' | 'destroy'
-  | 'task-status' | 'task-log' | 'agent-ping' | 'agent-exec' | 'agent-exec-status'
+  | 'nextid'
+  | 'resources'
+  | 'clone'
+  | 'config'
+  | 'status'
+  | 'start'
+  | 'stop'
+  | 'shutdown'
+  | 'suspend'
+  | 'resume'
+  | 'reset'
+  | 'destroy'
+  | 'task-status'
+  | 'task-log'
+  | 'agent-ping'
+  | 'agent-exec'
+  | 'agent-exec-status'
   | 'any';
 
 export type FaultKind =
@@ -113,7 +127,9 @@ export class FaultBook {
   rollRandom(): { status: number; message: string } | undefined {
     const r = this.random;
     if (!r || r.next() >= r.rate) return undefined;
-    const answers = r.answers ?? [{ status: 595, message: 'Errors during connection establishment, proxy handshake: Connection refused' }];
+    const answers = r.answers ?? [
+      { status: 595, message: 'Errors during connection establishment, proxy handshake: Connection refused' },
+    ];
     return answers[Math.floor(r.next() * answers.length)];
   }
 }

@@ -114,7 +114,14 @@ export async function startPveSimulator(opts: PveSimulatorOptions = {}): Promise
     state,
     faults,
   );
-  const sim: SimContext = { state, faults, agents, resourcesLagMs: opts.resourcesLagMs ?? 0, flockWaitMs: opts.flockWaitMs ?? 200, hidden: new Set() };
+  const sim: SimContext = {
+    state,
+    faults,
+    agents,
+    resourcesLagMs: opts.resourcesLagMs ?? 0,
+    flockWaitMs: opts.flockWaitMs ?? 200,
+    hidden: new Set(),
+  };
   const requestLog: RequestRecord[] = [];
 
   const addVm = (vm: AddVmOptions) => {
@@ -143,7 +150,11 @@ export async function startPveSimulator(opts: PveSimulatorOptions = {}): Promise
   const server = createPveServer(
     sim,
     buildRoutes(sim),
-    { tokens: new Map([[tokenId, tokenSecret]]), messageField: () => messageField, authFailureDelayMs: opts.authFailureDelayMs ?? 3000 },
+    {
+      tokens: new Map([[tokenId, tokenSecret]]),
+      messageField: () => messageField,
+      authFailureDelayMs: opts.authFailureDelayMs ?? 3000,
+    },
     requestLog,
   );
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
@@ -151,11 +162,22 @@ export async function startPveSimulator(opts: PveSimulatorOptions = {}): Promise
 
   const url = `http://127.0.0.1:${port}/api2/json`;
   const token = `${tokenId}=${tokenSecret}`;
-  const templates = Object.entries(templateIds).map(([name, vmid]) => `${name}=${vmid}`).join(',');
+  const templates = Object.entries(templateIds)
+    .map(([name, vmid]) => `${name}=${vmid}`)
+    .join(',');
 
   return {
-    url, token, node, templates, templateIds,
-    env: { HOURGLASS_PVE_URL: url, HOURGLASS_PVE_TOKEN: token, HOURGLASS_PVE_NODE: node, HOURGLASS_PVE_TEMPLATES: templates },
+    url,
+    token,
+    node,
+    templates,
+    templateIds,
+    env: {
+      HOURGLASS_PVE_URL: url,
+      HOURGLASS_PVE_TOKEN: token,
+      HOURGLASS_PVE_NODE: node,
+      HOURGLASS_PVE_TEMPLATES: templates,
+    },
     async close() {
       state.close();
       agents.close();
@@ -169,9 +191,12 @@ export async function startPveSimulator(opts: PveSimulatorOptions = {}): Promise
     setMessageField: (on) => (messageField = on),
     vms: () =>
       [...state.vms.values()].map((vm) => ({
-        vmid: vm.vmid, node: vm.node,
+        vmid: vm.vmid,
+        node: vm.node,
         name: vm.config.name as string | undefined,
-        status: vm.status, qmpstatus: vm.qmpstatus, template: isTemplate(vm),
+        status: vm.status,
+        qmpstatus: vm.qmpstatus,
+        template: isTemplate(vm),
         tags: vm.config.tags ? String(vm.config.tags).split(';') : [],
         lock: vm.config.lock as string | undefined,
         description: vm.config.description as string | undefined,

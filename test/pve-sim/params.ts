@@ -45,16 +45,27 @@ function checkOne(spec: ParamSpec, value: unknown): { ok: true; value: unknown }
     case 'integer': {
       if (!/^-?\d+$/.test(text)) return { ok: false, error: pveText.typeCheck('integer', text) };
       const n = Number(text);
-      if (spec.minimum !== undefined && n < spec.minimum) return { ok: false, error: `value must have a minimum value of ${spec.minimum}` };
-      if (spec.maximum !== undefined && n > spec.maximum) return { ok: false, error: `value must have a maximum value of ${spec.maximum}` };
+      if (spec.minimum !== undefined && n < spec.minimum) {
+        return { ok: false, error: `value must have a minimum value of ${spec.minimum}` };
+      }
+      if (spec.maximum !== undefined && n > spec.maximum) {
+        return { ok: false, error: `value must have a maximum value of ${spec.maximum}` };
+      }
       return { ok: true, value: n };
     }
     case 'dns-name':
       if (!DNS_NAME.test(text)) return { ok: false, error: pveText.notDnsName };
       return { ok: true, value: text };
     case 'string':
-      if (spec.enum && !spec.enum.includes(text)) return { ok: false, error: `value '${text}' does not have a value in the enumeration '${spec.enum.join(', ')}'` };
-      if (spec.maxLength !== undefined && text.length > spec.maxLength) return { ok: false, error: `value may only be ${spec.maxLength} characters long` };
+      if (spec.enum && !spec.enum.includes(text)) {
+        return {
+          ok: false,
+          error: `value '${text}' does not have a value in the enumeration '${spec.enum.join(', ')}'`,
+        };
+      }
+      if (spec.maxLength !== undefined && text.length > spec.maxLength) {
+        return { ok: false, error: `value may only be ${spec.maxLength} characters long` };
+      }
       return { ok: true, value: text };
   }
 }

@@ -89,7 +89,9 @@ export function buildRoutes(sim: SimContext): Route[] {
   return [
     // §3: a JSON *string*; nothing is reserved.
     {
-      method: 'GET', pattern: '/cluster/nextid', op: 'nextid',
+      method: 'GET',
+      pattern: '/cluster/nextid',
+      op: 'nextid',
       handler: ({ params }) => {
         const { vmid } = checkParams(params, { vmid: { ...VMID.vmid!, optional: true } });
         if (vmid !== undefined) {
@@ -105,24 +107,47 @@ export function buildRoutes(sim: SimContext): Route[] {
       },
     },
     {
-      method: 'GET', pattern: '/cluster/resources', op: 'resources',
+      method: 'GET',
+      pattern: '/cluster/resources',
+      op: 'resources',
       handler: ({ params }) => {
-        const { type } = checkParams(params, { type: { type: 'string', optional: true, enum: ['vm', 'storage', 'node', 'sdn'] } });
-        const nodeEntry = { id: `node/${state.node}`, type: 'node', node: state.node, status: 'online', maxcpu: 8, maxmem: 34359738368 };
+        const { type } = checkParams(params, {
+          type: { type: 'string', optional: true, enum: ['vm', 'storage', 'node', 'sdn'] },
+        });
+        const nodeEntry = {
+          id: `node/${state.node}`,
+          type: 'node',
+          node: state.node,
+          status: 'online',
+          maxcpu: 8,
+          maxmem: 34359738368,
+        };
         if (type === 'node') return [nodeEntry];
         if (type === 'storage' || type === 'sdn') return [];
-        const vms = [...state.vms.values()].filter((vm) => !sim.hidden.has(vm.vmid)).map((vm) => resourceEntry(vm, sim.resourcesLagMs));
+        const vms = [...state.vms.values()]
+          .filter((vm) => !sim.hidden.has(vm.vmid))
+          .map((vm) => resourceEntry(vm, sim.resourcesLagMs));
         return type === 'vm' ? vms : [nodeEntry, ...vms];
       },
     },
     {
-      method: 'GET', pattern: '/nodes/{node}/qemu', op: 'resources',
-      handler: () => [...state.vms.values()].map((vm) => ({ vmid: vm.vmid, name: vm.config.name, status: vm.status, ...(isTemplate(vm) ? { template: 1 } : {}) })),
+      method: 'GET',
+      pattern: '/nodes/{node}/qemu',
+      op: 'resources',
+      handler: () =>
+        [...state.vms.values()].map((vm) => ({
+          vmid: vm.vmid,
+          name: vm.config.name,
+          status: vm.status,
+          ...(isTemplate(vm) ? { template: 1 } : {}),
+        })),
     },
 
     // §2: linked clone of a template.
     {
-      method: 'POST', pattern: '/nodes/{node}/qemu/{vmid}/clone', op: 'clone',
+      method: 'POST',
+      pattern: '/nodes/{node}/qemu/{vmid}/clone',
+      op: 'clone',
       handler: (ctx) => {
         const vmid = vmidOf(ctx);
         const p = checkParams(ctx.params, {
@@ -142,8 +167,12 @@ export function buildRoutes(sim: SimContext): Route[] {
         const full = (p.full as boolean | undefined) ?? !isTemplate(source);
         if (p.snapname !== undefined) throw die(`snapshot '${p.snapname}' does not exist`);
         if (!full && p.storage !== undefined) throw die("parameter 'storage' not allowed for linked clones");
-        if (!full && !isTemplate(source)) throw die(`Linked clone feature is not supported for 'local-lvm:vm-${vmid}-disk-0' (scsi0)`);
-        if (p.target !== undefined && p.target !== state.node) throw die(`can't clone VM to node '${p.target}' (VM uses local storage)`);
+        if (!full && !isTemplate(source)) {
+          throw die(`Linked clone feature is not supported for 'local-lvm:vm-${vmid}-disk-0' (scsi0)`);
+        }
+        if (p.target !== undefined && p.target !== state.node) {
+          throw die(`can't clone VM to node '${p.target}' (VM uses local storage)`);
+        }
         if (state.vms.has(newid)) throw die(pveText.configExists(newid));
         state.checkLock(source);
         // The target config exists at once, locked `clone`, until the task ends (notes §2).
@@ -152,7 +181,9 @@ export function buildRoutes(sim: SimContext): Route[] {
           ...inherited,
           name: (p.name as string | undefined) ?? `Copy-of-VM-${source.config.name ?? vmid}`,
           ...(p.description !== undefined ? { description: p.description as string } : {}),
-          scsi0: full ? `local-lvm:vm-${newid}-disk-0,size=8G` : `local-lvm:base-${vmid}-disk-0/vm-${newid}-disk-0,size=8G`,
+          scsi0: full
+            ? `local-lvm:vm-${newid}-disk-0,size=8G`
+            : `local-lvm:base-${vmid}-disk-0/vm-${newid}-disk-0,size=8G`,
           lock: 'clone',
         });
         if (!full) target.linkedFrom = vmid;
@@ -172,58 +203,80 @@ export function buildRoutes(sim: SimContext): Route[] {
 
     // §4: config.
     {
-      method: 'GET', pattern: '/nodes/{node}/qemu/{vmid}/config', op: 'config',
+      method: 'GET',
+      pattern: '/nodes/{node}/qemu/{vmid}/config',
+      op: 'config',
       handler: (ctx) => {
         const vm = state.getVm(vmidOf(ctx));
-        checkParams(ctx.params, { current: { type: 'boolean', optional: true }, snapshot: { type: 'string', optional: true } });
+        checkParams(ctx.params, {
+          current: { type: 'boolean', optional: true },
+          snapshot: { type: 'string', optional: true },
+        });
         return { ...vm.config, digest: digestOf(vm) };
       },
     },
-    ...(['PUT', 'POST'] as const).map(
-      (method): Route => ({
-        method, pattern: '/nodes/{node}/qemu/{vmid}/config', op: 'config',
-        handler: async (ctx) => {
-          const vmid = vmidOf(ctx);
-          const p = checkParams(ctx.params, {
-            ...CONFIG_SCHEMA,
-            ...(method === 'POST' ? { background_delay: { type: 'integer', optional: true, minimum: 1, maximum: 30 } } : {}),
-          });
-          if (p.skiplock) throw paramError({ skiplock: 'Only root may use this option.' });
-          const vm = state.getVm(vmid);
-          const { digest, skiplock: _s, background_delay: _b, ...changes } = p;
-          if (Object.keys(changes).length === 0) throw die('no options specified');
-          // The config flock is taken before forking, so its timeout is a sync 500 (notes §9).
-          const flock = faults.take('config', ['lock-timeout'], vmid);
-          if (flock) {
-            await sleep(flock.delayMs ?? sim.flockWaitMs);
-            throw die(flock.message ?? pveText.flockTimeout(vmid));
-          }
-          if (digest !== undefined && digest !== digestOf(vm)) throw die('checksum mismatch (file change by other user?)');
-          state.checkLock(vm);
-          const apply = () => applyConfig(vm, changes);
-          if (method === 'PUT') {
-            apply();
-            return null;
-          }
-          return runTask('config', 'qmconfig', vmid, ctx.user, () => {
-            apply();
-          });
-        },
-      }),
-    ),
+    ...(['PUT', 'POST'] as const).map((method): Route => ({
+      method,
+      pattern: '/nodes/{node}/qemu/{vmid}/config',
+      op: 'config',
+      handler: async (ctx) => {
+        const vmid = vmidOf(ctx);
+        const p = checkParams(ctx.params, {
+          ...CONFIG_SCHEMA,
+          ...(method === 'POST'
+            ? { background_delay: { type: 'integer', optional: true, minimum: 1, maximum: 30 } }
+            : {}),
+        });
+        if (p.skiplock) throw paramError({ skiplock: 'Only root may use this option.' });
+        const vm = state.getVm(vmid);
+        const { digest, skiplock: _s, background_delay: _b, ...changes } = p;
+        if (Object.keys(changes).length === 0) throw die('no options specified');
+        // The config flock is taken before forking, so its timeout is a sync 500 (notes §9).
+        const flock = faults.take('config', ['lock-timeout'], vmid);
+        if (flock) {
+          await sleep(flock.delayMs ?? sim.flockWaitMs);
+          throw die(flock.message ?? pveText.flockTimeout(vmid));
+        }
+        if (digest !== undefined && digest !== digestOf(vm)) {
+          throw die('checksum mismatch (file change by other user?)');
+        }
+        state.checkLock(vm);
+        const apply = () => applyConfig(vm, changes);
+        if (method === 'PUT') {
+          apply();
+          return null;
+        }
+        return runTask('config', 'qmconfig', vmid, ctx.user, () => {
+          apply();
+        });
+      },
+    })),
 
     // §5: status and power.
     {
-      method: 'GET', pattern: '/nodes/{node}/qemu/{vmid}/status/current', op: 'status',
+      method: 'GET',
+      pattern: '/nodes/{node}/qemu/{vmid}/status/current',
+      op: 'status',
       handler: (ctx) => {
         const vm = state.getVm(vmidOf(ctx));
         const c = vm.config;
         return {
-          vmid: vm.vmid, name: c.name ?? `VM ${vm.vmid}`, status: vm.status, qmpstatus: vm.qmpstatus,
+          vmid: vm.vmid,
+          name: c.name ?? `VM ${vm.vmid}`,
+          status: vm.status,
+          qmpstatus: vm.qmpstatus,
           uptime: vm.startedAt ? Math.floor((Date.now() - vm.startedAt) / 1000) : 0,
           ...(vm.status === 'running' ? { pid: 10000 + vm.vmid } : {}),
-          cpus: Number(c.cores ?? 1), cpu: 0, maxmem: Number(c.memory ?? 512) * 1048576, mem: 0,
-          maxdisk: 8589934592, disk: 0, netin: 0, netout: 0, diskread: 0, diskwrite: 0,
+          cpus: Number(c.cores ?? 1),
+          cpu: 0,
+          maxmem: Number(c.memory ?? 512) * 1048576,
+          mem: 0,
+          maxdisk: 8589934592,
+          disk: 0,
+          netin: 0,
+          netout: 0,
+          diskread: 0,
+          diskwrite: 0,
           ha: { managed: 0 },
           agent: agentEnabled(vm) ? 1 : 0,
           ...(c.lock !== undefined ? { lock: c.lock } : {}),
@@ -233,10 +286,16 @@ export function buildRoutes(sim: SimContext): Route[] {
       },
     },
     {
-      method: 'POST', pattern: '/nodes/{node}/qemu/{vmid}/status/start', op: 'start',
+      method: 'POST',
+      pattern: '/nodes/{node}/qemu/{vmid}/status/start',
+      op: 'start',
       handler: (ctx) => {
         const vmid = vmidOf(ctx);
-        checkParams(ctx.params, { timeout: { type: 'integer', optional: true, minimum: 0 }, skiplock: { type: 'boolean', optional: true }, machine: { type: 'string', optional: true } });
+        checkParams(ctx.params, {
+          timeout: { type: 'integer', optional: true, minimum: 0 },
+          skiplock: { type: 'boolean', optional: true },
+          machine: { type: 'string', optional: true },
+        });
         return runTask('start', 'qmstart', vmid, ctx.user, () => {
           const vm = state.getVm(vmid);
           if (isTemplate(vm)) throw new Error("you can't start a vm if it's a template");
@@ -249,10 +308,17 @@ export function buildRoutes(sim: SimContext): Route[] {
       },
     },
     {
-      method: 'POST', pattern: '/nodes/{node}/qemu/{vmid}/status/stop', op: 'stop',
+      method: 'POST',
+      pattern: '/nodes/{node}/qemu/{vmid}/status/stop',
+      op: 'stop',
       handler: (ctx) => {
         const vmid = vmidOf(ctx);
-        checkParams(ctx.params, { timeout: { type: 'integer', optional: true, minimum: 0 }, skiplock: { type: 'boolean', optional: true }, keepActive: { type: 'boolean', optional: true }, 'overrule-shutdown': { type: 'boolean', optional: true } });
+        checkParams(ctx.params, {
+          timeout: { type: 'integer', optional: true, minimum: 0 },
+          skiplock: { type: 'boolean', optional: true },
+          keepActive: { type: 'boolean', optional: true },
+          'overrule-shutdown': { type: 'boolean', optional: true },
+        });
         return runTask('stop', 'qmstop', vmid, ctx.user, () => {
           const vm = state.vms.get(vmid);
           if (!vm) throw new Error(pveText.stopMissing(state.node, vmid));
@@ -263,10 +329,17 @@ export function buildRoutes(sim: SimContext): Route[] {
       },
     },
     {
-      method: 'POST', pattern: '/nodes/{node}/qemu/{vmid}/status/shutdown', op: 'shutdown',
+      method: 'POST',
+      pattern: '/nodes/{node}/qemu/{vmid}/status/shutdown',
+      op: 'shutdown',
       handler: (ctx) => {
         const vmid = vmidOf(ctx);
-        const p = checkParams(ctx.params, { timeout: { type: 'integer', optional: true, minimum: 0 }, forceStop: { type: 'boolean', optional: true }, keepActive: { type: 'boolean', optional: true }, skiplock: { type: 'boolean', optional: true } });
+        const p = checkParams(ctx.params, {
+          timeout: { type: 'integer', optional: true, minimum: 0 },
+          forceStop: { type: 'boolean', optional: true },
+          keepActive: { type: 'boolean', optional: true },
+          skiplock: { type: 'boolean', optional: true },
+        });
         const vm = state.getVm(vmid);
         if (vm.qmpstatus === 'paused' && !p.forceStop) throw die('VM is paused - cannot shutdown');
         return runTask('shutdown', 'qmshutdown', vmid, ctx.user, () => {
@@ -277,10 +350,16 @@ export function buildRoutes(sim: SimContext): Route[] {
       },
     },
     {
-      method: 'POST', pattern: '/nodes/{node}/qemu/{vmid}/status/suspend', op: 'suspend',
+      method: 'POST',
+      pattern: '/nodes/{node}/qemu/{vmid}/status/suspend',
+      op: 'suspend',
       handler: (ctx) => {
         const vmid = vmidOf(ctx);
-        const p = checkParams(ctx.params, { todisk: { type: 'boolean', optional: true }, statestorage: { type: 'string', optional: true }, skiplock: { type: 'boolean', optional: true } });
+        const p = checkParams(ctx.params, {
+          todisk: { type: 'boolean', optional: true },
+          statestorage: { type: 'string', optional: true },
+          skiplock: { type: 'boolean', optional: true },
+        });
         const vm = state.getVm(vmid);
         if (vm.status !== 'running') throw die(pveText.notRunning(vmid));
         return runTask('suspend', p.todisk ? 'qmsuspend' : 'qmpause', vmid, ctx.user, () => {
@@ -288,15 +367,22 @@ export function buildRoutes(sim: SimContext): Route[] {
           if (p.todisk) {
             powerOff(vm);
             vm.config.lock = 'suspended';
-          } else vm.qmpstatus = 'paused';
+          } else {
+            vm.qmpstatus = 'paused';
+          }
         });
       },
     },
     {
-      method: 'POST', pattern: '/nodes/{node}/qemu/{vmid}/status/resume', op: 'resume',
+      method: 'POST',
+      pattern: '/nodes/{node}/qemu/{vmid}/status/resume',
+      op: 'resume',
       handler: (ctx) => {
         const vmid = vmidOf(ctx);
-        checkParams(ctx.params, { skiplock: { type: 'boolean', optional: true }, nocheck: { type: 'boolean', optional: true } });
+        checkParams(ctx.params, {
+          skiplock: { type: 'boolean', optional: true },
+          nocheck: { type: 'boolean', optional: true },
+        });
         const vm = state.getVm(vmid);
         const suspendedToDisk = vm.config.lock === 'suspended';
         if (vm.status !== 'running' && !suspendedToDisk) throw die(pveText.notRunning(vmid));
@@ -305,12 +391,16 @@ export function buildRoutes(sim: SimContext): Route[] {
           if (suspendedToDisk) {
             delete vm.config.lock;
             powerOn(vm);
-          } else vm.qmpstatus = 'running';
+          } else {
+            vm.qmpstatus = 'running';
+          }
         });
       },
     },
     {
-      method: 'POST', pattern: '/nodes/{node}/qemu/{vmid}/status/reset', op: 'reset',
+      method: 'POST',
+      pattern: '/nodes/{node}/qemu/{vmid}/status/reset',
+      op: 'reset',
       handler: (ctx) => {
         const vmid = vmidOf(ctx);
         checkParams(ctx.params, { skiplock: { type: 'boolean', optional: true } });
@@ -326,10 +416,16 @@ export function buildRoutes(sim: SimContext): Route[] {
 
     // §6: destroy.
     {
-      method: 'DELETE', pattern: '/nodes/{node}/qemu/{vmid}', op: 'destroy',
+      method: 'DELETE',
+      pattern: '/nodes/{node}/qemu/{vmid}',
+      op: 'destroy',
       handler: (ctx) => {
         const vmid = vmidOf(ctx);
-        checkParams(ctx.params, { purge: { type: 'boolean', optional: true }, 'destroy-unreferenced-disks': { type: 'boolean', optional: true }, skiplock: { type: 'boolean', optional: true } });
+        checkParams(ctx.params, {
+          purge: { type: 'boolean', optional: true },
+          'destroy-unreferenced-disks': { type: 'boolean', optional: true },
+          skiplock: { type: 'boolean', optional: true },
+        });
         const vm = state.getVm(vmid);
         if (vm.status === 'running') throw die(pveText.runningDestroyFailed(vmid));
         if (Number(vm.config.protection ?? 0) === 1) throw die(`can't remove VM ${vmid} - protection mode enabled`);
@@ -337,7 +433,9 @@ export function buildRoutes(sim: SimContext): Route[] {
           // Locks are checked only inside the task; `suspended` is allowed (notes §6).
           state.checkLock(vm, ['suspended']);
           const clones = [...state.vms.values()].filter((other) => other.linkedFrom === vmid);
-          if (clones.length > 0) throw new Error(`base volume 'local-lvm:base-${vmid}-disk-0' is still in use by linked cloned`);
+          if (clones.length > 0) {
+            throw new Error(`base volume 'local-lvm:base-${vmid}-disk-0' is still in use by linked cloned`);
+          }
           vm.config.lock = 'destroyed';
           log(`Removing image: 100% complete...done.`);
           await sleep(5);
@@ -350,22 +448,37 @@ export function buildRoutes(sim: SimContext): Route[] {
 
     // §7: tasks.
     {
-      method: 'GET', pattern: '/nodes/{node}/tasks/{upid}/status', op: 'task-status',
+      method: 'GET',
+      pattern: '/nodes/{node}/tasks/{upid}/status',
+      op: 'task-status',
       handler: (ctx) => {
         const t = state.getTask(ctx.path.upid!);
         return {
-          id: t.id, pid: t.pid, status: t.status, type: t.type, pstart: t.pstart, upid: t.upid,
-          starttime: t.starttime, user: t.user, node: t.node,
+          id: t.id,
+          pid: t.pid,
+          status: t.status,
+          type: t.type,
+          pstart: t.pstart,
+          upid: t.upid,
+          starttime: t.starttime,
+          user: t.user,
+          node: t.node,
           ...(t.tokenid ? { tokenid: t.tokenid } : {}),
           ...(t.status === 'stopped' ? { exitstatus: t.exitstatus } : {}),
         };
       },
     },
     {
-      method: 'GET', pattern: '/nodes/{node}/tasks/{upid}/log', op: 'task-log',
+      method: 'GET',
+      pattern: '/nodes/{node}/tasks/{upid}/log',
+      op: 'task-log',
       handler: (ctx) => {
         const t = state.getTask(ctx.path.upid!);
-        const p = checkParams(ctx.params, { start: { type: 'integer', optional: true, minimum: 0 }, limit: { type: 'integer', optional: true, minimum: 0 }, download: { type: 'boolean', optional: true } });
+        const p = checkParams(ctx.params, {
+          start: { type: 'integer', optional: true, minimum: 0 },
+          limit: { type: 'integer', optional: true, minimum: 0 },
+          download: { type: 'boolean', optional: true },
+        });
         const start = (p.start as number | undefined) ?? 0;
         const limit = (p.limit as number | undefined) ?? 50;
         const lines = t.log.slice(start, start + limit).map((line, i) => ({ n: start + i + 1, t: line }));
@@ -375,19 +488,28 @@ export function buildRoutes(sim: SimContext): Route[] {
 
     // §8: guest agent (synchronous calls).
     {
-      method: 'POST', pattern: '/nodes/{node}/qemu/{vmid}/agent/ping', op: 'agent-ping',
+      method: 'POST',
+      pattern: '/nodes/{node}/qemu/{vmid}/agent/ping',
+      op: 'agent-ping',
       handler: (ctx) => agents.ping(vmidOf(ctx)),
     },
     {
-      method: 'POST', pattern: '/nodes/{node}/qemu/{vmid}/agent/exec', op: 'agent-exec',
+      method: 'POST',
+      pattern: '/nodes/{node}/qemu/{vmid}/agent/exec',
+      op: 'agent-exec',
       handler: (ctx) => {
         const vmid = vmidOf(ctx);
-        const p = checkParams(ctx.params, { command: { type: 'string-list', optional: true }, 'input-data': { type: 'string', optional: true, maxLength: 65536 } });
+        const p = checkParams(ctx.params, {
+          command: { type: 'string-list', optional: true },
+          'input-data': { type: 'string', optional: true, maxLength: 65536 },
+        });
         return agents.exec(vmid, p.command as string[] | undefined, p['input-data'] as string | undefined);
       },
     },
     {
-      method: 'GET', pattern: '/nodes/{node}/qemu/{vmid}/agent/exec-status', op: 'agent-exec-status',
+      method: 'GET',
+      pattern: '/nodes/{node}/qemu/{vmid}/agent/exec-status',
+      op: 'agent-exec-status',
       handler: (ctx) => {
         const vmid = vmidOf(ctx);
         const p = checkParams(ctx.params, { pid: { type: 'integer' } });
@@ -428,7 +550,11 @@ export function normaliseTags(raw: string): string {
 
 function applyConfig(vm: SimVm, changes: Record<string, unknown>): void {
   const next = { ...vm.config };
-  for (const key of String(changes.delete ?? '').split(/[,; ]+/).filter(Boolean)) delete next[key];
+  for (const key of String(changes.delete ?? '')
+    .split(/[,; ]+/)
+    .filter(Boolean)) {
+    delete next[key];
+  }
   for (const [key, value] of Object.entries(changes)) {
     if (key === 'delete' || key === 'revert') continue;
     if (key === 'tags') {
@@ -442,14 +568,20 @@ function applyConfig(vm: SimVm, changes: Record<string, unknown>): void {
       // The value must itself be percent-encoded, spaces as %20 (notes §4).
       if (!/^[-%a-zA-Z0-9_.!~*'()]*$/.test(String(value))) throw paramError({ sshkeys: 'invalid urlencoded string' });
       next.sshkeys = decodeURIComponent(String(value));
-    } else if (typeof value === 'boolean') next[key] = value ? 1 : 0;
-    else next[key] = value as string | number;
+    } else if (typeof value === 'boolean') {
+      next[key] = value ? 1 : 0;
+    } else {
+      next[key] = value as string | number;
+    }
   }
   vm.config = next;
 }
 
 function digestOf(vm: SimVm): string {
-  const text = Object.keys(vm.config).sort().map((k) => `${k}: ${vm.config[k]}`).join('\n');
+  const text = Object.keys(vm.config)
+    .sort()
+    .map((k) => `${k}: ${vm.config[k]}`)
+    .join('\n');
   return createHash('sha1').update(text).digest('hex');
 }
 
@@ -459,13 +591,25 @@ function resourceEntry(vm: SimVm, lagMs: number) {
   // come from the config and are current (notes §3).
   const fresh = Date.now() - vm.createdAt < lagMs;
   return {
-    id: `qemu/${vm.vmid}`, vmid: vm.vmid, type: 'qemu', node: vm.node,
-    ...(fresh ? { status: 'unknown' } : { name: c.name ?? `VM ${vm.vmid}`, status: vm.status, template: isTemplate(vm) ? 1 : 0 }),
+    id: `qemu/${vm.vmid}`,
+    vmid: vm.vmid,
+    type: 'qemu',
+    node: vm.node,
+    ...(fresh
+      ? { status: 'unknown' }
+      : { name: c.name ?? `VM ${vm.vmid}`, status: vm.status, template: isTemplate(vm) ? 1 : 0 }),
     ...(c.tags !== undefined ? { tags: c.tags } : {}),
     ...(c.lock !== undefined ? { lock: c.lock } : {}),
-    maxcpu: Number(c.cores ?? 1), cpu: 0, maxmem: Number(c.memory ?? 512) * 1048576, mem: 0,
-    maxdisk: 8589934592, disk: 0, uptime: vm.startedAt ? Math.floor((Date.now() - vm.startedAt) / 1000) : 0,
-    netin: 0, netout: 0, diskread: 0, diskwrite: 0,
+    maxcpu: Number(c.cores ?? 1),
+    cpu: 0,
+    maxmem: Number(c.memory ?? 512) * 1048576,
+    mem: 0,
+    maxdisk: 8589934592,
+    disk: 0,
+    uptime: vm.startedAt ? Math.floor((Date.now() - vm.startedAt) / 1000) : 0,
+    netin: 0,
+    netout: 0,
+    diskread: 0,
+    diskwrite: 0,
   };
 }
-

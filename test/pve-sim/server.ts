@@ -53,7 +53,9 @@ async function readBody(req: IncomingMessage): Promise<RawParams> {
   const type = String(req.headers['content-type'] ?? '');
   if (type.includes('application/json')) {
     const parsed: unknown = JSON.parse(text);
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new PveError(400, 'Parameter verification failed.', { body: 'expected a JSON object' });
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new PveError(400, 'Parameter verification failed.', { body: 'expected a JSON object' });
+    }
     return parsed as RawParams;
   }
   const params: RawParams = {};
@@ -136,7 +138,10 @@ export function createPveServer(sim: SimContext, routes: Route[], opts: ServerOp
       // The path is percent-decoded, so an escaped UPID works (notes §0).
       const path = Object.fromEntries(route.names.map((name, i) => [name, decodeURIComponent(match![i + 1]!)]));
       if (path.node !== undefined && path.node !== sim.state.node) {
-        throw new PveError(500, `hostname lookup '${path.node}' failed - failed to get address info for: ${path.node}: Name or service not known`);
+        throw new PveError(
+          500,
+          `hostname lookup '${path.node}' failed - failed to get address info for: ${path.node}: Name or service not known`,
+        );
       }
       const vmid = path.vmid !== undefined ? Number(path.vmid) : undefined;
 
@@ -148,7 +153,9 @@ export function createPveServer(sim: SimContext, routes: Route[], opts: ServerOp
         req.socket.destroy();
         return;
       }
-      if (fault?.kind === 'http') throw new PveError(fault.status ?? 500, fault.message ?? 'injected failure', fault.errors);
+      if (fault?.kind === 'http') {
+        throw new PveError(fault.status ?? 500, fault.message ?? 'injected failure', fault.errors);
+      }
 
       record.handled = true;
       const result = await route.handler({ path, params, user: auth.user });
@@ -160,7 +167,10 @@ export function createPveServer(sim: SimContext, routes: Route[], opts: ServerOp
       else send(res, 200, 'OK', { data: result ?? null });
     } catch (err) {
       if (res.headersSent || res.destroyed) return;
-      sendError(res, err instanceof PveError ? err : new PveError(500, err instanceof Error ? err.message : String(err)));
+      sendError(
+        res,
+        err instanceof PveError ? err : new PveError(500, err instanceof Error ? err.message : String(err)),
+      );
     }
   });
 }

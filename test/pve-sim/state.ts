@@ -101,8 +101,17 @@ export class SimState {
     const upid = `UPID:${this.node}:${hex8(pid)}:${hex8(this.pstartBase + pid)}:${hex8(starttime)}:${type}:${id}:${user}:`;
     const [userPart, tokenid] = user.split('!');
     const task: SimTask = {
-      upid, node: this.node, type, id: String(id), user: userPart ?? user, tokenid,
-      pid, pstart: this.pstartBase + pid, starttime, status: 'running', log: [],
+      upid,
+      node: this.node,
+      type,
+      id: String(id),
+      user: userPart ?? user,
+      tokenid,
+      pid,
+      pstart: this.pstartBase + pid,
+      starttime,
+      status: 'running',
+      log: [],
     };
     this.tasks.set(upid, task);
     const { minMs, maxMs } = this.timing;

@@ -42,7 +42,9 @@ export function serviceEnv(stateDir: string, ports: ServicePorts): NodeJS.Proces
     HOURGLASS_API_TOKEN: TOKEN,
   };
   // Both embedded; and vitest's loader hooks must not leak into the child.
-  for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'NODE_OPTIONS', 'HOST', 'HOURGLASS_TASK_QUEUE']) delete env[name];
+  for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'NODE_OPTIONS', 'HOST', 'HOURGLASS_TASK_QUEUE']) {
+    delete env[name];
+  }
   return env;
 }
 
@@ -52,9 +54,15 @@ export function serviceEnv(stateDir: string, ports: ServicePorts): NodeJS.Proces
  * (util-linux's setpriv execs too.)
  */
 export function startService(env: NodeJS.ProcessEnv, how: 'node' | 'npm', shellPrefix = ''): ServiceRun {
-  const command = how === 'node' ? ['bash', '-c', `${shellPrefix} exec node --import tsx cli/main.ts dev`] : ['npm', 'start'];
+  const command =
+    how === 'node' ? ['bash', '-c', `${shellPrefix} exec node --import tsx cli/main.ts dev`] : ['npm', 'start'];
   // Should the test process die, the service it started shuts down too (npm passes SIGTERM on).
-  const leader = spawn('setpriv', ['--pdeathsig=SIGTERM', '--', ...command], { cwd: REPO, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const leader = spawn('setpriv', ['--pdeathsig=SIGTERM', '--', ...command], {
+    cwd: REPO,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   leader.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   leader.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -64,10 +72,18 @@ export function startService(env: NodeJS.ProcessEnv, how: 'node' | 'npm', shellP
   return { leader, output: () => out, exited };
 }
 
-export async function api<T = any>(ports: ServicePorts, method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: T }> {
+export async function api<T = any>(
+  ports: ServicePorts,
+  method: string,
+  urlPath: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const res = await fetch(`http://127.0.0.1:${ports.api}${urlPath}`, {
     method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(60_000),
   });
@@ -90,7 +106,9 @@ export async function waitHealthy(run: ServiceRun, ports: ServicePorts, timeoutM
   let exit: { code: number | null } | undefined;
   void run.exited.then((e) => (exit = e));
   while (Date.now() < deadline) {
-    if (exit) throw new Error(`the service exited (code ${exit.code}) before it was healthy:\n${run.output().slice(-3000)}`);
+    if (exit) {
+      throw new Error(`the service exited (code ${exit.code}) before it was healthy:\n${run.output().slice(-3000)}`);
+    }
     if ((await healthStatus(ports)).status === 200) return;
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -99,7 +117,10 @@ export async function waitHealthy(run: ServiceRun, ports: ServicePorts, timeoutM
 
 /** The node process running cli/main.ts under `parentPid` (npm), or the parent itself if it is node. */
 export async function serviceNodePid(parentPid: number): Promise<number> {
-  const [child] = await findProcesses((argv) => argv.includes('cli/main.ts'), (p) => p.ppid === parentPid);
+  const [child] = await findProcesses(
+    (argv) => argv.includes('cli/main.ts'),
+    (p) => p.ppid === parentPid,
+  );
   return child?.pid ?? parentPid;
 }
 
@@ -120,7 +141,12 @@ export async function temporalPid(stateDir: string): Promise<number> {
   return temporal.pid;
 }
 
-export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn().catch(() => undefined);
