@@ -21,9 +21,13 @@ import { runBench } from './lib/run';
 import { createRunning, destroyAndWait, warmUp } from './lib/sandboxes';
 import { ratio, summarize } from './lib/stats';
 import { connectClient, startFloor } from './lib/temporal';
+import { driverSettings } from '../config/drivers';
 
-const USAGE = 'usage: npm run bench:floor -- [iterations=10] [--concurrency 1] [--activities 2] [--warmup 2] [--role user|admin]';
-const params = parseParams(USAGE, { iterations: 10, concurrency: 1, activities: 2, warmup: 2, role: 'user' }, ['iterations']);
+const USAGE =
+  'usage: npm run bench:floor -- [iterations=10] [--concurrency 1] [--activities 2] [--warmup 2] [--role user|admin]';
+const params = parseParams(USAGE, { iterations: 10, concurrency: 1, activities: 2, warmup: 2, role: 'user' }, [
+  'iterations',
+]);
 
 type Kind = 'bare' | 'api' | 'driver';
 const KINDS: Kind[] = ['bare', 'api', 'driver'];
@@ -45,7 +49,7 @@ await runBench('floor', params, async (bench) => {
   // The driver as the service makes it (same HOURGLASS_PROCESS_* settings), on its own state dir.
   const driverDir = mkdtempSync(path.join(os.tmpdir(), 'hgb-floor-driver-'));
   bench.onCleanup(() => rmSync(driverDir, { recursive: true, force: true }));
-  const driver = createProcessHypervisor(process.env, driverDir);
+  const driver = createProcessHypervisor(driverSettings('process', process.env), driverDir);
   bench.onCleanup(async () => {
     for (const vm of await driver.list()) await driver.destroy(vm.id).catch(() => {});
     await driver.close?.();
@@ -89,11 +93,22 @@ await runBench('floor', params, async (bench) => {
 
   const s = { bare: summarize(samples.bare), api: summarize(samples.api), driver: summarize(samples.driver) };
   const ratios = {
-    apiOverBare: { p50: ratio(s.api.p50, s.bare.p50), p95: ratio(s.api.p95, s.bare.p95), p99: ratio(s.api.p99, s.bare.p99) },
-    apiOverDriver: { p50: ratio(s.api.p50, s.driver.p50), p95: ratio(s.api.p95, s.driver.p95), p99: ratio(s.api.p99, s.driver.p99) },
+    apiOverBare: {
+      p50: ratio(s.api.p50, s.bare.p50),
+      p95: ratio(s.api.p95, s.bare.p95),
+      p99: ratio(s.api.p99, s.bare.p99),
+    },
+    apiOverDriver: {
+      p50: ratio(s.api.p50, s.driver.p50),
+      p95: ratio(s.api.p95, s.driver.p95),
+      p99: ratio(s.api.p99, s.driver.p99),
+    },
   };
   heading(`floor: ${params.iterations} rounds × ${c} at a time (after ${params.warmup} warm-up rounds), ms`);
-  table(['kind', ...SUMMARY_HEADERS, 'mean'], KINDS.map((k) => [LABELS[k], ...summaryCells(s[k]), s[k].mean]));
+  table(
+    ['kind', ...SUMMARY_HEADERS, 'mean'],
+    KINDS.map((k) => [LABELS[k], ...summaryCells(s[k]), s[k].mean]),
+  );
   table(
     ['ratio', 'p50', 'p95', 'p99'],
     [
@@ -101,6 +116,11 @@ await runBench('floor', params, async (bench) => {
       ['API / driver', ...Object.values(ratios.apiOverDriver).map(times)],
     ],
   );
-  if (failures.total) table(['failure or refusal', 'count', 'example'], Object.entries(failures.counts).map(([k, n]) => [k, n, failures.examples[k] ?? '']));
+  if (failures.total) {
+    table(
+      ['failure or refusal', 'count', 'example'],
+      Object.entries(failures.counts).map(([k, n]) => [k, n, failures.examples[k] ?? '']),
+    );
+  }
   return { ms: s, ratios, failures: failures.counts, driver: driver.summary?.() };
 });

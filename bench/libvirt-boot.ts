@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createLibvirtHypervisor } from '../hypervisors/libvirt/driver';
+import { driverSettings } from '../config/drivers';
 
 const rounds = Number(process.argv[2] ?? 3);
 const execs = Number(process.argv[3] ?? 20);
@@ -22,14 +23,17 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 function summary(ms: number[]): string {
   const s = [...ms].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-  return `p50 ${at(0.5).toFixed(0)} ms, p95 ${at(0.95).toFixed(0)} ms, min ${s[0]!.toFixed(0)}, max ${s.at(-1)!.toFixed(0)} (n=${s.length})`;
+  return (
+    `p50 ${at(0.5).toFixed(0)} ms, p95 ${at(0.95).toFixed(0)} ms, min ${s[0]!.toFixed(0)}, max ` +
+    `${s.at(-1)!.toFixed(0)} (n=${s.length})`
+  );
 }
 
 async function main(): Promise<void> {
   await promisify(execFile)('bash', [join(REPO, 'scripts/start-libvirtd.sh')]);
   const stateDir = await mkdtemp(join(tmpdir(), 'hourglass-libvirt-bench-'));
   await chmod(stateDir, 0o755); // QEMU runs as libvirt-qemu and must reach the overlays
-  const hv = createLibvirtHypervisor(process.env, stateDir);
+  const hv = createLibvirtHypervisor(driverSettings('libvirt', process.env), stateDir);
   const runId = `bench${Date.now().toString(36)}`;
   const create: number[] = [];
   const ready: number[] = [];
@@ -64,7 +68,9 @@ async function main(): Promise<void> {
   } finally {
     await rm(stateDir, { recursive: true, force: true });
   }
-  console.log(`libvirt (${process.env.HOURGLASS_LIBVIRT_DOMAIN_TYPE ?? 'qemu'}), ${rounds} sandboxes, ${parallel} at a time:`);
+  console.log(
+    `libvirt (${process.env.HOURGLASS_LIBVIRT_DOMAIN_TYPE ?? 'qemu'}), ${rounds} sandboxes, ${parallel} at a time:`,
+  );
   console.log(`  create (overlay+define+start)  ${summary(create)}`);
   console.log(`  create→exec-ready              ${summary(ready)}`);
   console.log(`  exec 'true' (agent round trip) ${summary(exec)}`);

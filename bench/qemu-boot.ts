@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQemuHypervisor } from '../hypervisors/qemu/driver';
 import type { Hypervisor } from '../hypervisors/types';
+import { driverSettings } from '../config/drivers';
 
 const concurrent = Math.max(1, Number(process.argv[2] ?? 4));
 const execs = Math.max(1, Number(process.argv[3] ?? 30));
@@ -13,7 +14,10 @@ const execs = Math.max(1, Number(process.argv[3] ?? 30));
 function summary(ms: number[]): string {
   const s = [...ms].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-  return `p50 ${at(0.5).toFixed(1)} ms, p95 ${at(0.95).toFixed(1)} ms, min ${s[0]!.toFixed(1)}, max ${s.at(-1)!.toFixed(1)} (n=${s.length})`;
+  return (
+    `p50 ${at(0.5).toFixed(1)} ms, p95 ${at(0.95).toFixed(1)} ms, min ${s[0]!.toFixed(1)}, max ` +
+    `${s.at(-1)!.toFixed(1)} (n=${s.length})`
+  );
 }
 
 /** create + waitReady; returns ms from the create call to a guest that runs commands. */
@@ -26,7 +30,7 @@ async function bootOne(hv: Hypervisor, id: string): Promise<number> {
 
 async function main(): Promise<void> {
   const stateDir = await mkdtemp(join(tmpdir(), 'hg-qemu-bench-'));
-  const hv = createQemuHypervisor(process.env, stateDir);
+  const hv = createQemuHypervisor(driverSettings('qemu', process.env), stateDir);
   const made: string[] = [];
   try {
     // The first create also probes KVM (auto): boot a throwaway VM so the figures below are boots only.
@@ -53,7 +57,10 @@ async function main(): Promise<void> {
     made.push(...ids);
     const t0 = performance.now();
     const each = await Promise.all(ids.map((id) => bootOne(hv, id)));
-    console.log(`${concurrent} sandboxes at once: all exec-ready after ${(performance.now() - t0).toFixed(0)} ms; each ${summary(each)}`);
+    console.log(
+      `${concurrent} sandboxes at once: all exec-ready after ${(performance.now() - t0).toFixed(0)} ms; each ` +
+        `${summary(each)}`,
+    );
 
     const destroys: number[] = [];
     for (const id of ['single', ...ids]) {

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseAllowList } from '../hypervisors/process/egress';
-import { checkCgroupParent, limitProblems } from '../hypervisors/process/config';
+import { checkCgroupParent, ISOLATION_MODES, limitProblems } from '../hypervisors/process/config';
 import type { SandboxLimits } from '../hypervisors/types';
 import { intVar, oneOfVar, optionalTextVar, parseEnv, textVar } from './variables';
 
@@ -26,7 +26,7 @@ const processSchema = z
           'is no longer read: process sandboxes always use bubblewrap unless HOURGLASS_PROCESS_ISOLATION=none ' +
           'opts out explicitly; unset it',
       }),
-    HOURGLASS_PROCESS_ISOLATION: oneOfVar(['bubblewrap', 'none'], 'bubblewrap'),
+    HOURGLASS_PROCESS_ISOLATION: oneOfVar(ISOLATION_MODES, 'bubblewrap'),
     HOURGLASS_PROCESS_NETWORK: oneOfVar(['0', '1'], '0'),
     HOURGLASS_PROCESS_NETWORK_ALLOW: z.string().optional(),
     HOURGLASS_CGROUP_PARENT: optionalTextVar,
@@ -185,6 +185,7 @@ export function driverSettings<K extends DriverName>(name: K, env: NodeJS.Proces
   return parseEnv(DRIVER_SCHEMAS[name], env);
 }
 
+/** The guest's TSC runs at the host's under TCG; telling the guest skips its calibration. */
 function hostTscKhz(): number {
   try {
     const mhz = /^cpu MHz\s*:\s*([\d.]+)/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1];

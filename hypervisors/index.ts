@@ -1,4 +1,7 @@
-// Driver registration: a new driver is one folder in hypervisors/ plus one line here.
+// Driver registration: a new driver is one folder in hypervisors/, one settings schema in
+// config/drivers.ts, and one line here.
+import type { Config } from '../config/service';
+import type { DriverName, DriverSettings } from '../config/drivers';
 import { withInjectedFaults } from './fault-injection';
 import { createLibvirtHypervisor } from './libvirt/driver';
 import { createProcessHypervisor } from './process/driver';
@@ -6,16 +9,12 @@ import { createProxmoxHypervisor } from './proxmox/driver';
 import { createQemuHypervisor } from './qemu/driver';
 import type { Hypervisor } from './types';
 
-type Factory = (env: NodeJS.ProcessEnv, stateDir: string) => Hypervisor;
-
-const FACTORIES: Record<string, Factory> = {
+const FACTORIES: { [K in DriverName]: (settings: DriverSettings[K], stateDir: string) => Hypervisor } = {
   process: createProcessHypervisor,
   qemu: createQemuHypervisor,
   libvirt: createLibvirtHypervisor,
   proxmox: createProxmoxHypervisor,
 };
-
-export const KNOWN_DRIVERS = Object.keys(FACTORIES);
 
 export class HypervisorSet {
   constructor(
@@ -46,33 +45,23 @@ export class HypervisorSet {
   }
 }
 
-/** Builds the enabled drivers (HOURGLASS_DRIVERS, default "process"); the first is the default. */
+/** Builds the enabled drivers from their settings (loadConfig read them); `extra` adds or replaces drivers. */
 export function loadHypervisors(
-  env: NodeJS.ProcessEnv,
+  drivers: Config['drivers'],
   stateDir: string,
   extra: Record<string, Hypervisor> = {},
 ): HypervisorSet {
-  const names = enabledDrivers(env);
-  const drivers = new Map<string, Hypervisor>();
-  for (const name of names) {
-    const factory = FACTORIES[name];
-    if (!factory) throw new Error(`unknown driver '${name}' in HOURGLASS_DRIVERS; known: ${KNOWN_DRIVERS.join(', ')}`);
-    const driver = factory(env, stateDir);
-    const faultRate = Number(env.HOURGLASS_FAULT_RATE ?? 0);
-    drivers.set(name, faultRate > 0 ? withInjectedFaults(driver, faultRate) : driver);
+  const built = new Map<string, Hypervisor>();
+  for (const name of drivers.enabled) {
+    const driver = buildDriver(name, drivers.settings, stateDir);
+    built.set(name, drivers.faultRate > 0 ? withInjectedFaults(driver, drivers.faultRate) : driver);
   }
-  for (const [name, driver] of Object.entries(extra)) drivers.set(name, driver);
-  return new HypervisorSet(drivers, defaultDriver(env));
+  for (const [name, driver] of Object.entries(extra)) built.set(name, driver);
+  return new HypervisorSet(built, drivers.defaultDriver);
 }
 
-/** HOURGLASS_DEFAULT_DRIVER, else the first enabled driver. */
-export function defaultDriver(env: NodeJS.ProcessEnv): string {
-  return env.HOURGLASS_DEFAULT_DRIVER ?? enabledDrivers(env)[0] ?? 'process';
-}
-
-export function enabledDrivers(env: NodeJS.ProcessEnv): string[] {
-  return (env.HOURGLASS_DRIVERS ?? 'process')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+function buildDriver<K extends DriverName>(name: K, all: Partial<DriverSettings>, stateDir: string): Hypervisor {
+  const settings = all[name];
+  if (settings === undefined) throw new Error(`driver '${name}' is enabled but its settings were never read`);
+  return FACTORIES[name](settings, stateDir);
 }

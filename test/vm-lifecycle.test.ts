@@ -24,6 +24,7 @@ import {
   vmStateDir,
 } from './support/vm-drivers';
 import { sandboxWorkflowId } from '../workflows/ids';
+import { driverSettings } from '../config/drivers';
 
 /** Generous: TCG on 2 cores shared with the other suites' VMs (~3 s when idle). */
 const READY_TIMEOUT_S = 180;
@@ -53,7 +54,10 @@ const timings: { driver: string; test: string; ms: number }[] = [];
 const suiteStarted = Date.now();
 afterAll(() => {
   const lines = timings.map((t) => `  ${t.driver.padEnd(8)} ${String(t.ms).padStart(6)} ms  (${t.test})`);
-  console.log(`[vm-lifecycle] create→RUNNING through the API:\n${lines.join('\n')}\n[vm-lifecycle] suite ${Date.now() - suiteStarted} ms`);
+  console.log(
+    `[vm-lifecycle] create→RUNNING through the API:\n${lines.join('\n')}\n[vm-lifecycle] suite ` +
+      `${Date.now() - suiteStarted} ms`,
+  );
 });
 
 const CASES: DriverCase[] = [
@@ -65,12 +69,16 @@ const CASES: DriverCase[] = [
       await ensureGuestImage();
       const dir = await vmStateDir('hg-vml-q-');
       const brokenDir = await vmStateDir('hg-vml-qb-');
-      const qemu = createQemuHypervisor(qemuEnv(), dir);
+      const qemu = createQemuHypervisor(driverSettings('qemu', qemuEnv()), dir);
       // No init in the initramfs: the kernel panics, panic=-1 reboots, -no-reboot ends QEMU.
-      const broken = createQemuHypervisor(qemuEnv({ HOURGLASS_QEMU_KERNEL_ARGS: 'rdinit=/nonexistent' }), brokenDir);
+      const broken = createQemuHypervisor(
+        driverSettings('qemu', qemuEnv({ HOURGLASS_QEMU_KERNEL_ARGS: 'rdinit=/nonexistent' })),
+        brokenDir,
+      );
       return {
         drivers: { qemu, 'qemu-noready': broken },
-        leftovers: (id, driver) => (driver === 'qemu' ? qemuLeftovers(qemu, dir, id) : qemuLeftovers(broken, brokenDir, id)),
+        leftovers: (id, driver) =>
+          driver === 'qemu' ? qemuLeftovers(qemu, dir, id) : qemuLeftovers(broken, brokenDir, id),
         neverReady: () => ({ driver: 'qemu-noready', undo: () => {} }),
         async close() {
           await qemu.close?.();
@@ -89,8 +97,11 @@ const CASES: DriverCase[] = [
       await ensureLibvirtd();
       await ensureGuestImage();
       const dir = await vmStateDir('hg-vml-l-');
-      const libvirt = createLibvirtHypervisor(process.env, dir);
-      const broken = createLibvirtHypervisor({ ...process.env, HOURGLASS_LIBVIRT_EXTRA_KERNEL_ARGS: 'rdinit=/nonexistent' }, dir);
+      const libvirt = createLibvirtHypervisor(driverSettings('libvirt', process.env), dir);
+      const broken = createLibvirtHypervisor(
+        driverSettings('libvirt', { ...process.env, HOURGLASS_LIBVIRT_EXTRA_KERNEL_ARGS: 'rdinit=/nonexistent' }),
+        dir,
+      );
       return {
         drivers: { libvirt, 'libvirt-noready': broken },
         leftovers: (id, driver) => libvirtLeftovers(driver === 'libvirt' ? libvirt : broken, dir, id),
@@ -109,7 +120,10 @@ const CASES: DriverCase[] = [
     neverReadyTimeoutSeconds: 2,
     async setup() {
       const sim = await startPveSimulator({ taskMs: [20, 200], agentBootMs: 300, authFailureDelayMs: 20 });
-      const proxmox = createProxmoxHypervisor({ ...process.env, ...sim.env }, '/nonexistent');
+      const proxmox = createProxmoxHypervisor(
+        driverSettings('proxmox', { ...process.env, ...sim.env }),
+        '/nonexistent',
+      );
       return {
         drivers: { proxmox },
         leftovers: (id) => proxmoxLeftovers(proxmox, sim, id),
@@ -139,17 +153,26 @@ for (const c of CASES) {
 
     afterAll(async () => {
       // Whatever a failed test left: destroy this file's sandboxes only (libvirtd is shared).
-      for (const { id, driver } of made) await h?.hypervisors.get(driver).destroy(id).catch(() => undefined);
+      for (const { id, driver } of made) {
+        await h?.hypervisors
+          .get(driver)
+          .destroy(id)
+          .catch(() => undefined);
+      }
       await h?.close();
       await setup?.close();
     }, 120_000);
 
     const get = async (id: string) => (await h.api<SandboxStatus>('GET', `/v1/sandboxes/${id}`)).body;
     const untilState = (id: string, want: string, timeoutMs: number) =>
-      eventually(async () => {
-        const s = await get(id);
-        return s.state === want ? s : undefined;
-      }, timeoutMs, 250);
+      eventually(
+        async () => {
+          const s = await get(id);
+          return s.state === want ? s : undefined;
+        },
+        timeoutMs,
+        250,
+      );
 
     /** Creates through the API and waits for RUNNING, recording the time it took. */
     async function createRunning(test: string, body: Record<string, unknown> = {}): Promise<SandboxStatus> {
@@ -176,14 +199,19 @@ for (const c of CASES) {
         const sbx = await createRunning('lease');
         expect(await setup.leftovers(sbx.id, c.name)).not.toEqual([]); // the VM is really there
 
-        const uname = await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['uname', '-a'], timeoutSeconds: 30 });
+        const uname = await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, {
+          command: ['uname', '-a'],
+          timeoutSeconds: 30,
+        });
         expect(uname.status, JSON.stringify(uname.body)).toBe(200);
         expect(uname.body).toMatchObject({ exitCode: 0, timedOut: false });
         expect(uname.body.stdout).toMatch(/^Linux /);
 
         // Renewal by update: extend-only, to now + ttl, so it moves by at least the extra seconds.
         const firstExpiry = Date.parse(sbx.expiresAt!);
-        const renewed = await h.api('POST', `/v1/sandboxes/${sbx.id}/lease/renew`, { ttlSeconds: c.ttlSeconds + RENEW_EXTRA_S });
+        const renewed = await h.api('POST', `/v1/sandboxes/${sbx.id}/lease/renew`, {
+          ttlSeconds: c.ttlSeconds + RENEW_EXTRA_S,
+        });
         expect(renewed.status, JSON.stringify(renewed.body)).toBe(200);
         expect(renewed.body).toMatchObject({ id: sbx.id, capped: false });
         const newExpiry = Date.parse(renewed.body.expiresAt);
@@ -219,9 +247,16 @@ for (const c of CASES) {
         expect(await setup.leftovers(sbx.id, c.name)).not.toEqual([]);
         const res = await h.api('POST', `/v1/sandboxes/${sbx.id}/destroy`, { force: true });
         expect(res.status, JSON.stringify(res.body)).toBe(202);
-        expect(res.body).toMatchObject({ id: sbx.id, state: 'DESTROYED', destroyReason: 'force destroy by local', vmExisted: true });
+        expect(res.body).toMatchObject({
+          id: sbx.id,
+          state: 'DESTROYED',
+          destroyReason: 'force destroy by local',
+          vmExisted: true,
+        });
         expect(await get(sbx.id)).toMatchObject({ state: 'DESTROYED', destroyReason: 'force destroy by local' });
-        expect((await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).describe()).status.name).toBe('TERMINATED');
+        expect((await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).describe()).status.name).toBe(
+          'TERMINATED',
+        );
         expect(await setup.leftovers(sbx.id, c.name)).toEqual([]);
       },
       VM_TEST_MS,
@@ -245,10 +280,20 @@ for (const c of CASES) {
           expect(res.body).toMatchObject({ errorCode: 'not_ready' });
           expect(res.body.error).toMatch(/not ready after/);
           const done = await untilState(res.body.id, 'DESTROYED', 60_000);
-          console.log(`[vm-lifecycle] ${c.name}: never-ready guest FAILED→DESTROYED ${Date.now() - started} ms after create: ${done.error?.slice(0, 160)}`);
+          console.log(
+            `[vm-lifecycle] ${c.name}: never-ready guest FAILED→DESTROYED ${Date.now() - started} ms after ` +
+              `create: ${done.error?.slice(0, 160)}`,
+          );
           expect(done.destroyReason).toMatch(/^create failed: sandbox \S+ not ready after \d+ ms/);
           const evs = await settledEvents(h, res.body.id, 'DESTROYED');
-          expect(evs.map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'BOOTING', 'FAILED', 'DESTROYING', 'DESTROYED']);
+          expect(evs.map((e) => e.to)).toEqual([
+            'REQUESTED',
+            'PROVISIONING',
+            'BOOTING',
+            'FAILED',
+            'DESTROYING',
+            'DESTROYED',
+          ]);
           expect(evs.find((e) => e.to === 'FAILED')!.reason).toMatch(/^create failed: /);
           expect(await setup.leftovers(res.body.id, driver)).toEqual([]);
         } finally {
@@ -277,7 +322,10 @@ for (const c of CASES) {
             async () => {
               const s = await get(id);
               if (!['REQUESTED', 'PROVISIONING', 'BOOTING'].includes(s.state)) return s; // too late: fail below
-              return s.state === 'BOOTING' && (await setup.leftovers(id, 'qemu')).some((l) => l.startsWith('QEMU process')) ? s : undefined;
+              return s.state === 'BOOTING' &&
+                (await setup.leftovers(id, 'qemu')).some((l) => l.startsWith('QEMU process'))
+                ? s
+                : undefined;
             },
             120_000,
             50,

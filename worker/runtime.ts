@@ -63,7 +63,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
     let hypervisors: HypervisorSet | undefined;
     let reaper: { scheduleId: string; intervalSeconds: number } | undefined;
     if (opts.worker) {
-      hypervisors = loadHypervisors(process.env, config.stateDir);
+      hypervisors = loadHypervisors(config.drivers, config.stateDir);
       const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
       const worker = await createWorkers({
         connection: nativeConnection,

@@ -15,6 +15,7 @@ import { binaryVersion, REPO } from './environment';
 import { log } from './output';
 import { classify, leftovers } from './processes';
 import { openRegistry, serverVersion } from './registry';
+import { driverSettings } from '../../config/drivers';
 
 export interface StackOptions {
   /** Names the state dir and log file. */
@@ -57,11 +58,25 @@ export class Stack {
   static async launch(opts: StackOptions): Promise<Stack> {
     // Short: PostgreSQL's socket path must stay under 107 bytes.
     const stateDir = mkdtempSync(path.join(os.tmpdir(), `hgb-${opts.name}-`));
-    const ports = { api: await freePort(), temporal: await freePort(), ui: await freePort(), postgres: 20_000 + Math.floor(Math.random() * 40_000) };
+    const ports = {
+      api: await freePort(),
+      temporal: await freePort(),
+      ui: await freePort(),
+      postgres: 20_000 + Math.floor(Math.random() * 40_000),
+    };
     const tokens = { user: randomBytes(16).toString('hex'), admin: randomBytes(16).toString('hex') };
     const env: NodeJS.ProcessEnv = { ...process.env };
     // Its own embedded services, its own tokens; nothing of a shell's service or test setup.
-    for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'NODE_OPTIONS', 'HOST', 'HOURGLASS_API_TOKEN', 'HOURGLASS_API_TOKENS_FILE']) delete env[name];
+    for (const name of [
+      'DATABASE_URL',
+      'TEMPORAL_ADDRESS',
+      'NODE_OPTIONS',
+      'HOST',
+      'HOURGLASS_API_TOKEN',
+      'HOURGLASS_API_TOKENS_FILE',
+    ]) {
+      delete env[name];
+    }
     const quota = Math.max(Number(process.env.HOURGLASS_MAX_SANDBOXES_PER_OWNER || 100), (opts.sandboxes ?? 0) + 100);
     Object.assign(env, {
       HOURGLASS_STATE_DIR: stateDir,
@@ -93,7 +108,10 @@ export class Stack {
       stack.exited = { code, signal };
       file.end();
     });
-    log(`starting the stack (${command}) on API :${ports.api}, Temporal :${ports.temporal}, state ${stateDir}, log ${logFile}`);
+    log(
+      `starting the stack (${command}) on API :${ports.api}, Temporal :${ports.temporal}, state ${stateDir}, ` +
+        `log ${logFile}`,
+    );
     return stack;
   }
 
@@ -115,7 +133,11 @@ export class Stack {
     const deadline = Date.now() + timeoutMs;
     const started = Date.now();
     while (Date.now() < deadline) {
-      if (this.exited) throw new Error(`the service exited (${JSON.stringify(this.exited)}) before it was healthy:\n${this.tail.slice(-3000)}`);
+      if (this.exited) {
+        throw new Error(
+          `the service exited (${JSON.stringify(this.exited)}) before it was healthy:\n${this.tail.slice(-3000)}`,
+        );
+      }
       try {
         const res = await fetch(`http://127.0.0.1:${this.ports.api}/healthz`, { signal: AbortSignal.timeout(5_000) });
         if (res.status === 200) {
@@ -132,7 +154,9 @@ export class Stack {
 
   /** Versions of what the stack runs: the Temporal binary it started and the PostgreSQL server. */
   async versions(): Promise<{ temporal: string; postgres: string }> {
-    const temporal = classify(this.stateDir, this.leader.pid!).get('temporal')!.find((p) => p.argv.includes('start-dev'));
+    const temporal = classify(this.stateDir, this.leader.pid!)
+      .get('temporal')!
+      .find((p) => p.argv.includes('start-dev'));
     let exe: string | null = null;
     try {
       exe = temporal ? readlinkSync(`/proc/${temporal.pid}/exe`) : null;
@@ -152,7 +176,9 @@ export class Stack {
     this.stopped = true;
     const pid = this.leader.pid!;
     this.api.closed = this.admin.closed = true;
-    if (!this.exited) await this.destroyLeftovers().catch((err: Error) => log(`could not destroy leftover sandboxes: ${err.message}`));
+    if (!this.exited) {
+      await this.destroyLeftovers().catch((err: Error) => log(`could not destroy leftover sandboxes: ${err.message}`));
+    }
     await this.registry?.end().catch(() => {});
     if (!this.exited) {
       log('stopping the stack (SIGTERM to its process group)');
@@ -169,11 +195,18 @@ export class Stack {
     const service = () => leftovers(this.stateDir, pid).filter((p) => p.kind !== 'sandboxes');
     for (let i = 0; i < 100 && service().length; i++) await sleep(200);
     if (leftovers(this.stateDir, pid).some((p) => p.kind === 'sandboxes')) {
-      await this.destroyWithDriver().catch((err: Error) => log(`the process driver could not clean up: ${err.message}`));
+      await this.destroyWithDriver().catch((err: Error) =>
+        log(`the process driver could not clean up: ${err.message}`),
+      );
     }
     const left = leftovers(this.stateDir, pid);
     if (left.length) {
-      log(`killing ${left.length} processes of the stack still running: ${left.slice(0, 5).map((p) => `${p.pid} ${p.argv[0]}`).join(', ')}`);
+      log(
+        `killing ${left.length} processes of the stack still running: ${left
+          .slice(0, 5)
+          .map((p) => `${p.pid} ${p.argv[0]}`)
+          .join(', ')}`,
+      );
       for (const p of left) {
         try {
           process.kill(p.pid, 'SIGKILL');
@@ -192,10 +225,12 @@ export class Stack {
 
   /** The process driver on the stopped stack's state dir: removes processes, cgroups, mounts. */
   private async destroyWithDriver(): Promise<void> {
-    const driver = createProcessHypervisor(process.env, this.stateDir);
+    const driver = createProcessHypervisor(driverSettings('process', process.env), this.stateDir);
     const vms = await driver.list();
     log(`destroying ${vms.length} sandboxes left after the stack stopped, with the process driver`);
-    for (const vm of vms) await driver.destroy(vm.id).catch((err: Error) => log(`could not destroy ${vm.id}: ${err.message}`));
+    for (const vm of vms) {
+      await driver.destroy(vm.id).catch((err: Error) => log(`could not destroy ${vm.id}: ${err.message}`));
+    }
     await driver.close?.();
   }
 
@@ -210,7 +245,11 @@ export class Stack {
     if (!rows.length) return;
     log(`force-destroying ${rows.length} sandboxes still open before stopping`);
     for (let i = 0; i < rows.length; i += 1000) {
-      await this.ops.post('/v1/sandboxes/destroy', { ids: rows.slice(i, i + 1000).map((r) => r.id), force: true, reason: 'bench cleanup' });
+      await this.ops.post('/v1/sandboxes/destroy', {
+        ids: rows.slice(i, i + 1000).map((r) => r.id),
+        force: true,
+        reason: 'bench cleanup',
+      });
     }
   }
 }

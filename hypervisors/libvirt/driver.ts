@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { positiveInt } from '../shared/env-config';
 import { errorText } from '../shared/error-text';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../errors';
 import { VM_GUEST_HOME } from '../guest/contract';
@@ -22,7 +21,9 @@ import {
   type SandboxMarker,
 } from './domain-xml';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
+import type { LibvirtSettings } from '../../config/drivers';
 
+/** LibvirtSettings (config/drivers.ts) and the state dir. */
 export interface LibvirtConfig {
   uri: string;
   stateDir: string;
@@ -36,39 +37,11 @@ export interface LibvirtConfig {
   emulator?: string;
 }
 
-// The tsc options keep concurrently booting guests from hanging in PIT calibration (TCG).
-const DEFAULT_KERNEL_ARGS = 'console=ttyS0 quiet panic=-1 tsc_early_khz=2300000 tsc=reliable';
 const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const MIN_MEMORY_MIB = 96; // 64 MiB hangs while unpacking the initramfs
 
-/**
- * Env (all optional):
- *   HOURGLASS_LIBVIRT_URI               libvirt connection (qemu:///system)
- *   HOURGLASS_LIBVIRT_MEMORY_MIB / _CPUS  per-sandbox defaults (128 / 1)
- *   HOURGLASS_LIBVIRT_DOMAIN_TYPE       qemu (TCG, works everywhere) | kvm (only where KVM really works)
- *   HOURGLASS_LIBVIRT_MACHINE           microvm | pc | q35 (microvm)
- *   HOURGLASS_LIBVIRT_KERNEL_ARGS       replaces the default kernel command line
- *   HOURGLASS_LIBVIRT_EXTRA_KERNEL_ARGS appended to it
- *   HOURGLASS_LIBVIRT_IMAGE_DIR         guest image dir (else HOURGLASS_GUEST_IMAGE_DIR, else <repo>/.images/guest)
- *   HOURGLASS_LIBVIRT_EMULATOR          QEMU binary (libvirt's default)
- */
-export function createLibvirtHypervisor(env: NodeJS.ProcessEnv, stateDir: string): Hypervisor {
-  const domainType = env.HOURGLASS_LIBVIRT_DOMAIN_TYPE ?? 'qemu';
-  if (domainType !== 'qemu' && domainType !== 'kvm') {
-    throw new BadSpecError(`HOURGLASS_LIBVIRT_DOMAIN_TYPE must be qemu or kvm, not ${domainType}`);
-  }
-  const extraArgs = env.HOURGLASS_LIBVIRT_EXTRA_KERNEL_ARGS ?? '';
-  return new LibvirtHypervisor({
-    uri: env.HOURGLASS_LIBVIRT_URI || 'qemu:///system',
-    stateDir: resolve(stateDir),
-    memoryMiB: positiveInt(env, 'HOURGLASS_LIBVIRT_MEMORY_MIB', 128),
-    cpus: positiveInt(env, 'HOURGLASS_LIBVIRT_CPUS', 1),
-    domainType,
-    machine: env.HOURGLASS_LIBVIRT_MACHINE || 'microvm',
-    kernelArgs: `${env.HOURGLASS_LIBVIRT_KERNEL_ARGS || DEFAULT_KERNEL_ARGS} ${extraArgs}`.trim(),
-    imageDir: env.HOURGLASS_LIBVIRT_IMAGE_DIR || undefined,
-    emulator: env.HOURGLASS_LIBVIRT_EMULATOR || undefined,
-  });
+export function createLibvirtHypervisor(settings: LibvirtSettings, stateDir: string): Hypervisor {
+  return new LibvirtHypervisor({ ...settings, stateDir: resolve(stateDir) });
 }
 
 /** What libvirt says about one of our domains. */
@@ -483,13 +456,23 @@ function classifyVirshError(id: string, op: string, text: string, cause: unknown
     return new HypervisorError(what, 'libvirt_unavailable', false);
   }
   if (/failed to get domain|Domain not found|no domain with matching/i.test(text)) return new NotFoundError(id, text);
-  if (/XML error|unsupported configuration|invalid argument|Cannot access storage file|No such file or directory/i.test(text)) {
+  if (
+    /XML error|unsupported configuration|invalid argument|Cannot access storage file|No such file or directory/i.test(
+      text,
+    )
+  ) {
     return new BadSpecError(what);
   }
   if (/Permission denied/i.test(text)) {
-    return new BadSpecError(`${what} (every directory above the overlay and image must be searchable by the qemu user)`);
+    return new BadSpecError(
+      `${what} (every directory above the overlay and image must be searchable by the qemu user)`,
+    );
   }
-  if (/guest agent is not|agent is not (connected|responding|available)|cannot acquire state change lock|Timed out during operation|domain is not running/i.test(text)) {
+  if (
+    /guest agent is not|agent is not (connected|responding|available)|cannot acquire state change lock|Timed out during operation|domain is not running/i.test(
+      text,
+    )
+  ) {
     return new BusyError(what);
   }
   if (cause instanceof Error && cause.name === 'AbortError') return cause;
@@ -505,7 +488,11 @@ async function exists(path: string): Promise<boolean> {
 
 /** execFile with English messages; rejects with the tool's stderr as the message. */
 /** `input` feeds virsh's shell, which exits 0 whatever its commands did: its "error:" lines say. */
-function run(cmd: string, args: string[], opts: { signal?: AbortSignal; timeoutMs: number; input?: string }): Promise<string> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { signal?: AbortSignal; timeoutMs: number; input?: string },
+): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     const child = execFile(
       cmd,

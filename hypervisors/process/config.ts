@@ -1,16 +1,17 @@
-// Settings of the process driver: isolation mode, network, default limits, and their sanity checks.
+// Options of the process driver (config/drivers.ts reads them from the environment): isolation mode,
+// network, default limits, and their sanity checks.
 import { BadSpecError } from '../errors';
-import { parseAllowList } from './egress';
 import type { SandboxLimits } from '../types';
 
-export type IsolationMode = 'bubblewrap' | 'none';
-export const ISOLATION_MODES: IsolationMode[] = ['bubblewrap', 'none'];
+export const ISOLATION_MODES = ['bubblewrap', 'none'] as const;
+export type IsolationMode = (typeof ISOLATION_MODES)[number];
 
 /** Every limit a process sandbox gets (diskMiB 0 = no workspace quota). */
 export type ResolvedLimits = Required<SandboxLimits>;
 
 export const DEFAULT_LIMITS: ResolvedLimits = { cpus: 1, memoryMiB: 512, pids: 256, tmpMiB: 64, diskMiB: 1024 };
 
+/** ProcessSettings (config/drivers.ts) and the state dir; tests leave out what they do not need. */
 export interface ProcessOptions {
   stateDir: string;
   /** 'bubblewrap' (default): namespaces + seccomp, create fails without bwrap. 'none': an explicit opt-out. */
@@ -71,52 +72,6 @@ export function resolveLimits(id: string, asked: SandboxLimits | undefined, defa
     pids: pick('pids'),
     tmpMiB: pick('tmpMiB'),
     diskMiB: pick('diskMiB'),
-  };
-}
-
-const ENV_LIMITS: Record<keyof SandboxLimits, string> = {
-  cpus: 'HOURGLASS_PROCESS_CPUS',
-  memoryMiB: 'HOURGLASS_PROCESS_MEMORY_MIB',
-  pids: 'HOURGLASS_PROCESS_PIDS',
-  tmpMiB: 'HOURGLASS_PROCESS_TMP_MIB',
-  diskMiB: 'HOURGLASS_PROCESS_DISK_MIB',
-};
-
-/** The driver's settings from the environment; a bad or retired setting stops start-up with its name. */
-export function processOptionsFromEnv(env: NodeJS.ProcessEnv, stateDir: string): ProcessOptions {
-  if (env.HOURGLASS_PROCESS_BWRAP !== undefined) {
-    throw new BadSpecError(
-      'HOURGLASS_PROCESS_BWRAP is no longer read: process sandboxes always use bubblewrap unless ' +
-        'HOURGLASS_PROCESS_ISOLATION=none opts out explicitly; unset it',
-    );
-  }
-  const isolation = (env.HOURGLASS_PROCESS_ISOLATION || 'bubblewrap') as IsolationMode;
-  if (!ISOLATION_MODES.includes(isolation)) {
-    throw new BadSpecError(
-      `HOURGLASS_PROCESS_ISOLATION must be one of ${ISOLATION_MODES.join(', ')} ` +
-        `(got ${env.HOURGLASS_PROCESS_ISOLATION})`,
-    );
-  }
-  const network = env.HOURGLASS_PROCESS_NETWORK ?? '0';
-  if (network !== '0' && network !== '1' && network !== '') {
-    throw new BadSpecError(`HOURGLASS_PROCESS_NETWORK must be 0 or 1 (got ${network})`);
-  }
-  const limits: SandboxLimits = {};
-  for (const [field, name] of Object.entries(ENV_LIMITS) as [keyof SandboxLimits, string][]) {
-    const raw = env[name];
-    if (raw !== undefined && raw !== '') limits[field] = Number(raw);
-  }
-  const problems = limitProblems(limits, (f) => ENV_LIMITS[f]);
-  if (problems.length) throw new BadSpecError(problems.join('; '));
-  const cgroupParent = env.HOURGLASS_CGROUP_PARENT || undefined;
-  if (cgroupParent !== undefined) checkCgroupParent(cgroupParent);
-  return {
-    stateDir,
-    isolation,
-    network: network === '1',
-    networkAllow: parseAllowList(env.HOURGLASS_PROCESS_NETWORK_ALLOW),
-    limits,
-    cgroupParent,
   };
 }
 

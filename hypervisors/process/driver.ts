@@ -18,9 +18,22 @@ import { planExec } from '../guest/exec-plan';
 import { runOnHost } from '../guest/host-exec';
 import { isAlive, recordProcess, signalIfOurs, waitForExit } from '../shared/proc-identity';
 import {
-  dropPrivilegesArgs, holderBwrapArgs, INFO_FD, READY_FD, SANDBOX_UID, SECCOMP_FD, seccompWrapperArgs,
+  dropPrivilegesArgs,
+  holderBwrapArgs,
+  INFO_FD,
+  READY_FD,
+  SANDBOX_UID,
+  SECCOMP_FD,
+  seccompWrapperArgs,
 } from './bwrap';
-import { checkCgroupParent, DEFAULT_LIMITS, processOptionsFromEnv, resolveLimits, type IsolationMode, type ProcessOptions, type ResolvedLimits } from './config';
+import {
+  checkCgroupParent,
+  DEFAULT_LIMITS,
+  resolveLimits,
+  type IsolationMode,
+  type ProcessOptions,
+  type ResolvedLimits,
+} from './config';
 import { describeHost, describeSandbox, modeMismatchNote } from './describe';
 import { launchArgv } from './launcher';
 import { readMountsSync } from './mountinfo';
@@ -33,6 +46,7 @@ import { SandboxLocks } from './sandbox-lock';
 import { spawnDetached } from '../shared/spawner/index';
 import { sandboxSeccompFilter } from './seccomp-policy';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from '../types';
+import type { ProcessSettings } from '../../config/drivers';
 
 export type { ProcessOptions } from './config';
 
@@ -135,7 +149,12 @@ export class ProcessHypervisor implements Hypervisor {
       let record = await readRecord(dir);
       if (!record) {
         const limits = resolveLimits(spec.id, spec.limits, this.defaults);
-        this.requireHostSupport(spec.id, this.mode, this.mode === 'bubblewrap' && this.network ? 'slirp4netns' : 'none', limits.diskMiB);
+        this.requireHostSupport(
+          spec.id,
+          this.mode,
+          this.mode === 'bubblewrap' && this.network ? 'slirp4netns' : 'none',
+          limits.diskMiB,
+        );
         record = this.newRecord(spec, limits);
         await mkdir(this.workDir(spec.id), { recursive: true, mode: 0o711 });
         await chmod(dir, 0o711);
@@ -164,35 +183,47 @@ export class ProcessHypervisor implements Hypervisor {
         ...(limits.diskMiB > 0 ? { diskMiB: limits.diskMiB } : {}),
       },
       cgroup,
-      workspace: limits.diskMiB > 0 ? { image: path.join(this.dir(spec.id), 'workspace.ext4'), sizeMiB: limits.diskMiB } : undefined,
+      workspace:
+        limits.diskMiB > 0
+          ? { image: path.join(this.dir(spec.id), 'workspace.ext4'), sizeMiB: limits.diskMiB }
+          : undefined,
     };
     record.isolation = describeSandbox(record, this.cgroups.version === null ? this.cgroups.reason : null);
     return record;
   }
 
   /** Fails closed, before anything is made, when this host cannot confine a sandbox as required. */
-  private requireHostSupport(id: string, mode: IsolationMode, network: SandboxRecord['network'], diskMiB: number): void {
+  private requireHostSupport(
+    id: string,
+    mode: IsolationMode,
+    network: SandboxRecord['network'],
+    diskMiB: number,
+  ): void {
     if (mode === 'bubblewrap' && !this.bwrap) {
       throw new IsolationUnavailableError(
-        `sandbox ${id}: bubblewrap (bwrap) is not installed, and process sandboxes require it: install it (Debian: apt-get install bubblewrap), ` +
+        `sandbox ${id}: bubblewrap (bwrap) is not installed, and process sandboxes require it: install it ` +
+          `(Debian: apt-get install bubblewrap), ` +
           'or opt out of isolation explicitly with HOURGLASS_PROCESS_ISOLATION=none',
       );
     }
     if (network === 'slirp4netns' && !this.slirp) {
       throw new IsolationUnavailableError(
-        `sandbox ${id}: network is on (HOURGLASS_PROCESS_NETWORK=1) but slirp4netns is not installed, and a sandbox never shares the host's network: ` +
+        `sandbox ${id}: network is on (HOURGLASS_PROCESS_NETWORK=1) but slirp4netns is not installed, and a ` +
+          `sandbox never shares the host's network: ` +
           'install it (Debian: apt-get install slirp4netns) or set HOURGLASS_PROCESS_NETWORK=0',
       );
     }
     if (network === 'slirp4netns' && !this.iptablesRestore) {
       throw new IsolationUnavailableError(
-        `sandbox ${id}: network is on, and its egress filter (internet only: no private ranges, no host addresses) needs ` +
+        `sandbox ${id}: network is on, and its egress filter (internet only: no private ranges, no host ` +
+          `addresses) needs ` +
           'iptables-restore: install it (Debian: apt-get install iptables) or set HOURGLASS_PROCESS_NETWORK=0',
       );
     }
     if (diskMiB > 0 && this.loopUnavailable) {
       throw new IsolationUnavailableError(
-        `sandbox ${id}: its ${diskMiB} MiB workspace quota needs a loop-mounted ext4 image, and ${this.loopUnavailable}; ` +
+        `sandbox ${id}: its ${diskMiB} MiB workspace quota needs a loop-mounted ext4 image, and ` +
+          `${this.loopUnavailable}; ` +
           'fix that, or run without workspace quotas explicitly with HOURGLASS_PROCESS_DISK_MIB=0',
       );
     }
@@ -206,8 +237,10 @@ export class ProcessHypervisor implements Hypervisor {
   private requireServable(r: SandboxRecord, starting: boolean): void {
     if (r.mode === 'none' && this.mode === 'bubblewrap') {
       throw new IsolationUnavailableError(
-        `sandbox ${r.id} was created without isolation (HOURGLASS_PROCESS_ISOLATION=none) and this worker requires bubblewrap: ` +
-          'it will not start it or run commands in it. Destroy it, or serve it from a worker with HOURGLASS_PROCESS_ISOLATION=none',
+        `sandbox ${r.id} was created without isolation (HOURGLASS_PROCESS_ISOLATION=none) and this worker ` +
+          `requires bubblewrap: ` +
+          'it will not start it or run commands in it. Destroy it, or serve it from a worker with ' +
+          'HOURGLASS_PROCESS_ISOLATION=none',
       );
     }
     if (starting) this.requireHostSupport(r.id, r.mode, r.network, r.workspace?.sizeMiB ?? 0);
@@ -258,11 +291,21 @@ export class ProcessHypervisor implements Hypervisor {
         ],
       },
       // A record from before /tmp was limited gets the default size (tighter than it had, never looser).
-      [this.bwrap!, ...holderBwrapArgs({ workDir: this.workDir(r.id), tmpMiB: r.limits.tmpMiB ?? DEFAULT_LIMITS.tmpMiB, resolvConf })],
+      [
+        this.bwrap!,
+        ...holderBwrapArgs({
+          workDir: this.workDir(r.id),
+          tmpMiB: r.limits.tmpMiB ?? DEFAULT_LIMITS.tmpMiB,
+          resolvConf,
+        }),
+      ],
     );
     const logPath = path.join(dir, 'holder.log');
     let exited: string | null = null;
-    await spawnDetached({ file: argv[0]!, args: argv.slice(1), env: { PATH: TOOLS_PATH }, logFile: logPath }, (how) => (exited = how));
+    await spawnDetached(
+      { file: argv[0]!, args: argv.slice(1), env: { PATH: TOOLS_PATH }, logFile: logPath },
+      (how) => (exited = how),
+    );
     const holder = await recordProcess(await waitForHolder(r.id, infoPath, readyPath, logPath, () => exited, 10_000));
     try {
       await writeRecord(dir, { ...r, holder, slirp: undefined });
@@ -348,7 +391,10 @@ export class ProcessHypervisor implements Hypervisor {
     const plan = planExec(id, req, r.mode === 'bubblewrap' ? '/work' : this.workDir(id));
     const { command, hostEnv } = commandWithEnv(plan.env, plan.argv);
     if (r.cgroup && !(await cgroupExists(r.cgroup))) {
-      throw new BusyError(`sandbox ${id} is not running: its cgroup ${sandboxCgroupDirs(r.cgroup)[0]} is gone (host restarted?); start it first`);
+      throw new BusyError(
+        `sandbox ${id} is not running: its cgroup ${sandboxCgroupDirs(r.cgroup)[0]} is gone (host restarted?); ` +
+          `start it first`,
+      );
     }
     const joinCgroups = r.cgroup ? cgroupProcsFiles(r.cgroup) : [];
     const asSandboxUser = process.getuid?.() === 0 ? dropPrivilegesArgs() : [];
@@ -357,7 +403,9 @@ export class ProcessHypervisor implements Hypervisor {
       if (r.stopped) throw new BusyError(`sandbox ${id} is stopped; start it first`);
       // No namespace holds the mount here: a workspace gone (host restarted) must not become an unlimited directory.
       if (r.workspace && !(await isMounted(this.workDir(id)))) {
-        throw new BusyError(`sandbox ${id} is not running: its workspace is not mounted (host restarted?); start it first`);
+        throw new BusyError(
+          `sandbox ${id} is not running: its workspace is not mounted (host restarted?); start it first`,
+        );
       }
       const argv = launchArgv({ joinCgroups, oomScoreAdj: COMMAND_OOM_SCORE_ADJ }, [...asSandboxUser, ...command]);
       const env = { PATH: TOOLS_PATH, ...hostEnv };
@@ -375,8 +423,22 @@ export class ProcessHypervisor implements Hypervisor {
     // loads the seccomp filter, setpriv drops to the sandbox user, `env -i` sets the caller's
     // variables from the prefixed ones, and the launch script (contract.ts) starts the program.
     const argv = launchArgv(
-      { joinCgroups, open: [{ fd: SECCOMP_FD, file: await this.seccompFilterFile(), mode: 'read' }], oomScoreAdj: COMMAND_OOM_SCORE_ADJ },
-      ['nsenter', '-t', String(r.holder.pid), '-a', '-r', '--', ...seccompWrapperArgs(this.bwrap ?? 'bwrap'), ...asSandboxUser, ...command],
+      {
+        joinCgroups,
+        open: [{ fd: SECCOMP_FD, file: await this.seccompFilterFile(), mode: 'read' }],
+        oomScoreAdj: COMMAND_OOM_SCORE_ADJ,
+      },
+      [
+        'nsenter',
+        '-t',
+        String(r.holder.pid),
+        '-a',
+        '-r',
+        '--',
+        ...seccompWrapperArgs(this.bwrap ?? 'bwrap'),
+        ...asSandboxUser,
+        ...command,
+      ],
     );
     return runOnHost(argv, { env: { PATH: TOOLS_PATH, ...hostEnv }, timeoutMs: plan.timeoutMs, signal: ctx?.signal });
   }
@@ -436,10 +498,14 @@ export class ProcessHypervisor implements Hypervisor {
       for (const p of strays.filter((s) => pids.has(s.ppid))) await signalIfOurs(p, 'SIGKILL');
       for (const p of strays) if (!(await waitForExit(p, 2000))) await signalIfOurs(p, 'SIGKILL');
       for (const p of strays) {
-        if (!(await waitForExit(p, 3000))) throw new BusyError(`sandbox ${id}: pid ${p.pid} did not exit after SIGKILL`);
+        if (!(await waitForExit(p, 3000))) {
+          throw new BusyError(`sandbox ${id}: pid ${p.pid} did not exit after SIGKILL`);
+        }
       }
     }
-    if (r?.holder && !(await waitForExit(r.holder, 5000, 5))) throw new BusyError(`sandbox ${id}: holder pid ${r.holder.pid} did not exit after SIGKILL`);
+    if (r?.holder && !(await waitForExit(r.holder, 5000, 5))) {
+      throw new BusyError(`sandbox ${id}: holder pid ${r.holder.pid} did not exit after SIGKILL`);
+    }
     // The workspace's loop device goes with the namespace, asynchronously; wait for it (detaching
     // it if it was never marked autoclear), so a start right after attaches a device of its own.
     if (r?.workspace && r.loop) {
@@ -451,14 +517,18 @@ export class ProcessHypervisor implements Hypervisor {
   private async killSlirps(r: SandboxRecord | null, id = r!.id): Promise<void> {
     if (!r?.slirp) return;
     await signalIfOurs(r.slirp, 'SIGKILL');
-    if (!(await waitForExit(r.slirp, 3000, 5))) throw new BusyError(`sandbox ${id}: slirp4netns pid ${r.slirp.pid} did not exit after SIGKILL`);
+    if (!(await waitForExit(r.slirp, 3000, 5))) {
+      throw new BusyError(`sandbox ${id}: slirp4netns pid ${r.slirp.pid} did not exit after SIGKILL`);
+    }
   }
 
   /** bwrap processes binding this sandbox's work dir, and its slirp4netns (by argv[0]). */
   private async straysByCommandLine(id: string): Promise<ProcessInfo[]> {
     const work = this.workDir(id);
     const marker = slirpMarker(this.dir(id));
-    const found = await findProcesses((argv) => (argv[0]?.endsWith('bwrap') && argv.includes(work)) || argv[0] === marker);
+    const found = await findProcesses(
+      (argv) => (argv[0]?.endsWith('bwrap') && argv.includes(work)) || argv[0] === marker,
+    );
     return found.filter((p) => !p.exited);
   }
 
@@ -502,12 +572,19 @@ export class ProcessHypervisor implements Hypervisor {
   }
 }
 
-export function createProcessHypervisor(env: NodeJS.ProcessEnv, stateDir: string): Hypervisor {
-  return new ProcessHypervisor(processOptionsFromEnv(env, stateDir));
+export function createProcessHypervisor(settings: ProcessSettings, stateDir: string): Hypervisor {
+  return new ProcessHypervisor({ ...settings, stateDir });
 }
 
 /** The holder's pid (bwrap's info) once its command says the sandbox is built. */
-async function waitForHolder(id: string, infoPath: string, readyPath: string, logPath: string, exited: () => string | null, timeoutMs: number): Promise<number> {
+async function waitForHolder(
+  id: string,
+  infoPath: string,
+  readyPath: string,
+  logPath: string,
+  exited: () => string | null,
+  timeoutMs: number,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !exited()) {
     try {
@@ -519,7 +596,10 @@ async function waitForHolder(id: string, infoPath: string, readyPath: string, lo
     await new Promise((r) => setTimeout(r, 2));
   }
   const log = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join(' | ');
-  throw new BusyError(`sandbox ${id}: bubblewrap ${exited() ?? `was not ready within ${timeoutMs} ms`}: ${log || 'no output'} (${logPath})`);
+  throw new BusyError(
+    `sandbox ${id}: bubblewrap ${exited() ?? `was not ready within ${timeoutMs} ms`}: ${log || 'no output'} ` +
+      `(${logPath})`,
+  );
 }
 
 function hostPidsCap(): number | undefined {
@@ -564,7 +644,10 @@ const ENV_PREFIX = 'HOURGLASS_ENV_';
  * no program acts on (an unprefixed LD_PRELOAD would run code in the root processes on the way),
  * and the last step, already the sandbox user, expands them back with `env -S 'NAME=${PREFIX_NAME}'`.
  */
-function commandWithEnv(env: Record<string, string>, command: string[]): { command: string[]; hostEnv: Record<string, string> } {
+function commandWithEnv(
+  env: Record<string, string>,
+  command: string[],
+): { command: string[]; hostEnv: Record<string, string> } {
   const names = Object.keys(env);
   const hostEnv = Object.fromEntries(names.map((k) => [`${ENV_PREFIX}${k}`, env[k]!]));
   const assignments = names.map((k) => `${k}=\${${ENV_PREFIX}${k}}`).join(' ');

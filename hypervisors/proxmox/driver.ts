@@ -2,18 +2,32 @@
 // API with an API token. Every async call waits on its task UPID. Reference: docs/proxmox-api.md.
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../errors';
 import {
-  isTransientPveError, PveApiError, PveClient, PveTaskError, PveTaskTimeoutError, sleep,
+  isTransientPveError,
+  PveApiError,
+  PveClient,
+  PveTaskError,
+  PveTaskTimeoutError,
+  sleep,
   type PveParams,
 } from './client';
 import {
-  deploymentTag, descriptionNamesSandbox, idTag, OWNER_TAG, parseTags, sandboxIdOfTags, vmDescription, vmName,
+  deploymentTag,
+  descriptionNamesSandbox,
+  idTag,
+  OWNER_TAG,
+  parseTags,
+  sandboxIdOfTags,
+  vmDescription,
+  vmName,
 } from './identity';
 import { VM_GUEST_HOME } from '../guest/contract';
 import { runInGuest } from '../guest/exec';
 import { planExec } from '../guest/exec-plan';
 import { PveGuestAgent } from './guest-agent';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
+import type { ProxmoxSettings } from '../../config/drivers';
 
+/** ProxmoxSettings (config/drivers.ts) and knobs tests turn. */
 export interface ProxmoxOptions {
   /** `https://host:8006` (with or without `/api2/json`). */
   url: string;
@@ -81,22 +95,33 @@ export class ProxmoxHypervisor implements Hypervisor {
     const templateName = spec.template ?? this.defaultTemplate;
     const templateVmid = this.opts.templates[templateName];
     if (templateVmid === undefined) {
-      throw new BadSpecError(`unknown template '${templateName}' (known: ${Object.keys(this.opts.templates).join(', ') || 'none'})`);
+      throw new BadSpecError(
+        `unknown template '${templateName}' (known: ${Object.keys(this.opts.templates).join(', ') || 'none'})`,
+      );
     }
     const { cpus, memoryMiB } = spec.limits ?? {};
-    if (cpus !== undefined && !(Number.isInteger(cpus) && cpus >= 1)) throw new BadSpecError(`cpus must be a positive integer (got ${cpus})`);
-    if (memoryMiB !== undefined && !(Number.isInteger(memoryMiB) && memoryMiB >= 16)) throw new BadSpecError(`memoryMiB must be an integer ≥ 16 (got ${memoryMiB})`);
+    if (cpus !== undefined && !(Number.isInteger(cpus) && cpus >= 1)) {
+      throw new BadSpecError(`cpus must be a positive integer (got ${cpus})`);
+    }
+    if (memoryMiB !== undefined && !(Number.isInteger(memoryMiB) && memoryMiB >= 16)) {
+      throw new BadSpecError(`memoryMiB must be an integer ≥ 16 (got ${memoryMiB})`);
+    }
 
     return this.mapErrors(spec.id, async () => {
       // Idempotent by id: a retry finds the VM an earlier attempt made, whatever step it reached.
-      const vm = (await this.adoptExisting(spec.id, ctx)) ?? (await this.cloneTemplate(spec, templateName, templateVmid, ctx));
+      const vm =
+        (await this.adoptExisting(spec.id, ctx)) ?? (await this.cloneTemplate(spec, templateName, templateVmid, ctx));
       if (!vm.tagged) await this.tagAndSize(vm, spec, ctx);
       await this.startVm(vm, ctx);
       // A VM the token cannot audit is silently missing from /cluster/resources (notes §3): we could
       // never find, list or reap it again, so refuse to hand it out.
       if (!(await this.findVms(spec.id)).some((found) => found.vmid === vm.vmid)) {
         await this.destroyVm(vm, ctx);
-        throw new HypervisorError(`VM ${vm.vmid} is not visible in /cluster/resources (the token lacks VM.Audit on /vms/${vm.vmid}?)`, 'forbidden', true);
+        throw new HypervisorError(
+          `VM ${vm.vmid} is not visible in /cluster/resources (the token lacks VM.Audit on /vms/${vm.vmid}?)`,
+          'forbidden',
+          true,
+        );
       }
       return this.info(spec.id, vm, 'running');
     });
@@ -113,8 +138,12 @@ export class ProxmoxHypervisor implements Hypervisor {
       } catch (err) {
         if (!(err instanceof PveApiError)) throw err;
         // A config problem, not a slow boot: waiting cannot help (notes §8).
-        if (/No QEMU guest agent configured/.test(err.pveMessage)) throw new NotReadyError(id, timeoutMs, `${err.pveMessage} (enable the agent on the template)`);
-        if (VM_GONE.test(err.pveMessage) || err.status === 401 || err.status === 403) throw this.toHypervisorError(err, id);
+        if (/No QEMU guest agent configured/.test(err.pveMessage)) {
+          throw new NotReadyError(id, timeoutMs, `${err.pveMessage} (enable the agent on the template)`);
+        }
+        if (VM_GONE.test(err.pveMessage) || err.status === 401 || err.status === 403) {
+          throw this.toHypervisorError(err, id);
+        }
         lastError = err.pveMessage; // `QEMU guest agent is not running`, `VM N is not running`, transport…
       }
       const left = deadline - Date.now();
@@ -137,7 +166,11 @@ export class ProxmoxHypervisor implements Hypervisor {
       const vm = await this.requireVm(id);
       // Shutdown lets the guest flush its disks; forceStop turns it off if it does not obey.
       await this.withRetries(ctx, `stop VM ${vm.vmid}`, () =>
-        this.runTask(this.vmPath(vm, 'status/shutdown'), { forceStop: true, timeout: this.opts.shutdownTimeoutSeconds ?? 30 }, ctx),
+        this.runTask(
+          this.vmPath(vm, 'status/shutdown'),
+          { forceStop: true, timeout: this.opts.shutdownTimeoutSeconds ?? 30 },
+          ctx,
+        ),
       );
     });
   }
@@ -170,9 +203,12 @@ export class ProxmoxHypervisor implements Hypervisor {
       const [vm] = await this.findVms(id);
       if (!vm) return null;
       try {
-        const status = await this.client.get<{ status: string; qmpstatus?: string; lock?: string }>(this.vmPath(vm, 'status/current'));
+        const status = await this.client.get<{ status: string; qmpstatus?: string; lock?: string }>(
+          this.vmPath(vm, 'status/current'),
+        );
         // A paused guest cannot run commands, so it is neither plainly running nor stopped.
-        const state: VmState = status.status === 'running' && status.qmpstatus === 'paused' ? 'unknown' : stateOf(status.status);
+        const state: VmState =
+          status.status === 'running' && status.qmpstatus === 'paused' ? 'unknown' : stateOf(status.status);
         return this.info(id, { ...vm, lock: status.lock }, state, { qmpstatus: status.qmpstatus });
       } catch (err) {
         if (err instanceof PveApiError && VM_GONE.test(err.pveMessage)) return null;
@@ -204,30 +240,42 @@ export class ProxmoxHypervisor implements Hypervisor {
   }
 
   /** nextid + linked clone; nextid reserves nothing, so a lost race just takes the next id (notes §3). */
-  private async cloneTemplate(spec: SandboxSpec, templateName: string, templateVmid: number, ctx: OpContext): Promise<SandboxVm> {
+  private async cloneTemplate(
+    spec: SandboxSpec,
+    templateName: string,
+    templateVmid: number,
+    ctx: OpContext,
+  ): Promise<SandboxVm> {
     const node = this.opts.node;
     for (let attempt = 1; ; attempt++) {
       const newid = Number(await this.client.get<string>('/cluster/nextid')); // a JSON *string*
       ctx.progress?.(`cloning template ${templateName} (${templateVmid}) to VM ${newid}`);
       try {
-        await this.runTask(`/nodes/${node}/qemu/${templateVmid}/clone`, {
-          newid,
-          name: vmName(spec.id),
-          description: vmDescription(spec.id, this.opts.deployment, templateName, spec.labels),
-          full: false, // linked clone (PVE's default for templates, said explicitly)
-        }, ctx);
+        await this.runTask(
+          `/nodes/${node}/qemu/${templateVmid}/clone`,
+          {
+            newid,
+            name: vmName(spec.id),
+            description: vmDescription(spec.id, this.opts.deployment, templateName, spec.labels),
+            full: false, // linked clone (PVE's default for templates, said explicitly)
+          },
+          ctx,
+        );
         return { vmid: newid, node, tagged: false };
       } catch (err) {
         const text = err instanceof PveApiError ? err.pveMessage : err instanceof PveTaskError ? err.exitstatus : '';
         if (err instanceof PveApiError && VM_GONE.test(text)) {
-          throw new BadSpecError(`template '${templateName}' (vmid ${templateVmid}) does not exist on node ${node}: ${text}`);
+          throw new BadSpecError(
+            `template '${templateName}' (vmid ${templateVmid}) does not exist on node ${node}: ${text}`,
+          );
         }
         if (/Linked clone feature is not supported/.test(text)) {
           throw new BadSpecError(`template '${templateName}' (vmid ${templateVmid}) is not a template: ${text}`);
         }
         const lostRace = /config file already exists/.test(text) || text.includes(`lock-${newid}.conf' - got timeout`);
         // No answer from PVE: the clone may have started, so look for it before cloning again.
-        const unknownOutcome = err instanceof PveApiError && (err.status === 0 || err.status >= 502) && err.status !== 595;
+        const unknownOutcome =
+          err instanceof PveApiError && (err.status === 0 || err.status >= 502) && err.status !== 595;
         if (unknownOutcome) {
           const made = await this.adoptExisting(spec.id, ctx);
           if (made) return made;
@@ -242,7 +290,9 @@ export class ProxmoxHypervisor implements Hypervisor {
   private async tagAndSize(vm: SandboxVm, spec: SandboxSpec, ctx: OpContext): Promise<void> {
     await this.withRetries(ctx, `configure VM ${vm.vmid}`, async () => {
       const config = await this.client.get<{ tags?: string }>(this.vmPath(vm, 'config'));
-      const tags = [...new Set([...parseTags(config.tags), OWNER_TAG, deploymentTag(this.opts.deployment), idTag(spec.id)])].join(';');
+      const tags = [
+        ...new Set([...parseTags(config.tags), OWNER_TAG, deploymentTag(this.opts.deployment), idTag(spec.id)]),
+      ].join(';');
       const params: PveParams = { tags };
       const { cpus, memoryMiB } = spec.limits ?? {};
       if (cpus !== undefined) params.cores = cpus;
@@ -273,7 +323,12 @@ export class ProxmoxHypervisor implements Hypervisor {
           if (!(err instanceof PveTaskError && err.exitstatus === 'VM is locked (suspended)')) throw err;
         });
         // A running VM cannot be destroyed (notes §6); if someone started it again, the retry stops it.
-        await this.runTask(`/nodes/${vm.node}/qemu/${vm.vmid}`, { purge: true, 'destroy-unreferenced-disks': true }, ctx, 'DELETE');
+        await this.runTask(
+          `/nodes/${vm.node}/qemu/${vm.vmid}`,
+          { purge: true, 'destroy-unreferenced-disks': true },
+          ctx,
+          'DELETE',
+        );
       } catch (err) {
         const text = err instanceof PveApiError ? err.pveMessage : err instanceof PveTaskError ? err.exitstatus : '';
         if (VM_GONE.test(text)) return;
@@ -300,12 +355,18 @@ export class ProxmoxHypervisor implements Hypervisor {
     // Crash between clone and tagging: the name and description were set by the clone itself.
     // A fresh VM may have no name yet in /cluster/resources (notes §3), so those are checked too.
     const name = vmName(id);
-    const candidates = rows.filter((row) => !parseTags(row.tags).includes(OWNER_TAG) && (row.name === name || row.name === undefined));
+    const candidates = rows.filter(
+      (row) => !parseTags(row.tags).includes(OWNER_TAG) && (row.name === name || row.name === undefined),
+    );
     const found: SandboxVm[] = [];
     for (const row of candidates.sort(byVmid)) {
       try {
-        const config = await this.client.get<{ name?: string; description?: string }>(`/nodes/${row.node}/qemu/${row.vmid}/config`);
-        if (config.name === name && descriptionNamesSandbox(config.description, id, this.opts.deployment)) found.push({ ...row, tagged: false });
+        const config = await this.client.get<{ name?: string; description?: string }>(
+          `/nodes/${row.node}/qemu/${row.vmid}/config`,
+        );
+        if (config.name === name && descriptionNamesSandbox(config.description, id, this.opts.deployment)) {
+          found.push({ ...row, tagged: false });
+        }
       } catch (err) {
         if (!(err instanceof PveApiError && VM_GONE.test(err.pveMessage))) throw err;
       }
@@ -322,7 +383,12 @@ export class ProxmoxHypervisor implements Hypervisor {
   // ---- plumbing ----------------------------------------------------------------------------
 
   /** Starts an async PVE call and waits on its UPID. */
-  private async runTask(path: string, params: PveParams, ctx: OpContext, method: 'POST' | 'DELETE' = 'POST'): Promise<void> {
+  private async runTask(
+    path: string,
+    params: PveParams,
+    ctx: OpContext,
+    method: 'POST' | 'DELETE' = 'POST',
+  ): Promise<void> {
     const upid = await this.client.request<string>(method, path, params, { signal: ctx.signal });
     const result = await this.client.waitTask(upid, {
       timeoutMs: this.taskTimeoutMs,
@@ -360,7 +426,9 @@ export class ProxmoxHypervisor implements Hypervisor {
     if (err instanceof HypervisorError || !(err instanceof Error)) return err;
     if (err instanceof PveApiError) {
       const text = err.pveMessage;
-      if (err.status === 401) return new HypervisorError(`PVE rejected the API token: ${err.message}`, 'unauthorized', true);
+      if (err.status === 401) {
+        return new HypervisorError(`PVE rejected the API token: ${err.message}`, 'unauthorized', true);
+      }
       if (err.status === 403) return new HypervisorError(err.message, 'forbidden', true);
       if (err.status === 400) return new HypervisorError(err.message, 'bad_request', true);
       if (err.status === 501) return new HypervisorError(err.message, 'not_implemented', true);
@@ -373,7 +441,9 @@ export class ProxmoxHypervisor implements Hypervisor {
       if (/VM is locked|can't lock file/.test(err.exitstatus)) return new BusyError(`sandbox ${id}: ${err.message}`);
       return new HypervisorError(`sandbox ${id}: ${err.message}`, 'task_failed', false);
     }
-    if (err instanceof PveTaskTimeoutError) return new HypervisorError(`sandbox ${id}: ${err.message}`, 'task_timeout', false);
+    if (err instanceof PveTaskTimeoutError) {
+      return new HypervisorError(`sandbox ${id}: ${err.message}`, 'task_timeout', false);
+    }
     return err; // aborts and programming errors pass through unchanged
   }
 
@@ -387,7 +457,13 @@ export class ProxmoxHypervisor implements Hypervisor {
       driver: this.name,
       state,
       isolation: 'qemu-kvm (proxmox)',
-      details: { vmid: vm.vmid, node: vm.node, name: vm.name ?? vmName(id), ...(vm.lock ? { lock: vm.lock } : {}), ...extra },
+      details: {
+        vmid: vm.vmid,
+        node: vm.node,
+        name: vm.name ?? vmName(id),
+        ...(vm.lock ? { lock: vm.lock } : {}),
+        ...extra,
+      },
     };
   }
 }
@@ -398,40 +474,7 @@ function stateOf(status: string | undefined): VmState {
   return status === 'running' ? 'running' : status === 'stopped' ? 'stopped' : 'unknown';
 }
 
-/** `default=9000,ubuntu=9001` (a bare `9000` names the default template). */
-export function parseTemplates(text: string): Record<string, number> {
-  const templates: Record<string, number> = {};
-  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
-    const [name, vmid] = entry.includes('=') ? entry.split('=', 2) : ['default', entry];
-    const id = Number(vmid);
-    if (!name || !Number.isInteger(id) || id < 100) throw new Error(`HOURGLASS_PVE_TEMPLATES: bad entry '${entry}' (want name=vmid, vmid ≥ 100)`);
-    templates[name.trim()] = id;
-  }
-  return templates;
-}
-
-/**
- * Driver from the environment: HOURGLASS_PVE_URL, HOURGLASS_PVE_TOKEN (USER@REALM!TOKENID=SECRET),
- * HOURGLASS_PVE_NODE, HOURGLASS_PVE_TEMPLATES, HOURGLASS_PVE_INSECURE_TLS, HOURGLASS_PVE_DEPLOYMENT
- * (default: the task queue). The state dir is unused:
- * PVE itself keeps every fact the driver needs (tags, names, descriptions).
- */
-export function createProxmoxHypervisor(env: NodeJS.ProcessEnv, _stateDir: string): Hypervisor {
-  const need = (key: string) => {
-    const value = env[key]?.trim();
-    if (!value) throw new Error(`${key} is required for the proxmox driver`);
-    return value;
-  };
-  const token = need('HOURGLASS_PVE_TOKEN');
-  if (!/^[^@\s]+@[^!\s]+![^=\s]+=\S+$/.test(token)) {
-    throw new Error('HOURGLASS_PVE_TOKEN must look like USER@REALM!TOKENID=SECRET');
-  }
-  return new ProxmoxHypervisor({
-    url: need('HOURGLASS_PVE_URL'),
-    token,
-    node: need('HOURGLASS_PVE_NODE'),
-    templates: parseTemplates(need('HOURGLASS_PVE_TEMPLATES')),
-    insecureTls: /^(1|true|yes)$/i.test(env.HOURGLASS_PVE_INSECURE_TLS ?? ''),
-    deployment: env.HOURGLASS_PVE_DEPLOYMENT?.trim() || env.HOURGLASS_TASK_QUEUE?.trim() || 'hourglass',
-  });
+/** The state dir is unused: PVE itself keeps every fact the driver needs (tags, names, descriptions). */
+export function createProxmoxHypervisor(settings: ProxmoxSettings, _stateDir: string): Hypervisor {
+  return new ProxmoxHypervisor(settings);
 }

@@ -7,11 +7,9 @@
 // stop/start are QMP stop/cont: the vCPUs pause, guest memory and the QEMU process stay. A VM
 // whose QEMU process has exited (guest panic, host reboot) reports 'stopped'; start() boots it
 // again from its overlay.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { positiveInt } from '../shared/env-config';
 import { errorText } from '../shared/error-text';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../errors';
 import { tail } from '../shared/file-tail';
@@ -32,9 +30,11 @@ import { raceDeadline, waitForAgent, type BootOutcome } from './readiness';
 import { processFromPidfile, readRecord, sandboxPaths, writeRecord, type Accel, type VmRecord } from './state';
 import { Semaphore } from '../shared/semaphore';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
+import type { QemuSettings } from '../../config/drivers';
 
 export type { Accel } from './state';
 
+/** QemuSettings (config/drivers.ts) and the driver's directory under the state dir. */
 export interface QemuConfig {
   /** The driver's own directory (<stateDir>/qemu). */
   dir: string;
@@ -57,27 +57,8 @@ const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const MIN_MEMORY_MIB = 96; // 64 MiB hangs while unpacking the initramfs
 const UNIX_SOCKET_PATH_MAX = 107;
 
-export function createQemuHypervisor(env: NodeJS.ProcessEnv, stateDir: string): Hypervisor {
-  const accel = env.HOURGLASS_QEMU_ACCEL || 'auto';
-  if (accel !== 'auto' && accel !== 'kvm' && accel !== 'tcg') {
-    throw new BadSpecError(`HOURGLASS_QEMU_ACCEL must be auto, kvm or tcg, not ${accel}`);
-  }
-  const tscKhz = positiveInt(env, 'HOURGLASS_QEMU_TSC_KHZ', hostTscKhz());
-  // Without a given TSC frequency, guests booting side by side under TCG hang in PIT calibration.
-  const kernelArgs = `console=ttyS0 quiet panic=-1 tsc_early_khz=${tscKhz} tsc=reliable ${env.HOURGLASS_QEMU_KERNEL_ARGS ?? ''}`;
-  return new QemuHypervisor({
-    dir: join(resolve(stateDir), 'qemu'),
-    binary: env.HOURGLASS_QEMU_BINARY || 'qemu-system-x86_64',
-    accel,
-    memoryMiB: positiveInt(env, 'HOURGLASS_QEMU_MEMORY_MIB', 128),
-    cpus: positiveInt(env, 'HOURGLASS_QEMU_CPUS', 1),
-    maxConcurrentBoots: positiveInt(env, 'HOURGLASS_QEMU_MAX_CONCURRENT_BOOTS', availableParallelism()),
-    imageDir: env.HOURGLASS_GUEST_IMAGE_DIR || undefined,
-    kernelArgs: kernelArgs.trim(),
-    kvmProbeTimeoutMs: positiveInt(env, 'HOURGLASS_QEMU_KVM_PROBE_TIMEOUT_MS', 8_000),
-    bootSlotTimeoutMs: positiveInt(env, 'HOURGLASS_QEMU_BOOT_SLOT_TIMEOUT_MS', 120_000),
-    agentIdleMs: positiveInt(env, 'HOURGLASS_QEMU_AGENT_IDLE_MS', 30_000),
-  });
+export function createQemuHypervisor(settings: QemuSettings, stateDir: string): Hypervisor {
+  return new QemuHypervisor({ ...settings, dir: join(resolve(stateDir), 'qemu') });
 }
 
 export class QemuHypervisor implements Hypervisor {
@@ -101,15 +82,23 @@ export class QemuHypervisor implements Hypervisor {
       throw new BadSpecError(`sandbox ${id}: unknown qemu template "${spec.template}" (only "default")`);
     }
     const memoryMiB = spec.limits?.memoryMiB ?? this.cfg.memoryMiB;
-    if (memoryMiB < MIN_MEMORY_MIB) throw new BadSpecError(`sandbox ${id}: memoryMiB must be at least ${MIN_MEMORY_MIB} (got ${memoryMiB})`);
+    if (memoryMiB < MIN_MEMORY_MIB) {
+      throw new BadSpecError(`sandbox ${id}: memoryMiB must be at least ${MIN_MEMORY_MIB} (got ${memoryMiB})`);
+    }
     const cpus = spec.limits?.cpus ?? this.cfg.cpus;
-    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new BadSpecError(`sandbox ${id}: cpus must be 1..64 (got ${cpus})`);
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) {
+      throw new BadSpecError(`sandbox ${id}: cpus must be 1..64 (got ${cpus})`);
+    }
     const p = this.paths(id);
     const longest = p.qmp.length > p.agent.length ? p.qmp : p.agent;
     if (longest.length > UNIX_SOCKET_PATH_MAX) {
-      throw new BadSpecError(`sandbox ${id}: socket path ${longest} is longer than ${UNIX_SOCKET_PATH_MAX} bytes; use a shorter state dir`);
+      throw new BadSpecError(
+        `sandbox ${id}: socket path ${longest} is longer than ${UNIX_SOCKET_PATH_MAX} bytes; use a shorter state dir`,
+      );
     }
-    if (p.dir.includes(',')) throw new BadSpecError(`sandbox ${id}: state dir ${p.dir} contains a comma, which QEMU options cannot take`);
+    if (p.dir.includes(',')) {
+      throw new BadSpecError(`sandbox ${id}: state dir ${p.dir} contains a comma, which QEMU options cannot take`);
+    }
 
     return this.locks.run(id, async () => {
       let rec = await this.readRecord(id);
@@ -121,7 +110,15 @@ export class QemuHypervisor implements Hypervisor {
         } catch (err) {
           throw new BadSpecError(`sandbox ${id}: ${errorText(err)}`);
         }
-        rec = { id, createdAt: new Date().toISOString(), template: spec.template ?? 'default', labels: spec.labels, memoryMiB, cpus, image };
+        rec = {
+          id,
+          createdAt: new Date().toISOString(),
+          template: spec.template ?? 'default',
+          labels: spec.labels,
+          memoryMiB,
+          cpus,
+          image,
+        };
         await mkdir(p.dir, { recursive: true });
         await this.writeRecord(rec);
       }
@@ -136,7 +133,10 @@ export class QemuHypervisor implements Hypervisor {
     const rec = await this.requireRecord(id);
     const started = Date.now();
     const deadline = started + timeoutMs;
-    const stopBeat = heartbeat(ctx, () => `sandbox ${id}: waiting for the guest agent (${Math.round((Date.now() - started) / 1000)} s)`);
+    const stopBeat = heartbeat(
+      ctx,
+      () => `sandbox ${id}: waiting for the guest agent (${Math.round((Date.now() - started) / 1000)} s)`,
+    );
     try {
       let outcome: BootOutcome = 'timeout';
       // This worker is already watching the boot: share its answer rather than compete for the socket.
@@ -147,7 +147,8 @@ export class QemuHypervisor implements Hypervisor {
       }
       if (outcome === 'ready') return;
       ctx.signal?.throwIfAborted();
-      const why = outcome === 'exited' ? 'the QEMU process exited' : `the guest agent did not answer on ${this.paths(id).agent}`;
+      const why =
+        outcome === 'exited' ? 'the QEMU process exited' : `the guest agent did not answer on ${this.paths(id).agent}`;
       const status = outcome === 'exited' ? '' : ` (QMP status ${await this.qmpStatus(rec).catch(() => 'unknown')})`;
       throw new NotReadyError(id, timeoutMs, `${why}${status}; console: ${await this.consoleTail(id)}`);
     } finally {
@@ -218,7 +219,13 @@ export class QemuHypervisor implements Hypervisor {
     const rec = await this.readRecord(id);
     if (!rec) {
       // Created as far as the directory: still ours, so the reaper can destroy it.
-      return { id, driver: this.name, state: 'unknown', isolation: 'qemu', details: { dir: this.paths(id).dir, phase: 'creating' } };
+      return {
+        id,
+        driver: this.name,
+        state: 'unknown',
+        isolation: 'qemu',
+        details: { dir: this.paths(id).dir, phase: 'creating' },
+      };
     }
     return this.info(rec);
   }
@@ -233,7 +240,10 @@ export class QemuHypervisor implements Hypervisor {
 
   private async boot(rec: VmRecord, ctx: OpContext): Promise<void> {
     const accel = await chooseAccel(this.cfg, rec.image, ctx);
-    const stopBeat = heartbeat(ctx, () => `sandbox ${rec.id}: waiting for a boot slot (${this.bootSlots.waiting} queued)`);
+    const stopBeat = heartbeat(
+      ctx,
+      () => `sandbox ${rec.id}: waiting for a boot slot (${this.bootSlots.waiting} queued)`,
+    );
     let release: () => void;
     try {
       release = await this.bootSlots.acquire(ctx.signal);
@@ -287,14 +297,19 @@ export class QemuHypervisor implements Hypervisor {
   private async requireRecord(id: string): Promise<VmRecord> {
     checkId(id);
     const rec = await this.readRecord(id);
-    if (!rec) throw new NotFoundError(id, existsSync(this.paths(id).dir) ? 'still being created' : 'no such qemu sandbox');
+    if (!rec) {
+      throw new NotFoundError(id, existsSync(this.paths(id).dir) ? 'still being created' : 'no such qemu sandbox');
+    }
     return rec;
   }
 
   private async requireRunning(id: string): Promise<VmRecord> {
     const rec = await this.requireRecord(id);
     if (!rec.process || !(await isAlive(rec.process))) {
-      throw new HypervisorError(`sandbox ${id}: its QEMU process is not running (start it to boot again)`, 'not_running');
+      throw new HypervisorError(
+        `sandbox ${id}: its QEMU process is not running (start it to boot again)`,
+        'not_running',
+      );
     }
     return rec;
   }
@@ -363,17 +378,8 @@ export class QemuHypervisor implements Hypervisor {
   }
 }
 
-/** The guest's TSC runs at the host's under TCG; telling the guest skips its calibration. */
-function hostTscKhz(): number {
-  try {
-    const mhz = /^cpu MHz\s*:\s*([\d.]+)/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
-    if (mhz) return Math.round(Number(mhz) * 1000);
-  } catch {
-    // not Linux /proc: fall through
-  }
-  return 2_300_000;
-}
-
 function checkId(id: string): void {
-  if (!SANDBOX_ID.test(id)) throw new BadSpecError(`sandbox id ${JSON.stringify(id)} is not usable as a directory name (${SANDBOX_ID})`);
+  if (!SANDBOX_ID.test(id)) {
+    throw new BadSpecError(`sandbox id ${JSON.stringify(id)} is not usable as a directory name (${SANDBOX_ID})`);
+  }
 }

@@ -4,6 +4,7 @@ import { VM_GUEST_HOME } from '../../hypervisors/guest/contract';
 import { createLibvirtHypervisor } from '../../hypervisors/libvirt/driver';
 import { ensureGuestImage, ensureLibvirtd, vmStateDir } from '../support/vm-drivers';
 import { driverContract } from './contract';
+import { driverSettings } from '../../config/drivers';
 
 const RUN = `c${Date.now().toString(36)}`; // domains of parallel runs never share a name
 let stateDir: string | undefined;
@@ -14,7 +15,7 @@ driverContract('libvirt', {
     await ensureLibvirtd();
     await ensureGuestImage();
     stateDir = await vmStateDir('hg-lc-');
-    return createLibvirtHypervisor(process.env, stateDir);
+    return createLibvirtHypervisor(driverSettings('libvirt', process.env), stateDir);
   },
   newId: () => `${RUN}-${++n}`,
   home: () => VM_GUEST_HOME,

@@ -12,6 +12,7 @@ import { BadSpecError, BusyError, NotFoundError, NotReadyError } from '../../hyp
 import { resolveGuestImage } from '../../hypervisors/guest/image';
 import { createLibvirtHypervisor } from '../../hypervisors/libvirt/driver';
 import type { Hypervisor } from '../../hypervisors/types';
+import { driverSettings } from '../../config/drivers';
 
 const run = promisify(execFile);
 const REPO = join(import.meta.dirname, '..', '..');
@@ -44,7 +45,7 @@ beforeAll(async () => {
   }
   stateDir = await mkdtemp(join(tmpdir(), 'hourglass-libvirt-test-'));
   await chmod(stateDir, 0o755); // QEMU runs as libvirt-qemu and must reach the overlays
-  hv = createLibvirtHypervisor(process.env, stateDir);
+  hv = createLibvirtHypervisor(driverSettings('libvirt', process.env), stateDir);
 }, 20 * 60_000);
 
 afterAll(async () => {
@@ -84,7 +85,7 @@ describe('LibvirtHypervisor (real libvirtd)', () => {
     await hv.stop(id);
     await hv.start(id);
     // A new driver instance (a restarted worker) finds the sandbox through libvirt alone.
-    const restarted = createLibvirtHypervisor(process.env, stateDir);
+    const restarted = createLibvirtHypervisor(driverSettings('libvirt', process.env), stateDir);
     expect((await restarted.exec(id, { command: ['cat', '/tmp/marker'] })).stdout).toBe('kept\n');
 
     expect(await restarted.destroy(id)).toEqual({ existed: true });
@@ -144,7 +145,7 @@ describe('LibvirtHypervisor (real libvirtd)', () => {
   it('a guest that never becomes ready gives NotReadyError, and destroy leaves nothing', async () => {
     // No init in the initramfs: the kernel panics, panic=-1 reboots, on_reboot=destroy stops it.
     const broken = createLibvirtHypervisor(
-      { ...process.env, HOURGLASS_LIBVIRT_EXTRA_KERNEL_ARGS: 'rdinit=/nonexistent' },
+      driverSettings('libvirt', { ...process.env, HOURGLASS_LIBVIRT_EXTRA_KERNEL_ARGS: 'rdinit=/nonexistent' }),
       stateDir,
     );
     const id = newId('never');
@@ -166,6 +167,8 @@ describe('LibvirtHypervisor (real libvirtd)', () => {
   it('rejects specs it can never satisfy', async () => {
     await expect(hv.create({ id: 'bad id/../x', labels: {} })).rejects.toBeInstanceOf(BadSpecError);
     await expect(hv.create({ id: newId('tmpl'), template: 'nope', labels: {} })).rejects.toBeInstanceOf(BadSpecError);
-    await expect(hv.create({ id: newId('mem'), limits: { memoryMiB: 16 }, labels: {} })).rejects.toBeInstanceOf(BadSpecError);
+    await expect(hv.create({ id: newId('mem'), limits: { memoryMiB: 16 }, labels: {} })).rejects.toBeInstanceOf(
+      BadSpecError,
+    );
   });
 });

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkS
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { driverSettings } from '../../config/drivers';
 import { BadSpecError, IsolationUnavailableError } from '../../hypervisors/errors';
 import { GUEST_PATH } from '../../hypervisors/guest/contract';
 import { createProcessHypervisor } from '../../hypervisors/process/driver';
@@ -23,7 +24,9 @@ describe('process driver', () => {
   it('runs commands in their own pid namespace, and destroy kills every process it started', async () => {
     const d = driver();
     const info = await d.create({ id: 'p1', labels: { team: 'x' } });
-    expect(info.isolation).toMatch(/^bubblewrap \(pid, mount, ipc, uts, net, cgroup namespaces; uid 65534, no capabilities, no user namespaces\); /);
+    expect(info.isolation).toMatch(
+      /^bubblewrap \(pid, mount, ipc, uts, net, cgroup namespaces; uid 65534, no capabilities, no user namespaces\); /,
+    );
     await d.waitReady('p1', 5000);
     const marker = `sleep 4242${Date.now() % 1000}`;
     await d.exec('p1', { command: ['sh', '-c', `${marker} > /dev/null 2>&1 &`] });
@@ -39,15 +42,24 @@ describe('process driver', () => {
   it('runs commands as an unprivileged user without capabilities, with only the caller-given environment', async () => {
     const d = driver();
     await d.create({ id: 'p4', labels: {} });
-    const who = await d.exec('p4', { command: ['sh', '-c', 'id -u; grep -E "CapEff|NoNewPrivs|Seccomp:" /proc/self/status; env | sort'], env: { GREETING: 'hi' } });
+    const who = await d.exec('p4', {
+      command: ['sh', '-c', 'id -u; grep -E "CapEff|NoNewPrivs|Seccomp:" /proc/self/status; env | sort'],
+      env: { GREETING: 'hi' },
+    });
     expect(who.stdout).toBe(
-      `65534\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\nGREETING=hi\nHOME=/work\nPATH=${GUEST_PATH}\nPWD=/work\n`,
+      '65534\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n' +
+        `GREETING=hi\nHOME=/work\nPATH=${GUEST_PATH}\nPWD=/work\n`,
     );
-    const escape = await d.exec('p4', { command: ['sh', '-c', 'cat /etc/shadow; touch /usr/pwned; mount -o remount,rw /usr'] });
+    const escape = await d.exec('p4', {
+      command: ['sh', '-c', 'cat /etc/shadow; touch /usr/pwned; mount -o remount,rw /usr'],
+    });
     expect(escape.exitCode).not.toBe(0);
     expect(escape.stderr).toMatch(/Permission denied/);
     expect(existsSync('/usr/pwned')).toBe(false);
-    expect((await d.exec('p4', { command: ['sh', '-c', 'echo ok > /work/f && echo ok > /tmp/f && cat /work/f /tmp/f'] })).stdout).toBe('ok\nok\n');
+    expect(
+      (await d.exec('p4', { command: ['sh', '-c', 'echo ok > /work/f && echo ok > /tmp/f && cat /work/f /tmp/f'] }))
+        .stdout,
+    ).toBe('ok\nok\n');
     await expect(d.exec('p4', { command: ['true'], env: { 'BAD NAME': 'x' } })).rejects.toBeInstanceOf(BadSpecError);
     await d.destroy('p4');
   });
@@ -56,12 +68,24 @@ describe('process driver', () => {
     const d = driver();
     await d.create({ id: 'p5', labels: {} });
     const secret = `sk-${Date.now()}-x`;
-    const tricky = { SECRET: secret, SPACES: 'a b "c\' $HOME ${PATH}', LINES: 'one\ntwo', EMPTY: '', LD_PRELOAD: '/nonexistent.so' };
+    const tricky = {
+      SECRET: secret,
+      SPACES: 'a b "c\' $HOME ${PATH}',
+      LINES: 'one\ntwo',
+      EMPTY: '',
+      LD_PRELOAD: '/nonexistent.so',
+    };
     const running = d.exec('p5', { command: ['sh', '-c', 'sleep 1; env'], env: tricky });
     await new Promise((r) => setTimeout(r, 500));
     const cmdlines = readdirSync('/proc')
       .filter((pid) => /^\d+$/.test(pid))
-      .map((pid) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return ''; } });
+      .map((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        } catch {
+          return '';
+        }
+      });
     expect(cmdlines.filter((c) => c.includes(secret))).toEqual([]);
     const out = await running;
     for (const [k, v] of Object.entries(tricky)) expect(out.stdout, k).toContain(`${k}=${v}\n`);
@@ -72,17 +96,32 @@ describe('process driver', () => {
   it('refuses nested user namespaces, while fork, pipes and threads work', async () => {
     const d = driver();
     await d.create({ id: 'p6', labels: {} });
-    for (const cmd of [['unshare', '-U', 'true'], ['unshare', '-r', 'true'], ['unshare', '-U', '-r', '-m', 'true']]) {
+    for (const cmd of [
+      ['unshare', '-U', 'true'],
+      ['unshare', '-r', 'true'],
+      ['unshare', '-U', '-r', '-m', 'true'],
+    ]) {
       const r = await d.exec('p6', { command: cmd });
       expect(r.exitCode, cmd.join(' ')).not.toBe(0);
       expect(r.stderr, cmd.join(' ')).toMatch(/unshare failed: Operation not permitted/);
     }
-    const ordinary = await d.exec('p6', { command: ['sh', '-c', 'seq 3 | sort -r | tr "\\n" " "; (echo sub) & wait; seq 100000 | sort --parallel=4 -S 1M | wc -l'] });
+    const ordinary = await d.exec('p6', {
+      command: [
+        'sh',
+        '-c',
+        'seq 3 | sort -r | tr "\\n" " "; (echo sub) & wait; seq 100000 | sort --parallel=4 -S 1M | wc -l',
+      ],
+    });
     expect(ordinary.stdout).toBe('3 2 1 sub\n100000\n');
     // glibc's pthread_create tries clone3 first (refused with ENOSYS) and falls back to clone.
     if (process.execPath.startsWith('/usr/')) {
       const threads = await d.exec('p6', {
-        command: [process.execPath, '-e', "new (require('worker_threads').Worker)('require(\"worker_threads\").parentPort.postMessage(6*7)', { eval: true }).on('message', console.log)"],
+        command: [
+          process.execPath,
+          '-e',
+          "new (require('worker_threads').Worker)('require(\"worker_threads\").parentPort.postMessage(6*7)', " +
+            "{ eval: true }).on('message', console.log)",
+        ],
       });
       expect(threads.stdout).toBe('42\n');
     }
@@ -101,10 +140,15 @@ describe('process driver', () => {
       `import { ProcessHypervisor } from ${JSON.stringify(path.resolve('hypervisors/process/driver.ts'))};\n` +
         `const d = new ProcessHypervisor({ stateDir: ${JSON.stringify(stateDir)} });\n` +
         // No pipe while listing: bash holds a pipe's ends for a moment while it starts the pipeline.
-        `const r = await d.exec('p7', { command: ['bash', '-c', 'ls /proc/$$/fd > /tmp/fds; tr "\\\\n" " " < /tmp/fds; echo x >&200'] });\n` +
+        `const r = await d.exec('p7', { command: ['bash', '-c', 'ls /proc/$$/fd > /tmp/fds; tr "\\\\n" " " < ` +
+        `/tmp/fds; echo x >&200'] });\n` +
         'process.stdout.write(JSON.stringify(r));\n',
     );
-    const child = spawnSync('bash', ['-c', `exec 200>>${leaked}; exec "$0" --import tsx "$1"`, process.execPath, script], { encoding: 'utf8' });
+    const child = spawnSync(
+      'bash',
+      ['-c', `exec 200>>${leaked}; exec "$0" --import tsx "$1"`, process.execPath, script],
+      { encoding: 'utf8' },
+    );
     expect(child.status, child.stderr).toBe(0);
     const r = JSON.parse(child.stdout);
     expect(r.stdout).toBe('0 1 2 ');
@@ -119,7 +163,8 @@ describe('process driver', () => {
     const first = await d.create({ id: 'p5', labels: {} });
     // Simulate a worker killed between spawning bwrap and writing its pid: the record has no holder.
     const record = path.join(stateDir, 'process', 'p5', 'sandbox.json');
-    const forget = () => writeFileSync(record, JSON.stringify({ ...JSON.parse(readFileSync(record, 'utf8')), holder: undefined }));
+    const forget = () =>
+      writeFileSync(record, JSON.stringify({ ...JSON.parse(readFileSync(record, 'utf8')), holder: undefined }));
     forget();
     const retried = await d.create({ id: 'p5', labels: {} }); // the activity's retry
     expect(retried.details.holderPid).not.toBe(first.details.holderPid);
@@ -141,23 +186,29 @@ describe('process driver', () => {
     expect(await gone(info.details.holderPid)).toBe(true);
   });
 
-  it('never lists directories that are not its own sandboxes, and rejects unsafe ids, unknown templates and nonsense limits', async () => {
+  it('lists only its own sandboxes, and rejects unsafe ids, unknown templates and nonsense limits', async () => {
     const stateDir = tempDir();
     mkdirSync(path.join(stateDir, 'process', 'someone-elses-dir'), { recursive: true });
     const d = driver(stateDir);
     expect(await d.list()).toEqual([]);
     await expect(d.create({ id: '../etc', labels: {} })).rejects.toBeInstanceOf(BadSpecError);
-    await expect(d.create({ id: 'ok', template: 'gpu', labels: {} })).rejects.toThrow("unknown template 'gpu' for driver process; available: default");
-    await expect(d.create({ id: 'ok', labels: {}, limits: { memoryMiB: 0, cpus: -1, tmpMiB: 0.5, diskMiB: 8 } })).rejects.toThrow(
-      'sandbox ok: limits.cpus must be a number from 0.01 to 1024 (got -1); limits.memoryMiB must be an integer from 32 to 4194304 (got 0); ' +
-        'limits.tmpMiB must be an integer from 1 to 1048576 (got 0.5); limits.diskMiB must be an integer from 16 to 16777216 (or 0: no quota) (got 8)',
+    await expect(d.create({ id: 'ok', template: 'gpu', labels: {} })).rejects.toThrow(
+      "unknown template 'gpu' for driver process; available: default",
+    );
+    await expect(
+      d.create({ id: 'ok', labels: {}, limits: { memoryMiB: 0, cpus: -1, tmpMiB: 0.5, diskMiB: 8 } }),
+    ).rejects.toThrow(
+      'sandbox ok: limits.cpus must be a number from 0.01 to 1024 (got -1); limits.memoryMiB must be an ' +
+        'integer from 32 to 4194304 (got 0); ' +
+        'limits.tmpMiB must be an integer from 1 to 1048576 (got 0.5); limits.diskMiB must be an integer from ' +
+        '16 to 16777216 (or 0: no quota) (got 8)',
     );
     expect(await d.list()).toEqual([]);
   });
 });
 
 describe('process driver isolation modes', () => {
-  it('fails closed without bubblewrap: a permanent isolation_unavailable error that says how to fix it, and nothing made', async () => {
+  it('fails closed without bubblewrap: a permanent error saying how to fix it, nothing made', async () => {
     const stateDir = tempDir();
     const d = driver(stateDir, { searchPath: mkdtempSync(path.join(os.tmpdir(), 'empty-path-')) });
     expect(d.summary()).toMatch(/isolation bubblewrap REQUIRED but bwrap is not installed: EVERY CREATE WILL FAIL/);
@@ -165,26 +216,28 @@ describe('process driver isolation modes', () => {
     expect(err).toBeInstanceOf(IsolationUnavailableError);
     expect(err).toMatchObject({ code: 'isolation_unavailable', permanent: true });
     expect(err.message).toBe(
-      'sandbox nb: bubblewrap (bwrap) is not installed, and process sandboxes require it: install it (Debian: apt-get install bubblewrap), ' +
+      'sandbox nb: bubblewrap (bwrap) is not installed, and process sandboxes require it: install it (Debian: ' +
+        'apt-get install bubblewrap), ' +
         'or opt out of isolation explicitly with HOURGLASS_PROCESS_ISOLATION=none',
     );
     expect(await d.list()).toEqual([]);
     expect(existsSync(path.join(stateDir, 'process', 'nb'))).toBe(false);
   });
 
-  it('reads its settings from the environment, and refuses the retired HOURGLASS_PROCESS_BWRAP', () => {
-    const stateDir = tempDir();
-    expect(() => createProcessHypervisor({ HOURGLASS_PROCESS_BWRAP: '0' }, stateDir)).toThrow(/HOURGLASS_PROCESS_BWRAP is no longer read/);
-    expect(() => createProcessHypervisor({ HOURGLASS_PROCESS_ISOLATION: 'off' }, stateDir)).toThrow('HOURGLASS_PROCESS_ISOLATION must be one of bubblewrap, none (got off)');
-    expect(() => createProcessHypervisor({ HOURGLASS_PROCESS_PIDS: 'lots' }, stateDir)).toThrow('HOURGLASS_PROCESS_PIDS must be an integer from 16 to 4194304 (got NaN)');
-    const none = createProcessHypervisor({ HOURGLASS_PROCESS_ISOLATION: 'none', HOURGLASS_PROCESS_CPUS: '0.5', HOURGLASS_PROCESS_DISK_MIB: '0' }, stateDir);
-    expect(none.summary?.()).toMatch(/^process: isolation NONE \(HOURGLASS_PROCESS_ISOLATION=none\).*default limits: memory 512 MiB, pids 256, cpu 0.5, \/tmp 64 MiB, workspace no quota/);
+  it('takes its settings as config/drivers.ts reads them from the environment, and says what it got', () => {
+    const env = { HOURGLASS_PROCESS_ISOLATION: 'none', HOURGLASS_PROCESS_CPUS: '0.5', HOURGLASS_PROCESS_DISK_MIB: '0' };
+    const none = createProcessHypervisor(driverSettings('process', env), tempDir());
+    expect(none.summary?.()).toMatch(
+      /^process: isolation NONE \(HOURGLASS_PROCESS_ISOLATION=none\).*default limits: memory 512 MiB, pids 256, cpu 0.5, \/tmp 64 MiB, workspace no quota/,
+    );
   });
 
-  it('runs commands of an isolation-none sandbox as uid 65534 without capabilities, under its cgroup limits, and says so', async () => {
+  it('runs isolation-none commands as uid 65534 without capabilities, under cgroup limits', async () => {
     const d = driver(tempDir(), { isolation: 'none', limits: { ...SMALL, pids: 32 } });
     const info = await d.create({ id: 'n1', labels: {} });
-    expect(info.isolation).toMatch(/^none \(no namespaces: commands run on the host as uid 65534 with no capabilities, .*\); cgroup v[12]: memory 256 MiB, pids 32, cpu 1; \/tmp: the host's, not limited; workspace 64 MiB; network: the host's \(not isolated\)$/);
+    expect(info.isolation).toMatch(
+      /^none \(no namespaces: commands run on the host as uid 65534 with no capabilities, .*\); cgroup v[12]: memory 256 MiB, pids 32, cpu 1; \/tmp: the host's, not limited; workspace 64 MiB; network: the host's \(not isolated\)$/,
+    );
     expect(info.limits).toEqual({ memoryMiB: 256, pids: 32, cpus: 1, diskMiB: 64 });
     const who = await d.exec('n1', { command: ['sh', '-c', 'id -u; grep CapEff /proc/self/status; pwd'] });
     expect(who.stdout).toBe(`65534\nCapEff:\t0000000000000000\n${info.details.dir}\n`);
@@ -204,7 +257,7 @@ describe('process driver isolation modes', () => {
     await d.destroy('n1');
   });
 
-  it('keeps the isolation a sandbox was created with across a restart with other settings, and refuses an unisolated one where isolation is required', async () => {
+  it('keeps a sandbox’s isolation across restarts; refuses an unisolated one where isolation is required', async () => {
     const stateDir = tempDir();
     const isolated = driver(stateDir);
     await isolated.create({ id: 'kept', labels: {} });
@@ -212,9 +265,13 @@ describe('process driver isolation modes', () => {
     await unisolated.create({ id: 'bare', labels: {} });
 
     // A worker now set to none still runs the bubblewrap sandbox inside its namespaces.
-    const inside = await unisolated.exec('kept', { command: ['sh', '-c', 'hostname; id -u; ls /proc | grep -c "^[0-9]"'] });
+    const inside = await unisolated.exec('kept', {
+      command: ['sh', '-c', 'hostname; id -u; ls /proc | grep -c "^[0-9]"'],
+    });
     expect(inside.stdout).toMatch(/^sandbox\n65534\n\d\n$/);
-    expect((await unisolated.describe('kept'))?.isolation).toMatch(/^bubblewrap .*\[created with bubblewrap, which it keeps although this worker is set to HOURGLASS_PROCESS_ISOLATION=none\]$/);
+    expect((await unisolated.describe('kept'))?.isolation).toMatch(
+      /^bubblewrap .*\[created with bubblewrap, which it keeps although this worker is set to HOURGLASS_PROCESS_ISOLATION=none\]$/,
+    );
     await unisolated.stop('kept');
     await unisolated.start('kept');
     expect((await unisolated.exec('kept', { command: ['hostname'] })).stdout).toBe('sandbox\n');
@@ -222,14 +279,20 @@ describe('process driver isolation modes', () => {
     // A worker that requires bubblewrap refuses the sandbox made without it, but still destroys it.
     const strict = driver(stateDir);
     const refusal =
-      'sandbox bare was created without isolation (HOURGLASS_PROCESS_ISOLATION=none) and this worker requires bubblewrap: it will not start it ' +
+      'sandbox bare was created without isolation (HOURGLASS_PROCESS_ISOLATION=none) and this worker requires ' +
+      'bubblewrap: it will not start it ' +
       'or run commands in it. Destroy it, or serve it from a worker with HOURGLASS_PROCESS_ISOLATION=none';
     await expect(strict.exec('bare', { command: ['true'] })).rejects.toThrow(refusal);
-    await expect(strict.exec('bare', { command: ['true'] })).rejects.toMatchObject({ code: 'isolation_unavailable', permanent: true });
+    await expect(strict.exec('bare', { command: ['true'] })).rejects.toMatchObject({
+      code: 'isolation_unavailable',
+      permanent: true,
+    });
     await expect(strict.create({ id: 'bare', labels: {} })).rejects.toThrow(refusal);
     await strict.stop('bare');
     await expect(strict.start('bare')).rejects.toThrow(refusal);
-    expect((await strict.describe('bare'))?.isolation).toMatch(/^none .*\[created with HOURGLASS_PROCESS_ISOLATION=none; this worker requires bubblewrap and refuses to start it or run commands in it\]$/);
+    expect((await strict.describe('bare'))?.isolation).toMatch(
+      /^none .*\[created with HOURGLASS_PROCESS_ISOLATION=none; this worker requires bubblewrap and refuses to start it or run commands in it\]$/,
+    );
     expect(await strict.destroy('bare')).toEqual({ existed: true });
     await strict.destroy('kept');
   });
@@ -240,13 +303,16 @@ describe('process driver isolation modes', () => {
     const d = driver(tempDir(), { searchPath: bin, network: true });
     expect(d.summary()).toMatch(/network ON but slirp4netns is not installed: EVERY CREATE WILL FAIL/);
     await expect(d.create({ id: 'ns', labels: {} })).rejects.toThrow(
-      "sandbox ns: network is on (HOURGLASS_PROCESS_NETWORK=1) but slirp4netns is not installed, and a sandbox never shares the host's network: " +
+      'sandbox ns: network is on (HOURGLASS_PROCESS_NETWORK=1) but slirp4netns is not installed, and a sandbox ' +
+        "never shares the host's network: " +
         'install it (Debian: apt-get install slirp4netns) or set HOURGLASS_PROCESS_NETWORK=0',
     );
     // With slirp4netns but no iptables-restore, there would be no egress filter: refused too.
     symlinkSync('/usr/bin/slirp4netns', path.join(bin, 'slirp4netns'));
     const unfiltered = driver(tempDir(), { searchPath: bin, network: true });
     expect(unfiltered.summary()).toMatch(/network ON but iptables-restore is not installed: EVERY CREATE WILL FAIL/);
-    await expect(unfiltered.create({ id: 'nf', labels: {} })).rejects.toThrow(/its egress filter .* needs iptables-restore/);
+    await expect(unfiltered.create({ id: 'nf', labels: {} })).rejects.toThrow(
+      /its egress filter .* needs iptables-restore/,
+    );
   });
 });

@@ -4,6 +4,7 @@ import { VM_GUEST_HOME } from '../../hypervisors/guest/contract';
 import { createQemuHypervisor } from '../../hypervisors/qemu/driver';
 import { ensureGuestImage, qemuEnv, vmStateDir } from '../support/vm-drivers';
 import { driverContract } from './contract';
+import { driverSettings } from '../../config/drivers';
 
 let stateDir: string | undefined;
 let n = 0;
@@ -12,7 +13,7 @@ driverContract('qemu', {
   driver: async () => {
     await ensureGuestImage();
     stateDir = await vmStateDir('hg-qc-');
-    return createQemuHypervisor(qemuEnv(), stateDir);
+    return createQemuHypervisor(driverSettings('qemu', qemuEnv()), stateDir);
   },
   newId: () => `contract-${++n}`,
   home: () => VM_GUEST_HOME,

@@ -12,6 +12,7 @@ import { BadSpecError, BusyError, NotReadyError } from '../../hypervisors/errors
 import { defaultGuestImageDir, resolveGuestImage } from '../../hypervisors/guest/image';
 import { createQemuHypervisor } from '../../hypervisors/qemu/driver';
 import type { Hypervisor } from '../../hypervisors/types';
+import { driverSettings } from '../../config/drivers';
 
 const run = promisify(execFile);
 const REPO = join(import.meta.dirname, '..', '..');
@@ -42,12 +43,12 @@ beforeAll(async () => {
     HOURGLASS_QEMU_ACCEL: process.env.HOURGLASS_QEMU_ACCEL ?? 'auto', // exercises the KVM probe
     HOURGLASS_QEMU_KVM_PROBE_TIMEOUT_MS: process.env.HOURGLASS_QEMU_KVM_PROBE_TIMEOUT_MS ?? '4000',
   };
-  hv = createQemuHypervisor(env, stateDir);
+  hv = createQemuHypervisor(driverSettings('qemu', env), stateDir);
 }, 20 * 60_000);
 
 afterAll(async () => {
   if (!stateDir) return;
-  const survivor = createQemuHypervisor(env, stateDir);
+  const survivor = createQemuHypervisor(driverSettings('qemu', env), stateDir);
   for (const vm of await survivor.list()) await survivor.destroy(vm.id).catch(() => undefined);
   await survivor.close?.();
   await hv?.close?.();
@@ -105,7 +106,7 @@ describe('qemu driver: one sandbox through its life', () => {
 
   it('a new driver instance on the same state dir (a restarted worker) finds and uses the VM', async () => {
     await hv.close?.();
-    hv = createQemuHypervisor(env, stateDir);
+    hv = createQemuHypervisor(driverSettings('qemu', env), stateDir);
     const listed = await hv.list();
     expect(listed.map((v) => v.id)).toContain(id);
     expect(listed.find((v) => v.id === id)).toMatchObject({ state: 'running', details: { pid } });
@@ -138,14 +139,21 @@ describe('qemu driver: one sandbox through its life', () => {
 
 describe('qemu driver: specs it cannot satisfy', () => {
   it('rejects an unknown template, too little memory and an unusable id as permanent BadSpecErrors', async () => {
-    await expect(hv.create({ id: 'bad-template', template: 'ubuntu', labels: {} })).rejects.toBeInstanceOf(BadSpecError);
-    await expect(hv.create({ id: 'too-small', limits: { memoryMiB: 32 }, labels: {} })).rejects.toBeInstanceOf(BadSpecError);
+    await expect(hv.create({ id: 'bad-template', template: 'ubuntu', labels: {} })).rejects.toBeInstanceOf(
+      BadSpecError,
+    );
+    await expect(hv.create({ id: 'too-small', limits: { memoryMiB: 32 }, labels: {} })).rejects.toBeInstanceOf(
+      BadSpecError,
+    );
     await expect(hv.create({ id: '../escape', labels: {} })).rejects.toBeInstanceOf(BadSpecError);
     expect(await hv.describe('bad-template')).toBeNull();
   });
 
   it('names npm run image:build when the image is missing', async () => {
-    const noImage = createQemuHypervisor({ ...env, HOURGLASS_GUEST_IMAGE_DIR: join(stateDir, 'no-image') }, stateDir);
+    const noImage = createQemuHypervisor(
+      driverSettings('qemu', { ...env, HOURGLASS_GUEST_IMAGE_DIR: join(stateDir, 'no-image') }),
+      stateDir,
+    );
     await expect(noImage.create({ id: 'no-image', labels: {} })).rejects.toThrow(/npm run image:build/);
   });
 });
@@ -170,7 +178,7 @@ describe('qemu driver: guests that never become ready', () => {
       await writeFile(join(root, 'init'), '#!/bin/busybox sh\nexec /bin/busybox sleep 100000\n', { mode: 0o755 });
       await run('sh', ['-c', `cd "${root}" && find . | cpio --quiet -o -H newc > "${initrd}"`]);
     });
-    const silent = createQemuHypervisor({ ...env, HOURGLASS_GUEST_IMAGE_DIR: dir }, stateDir);
+    const silent = createQemuHypervisor(driverSettings('qemu', { ...env, HOURGLASS_GUEST_IMAGE_DIR: dir }), stateDir);
     const info = await silent.create({ id: 'no-agent', labels: {} });
     const err = await silent.waitReady('no-agent', 5_000).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotReadyError);
@@ -184,7 +192,7 @@ describe('qemu driver: guests that never become ready', () => {
   it('a guest that panics: NotReadyError at once, naming the exited QEMU', async () => {
     // A garbage initrd: no init, no root disk → kernel panic → reboot → QEMU exits (-no-reboot).
     const dir = await imageWithInitrd('image-panic', (initrd) => writeFile(initrd, 'not an initramfs'));
-    const doomed = createQemuHypervisor({ ...env, HOURGLASS_GUEST_IMAGE_DIR: dir }, stateDir);
+    const doomed = createQemuHypervisor(driverSettings('qemu', { ...env, HOURGLASS_GUEST_IMAGE_DIR: dir }), stateDir);
     await doomed.create({ id: 'panics', labels: {} });
     const started = Date.now();
     const err = await doomed.waitReady('panics', READY_MS).catch((e: unknown) => e);
@@ -205,7 +213,9 @@ describe('qemu driver: concurrent boots', () => {
     await Promise.all(ids.map((id) => hv.create({ id, labels: {} })));
     await Promise.all(ids.map((id) => hv.waitReady(id, READY_MS)));
     console.log(`two concurrent create→ready ${Date.now() - started} ms`);
-    const results = await Promise.all(ids.map((id) => hv.exec(id, { command: ['cat', '/proc/sys/kernel/random/boot_id'] })));
+    const results = await Promise.all(
+      ids.map((id) => hv.exec(id, { command: ['cat', '/proc/sys/kernel/random/boot_id'] })),
+    );
     expect(results.every((r) => r.exitCode === 0)).toBe(true);
     expect(results[0]?.stdout).not.toBe(results[1]?.stdout); // two separate kernels
     for (const id of ids) expect(await hv.destroy(id)).toEqual({ existed: true });
