@@ -1,0 +1,118 @@
+// virsh, the driver's only way to libvirtd: one process per call, its errors sorted into what the
+// lifecycle can act on (gone, bad spec, busy: retry, libvirtd down: retry).
+import { execFile } from 'node:child_process';
+import { errorText } from '../shared/error-text';
+import { BadSpecError, BusyError, HypervisorError, NotFoundError } from '../errors';
+import type { OpContext } from '../types';
+import { domainNameFor } from './domain-xml';
+
+const VIRSH_TIMEOUT_MS = 120_000;
+
+export class Virsh {
+  constructor(readonly uri: string) {}
+
+  /**
+   * Runs `virsh -c <uri> …` about sandbox `id`, returns stdout. `ignore` matches errors that mean
+   * "already done". Errors become NotFoundError / BadSpecError / BusyError / retryable HypervisorError.
+   */
+  async run(id: string, args: string[], ctx?: OpContext, ignore?: RegExp): Promise<string> {
+    try {
+      return await runTool('virsh', ['-c', this.uri, ...args], { signal: ctx?.signal, timeoutMs: VIRSH_TIMEOUT_MS });
+    } catch (err) {
+      const text = errorText(err);
+      if (ignore?.test(text)) return '';
+      throw classifyVirshError(id, args[0] ?? '', text, err);
+    }
+  }
+
+  /**
+   * One guest-agent command; returns its "return" member. The command goes to virsh on its stdin,
+   * not in its argv: a guest-exec carries the caller's env values, and any local user can read a
+   * process's argv.
+   */
+  async agentCommand(id: string, command: object, timeoutS: number, ctx?: OpContext): Promise<unknown> {
+    // virsh's shell reads a single-quoted word verbatim; JSON can spell every ' as \u0027.
+    const json = JSON.stringify(command).replace(/'/g, '\\u0027');
+    const script = `qemu-agent-command --domain ${domainNameFor(id)} --timeout ${timeoutS} '${json}'\n`;
+    let out: string;
+    try {
+      out = await runTool('virsh', ['-q', '-c', this.uri], {
+        signal: ctx?.signal,
+        timeoutMs: VIRSH_TIMEOUT_MS,
+        input: script,
+      });
+    } catch (err) {
+      throw classifyVirshError(id, 'qemu-agent-command', errorText(err), err);
+    }
+    // The shell echoes "virsh # <command>" before the answer: the answer is the line after it.
+    const answer = out.split('virsh # ')[1]?.split('\n').slice(1).join('\n').trim() ?? '';
+    return (JSON.parse(answer) as { return?: unknown }).return;
+  }
+}
+
+const UNAVAILABLE = /Failed to connect socket|failed to connect to the hypervisor/i;
+const GONE = /failed to get domain|Domain not found|no domain with matching/i;
+const BAD_SPEC =
+  /XML error|unsupported configuration|invalid argument|Cannot access storage file|No such file or directory/i;
+const BUSY = new RegExp(
+  [
+    'guest agent is not',
+    'agent is not (connected|responding|available)',
+    'cannot acquire state change lock',
+    'Timed out during operation',
+    'domain is not running',
+  ].join('|'),
+  'i',
+);
+
+function classifyVirshError(id: string, op: string, text: string, cause: unknown): Error {
+  const what = `sandbox ${id}: virsh ${op}: ${text}`;
+  // libvirtd is down or restarting (scripts/start-libvirtd.sh): worth retrying.
+  if (UNAVAILABLE.test(text)) return new HypervisorError(what, 'libvirt_unavailable', false);
+  if (GONE.test(text)) return new NotFoundError(id, text);
+  if (BAD_SPEC.test(text)) return new BadSpecError(what);
+  if (/Permission denied/i.test(text)) {
+    return new BadSpecError(
+      `${what} (every directory above the overlay and image must be searchable by the qemu user)`,
+    );
+  }
+  if (BUSY.test(text)) return new BusyError(what);
+  if (cause instanceof Error && cause.name === 'AbortError') return cause;
+  return new HypervisorError(what, 'libvirt_error', false);
+}
+
+/**
+ * Runs a tool (virsh, qemu-img) in the C locale and resolves with its stdout; rejects with its
+ * stderr lines as the message. `input` feeds virsh's shell, which exits 0 whatever its commands
+ * did: its "error:" lines say.
+ */
+export function runTool(
+  cmd: string,
+  args: string[],
+  opts: { signal?: AbortSignal; timeoutMs: number; input?: string },
+): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const child = execFile(
+      cmd,
+      args,
+      {
+        env: { ...process.env, LC_ALL: 'C' },
+        timeout: opts.timeoutMs,
+        maxBuffer: 64 * 1024 * 1024,
+        signal: opts.signal,
+      },
+      (err, stdout, stderr) => {
+        const shellError = opts.input !== undefined && /^error:/m.test(stderr);
+        if (!err && !shellError) return resolvePromise(stdout);
+        if (err?.name === 'AbortError') return reject(err);
+        const msg = stderr
+          .split('\n')
+          .map((l) => l.replace(/^error:\s*/, '').trim())
+          .filter(Boolean)
+          .join('; ');
+        reject(new Error(msg || err?.message || `${cmd} failed`));
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
