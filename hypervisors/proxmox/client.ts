@@ -19,7 +19,11 @@ export class PveApiError extends Error {
     /** errno-style code for transport failures (ECONNREFUSED…). */
     readonly code?: string,
   ) {
-    const detail = errors ? ` (${Object.entries(errors).map(([k, v]) => `${k}: ${v}`).join('; ')})` : '';
+    const detail = errors
+      ? ` (${Object.entries(errors)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('; ')})`
+      : '';
     super(`PVE ${method} ${path}: ${status || code || 'no answer'} ${pveMessage}${detail}`);
     this.name = 'PveApiError';
   }
@@ -77,7 +81,13 @@ export interface PveClientOptions {
 }
 
 /** Texts of PVE errors that go away by themselves (notes §0, §9, §10). */
-const TRANSIENT_TEXTS = [/VM is locked \(/, /can't lock file .* got timeout/, /no quorum/, /cluster not ready/, /got timeout/];
+const TRANSIENT_TEXTS = [
+  /VM is locked \(/,
+  /can't lock file .* got timeout/,
+  /no quorum/,
+  /cluster not ready/,
+  /got timeout/,
+];
 
 /** True when retrying later may succeed: transport failures, 595/596 and proxy codes, locks, quorum. */
 export function isTransientPveError(err: unknown): boolean {
@@ -214,13 +224,17 @@ export class PveClient {
           headers: {
             authorization: this.authorization,
             accept: 'application/json',
-            ...(hasBody ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(encoded) } : {}),
+            ...(hasBody
+              ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(encoded) }
+              : {}),
           },
         },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (err) => reject(new PveApiError(0, err.message, undefined, method, path, (err as NodeJS.ErrnoException).code)));
+          res.on('error', (err) =>
+            reject(new PveApiError(0, err.message, undefined, method, path, (err as NodeJS.ErrnoException).code)),
+          );
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             let body: { data?: unknown; message?: string; errors?: Record<string, string> } | undefined;
@@ -237,7 +251,9 @@ export class PveClient {
           });
         },
       );
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${this.requestTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      req.on('timeout', () =>
+        req.destroy(Object.assign(new Error(`no answer within ${this.requestTimeoutMs} ms`), { code: 'ETIMEDOUT' })),
+      );
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (signal?.aborted) return reject(signal.reason);
         reject(new PveApiError(0, err.message, undefined, method, path, err.code));

@@ -26,7 +26,7 @@ function encodeForTag(text: string): string {
   let out = '';
   for (const byte of Buffer.from(text, 'utf8')) {
     const ch = String.fromCharCode(byte);
-    out += /[a-z0-9.\-]/.test(ch) ? ch : `_${byte.toString(16).padStart(2, '0')}`;
+    out += /[a-z0-9.-]/.test(ch) ? ch : `_${byte.toString(16).padStart(2, '0')}`;
   }
   return out;
 }
@@ -42,14 +42,19 @@ export function sandboxIdFromTag(tag: string): string | undefined {
       if (!/^[0-9a-f]{2}$/.test(hex)) return undefined;
       bytes.push(parseInt(hex, 16));
       i += 2;
-    } else bytes.push(encoded.charCodeAt(i));
+    } else {
+      bytes.push(encoded.charCodeAt(i));
+    }
   }
   return Buffer.from(bytes).toString('utf8');
 }
 
 /** PVE's `tags` field is `a;b` (and may use `,` or spaces when written by hand). */
 export function parseTags(tags: string | undefined): string[] {
-  return (tags ?? '').split(/[;, ]+/).filter(Boolean).map((t) => t.toLowerCase());
+  return (tags ?? '')
+    .split(/[;, ]+/)
+    .filter(Boolean)
+    .map((t) => t.toLowerCase());
 }
 
 /** The sandbox id of a VM whose tags mark it as this deployment's, else undefined. */
@@ -65,12 +70,21 @@ export function sandboxIdOfTags(tags: string | undefined, deployment: string): s
 
 /** A readable DNS name (PVE's `name` is a dns-name): `hg-<id>` with other characters as `-`. */
 export function vmName(sandboxId: string): string {
-  const slug = sandboxId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '');
+  const slug = sandboxId
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/-+/g, '-')
+    .replace(/^-|-$/g, '');
   return `hg-${slug || 'sandbox'}`.slice(0, 63).replace(/-+$/, '');
 }
 
 /** Set at clone time, so a VM whose tagging never happened is still recognisable as ours. */
-export function vmDescription(sandboxId: string, deployment: string, template: string, labels: Record<string, string>): string {
+export function vmDescription(
+  sandboxId: string,
+  deployment: string,
+  template: string,
+  labels: Record<string, string>,
+): string {
   const labelLines = Object.entries(labels).map(([k, v]) => `label ${k}: ${v}`);
   return [
     `Hourglass sandbox (destroyed when its lease ends; do not edit).`,
