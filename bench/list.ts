@@ -35,7 +35,8 @@ await runBench('list', params, async (bench) => {
   for (const owner of ['bench', 'other']) {
     await seeding.query(
       `WITH rows AS (
-         INSERT INTO sandboxes (id, owner, driver, state, labels, created_at, max_expires_at, destroy_reason, seq, updated_at)
+         INSERT INTO sandboxes
+           (id, owner, driver, state, labels, created_at, max_expires_at, destroy_reason, seq, updated_at)
          SELECT format('sbx-seed-%s-%s', $1::text, g), $1, 'process', 'DESTROYED',
                 jsonb_build_object('bench', 'list', 'team', 't' || (g % ${TEAMS})),
                 now() - make_interval(secs => g), now(), 'seeded', 6, now()
@@ -83,9 +84,9 @@ await runBench('list', params, async (bench) => {
     }
   }
   // Another owner's rows never show: a spot check on a page of 500.
-  const leaked = (await stack.api.get('/v1/sandboxes?limit=500')).body?.items?.filter(
-    (s: { owner: string }) => s.owner !== 'bench',
-  ).length;
+  const leaked = (
+    await stack.api.get<{ items?: { owner: string }[] } | undefined>('/v1/sandboxes?limit=500')
+  ).body?.items?.filter((s) => s.owner !== 'bench').length;
 
   await Promise.all(live.map((id) => stack.api.delete(`/v1/sandboxes/${id}`)));
   const latency = Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, summarize(v)]));

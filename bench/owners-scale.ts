@@ -31,13 +31,13 @@ const runtime = await startRuntime(
   { worker: true, api: true, log: () => {} },
 );
 const base = runtime.apiUrl!;
-const call = async (who: string, method: string, p: string, body?: unknown) => {
+const call = async <T = unknown>(who: string, method: string, p: string, body?: unknown) => {
   const res = await fetch(base + p, {
     method,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token(who)}` },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as any };
+  return { status: res.status, body: (await res.json()) as T };
 };
 const timed = async <T>(fn: () => Promise<T>): Promise<[number, T]> => {
   const t = performance.now();
@@ -54,10 +54,10 @@ async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>
 }
 const q = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
-const row = (name: string, xs: number[]) =>
-  console.log(
-    `| ${name} | ${xs.length} | ${q(xs, 0.5).toFixed(0)} | ${q(xs, 0.95).toFixed(0)} | ${q(xs, 0.99).toFixed(0)} | ${Math.max(...xs).toFixed(0)} |`,
-  );
+const row = (name: string, xs: number[]) => {
+  const cells = [q(xs, 0.5), q(xs, 0.95), q(xs, 0.99), Math.max(...xs)].map((x) => x.toFixed(0));
+  console.log(`| ${name} | ${xs.length} | ${cells.join(' | ')} |`);
+};
 
 await call('ana', 'POST', '/v1/sandboxes', { ttlSeconds: 5 }); // warm-up
 const ids: Record<string, string[]> = Object.fromEntries(owners.map((o) => [o, []]));
@@ -67,7 +67,10 @@ const started = performance.now();
 await pool([...Array(n).keys()], concurrency, async (i) => {
   const owner = owners[i % owners.length]!;
   const [ms, res] = await timed(() =>
-    call(owner, 'POST', '/v1/sandboxes', { ttlSeconds: 3600, labels: { bench: 'owners' } }),
+    call<{ id: string; state: string }>(owner, 'POST', '/v1/sandboxes', {
+      ttlSeconds: 3600,
+      labels: { bench: 'owners' },
+    }),
   );
   if (res.status !== 201 || res.body.state !== 'RUNNING') {
     failures += 1;
@@ -101,8 +104,8 @@ for (let i = 0; i < 200; i++) {
   foreign.push(fms);
   unknown.push(ums);
 }
-const page = await call('ana', 'GET', '/v1/sandboxes?limit=500&label=bench=owners');
-const leak = page.body.items.filter((s: { owner: string }) => s.owner !== 'ana').length;
+const page = await call<{ items: { owner: string }[] }>('ana', 'GET', '/v1/sandboxes?limit=500&label=bench=owners');
+const leak = page.body.items.filter((s) => s.owner !== 'ana').length;
 
 const destroyStarted = performance.now();
 const destroyMs: number[] = [];
@@ -114,7 +117,11 @@ for (const owner of owners) {
   }
 }
 for (;;) {
-  const open = await call('ops', 'GET', '/v1/sandboxes?limit=1&label=bench=owners&state=RUNNING,EXPIRED,DESTROYING');
+  const open = await call<{ items: unknown[] }>(
+    'ops',
+    'GET',
+    '/v1/sandboxes?limit=1&label=bench=owners&state=RUNNING,EXPIRED,DESTROYING',
+  );
   if (!open.body.items.length) break;
   await new Promise((r) => setTimeout(r, 500));
 }
@@ -122,10 +129,13 @@ const destroyWall = (performance.now() - destroyStarted) / 1000;
 
 const commit = execSync('git rev-parse --short HEAD').toString().trim();
 console.log(
-  `\nowners at scale: ${n} sandboxes over ${owners.length} owners, ${concurrency} creates at a time, commit ${commit}, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`,
+  `\nowners at scale: ${n} sandboxes over ${owners.length} owners, ${concurrency} creates at a time, ` +
+    `commit ${commit}, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`,
 );
 console.log(
-  `create wall ${createWall.toFixed(1)} s (${(n / createWall).toFixed(1)}/s), failures ${failures}; all DESTROYED ${destroyWall.toFixed(1)} s after the bulk destroys began; another owner's sandboxes in a page: ${leak}\n`,
+  `create wall ${createWall.toFixed(1)} s (${(n / createWall).toFixed(1)}/s), failures ${failures}; ` +
+    `all DESTROYED ${destroyWall.toFixed(1)} s after the bulk destroys began; ` +
+    `another owner's sandboxes in a page: ${leak}\n`,
 );
 console.log('| call | n | p50 ms | p95 ms | p99 ms | max ms |\n| --- | --- | --- | --- | --- | --- |');
 row(`create → RUNNING (${concurrency} at a time)`, createMs);

@@ -4,7 +4,8 @@
 // page and a deep one), get and renew among them, the wall time of a prune (the admin endpoint
 // that runs the reaper now), and a bulk destroy of all: each call, then the time until every one
 // is DESTROYED (progress every 10 s).
-// Usage: npm run bench:scale -- [n=500] [--concurrency 32] [--samples 100] [--batch 1000] [--timeout 900] [--role user|admin]
+// Usage: npm run bench:scale -- [n=500] [--concurrency 32] [--samples 100] [--batch 1000] [--timeout 900]
+//          [--role user|admin]
 //   --batch: ids per bulk-destroy call (≤ 1000); --timeout: seconds to wait for all DESTROYED.
 // Starts its own stack (embedded Temporal and PostgreSQL on free ports, its own state dir);
 // HOURGLASS_* settings in the environment pass through to it.
@@ -20,7 +21,8 @@ import { sleep } from './lib/stack';
 import { rate, summarize } from './lib/stats';
 
 const USAGE =
-  'usage: npm run bench:scale -- [n=500] [--concurrency 32] [--samples 100] [--batch 1000] [--timeout 900] [--role user|admin]';
+  'usage: npm run bench:scale -- [n=500] [--concurrency 32] [--samples 100] [--batch 1000] [--timeout 900] ' +
+  '[--role user|admin]';
 const params = parseParams(USAGE, { n: 500, concurrency: 32, samples: 100, batch: 1000, timeout: 900, role: 'user' }, [
   'n',
 ]);
@@ -101,7 +103,10 @@ await runBench('scale', params, async (bench) => {
   }
 
   // 4. Prune: the reaper over every live sandbox, now.
-  const prune = await stack.admin.post('/v1/sandboxes/prune', {});
+  const prune = await stack.admin.post<{ count?: number; counts?: Record<string, number> } | undefined>(
+    '/v1/sandboxes/prune',
+    {},
+  );
   if (prune.status !== 200) failures.add('prune', prune);
   log(`prune: ${prune.status} in ${Math.round(prune.ms)} ms: ${JSON.stringify(prune.body?.counts ?? prune.body)}`);
 
@@ -110,7 +115,10 @@ await runBench('scale', params, async (bench) => {
   const destroyCalls: { ids: number; ms: number; failed: number }[] = [];
   for (let i = 0; i < ids.length; i += params.batch) {
     const batch = ids.slice(i, i + params.batch);
-    const res = await stack.api.post('/v1/sandboxes/destroy', { ids: batch, reason: 'bench' });
+    const res = await stack.api.post<{ failed?: number } | undefined>('/v1/sandboxes/destroy', {
+      ids: batch,
+      reason: 'bench',
+    });
     if (res.status !== 200) failures.add('bulk destroy', res);
     destroyCalls.push({ ids: batch.length, ms: Math.round(res.ms), failed: res.body?.failed ?? batch.length });
   }
@@ -126,7 +134,8 @@ await runBench('scale', params, async (bench) => {
     if (performance.now() - lastLog >= 10_000) {
       lastLog = performance.now();
       log(
-        `${((lastLog - destroyStarted) / 1000).toFixed(0)} s after the bulk destroy began: ${JSON.stringify(lastCounts)}`,
+        `${((lastLog - destroyStarted) / 1000).toFixed(0)} s after the bulk destroy began: ` +
+          `${JSON.stringify(lastCounts)}`,
       );
     }
     await sleep(250);

@@ -3,7 +3,8 @@
 // count), then the floor at the same concurrency: bare workflows with as many no-op activities as
 // a lifecycle schedules (--activities), served by a worker inside this process. Reports the rates,
 // their ratio and p50/p99 of each step. Lifecycles and floor alternate which goes first per level.
-// Usage: npm run bench:throughput -- [--levels 1,8,32,128] [--seconds 15] [--count 0] [--activities 4] [--role user|admin]
+// Usage: npm run bench:throughput -- [--levels 1,8,32,128] [--seconds 15] [--count 0] [--activities 4]
+//          [--role user|admin]
 //   --count N: N lifecycles (and N bare workflows) per level instead of --seconds.
 // Starts its own stack (embedded Temporal and PostgreSQL on free ports, its own state dir);
 // HOURGLASS_* settings in the environment pass through to it.
@@ -19,7 +20,8 @@ import { connectClient, startFloor, type Floor } from './lib/temporal';
 import type { Stack } from './lib/stack';
 
 const USAGE =
-  'usage: npm run bench:throughput -- [--levels 1,8,32,128] [--seconds 15] [--count 0] [--activities 4] [--role user|admin]';
+  'usage: npm run bench:throughput -- [--levels 1,8,32,128] [--seconds 15] [--count 0] [--activities 4] ' +
+  '[--role user|admin]';
 const params = parseParams(USAGE, { levels: '1,8,32,128', seconds: 15, count: 0, activities: 4, role: 'user' });
 const levels = numberList(params.levels);
 const STEPS = ['create', 'exec', 'delete', 'destroyed', 'lifecycle'] as const;
@@ -55,7 +57,7 @@ async function lifecycles(stack: Stack, watcher: StateWatcher, c: number) {
     if (!created) return;
     ms.create.push(created.ms);
     const exec = await stack.api
-      .post(`/v1/sandboxes/${created.id}/exec`, { command: ['true'] })
+      .post<{ exitCode: number }>(`/v1/sandboxes/${created.id}/exec`, { command: ['true'] })
       .catch((err: Error) => err);
     if (exec instanceof Error || exec.status !== 200 || exec.body.exitCode !== 0) failures.add('exec', exec);
     else ms.exec.push(exec.ms);

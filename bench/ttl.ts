@@ -7,7 +7,8 @@
 // histories, EXPIRED's lateness split into its parts (bench/lib/lease-end.ts). No renewals: the
 // window holds only the expiries (a lease starts at RUNNING, so each ends its create's latency
 // after target).
-// Usage: npm run bench:ttl -- [n=200] [--concurrency 32] [--window 60] [--rate 6] [--lead 10] [--timeout 600] [--role user|admin]
+// Usage: npm run bench:ttl -- [n=200] [--concurrency 32] [--window 60] [--rate 6] [--lead 10] [--timeout 600]
+//          [--role user|admin]
 //   --rate: creates per second expected (sets the window's start); --timeout: seconds after the
 //   last expiry to wait for stragglers.
 // Starts its own stack (embedded Temporal and PostgreSQL on free ports, its own state dir);
@@ -25,7 +26,8 @@ import { connectClient } from './lib/temporal';
 import { rate, summarize } from './lib/stats';
 
 const USAGE =
-  'usage: npm run bench:ttl -- [n=200] [--concurrency 32] [--window 60] [--rate 6] [--lead 10] [--timeout 600] [--role user|admin]';
+  'usage: npm run bench:ttl -- [n=200] [--concurrency 32] [--window 60] [--rate 6] [--lead 10] [--timeout 600] ' +
+  '[--role user|admin]';
 const SAMPLE = 100; // histories read to split EXPIRED's lateness into its parts
 const params = parseParams(
   USAGE,
@@ -64,7 +66,8 @@ await runBench('ttl', params, async (bench) => {
   const firstExpiry = Math.min(...expiries);
   const lastExpiry = Math.max(...expiries);
   log(
-    `created ${ids.length}/${n} in ${(createWallMs / 1000).toFixed(1)} s; first lease ends ${((firstExpiry - lastCreated) / 1000).toFixed(1)} s after the last create`,
+    `created ${ids.length}/${n} in ${(createWallMs / 1000).toFixed(1)} s; ` +
+      `first lease ends ${((firstExpiry - lastCreated) / 1000).toFixed(1)} s after the last create`,
   );
 
   // 4. Until every one is DESTROYED (or the timeout): progress every 10 s.
@@ -79,7 +82,8 @@ await runBench('ttl', params, async (bench) => {
       lastProgress = Date.now();
       const toFirst = ((firstExpiry - Date.now()) / 1000).toFixed(0);
       log(
-        `${open} not yet DESTROYED; ${JSON.stringify(await stateCounts(stack.registry, 'ttl'))} (first expiry in ${toFirst} s)`,
+        `${open} not yet DESTROYED; ${JSON.stringify(await stateCounts(stack.registry, 'ttl'))} ` +
+          `(first expiry in ${toFirst} s)`,
       );
     }
     await sleep(500);
@@ -139,7 +143,9 @@ await runBench('ttl', params, async (bench) => {
     ],
   );
   line(
-    `window: first expiry ${((firstExpiry - lastCreated) / 1000).toFixed(1)} s after the last create (negative: leases ended while creates ran), last one ${((lastExpiry - firstExpiry) / 1000).toFixed(1)} s after the first\n`,
+    `window: first expiry ${((firstExpiry - lastCreated) / 1000).toFixed(1)} s after the last create ` +
+      '(negative: leases ended while creates ran), ' +
+      `last one ${((lastExpiry - firstExpiry) / 1000).toFixed(1)} s after the first\n`,
   );
   heading('lateness after expiresAt, ms');
   table(
@@ -152,7 +158,8 @@ await runBench('ttl', params, async (bench) => {
     ],
   );
   line(
-    `last DESTROYED ${(lastDestroyAfterLastExpiryMs / 1000).toFixed(1)} s after the last expiresAt; ${stragglers.length} not DESTROYED ${params.timeout} s after it; ${notByExpiry} destroyed without EXPIRED\n`,
+    `last DESTROYED ${(lastDestroyAfterLastExpiryMs / 1000).toFixed(1)} s after the last expiresAt; ` +
+      `${stragglers.length} not DESTROYED ${params.timeout} s after it; ${notByExpiry} destroyed without EXPIRED\n`,
   );
 
   // 6. Where EXPIRED's lateness comes from, in a sample of histories spread over the window.

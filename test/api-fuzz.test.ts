@@ -136,7 +136,10 @@ const fieldName = fc.constantFrom(
   'constructor',
 );
 const shapedBody = fc.dictionary(fieldName, anyValue, { maxKeys: 5 }).map((o) => JSON.stringify(o));
-/** Bodies valid in shape with junk where free text goes, sent where they fit: they reach the workflow, the registry, the driver. */
+/**
+ * Bodies valid in shape with junk where free text goes, sent where they fit: they reach the workflow, the registry,
+ * the driver.
+ */
 const createBody = fc.record(
   {
     ttlSeconds: fc.integer({ min: 1, max: 30 }),

@@ -146,37 +146,40 @@ describe('command output is kept byte for byte', () => {
 });
 
 describe('jobs with binary output', () => {
-  it('complete and are recorded: NUL bytes and a multi-byte character cut at the excerpt never stall the registry', async () => {
-    // 4095 ASCII bytes then an emoji (a surrogate pair in JS) straddling the 4096-character excerpt.
-    const straddle = `printf '%4095s' x | tr ' ' a; printf '\\360\\237\\230\\200'`;
-    const res = await h.api('POST', '/v1/jobs', {
-      commands: [
-        ['sh', '-c', "printf 'a\\000b'"],
-        ['sh', '-c', 'head -c 300000 /dev/urandom'],
-        ['sh', '-c', straddle],
-      ],
-      ttlSeconds: 60,
-    });
-    expect(res.status).toBe(201);
-    const job = await eventually(async () => {
-      const { rows } = await h.pool.query('SELECT state, job FROM sandboxes WHERE id = $1', [res.body.id]);
-      return rows[0]?.state === 'DESTROYED' ? rows[0] : undefined;
-    }, 30_000);
-    expect(job.job.state).toBe('COMPLETED');
-    expect(job.job.steps).toHaveLength(3);
-    expect(job.job.steps[0].stdout).toBe('a\ufffdb'); // the registry's copy; exact bytes are in /execs
-    expect(job.job.steps[1].stdoutBase64).toBeUndefined();
-    expect(job.job.steps[1].stdout.length).toBeLessThan(5000);
-    const execs = await h.api('GET', `/v1/sandboxes/${res.body.id}/execs`);
-    expect(execs.body.items[0].stdout).toBe('a\0b');
-    expect(execs.body.items[1].stdoutBase64).toBeDefined();
-  });
+  it(
+    'complete and are recorded: ' + 'NUL bytes and a multi-byte character cut at the excerpt never stall the registry',
+    async () => {
+      // 4095 ASCII bytes then an emoji (a surrogate pair in JS) straddling the 4096-character excerpt.
+      const straddle = `printf '%4095s' x | tr ' ' a; printf '\\360\\237\\230\\200'`;
+      const res = await h.api('POST', '/v1/jobs', {
+        commands: [
+          ['sh', '-c', "printf 'a\\000b'"],
+          ['sh', '-c', 'head -c 300000 /dev/urandom'],
+          ['sh', '-c', straddle],
+        ],
+        ttlSeconds: 60,
+      });
+      expect(res.status).toBe(201);
+      const job = await eventually(async () => {
+        const { rows } = await h.pool.query('SELECT state, job FROM sandboxes WHERE id = $1', [res.body.id]);
+        return rows[0]?.state === 'DESTROYED' ? rows[0] : undefined;
+      }, 30_000);
+      expect(job.job.state).toBe('COMPLETED');
+      expect(job.job.steps).toHaveLength(3);
+      expect(job.job.steps[0].stdout).toBe('a\ufffdb'); // the registry's copy; exact bytes are in /execs
+      expect(job.job.steps[1].stdoutBase64).toBeUndefined();
+      expect(job.job.steps[1].stdout.length).toBeLessThan(5000);
+      const execs = await h.api('GET', `/v1/sandboxes/${res.body.id}/execs`);
+      expect(execs.body.items[0].stdout).toBe('a\0b');
+      expect(execs.body.items[1].stdoutBase64).toBeDefined();
+    },
+  );
 });
 
 describe('auth off: only this machine, never a web page', () => {
   /** node:http, so that Host can be anything (fetch sets it from the URL). */
   const request = (path: string, headers: Record<string, string>, method = 'GET') =>
-    new Promise<{ status: number; body: any }>((resolve, reject) => {
+    new Promise<{ status: number; body: { error: { message: string } } }>((resolve, reject) => {
       const req = http.request(`${h.baseUrl}${path}`, { method, headers }, (res) => {
         let text = '';
         res.on('data', (c) => (text += c));

@@ -42,20 +42,23 @@ beforeAll(async () => {
 afterAll(() => h?.close());
 
 describe('tokens', () => {
-  it('refuses requests without a token, with a wrong one, and with a non-ASCII one of any length (401, never 500)', async () => {
-    for (const token of [
-      undefined,
-      'wrong',
-      'x'.repeat(ALICE.length),
-      'é'.repeat(ALICE.length),
-      'ø'.repeat(ALICE.length / 2),
-    ]) {
-      const res = await h.apiAs(token)('GET', '/v1/sandboxes');
-      expect(res.status, `token ${token}`).toBe(401);
-      expect(res.body.error.code).toBe('unauthorized');
-    }
-    expect((await h.apiAs(undefined)('GET', '/healthz')).status).not.toBe(401);
-  });
+  it(
+    'refuses requests without a token, with a wrong one, ' + 'and with a non-ASCII one of any length (401, never 500)',
+    async () => {
+      for (const token of [
+        undefined,
+        'wrong',
+        'x'.repeat(ALICE.length),
+        'é'.repeat(ALICE.length),
+        'ø'.repeat(ALICE.length / 2),
+      ]) {
+        const res = await h.apiAs(token)('GET', '/v1/sandboxes');
+        expect(res.status, `token ${token}`).toBe(401);
+        expect(res.body.error.code).toBe('unauthorized');
+      }
+      expect((await h.apiAs(undefined)('GET', '/healthz')).status).not.toBe(401);
+    },
+  );
 
   it('the owner comes from the token: recorded on the sandbox, its registry row and its search attribute', async () => {
     expect(sbx.owner).toBe('alice');

@@ -333,31 +333,36 @@ describe('jobs', () => {
     expect((await state(res.body.id)).destroyReason).toBe('job completed');
   });
 
-  it('stops at the first failing command (FAILED), times out with the lease (TIMEOUT), keeps the sandbox with keepalive', async () => {
-    const failed = (await h.api('POST', '/v1/jobs', { commands: [['false'], ['echo', 'never']], ttlSeconds: 60 })).body;
-    const slow = (await h.api('POST', '/v1/jobs', { commands: [['sleep', '30']], ttlSeconds: 2 })).body;
-    const kept = (await h.api('POST', '/v1/jobs', { commands: [['true']], ttlSeconds: 60, keepalive: true })).body;
-    const f = await eventually(async () =>
-      (await h.api('GET', `/v1/jobs/${failed.id}`)).body.state === 'FAILED'
-        ? (await h.api('GET', `/v1/jobs/${failed.id}`)).body
-        : undefined,
-    );
-    expect(f.steps).toHaveLength(1);
-    expect(f.steps[0].exitCode).toBe(1);
-    const t = await eventually(async () =>
-      (await h.api('GET', `/v1/jobs/${slow.id}`)).body.sandboxState === 'DESTROYED'
-        ? (await h.api('GET', `/v1/jobs/${slow.id}`)).body
-        : undefined,
-    );
-    expect(t.state).toBe('TIMEOUT');
-    const k = await eventually(async () =>
-      (await h.api('GET', `/v1/jobs/${kept.id}`)).body.state === 'COMPLETED'
-        ? (await h.api('GET', `/v1/jobs/${kept.id}`)).body
-        : undefined,
-    );
-    expect(k.sandboxState).toBe('RUNNING');
-    await h.api('DELETE', `/v1/sandboxes/${kept.id}`);
-  });
+  it(
+    'stops at the first failing command (FAILED), ' +
+      'times out with the lease (TIMEOUT), keeps the sandbox with keepalive',
+    async () => {
+      const failed = (await h.api('POST', '/v1/jobs', { commands: [['false'], ['echo', 'never']], ttlSeconds: 60 }))
+        .body;
+      const slow = (await h.api('POST', '/v1/jobs', { commands: [['sleep', '30']], ttlSeconds: 2 })).body;
+      const kept = (await h.api('POST', '/v1/jobs', { commands: [['true']], ttlSeconds: 60, keepalive: true })).body;
+      const f = await eventually(async () =>
+        (await h.api('GET', `/v1/jobs/${failed.id}`)).body.state === 'FAILED'
+          ? (await h.api('GET', `/v1/jobs/${failed.id}`)).body
+          : undefined,
+      );
+      expect(f.steps).toHaveLength(1);
+      expect(f.steps[0].exitCode).toBe(1);
+      const t = await eventually(async () =>
+        (await h.api('GET', `/v1/jobs/${slow.id}`)).body.sandboxState === 'DESTROYED'
+          ? (await h.api('GET', `/v1/jobs/${slow.id}`)).body
+          : undefined,
+      );
+      expect(t.state).toBe('TIMEOUT');
+      const k = await eventually(async () =>
+        (await h.api('GET', `/v1/jobs/${kept.id}`)).body.state === 'COMPLETED'
+          ? (await h.api('GET', `/v1/jobs/${kept.id}`)).body
+          : undefined,
+      );
+      expect(k.sandboxState).toBe('RUNNING');
+      await h.api('DELETE', `/v1/sandboxes/${kept.id}`);
+    },
+  );
 
   it('a job whose sandbox cannot be created ends FAILED with the reason, not QUEUED forever', async () => {
     const res = await h.api('POST', '/v1/jobs', { commands: [['true']], ttlSeconds: 60, template: 'no-such-template' });

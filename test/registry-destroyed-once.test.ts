@@ -90,7 +90,8 @@ describe('one DESTROYED event per sandbox', () => {
       await client.query('DROP INDEX sandbox_events_one_destroyed_idx');
       await client.query(
         `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
-         VALUES ($1, 6, 'DESTROYING', 'DESTROYED', 'first', now()), ($1, 1004, 'RUNNING', 'DESTROYED', 'second', now())`,
+         VALUES ($1, 6, 'DESTROYING', 'DESTROYED', 'first', now()),
+                ($1, 1004, 'RUNNING', 'DESTROYED', 'second', now())`,
         [id],
       );
       await client.query(
@@ -100,7 +101,8 @@ describe('one DESTROYED event per sandbox', () => {
       expect(rows).toEqual([{ seq: 6, reason: 'first' }]);
       await expect(
         client.query(
-          `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at) VALUES ($1, 9, 'RUNNING', 'DESTROYED', 'x', now())`,
+          `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
+           VALUES ($1, 9, 'RUNNING', 'DESTROYED', 'x', now())`,
           [id],
         ),
       ).rejects.toThrow(/sandbox_events_one_destroyed_idx/);

@@ -48,32 +48,36 @@ describe('limits asked for through the API', () => {
 });
 
 describe('a hostile sandbox', () => {
-  it('is stopped by its limits — fork bomb, memory bomb, /tmp fill — while the service and its neighbour carry on', async () => {
-    const { body: bomb } = await create({ limits: { pids: 64, memoryMiB: 64, tmpMiB: 8, diskMiB: 32 } });
-    const { body: neighbour } = await create({});
-    expect(bomb.state).toBe('RUNNING');
+  it(
+    'is stopped by its limits — fork bomb, memory bomb, /tmp fill — ' + 'while the service and its neighbour carry on',
+    async () => {
+      const { body: bomb } = await create({ limits: { pids: 64, memoryMiB: 64, tmpMiB: 8, diskMiB: 32 } });
+      const { body: neighbour } = await create({});
+      expect(bomb.state).toBe('RUNNING');
 
-    // The fork bomb runs while the neighbour keeps answering and new sandboxes can be made.
-    const forkBomb = exec(bomb.id, ['bash', '-c', 'f(){ f | f; }; f'], 5);
-    await new Promise((r) => setTimeout(r, 1000));
-    expect((await exec(neighbour.id, ['echo', 'fine'])).body).toMatchObject({ exitCode: 0, stdout: 'fine\n' });
-    const { body: another, status } = await create({});
-    expect(status).toBe(201);
-    const bombed = (await forkBomb).body;
-    expect(bombed).toMatchObject({ timedOut: true });
-    expect(bombed.stderr).toMatch(/fork: retry: Resource temporarily unavailable|Cannot fork/);
-    expect(spawnSync('true').status).toBe(0);
+      // The fork bomb runs while the neighbour keeps answering and new sandboxes can be made.
+      const forkBomb = exec(bomb.id, ['bash', '-c', 'f(){ f | f; }; f'], 5);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await exec(neighbour.id, ['echo', 'fine'])).body).toMatchObject({ exitCode: 0, stdout: 'fine\n' });
+      const { body: another, status } = await create({});
+      expect(status).toBe(201);
+      const bombed = (await forkBomb).body;
+      expect(bombed).toMatchObject({ timedOut: true });
+      expect(bombed.stderr).toMatch(/fork: retry: Resource temporarily unavailable|Cannot fork/);
+      expect(spawnSync('true').status).toBe(0);
 
-    const memory = await exec(bomb.id, ['sh', '-c', 'head -c 512M /dev/zero | tail > /dev/null']);
-    expect(memory.body.exitCode).toBe(137);
+      const memory = await exec(bomb.id, ['sh', '-c', 'head -c 512M /dev/zero | tail > /dev/null']);
+      expect(memory.body.exitCode).toBe(137);
 
-    const fill = await exec(bomb.id, ['sh', '-c', 'head -c 64M /dev/zero > /tmp/fill; stat -c %s /tmp/fill']);
-    expect(fill.body.stderr).toMatch(/No space left on device/);
-    expect(Number(fill.body.stdout.trim())).toBe(8 * 1024 * 1024);
+      const fill = await exec(bomb.id, ['sh', '-c', 'head -c 64M /dev/zero > /tmp/fill; stat -c %s /tmp/fill']);
+      expect(fill.body.stderr).toMatch(/No space left on device/);
+      expect(Number(fill.body.stdout.trim())).toBe(8 * 1024 * 1024);
 
-    // Still a working sandbox, and a healthy service.
-    expect((await exec(bomb.id, ['echo', 'alive'])).body.stdout).toBe('alive\n');
-    expect((await h.api('GET', `/v1/sandboxes/${neighbour.id}`)).body.state).toBe('RUNNING');
-    for (const s of [bomb, neighbour, another]) await h.api('DELETE', `/v1/sandboxes/${s.id}`);
-  }, 120_000);
+      // Still a working sandbox, and a healthy service.
+      expect((await exec(bomb.id, ['echo', 'alive'])).body.stdout).toBe('alive\n');
+      expect((await h.api('GET', `/v1/sandboxes/${neighbour.id}`)).body.state).toBe('RUNNING');
+      for (const s of [bomb, neighbour, another]) await h.api('DELETE', `/v1/sandboxes/${s.id}`);
+    },
+    120_000,
+  );
 });

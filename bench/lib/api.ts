@@ -1,5 +1,5 @@
 // A small client of the REST API that times every call as the caller sees it.
-export interface ApiResult<T = any> {
+export interface ApiResult<T = unknown> {
   status: number;
   body: T;
   /** Wall time of the call, ms. */
@@ -17,7 +17,7 @@ export class ApiClient {
     private readonly token: string,
   ) {}
 
-  async call<T = any>(method: string, urlPath: string, body?: unknown, timeoutMs = 300_000): Promise<ApiResult<T>> {
+  async call<T = unknown>(method: string, urlPath: string, body?: unknown, timeoutMs = 300_000): Promise<ApiResult<T>> {
     if (this.closed) throw new Error('the bench is stopping');
     const started = performance.now();
     const res = await fetch(this.baseUrl + urlPath, {
@@ -41,16 +41,18 @@ export class ApiClient {
     return { status: res.status, body: parsed as T, ms, ...(retryAfter ? { retryAfter: Number(retryAfter) } : {}) };
   }
 
-  get = <T = any>(urlPath: string) => this.call<T>('GET', urlPath);
-  post = <T = any>(urlPath: string, body: unknown = {}) => this.call<T>('POST', urlPath, body);
-  delete = <T = any>(urlPath: string) => this.call<T>('DELETE', urlPath);
+  get = <T = unknown>(urlPath: string) => this.call<T>('GET', urlPath);
+  post = <T = unknown>(urlPath: string, body: unknown = {}) => this.call<T>('POST', urlPath, body);
+  delete = <T = unknown>(urlPath: string) => this.call<T>('DELETE', urlPath);
 }
 
 /** The cursor that fetches page `page` (0-based) of a list (`listPath` with its query), walked untimed. */
 export async function cursorOfPage(api: ApiClient, listPath: string, page: number): Promise<string | undefined> {
   let cursor: string | undefined;
   for (let p = 0; p < page; p++) {
-    const res = await api.get(`${listPath}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const res = await api.get<{ nextCursor?: string } | undefined>(
+      `${listPath}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
     if (!res.body?.nextCursor) break;
     cursor = res.body.nextCursor;
   }

@@ -50,7 +50,8 @@ export async function statesOf(pool: pg.Pool, ids: string[]): Promise<Map<string
 /** How many sandboxes are in each state (all of the stack's, or those with label bench=<value>). */
 export async function stateCounts(pool: pg.Pool, benchLabel?: string): Promise<Record<string, number>> {
   const { rows } = await pool.query<{ state: string; n: string }>(
-    `SELECT state, count(*) AS n FROM sandboxes ${benchLabel ? `WHERE labels->>'bench' = $1` : ''} GROUP BY state ORDER BY state`,
+    `SELECT state, count(*) AS n FROM sandboxes ${benchLabel ? `WHERE labels->>'bench' = $1` : ''}
+     GROUP BY state ORDER BY state`,
     benchLabel ? [benchLabel] : [],
   );
   return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
@@ -66,7 +67,8 @@ export interface TransitionEvent {
 
 export async function eventsOf(pool: pg.Pool, ids: string[]): Promise<TransitionEvent[]> {
   const { rows } = await pool.query<{ id: string; to: string; at: Date; reason: string }>(
-    'SELECT sandbox_id AS id, to_state AS "to", at, reason FROM sandbox_events WHERE sandbox_id = ANY($1::text[]) ORDER BY sandbox_id, seq',
+    `SELECT sandbox_id AS id, to_state AS "to", at, reason FROM sandbox_events
+     WHERE sandbox_id = ANY($1::text[]) ORDER BY sandbox_id, seq`,
     [ids],
   );
   return rows.map((r) => ({ id: r.id, to: r.to, at: new Date(r.at).getTime(), reason: r.reason }));

@@ -43,13 +43,14 @@ export async function createRunning(
     failures.add(step, res);
     return undefined;
   }
-  let sandbox = res.body as { id: string; state: string; expiresAt?: string };
+  type Sandbox = { id: string; state: string; expiresAt?: string };
+  let sandbox = res.body as Sandbox;
   while (
     ['REQUESTED', 'PROVISIONING', 'BOOTING'].includes(sandbox.state) &&
     performance.now() - started < MAX_RETRYING_MS
   ) {
     await sleep(20);
-    const got = await api.get(`/v1/sandboxes/${sandbox.id}`).catch(() => undefined);
+    const got = await api.get<Sandbox>(`/v1/sandboxes/${sandbox.id}`).catch(() => undefined);
     if (got?.status === 200) sandbox = got.body;
   }
   if (sandbox.state !== 'RUNNING') {

@@ -87,14 +87,16 @@ export class FaultBook {
   add(fault: Fault): FaultHandle {
     const active: ActiveFault = { ...fault, left: fault.times ?? 1 };
     this.faults.push(active);
-    const book = this;
+    const forget = () => {
+      this.faults = this.faults.filter((f) => f !== active);
+    };
     return {
       get remaining() {
         return active.left;
       },
       clear() {
         active.left = 0;
-        book.faults = book.faults.filter((f) => f !== active);
+        forget();
       },
     };
   }

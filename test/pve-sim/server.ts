@@ -140,7 +140,8 @@ export function createPveServer(sim: SimContext, routes: Route[], opts: ServerOp
       if (path.node !== undefined && path.node !== sim.state.node) {
         throw new PveError(
           500,
-          `hostname lookup '${path.node}' failed - failed to get address info for: ${path.node}: Name or service not known`,
+          `hostname lookup '${path.node}' failed - ` +
+            `failed to get address info for: ${path.node}: Name or service not known`,
         );
       }
       const vmid = path.vmid !== undefined ? Number(path.vmid) : undefined;

@@ -98,7 +98,8 @@ export class SimState {
   ): string {
     const pid = this.nextPid++;
     const starttime = Math.floor(Date.now() / 1000);
-    const upid = `UPID:${this.node}:${hex8(pid)}:${hex8(this.pstartBase + pid)}:${hex8(starttime)}:${type}:${id}:${user}:`;
+    const fields = [this.node, hex8(pid), hex8(this.pstartBase + pid), hex8(starttime), type, id, user];
+    const upid = `UPID:${fields.join(':')}:`;
     const [userPart, tokenid] = user.split('!');
     const task: SimTask = {
       upid,

@@ -72,7 +72,7 @@ export function startService(env: NodeJS.ProcessEnv, how: 'node' | 'npm', shellP
   return { leader, output: () => out, exited };
 }
 
-export async function api<T = any>(
+export async function api<T = unknown>(
   ports: ServicePorts,
   method: string,
   urlPath: string,
@@ -92,7 +92,7 @@ export async function api<T = any>(
 }
 
 /** /healthz's status, or 0 when nothing answers within 5 s. */
-export async function healthStatus(ports: ServicePorts): Promise<{ status: number; body: any }> {
+export async function healthStatus(ports: ServicePorts): Promise<{ status: number; body: unknown }> {
   try {
     const res = await fetch(`http://127.0.0.1:${ports.api}/healthz`, { signal: AbortSignal.timeout(5_000) });
     return { status: res.status, body: await res.json() };
