@@ -4,10 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { link, readFile, realpath, rm } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { errorText } from '../shared/error-text';
+import { runTool } from '../shared/run-command';
 import { BadSpecError, HypervisorError } from '../errors';
 import { resolveGuestImage } from '../guest/image';
 import type { OpContext, SandboxSpec } from '../types';
-import { runTool } from './virsh';
 import type { SandboxMarker } from './domain-xml';
 
 export class SandboxFiles {
@@ -56,7 +56,7 @@ export class SandboxFiles {
     const overlay = this.overlay(id);
     const tmp = `${overlay}.tmp-${randomBytes(4).toString('hex')}`;
     try {
-      await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', baseImage, '-F', 'qcow2', tmp], {
+      await runTool(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', baseImage, '-F', 'qcow2', tmp], {
         signal: ctx?.signal,
         timeoutMs: 60_000,
       });

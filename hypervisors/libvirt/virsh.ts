@@ -1,7 +1,7 @@
 // virsh, the driver's only way to libvirtd: one process per call, its errors sorted into what the
 // lifecycle can act on (gone, bad spec, busy: retry, libvirtd down: retry).
-import { execFile } from 'node:child_process';
 import { errorText } from '../shared/error-text';
+import { runTool } from '../shared/run-command';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError } from '../errors';
 import type { OpContext } from '../types';
 import { domainNameFor } from './domain-xml';
@@ -17,7 +17,7 @@ export class Virsh {
    */
   async run(id: string, args: string[], ctx?: OpContext, ignore?: RegExp): Promise<string> {
     try {
-      return await runTool('virsh', ['-c', this.uri, ...args], { signal: ctx?.signal, timeoutMs: VIRSH_TIMEOUT_MS });
+      return await runTool(['virsh', '-c', this.uri, ...args], { signal: ctx?.signal, timeoutMs: VIRSH_TIMEOUT_MS });
     } catch (err) {
       const text = errorText(err);
       if (ignore?.test(text)) return '';
@@ -36,7 +36,7 @@ export class Virsh {
     const script = `qemu-agent-command --domain ${domainNameFor(id)} --timeout ${timeoutS} '${json}'\n`;
     let out: string;
     try {
-      out = await runTool('virsh', ['-q', '-c', this.uri], {
+      out = await runTool(['virsh', '-q', '-c', this.uri], {
         signal: ctx?.signal,
         timeoutMs: VIRSH_TIMEOUT_MS,
         input: script,
@@ -79,40 +79,4 @@ function classifyVirshError(id: string, op: string, text: string, cause: unknown
   if (BUSY.test(text)) return new BusyError(what);
   if (cause instanceof Error && cause.name === 'AbortError') return cause;
   return new HypervisorError(what, 'libvirt_error', false);
-}
-
-/**
- * Runs a tool (virsh, qemu-img) in the C locale and resolves with its stdout; rejects with its
- * stderr lines as the message. `input` feeds virsh's shell, which exits 0 whatever its commands
- * did: its "error:" lines say.
- */
-export function runTool(
-  cmd: string,
-  args: string[],
-  opts: { signal?: AbortSignal; timeoutMs: number; input?: string },
-): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = execFile(
-      cmd,
-      args,
-      {
-        env: { ...process.env, LC_ALL: 'C' },
-        timeout: opts.timeoutMs,
-        maxBuffer: 64 * 1024 * 1024,
-        signal: opts.signal,
-      },
-      (err, stdout, stderr) => {
-        const shellError = opts.input !== undefined && /^error:/m.test(stderr);
-        if (!err && !shellError) return resolvePromise(stdout);
-        if (err?.name === 'AbortError') return reject(err);
-        const msg = stderr
-          .split('\n')
-          .map((l) => l.replace(/^error:\s*/, '').trim())
-          .filter(Boolean)
-          .join('; ');
-        reject(new Error(msg || err?.message || `${cmd} failed`));
-      },
-    );
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-  });
 }

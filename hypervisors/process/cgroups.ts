@@ -1,6 +1,7 @@
 // A sandbox's cgroup on the host: created with its limits, checked, emptied and removed.
-import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { exists } from '../shared/files';
 import { cgroupPlan, sandboxCgroupDirs, type CgroupLimits, type CgroupRecord } from './cgroups-plan';
 import type { CgroupSupport } from './cgroups-detect';
 import { BusyError } from '../errors';
@@ -97,11 +98,4 @@ async function members(dir: string): Promise<number[]> {
   } catch {
     return []; // removed meanwhile
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
 }

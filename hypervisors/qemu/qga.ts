@@ -5,7 +5,7 @@
 // guest-sync-delimited (a random id, answered after a 0xFF byte) and only then trusts the order.
 import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { connectUnixSocket, Wakeup } from '../shared/unix-socket';
+import { connectUnixSocket, readJsonLines, Wakeup } from '../shared/unix-socket';
 import type { GuestAgent } from '../guest/exec';
 import { decodeExecStatus, guestExecArguments, type QgaExecStatus } from '../guest/qga-exec';
 
@@ -27,7 +27,6 @@ type QgaMessage = { return?: unknown; error?: { class: string; desc: string } };
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 export class QgaClient {
-  private buffer = '';
   private readonly inbox: QgaMessage[] = [];
   private readonly arrival = new Wakeup();
   private closedWith: Error | null = null;
@@ -39,28 +38,15 @@ export class QgaClient {
     readonly path: string,
   ) {
     socket.setEncoding('latin1'); // 0xFF must survive as one char; JSON replies are ASCII
-    socket.on('data', (chunk: string) => {
+    readJsonLines<QgaMessage>(socket, this.arrival, {
       // The 0xFF before a sync reply only marks where fresh output starts; ids do the matching.
-      this.buffer += chunk.replaceAll('\xff', '\n');
-      let nl: number;
-      while ((nl = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, nl).trim();
-        this.buffer = this.buffer.slice(nl + 1);
-        if (!line) continue;
-        try {
-          this.inbox.push(JSON.parse(line) as QgaMessage);
-        } catch {
-          // a half line from before our sync: ignore
-        }
-      }
-      this.arrival.notify();
+      normalize: (chunk) => chunk.replaceAll('\xff', '\n'),
+      // A half line from before our sync is not JSON, and skipped.
+      message: (m) => this.inbox.push(m),
+      closed: (err) => {
+        this.closedWith ??= new QgaError(`guest agent connection ${path} closed${err ? `: ${err.message}` : ''}`);
+      },
     });
-    const onGone = (err?: Error) => {
-      this.closedWith ??= new QgaError(`guest agent connection ${path} closed${err ? `: ${err.message}` : ''}`);
-      this.arrival.notify();
-    };
-    socket.on('error', onGone);
-    socket.on('close', () => onGone());
   }
 
   /** Opens the socket only; QEMU accepts it even before the guest agent runs. Call sync() next. */
@@ -81,7 +67,12 @@ export class QgaClient {
   async sync(opts: QgaOptions = {}): Promise<void> {
     await this.serialized(async () => {
       const id = randomInt(1, 2 ** 31);
-      this.socket.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n')]));
+      this.socket.write(
+        Buffer.concat([
+          Buffer.from([0xff]),
+          Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n'),
+        ]),
+      );
       await this.next((m) => m.return === id, opts, 'guest-sync-delimited');
       this.inbox.length = 0; // anything before our reply was stale
     });

@@ -1,6 +1,6 @@
 // Minimal QMP client (QEMU's control socket): handshake, query-status, stop, cont, quit.
 import type { Socket } from 'node:net';
-import { connectUnixSocket, Wakeup } from '../shared/unix-socket';
+import { connectUnixSocket, readJsonLines, Wakeup } from '../shared/unix-socket';
 
 export interface QmpOptions {
   timeoutMs?: number;
@@ -14,12 +14,17 @@ export class QmpError extends Error {
   }
 }
 
-type QmpMessage = { QMP?: unknown; event?: string; return?: unknown; error?: { class: string; desc: string }; id?: number };
+type QmpMessage = {
+  QMP?: unknown;
+  event?: string;
+  return?: unknown;
+  error?: { class: string; desc: string };
+  id?: number;
+};
 
 const DEFAULT_TIMEOUT_MS = 5_000;
 
 export class QmpClient {
-  private buffer = '';
   private readonly inbox: QmpMessage[] = [];
   private readonly arrival = new Wakeup();
   private closedWith: Error | null = null;
@@ -30,35 +35,25 @@ export class QmpClient {
     readonly path: string,
   ) {
     socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.buffer += chunk;
-      let nl: number;
-      while ((nl = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, nl).trim();
-        this.buffer = this.buffer.slice(nl + 1);
-        if (!line) continue;
-        let message: QmpMessage;
-        try {
-          message = JSON.parse(line) as QmpMessage;
-        } catch {
-          continue; // not QMP: ignore rather than crash the process from a socket callback
-        }
-        if (message.event === undefined) this.inbox.push(message); // nobody here waits for events
-      }
-      this.arrival.notify();
+    readJsonLines<QmpMessage>(socket, this.arrival, {
+      // Nobody here waits for events; a line that is not QMP is ignored.
+      message: (m) => {
+        if (m.event === undefined) this.inbox.push(m);
+      },
+      closed: (err) => {
+        this.closedWith ??= new QmpError(`QMP connection ${path} closed${err ? `: ${err.message}` : ''}`);
+      },
     });
-    const onGone = (err?: Error) => {
-      this.closedWith ??= new QmpError(`QMP connection ${path} closed${err ? `: ${err.message}` : ''}`);
-      this.arrival.notify();
-    };
-    socket.on('error', onGone);
-    socket.on('close', () => onGone());
   }
 
   /** Connects and completes the capabilities handshake (QMP refuses commands before it). */
   static async connect(path: string, opts: QmpOptions = {}): Promise<QmpClient> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const socket = await connectUnixSocket(path, timeoutMs, (detail) => new QmpError(`QMP connect to ${path}${detail}`));
+    const socket = await connectUnixSocket(
+      path,
+      timeoutMs,
+      (detail) => new QmpError(`QMP connect to ${path}${detail}`),
+    );
     const client = new QmpClient(socket, path);
     try {
       await client.next((m) => m.QMP !== undefined, timeoutMs, opts.signal);
@@ -105,7 +100,12 @@ export class QmpClient {
     this.socket.destroy();
   }
 
-  private async next(match: (m: QmpMessage) => boolean, timeoutMs: number, signal?: AbortSignal, what = 'greeting'): Promise<QmpMessage> {
+  private async next(
+    match: (m: QmpMessage) => boolean,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    what = 'greeting',
+  ): Promise<QmpMessage> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.inbox.findIndex(match);

@@ -35,3 +35,39 @@ export class Wakeup {
     });
   }
 }
+
+/**
+ * Hands each JSON line the socket delivers to `message` (blank and non-JSON lines are skipped: a
+ * socket callback must not throw), `closed` the end of the connection, and wakes the reader after
+ * each. `normalize` may rewrite a chunk first (the guest agent's 0xFF sync marker).
+ */
+export function readJsonLines<T>(
+  socket: Socket,
+  wakeup: Wakeup,
+  on: { message: (m: T) => void; closed: (err?: Error) => void; normalize?: (chunk: string) => string },
+): void {
+  let buffer = '';
+  socket.on('data', (chunk: string) => {
+    buffer += on.normalize ? on.normalize(chunk) : chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl).trim();
+      buffer = buffer.slice(nl + 1);
+      if (!line) continue;
+      let message: T;
+      try {
+        message = JSON.parse(line) as T;
+      } catch {
+        continue;
+      }
+      on.message(message);
+    }
+    wakeup.notify();
+  });
+  const gone = (err?: Error) => {
+    on.closed(err);
+    wakeup.notify();
+  };
+  socket.on('error', gone);
+  socket.on('close', () => gone());
+}
