@@ -15,6 +15,7 @@ import {
   recordTransitions,
   type ExecRecord,
 } from '../registry/sandboxes';
+import { Failure } from '../workflows/failures';
 import { createReaperActivities } from './reaper';
 import type { ExecInput, ExecOutput, TransitionEvent } from '../workflows/types';
 
@@ -120,7 +121,8 @@ export type ExecActivityResult = ExecOutput & { unrecorded?: ExecRecord };
 function hypervisor(set: HypervisorSet, name: string) {
   if (!set.has(name)) {
     // Retryable on purpose: another worker (on the same task queue) may have this driver enabled.
-    throw ApplicationFailure.retryable(`driver '${name}' is not enabled on this worker (enabled: ${set.names.join(', ')})`, 'DriverNotEnabled');
+    const message = `driver '${name}' is not enabled on this worker (enabled: ${set.names.join(', ')})`;
+    throw ApplicationFailure.retryable(message, Failure.DriverNotEnabled);
   }
   return set.get(name);
 }

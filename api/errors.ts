@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
 import { InvalidCursorError } from '../registry/list-cursor';
-import { BUSY, INVALID_ARGUMENT, INVALID_STATE } from '../workflows/states';
+import { Failure, failureType } from '../workflows/failures';
 
 export class ApiError extends Error {
   constructor(
@@ -35,9 +35,10 @@ export function fromTemporal(err: unknown): ApiError | undefined {
   if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
     const cause = err.cause;
     const details = cause.details?.[0];
-    if (cause.type === INVALID_STATE) return new ApiError(409, 'invalid_state', cause.message, details);
-    if (cause.type === INVALID_ARGUMENT) return new ApiError(400, 'invalid_argument', cause.message, details);
-    if (cause.type === BUSY) return new ApiError(503, 'busy', cause.message, details);
+    const type = failureType(cause.type); // a worker not yet upgraded sends the old casing
+    if (type === Failure.InvalidState) return new ApiError(409, 'invalid_state', cause.message, details);
+    if (type === Failure.InvalidArgument) return new ApiError(400, 'invalid_argument', cause.message, details);
+    if (type === Failure.Busy) return new ApiError(503, 'busy', cause.message, details);
   }
   if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError) {
     return new ApiError(502, 'operation_failed', rootMessage(err));

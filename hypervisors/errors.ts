@@ -1,4 +1,5 @@
 // Errors drivers throw. Activities turn `permanent` ones into non-retryable Temporal failures.
+import { Failure } from '../workflows/failures';
 
 export class HypervisorError extends Error {
   constructor(
@@ -14,28 +15,28 @@ export class HypervisorError extends Error {
 /** The sandbox does not exist (never created, or already destroyed). */
 export class NotFoundError extends HypervisorError {
   constructor(id: string, detail = '') {
-    super(`sandbox ${id} not found${detail ? `: ${detail}` : ''}`, 'not_found', true);
+    super(`sandbox ${id} not found${detail ? `: ${detail}` : ''}`, Failure.NotFound, true);
   }
 }
 
 /** Unknown template or a spec the driver can never satisfy: retrying cannot help. */
 export class BadSpecError extends HypervisorError {
   constructor(message: string) {
-    super(message, 'bad_spec', true);
+    super(message, Failure.BadSpec, true);
   }
 }
 
 /** The guest did not answer before the deadline. */
 export class NotReadyError extends HypervisorError {
   constructor(id: string, timeoutMs: number, detail = '') {
-    super(`sandbox ${id} not ready after ${timeoutMs} ms${detail ? `: ${detail}` : ''}`, 'not_ready', true);
+    super(`sandbox ${id} not ready after ${timeoutMs} ms${detail ? `: ${detail}` : ''}`, Failure.NotReady, true);
   }
 }
 
 /** The sandbox exists but cannot do this right now (stopped, locked…); may succeed later. */
 export class BusyError extends HypervisorError {
   constructor(message: string) {
-    super(message, 'busy', false);
+    super(message, Failure.Busy, false);
   }
 }
 
@@ -46,6 +47,6 @@ export class BusyError extends HypervisorError {
  */
 export class IsolationUnavailableError extends HypervisorError {
   constructor(message: string) {
-    super(message, 'isolation_unavailable', true);
+    super(message, Failure.IsolationUnavailable, true);
   }
 }

@@ -38,9 +38,6 @@ import {
 import { SandboxExpiresAt, SandboxState as SandboxStateKey } from './search-attributes';
 import { provisionQueue, teardownQueue } from './task-queues';
 import {
-  BUSY,
-  INVALID_ARGUMENT,
-  INVALID_STATE,
   canTransition,
   invalidStateMessage,
   isAllowed,
@@ -58,6 +55,7 @@ import type {
   TransitionEvent,
 } from './types';
 import { sessionWorkflowId } from './ids';
+import { Failure, failureType } from './failures';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -218,7 +216,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
 
   function transition(to: SandboxState, reason: string): void {
     if (!canTransition(state, to)) {
-      throw ApplicationFailure.nonRetryable(`cannot move sandbox ${id} from ${state} to ${to}`, INVALID_STATE);
+      throw ApplicationFailure.nonRetryable(`cannot move sandbox ${id} from ${state} to ${to}`, Failure.InvalidState);
     }
     const from = state;
     state = to;
@@ -231,11 +229,11 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   /** Why `op` cannot run now, or undefined when it can. */
   function refusal(op: Operation): ApplicationFailure | undefined {
     if (!isAllowed(op, state)) {
-      return ApplicationFailure.nonRetryable(invalidStateMessage(op, state), INVALID_STATE, { state, operation: op });
+      return ApplicationFailure.nonRetryable(invalidStateMessage(op, state), Failure.InvalidState, { state, operation: op });
     }
     if (destroyReason) {
       // Still RUNNING for a moment, but the lease is over: say so rather than accept the work.
-      return ApplicationFailure.nonRetryable(`cannot ${op} sandbox ${id}: it is being destroyed (${destroyReason})`, INVALID_STATE, {
+      return ApplicationFailure.nonRetryable(`cannot ${op} sandbox ${id}: it is being destroyed (${destroyReason})`, Failure.InvalidState, {
         state,
         operation: op,
         destroyReason,
@@ -243,7 +241,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     }
     // A renewal is instant and always welcome; longer work would hold the rollover back.
     if (draining && op !== 'renewLease') {
-      return ApplicationFailure.nonRetryable(`sandbox ${id} is continuing as new; retry in a moment`, BUSY, { state });
+      return ApplicationFailure.nonRetryable(`sandbox ${id} is continuing as new; retry in a moment`, Failure.Busy, { state });
     }
     return undefined;
   }
@@ -276,7 +274,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       validator: (input) => {
         requireState('renewLease');
         const problem = validateTtl(input?.ttlSeconds);
-        if (problem) throw ApplicationFailure.nonRetryable(problem, INVALID_ARGUMENT);
+        if (problem) throw ApplicationFailure.nonRetryable(problem, Failure.InvalidArgument);
       },
     },
   );
@@ -309,7 +307,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     validator: (cmd) => {
       requireState('exec');
       if (!Array.isArray(cmd?.command) || cmd.command.length === 0) {
-        throw ApplicationFailure.nonRetryable('command must be a non-empty array of strings', INVALID_ARGUMENT);
+        throw ApplicationFailure.nonRetryable('command must be a non-empty array of strings', Failure.InvalidArgument);
       }
     },
   });
@@ -325,7 +323,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
       validator: () => {
         requireState('stop');
         if (job?.state === 'RUNNING') {
-          throw ApplicationFailure.nonRetryable(`cannot stop sandbox ${id} while its job is RUNNING`, INVALID_STATE, { state, job: job.state });
+          throw ApplicationFailure.nonRetryable(`cannot stop sandbox ${id} while its job is RUNNING`, Failure.InvalidState, { state, job: job.state });
         }
       },
     },
@@ -372,7 +370,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
         throw ApplicationFailure.nonRetryable(
           `exec in sandbox ${id} was interrupted: the worker running it was lost (${rootMessage(err)}); ` +
             'the command may have partly run, and is recorded as interrupted',
-          'ExecInterrupted',
+          Failure.ExecInterrupted,
         );
       }
       throw err;
@@ -385,7 +383,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   function cutShortByDestroy(exitCode?: number): ApplicationFailure {
     return ApplicationFailure.nonRetryable(
       `cannot exec in sandbox ${id}: it was destroyed while the command ran (${destroyReason})`,
-      INVALID_STATE,
+      Failure.InvalidState,
       { state, operation: 'exec', destroyReason, ...(exitCode !== undefined ? { exitCode } : {}) },
     );
   }
@@ -560,7 +558,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
     } else if (!destroyReason) {
       // A permanent create/boot error (or retries exhausted): FAILED, then destroy what exists.
       failure = rootMessage(err);
-      failureCode = rootType(err);
+      failureCode = failureType(rootType(err));
       transition('FAILED', `create failed: ${failure}`);
       destroyReason = `create failed: ${failure}`;
     }

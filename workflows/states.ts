@@ -57,10 +57,3 @@ const OPERATION_PHRASES: Record<Operation, string> = {
 export function invalidStateMessage(op: Operation, state: SandboxState): string {
   return `cannot ${OPERATION_PHRASES[op]} in ${state} state; valid states: ${ALLOWED_STATES[op].join(', ')}`;
 }
-
-/** Application failure type carried by rejected updates; the API maps it to 409 invalid_state. */
-export const INVALID_STATE = 'InvalidState';
-/** Application failure type for bad update input; the API maps it to 400. */
-export const INVALID_ARGUMENT = 'InvalidArgument';
-/** Application failure type for a momentary refusal (continue-as-new in progress); the API maps it to 503. */
-export const BUSY = 'Busy';
