@@ -111,7 +111,8 @@ export class FakeWorld {
         note('waitSandboxReady', req.id, req);
       },
       async execInSandbox(req: { id: string; driver: string; execId?: string; input: ExecInput }) {
-        note('execInSandbox', req.id, { ...req.input, startToCloseTimeoutMs: Context.current().info.startToCloseTimeoutMs });
+        const { startToCloseTimeoutMs } = Context.current().info;
+        note('execInSandbox', req.id, { ...req.input, startToCloseTimeoutMs });
         const [verb, arg] = req.input.command;
         const out = (exitCode: number, timedOut = false): ExecOutput => ({
           exitCode,

@@ -1,9 +1,10 @@
 // One time-skipping server, one workflow bundle and the three workers of a queue (main, provision,
-// teardown) for a test file: the real workflows over the fake activities.
+// teardown) for a test file: the real workflows over the fake activities. Bundling takes seconds:
+// once per file, so workflow tests live in few files.
 import { randomBytes } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
-import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { WORKFLOWS_PATH } from '../../../worker/worker';
 import { sandboxWorkflowId } from '../../../workflows/ids';
@@ -20,6 +21,8 @@ export interface WorkflowTestBed {
   env: TestWorkflowEnvironment;
   world: FakeWorld;
   taskQueue: string;
+  /** The workflows as the workers run them (replays use it too). */
+  workflowBundle: WorkflowBundle;
   /** Starts a sandbox workflow (a fresh id, a 60 s lease unless `request` says otherwise). */
   startSandbox(request?: Partial<SandboxRequest>): Promise<SandboxHandle>;
   /**
@@ -75,6 +78,7 @@ export async function startWorkflowTestBed(): Promise<WorkflowTestBed> {
     env,
     world,
     taskQueue,
+    workflowBundle,
     async startSandbox(over = {}) {
       const request: SandboxRequest = {
         id: `sbx-${taskQueue}-${++started}`,

@@ -1,0 +1,54 @@
+// One command in the sandbox, for an exec update or a job step: always with an explicit timeout,
+// recorded even when the registry or the worker fails, and told apart from a destroy that cut it short.
+import { ApplicationFailure, TimeoutFailure, patched } from '@temporalio/workflow';
+import { DEFAULT_EXEC_TIMEOUT_SECONDS } from '../../hypervisors/guest/contract';
+import { Failure } from '../failures';
+import type { ExecInput, ExecOutput } from '../types';
+import { exec, registry } from './activity-options';
+import { rootMessage } from './root-cause';
+import type { SandboxRun } from './run';
+
+export async function runCommand(run: SandboxRun, cmd: ExecInput, execId: string): Promise<ExecOutput> {
+  const { id } = run;
+  const timeoutSeconds = cmd.timeoutSeconds ?? DEFAULT_EXEC_TIMEOUT_SECONDS;
+  let out: ExecOutput;
+  try {
+    const { unrecorded, ...result } = await exec(timeoutSeconds).execInSandbox({
+      id,
+      driver: run.request.driver,
+      execId,
+      input: { ...cmd, timeoutSeconds },
+    });
+    // The registry was down when the command ended: record it now (registry writes retry forever).
+    if (unrecorded) run.publish.write(() => registry.recordExecEnd({ record: unrecorded, output: result }));
+    out = result;
+  } catch (err) {
+    // A worker that died mid-command never wrote the exec's end: the record must not stay open.
+    // patched: runs whose exec failed before this write existed must replay without it.
+    if (patched('record-interrupted-execs')) {
+      const reason = `interrupted: ${rootMessage(err)}`;
+      run.publish.write(() => registry.recordExecInterrupted({ id, execId, reason }));
+    }
+    if (run.destroyReason) throw cutShortByDestroy(run);
+    if (err instanceof Error && err.cause instanceof TimeoutFailure) {
+      throw ApplicationFailure.nonRetryable(
+        `exec in sandbox ${id} was interrupted: the worker running it was lost (${rootMessage(err)}); ` +
+          'the command may have partly run, and is recorded as interrupted',
+        Failure.ExecInterrupted,
+      );
+    }
+    throw err;
+  }
+  // Killed by a signal while the sandbox was being torn down: the destroy did it, not the command.
+  if (run.destroyReason && out.exitCode > 128) throw cutShortByDestroy(run, out.exitCode);
+  return out;
+}
+
+function cutShortByDestroy(run: SandboxRun, exitCode?: number): ApplicationFailure {
+  const { state, destroyReason } = run;
+  return ApplicationFailure.nonRetryable(
+    `cannot exec in sandbox ${run.id}: it was destroyed while the command ran (${destroyReason})`,
+    Failure.InvalidState,
+    { state, operation: 'exec', destroyReason, ...(exitCode !== undefined ? { exitCode } : {}) },
+  );
+}
