@@ -2,7 +2,7 @@
 // PostgreSQL and the real process driver (bubblewrap).
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAlive } from '../hypervisors/shared/proc-identity';
+import { isAlive, recordProcess } from '../hypervisors/shared/proc-identity';
 import { sandboxIdForKey } from '../api/sandboxes/idempotency';
 import { recordTransition } from '../registry/sandboxes';
 import type { SandboxStatus } from '../workflows/types';
@@ -78,7 +78,9 @@ describe('sandbox lifecycle', () => {
   it('destroys the sandbox when its lease expires, on time, and removes its directory and processes', async () => {
     const { body: sbx }: { body: SandboxStatus } = await create({ ttlSeconds: 2 });
     const info = await h.hypervisors.get('process').describe(sbx.id);
-    const holder = { pid: info!.details.holderPid as number };
+    // The holder's pid with its start time from /proc: a later process reusing the pid is not it.
+    const holder = await recordProcess(info!.details.holderPid as number);
+    expect(await isAlive(holder)).toBe(true); // so the check at the end can fail
     await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['sh', '-c', 'sleep 300 > /dev/null 2>&1 &'] });
 
     const done = await untilDestroyed(sbx.id);
@@ -92,7 +94,7 @@ describe('sandbox lifecycle', () => {
     ]);
     expect(existsSync(info!.details.dir as string)).toBe(false);
     expect(await h.hypervisors.get('process').describe(sbx.id)).toBeNull();
-    expect(existsSync(`/proc/${holder.pid}`) && (await isAlive({ pid: holder.pid, startTime: 'x' }))).toBe(false);
+    expect(await isAlive(holder)).toBe(false);
   });
 
   it('renews the lease by update (returns expiresAt, capped by maxLifetimeSeconds) and by signal', async () => {
