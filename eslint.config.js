@@ -29,7 +29,12 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
       '@typescript-eslint/no-unused-vars': [
         'error',
-        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true },
+        {
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+          ignoreRestSiblings: true,
+        },
       ],
     },
   },
@@ -38,7 +43,12 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: NOT_IN_WORKFLOWS.map((name) => ({ name, message: 'workflow code must stay deterministic: no Node or I/O modules' })) },
+        {
+          paths: NOT_IN_WORKFLOWS.map((name) => ({
+            name,
+            message: 'workflow code must stay deterministic: no Node or I/O modules',
+          })),
+        },
       ],
     },
   },

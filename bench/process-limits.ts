@@ -76,7 +76,8 @@ async function leftovers(stateDir: string): Promise<string[]> {
     const parent = path.join('/sys/fs/cgroup', hierarchy, cgroupParent);
     if (!existsSync(parent)) continue;
     const walk = (dir: string): void => {
-      for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) (left.push(`cgroup ${path.join(dir, e.name)}`), walk(path.join(dir, e.name)));
+      for (const e of readdirSync(dir, { withFileTypes: true }))
+        {if (e.isDirectory()) (left.push(`cgroup ${path.join(dir, e.name)}`), walk(path.join(dir, e.name)));}
     };
     walk(parent);
   }
@@ -93,7 +94,8 @@ async function leftovers(stateDir: string): Promise<string[]> {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
-      if (cmdline.includes(stateDir) && state !== 'Z') left.push(`process ${pid}: ${cmdline.split('\0').slice(0, 2).join(' ')}`);
+      if (cmdline.includes(stateDir) && state !== 'Z')
+        {left.push(`process ${pid}: ${cmdline.split('\0').slice(0, 2).join(' ')}`);}
     } catch {
       /* exited */
     }
@@ -131,11 +133,16 @@ function removeBenchParent(): void {
 async function main(): Promise<void> {
   const probe = await newDriver({});
   console.log(probe.driver.summary());
-  console.log(`host: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${os.release()}`);
+  console.log(
+    `host: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${os.release()}`,
+  );
   await rm(probe.stateDir, { recursive: true, force: true });
 
   console.log('\nPer-create cost of each mechanism (30 sequential create+destroy each, after one warm-up):');
-  await mechanismCost('none: cgroup only (no namespaces, no workspace quota)', { isolation: 'none', limits: { diskMiB: 0 } });
+  await mechanismCost('none: cgroup only (no namespaces, no workspace quota)', {
+    isolation: 'none',
+    limits: { diskMiB: 0 },
+  });
   await mechanismCost('bubblewrap holder + seccomp + cgroup (no workspace quota)', { limits: { diskMiB: 0 } });
   await mechanismCost('bubblewrap + cgroup + 1024 MiB ext4 workspace (the default)', {});
   await mechanismCost('bubblewrap + cgroup + workspace + slirp4netns network', { network: true });
@@ -145,24 +152,34 @@ async function main(): Promise<void> {
   console.log(`\n${total} sandboxes (default limits, no network), ${concurrency} at a time:`);
   const wall = performance.now();
   const created = await timedPool(ids, concurrency, (id) => driver.create({ id, labels: { bench: 'process-limits' } }));
-  console.log(`  create  ${stats(created.durations)}; wall ${(created.wallMs / 1000).toFixed(1)} s; failed ${created.failures.length}`);
+  console.log(
+    `  create  ${stats(created.durations)}; wall ${(created.wallMs / 1000).toFixed(1)} s; failed ${created.failures.length}`,
+  );
   console.log(`  with ${created.durations.length} sandboxes running: ${await chargedToSandboxes(driver, ids[0]!)}`);
   const execs = await timedPool(ids, concurrency, async (id) => {
     const r = await driver.exec(id, { command: ['true'], timeoutSeconds: 60 });
     if (r.exitCode !== 0) throw new Error(`exit ${r.exitCode}: ${r.stderr.trim()}`);
   });
-  console.log(`  exec    ${stats(execs.durations)}; wall ${(execs.wallMs / 1000).toFixed(1)} s; failed ${execs.failures.length}`);
+  console.log(
+    `  exec    ${stats(execs.durations)}; wall ${(execs.wallMs / 1000).toFixed(1)} s; failed ${execs.failures.length}`,
+  );
   const destroyed = await timedPool(ids, concurrency, (id) => driver.destroy(id));
-  console.log(`  destroy ${stats(destroyed.durations)}; wall ${(destroyed.wallMs / 1000).toFixed(1)} s; failed ${destroyed.failures.length}`);
+  console.log(
+    `  destroy ${stats(destroyed.durations)}; wall ${(destroyed.wallMs / 1000).toFixed(1)} s; failed ${destroyed.failures.length}`,
+  );
   console.log(`  total wall ${((performance.now() - wall) / 1000).toFixed(1)} s`);
-  for (const f of [...created.failures, ...execs.failures, ...destroyed.failures].slice(0, 10)) console.log(`  miss: ${f}`);
+  for (const f of [...created.failures, ...execs.failures, ...destroyed.failures].slice(0, 10))
+    {console.log(`  miss: ${f}`);}
 
   // Retry what failed, so the leftover check says whether anything leaks, not whether a call failed.
-  for (const vm of await driver.list()) await driver.destroy(vm.id).catch((err) => console.log(`  destroy retry ${vm.id}: ${err.message}`));
+  for (const vm of await driver.list())
+    {await driver.destroy(vm.id).catch((err) => console.log(`  destroy retry ${vm.id}: ${err.message}`));}
   await driver.close();
   removeBenchParent();
   const left = await leftovers(stateDir);
-  console.log(`\nleft behind: ${left.length === 0 ? 'nothing (cgroups, mounts, loop devices, processes all gone)' : left.length}`);
+  console.log(
+    `\nleft behind: ${left.length === 0 ? 'nothing (cgroups, mounts, loop devices, processes all gone)' : left.length}`,
+  );
   for (const l of left.slice(0, 20)) console.log(`  ${l}`);
   await rm(stateDir, { recursive: true, force: true });
 }

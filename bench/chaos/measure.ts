@@ -160,12 +160,12 @@ function exactlyOnceOf(m: MeasureInput, rows: Row[], destroyedEvents: DestroyedE
     perSandbox[n] = (perSandbox[n] ?? 0) + 1;
     if (n === 0) without.push(id);
     if (n > 1)
-      several.push(
+      {several.push(
         `${id}: ${destroyedEvents
           .get(id)!
           .map((d) => d.reason)
           .join(' | ')}`,
-      );
+      );}
   }
   const holdersPer: Record<string, number> = {};
   for (const rec of monitor.dirs.values()) holdersPer[rec.holders.length] = (holdersPer[rec.holders.length] ?? 0) + 1;

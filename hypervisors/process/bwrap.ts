@@ -26,24 +26,65 @@ export interface HolderLayout {
  */
 export function holderBwrapArgs(l: HolderLayout): string[] {
   return [
-    '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--unshare-cgroup',
-    '--ro-bind', '/usr', '/usr',
-    '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64',
-    '--symlink', 'usr/sbin', '/sbin',
-    '--ro-bind', '/etc', '/etc',
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--unshare-net',
+    '--unshare-cgroup',
+    '--ro-bind',
+    '/usr',
+    '/usr',
+    '--symlink',
+    'usr/bin',
+    '/bin',
+    '--symlink',
+    'usr/lib',
+    '/lib',
+    '--symlink',
+    'usr/lib64',
+    '/lib64',
+    '--symlink',
+    'usr/sbin',
+    '/sbin',
+    '--ro-bind',
+    '/etc',
+    '/etc',
     ...(l.resolvConf ? ['--ro-bind', l.resolvConf.source, l.resolvConf.target] : []),
-    '--proc', '/proc', '--dev', '/dev',
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
     // --size applies to the next --tmpfs (bwrap ≥ 0.5); its pages count against the memory cgroup too.
-    '--perms', '1777', '--size', String(l.tmpMiB * 1024 * 1024), '--tmpfs', '/tmp',
+    '--perms',
+    '1777',
+    '--size',
+    String(l.tmpMiB * 1024 * 1024),
+    '--tmpfs',
+    '/tmp',
     // The holder's cwd is /, not /work: a workspace mounted over /work later must not be shadowed
     // for whoever starts from the holder's cwd.
-    '--bind', l.workDir, '/work', '--chdir', '/',
-    '--hostname', 'sandbox', '--clearenv', '--setenv', 'PATH', GUEST_PATH,
-    '--cap-drop', 'ALL',
-    '--seccomp', String(SECCOMP_FD), '--info-fd', String(INFO_FD),
+    '--bind',
+    l.workDir,
+    '/work',
+    '--chdir',
+    '/',
+    '--hostname',
+    'sandbox',
+    '--clearenv',
+    '--setenv',
+    'PATH',
+    GUEST_PATH,
+    '--cap-drop',
+    'ALL',
+    '--seccomp',
+    String(SECCOMP_FD),
+    '--info-fd',
+    String(INFO_FD),
     // bwrap reports the child's pid before the child has set up the mounts: entering its
     // namespaces then finds a half-built tree. The command runs only once the tree is complete.
-    'sh', '-c', `echo ready >&${READY_FD}; exec sleep infinity ${READY_FD}>&-`,
+    'sh',
+    '-c',
+    `echo ready >&${READY_FD}; exec sleep infinity ${READY_FD}>&-`,
   ];
 }
 
@@ -59,7 +100,13 @@ export function seccompWrapperArgs(bwrap: string): string[] {
 /** Drops to the sandbox user: no groups, no capabilities (bounding and inheritable sets too), no_new_privs. */
 export function dropPrivilegesArgs(): string[] {
   return [
-    'setpriv', `--reuid=${SANDBOX_UID}`, `--regid=${SANDBOX_UID}`, '--clear-groups', '--no-new-privs',
-    '--bounding-set=-all', '--inh-caps=-all', '--',
+    'setpriv',
+    `--reuid=${SANDBOX_UID}`,
+    `--regid=${SANDBOX_UID}`,
+    '--clear-groups',
+    '--no-new-privs',
+    '--bounding-set=-all',
+    '--inh-caps=-all',
+    '--',
   ];
 }

@@ -55,7 +55,10 @@ export class AgentPool {
       shared.users--;
       if (shared.users === 0) {
         if (this.agents.get(id) !== shared) {
-          shared.client.then((c) => c.close(), () => undefined);
+          shared.client.then(
+            (c) => c.close(),
+            () => undefined,
+          );
         } else {
           shared.idleTimer = setTimeout(() => this.drop(id, shared), this.idleMs);
           shared.idleTimer.unref(); // an idle connection must not keep the worker alive
@@ -86,6 +89,9 @@ export class AgentPool {
   private drop(id: string, entry: AgentConnection): void {
     clearTimeout(entry.idleTimer);
     if (this.agents.get(id) === entry) this.agents.delete(id);
-    entry.client.then((c) => c.close(), () => undefined);
+    entry.client.then(
+      (c) => c.close(),
+      () => undefined,
+    );
   }
 }

@@ -37,7 +37,13 @@ export async function chooseAccel(cfg: KvmProbeSettings, image: GuestImage, ctx:
 
 /** Boots the guest under KVM and waits for its agent. Remembered on disk until the host reboots. */
 async function probeKvm(cfg: KvmProbeSettings, image: GuestImage, ctx: OpContext): Promise<boolean> {
-  if (!(await access('/dev/kvm', constants.R_OK | constants.W_OK).then(() => true, () => false))) return false;
+  if (
+    !(await access('/dev/kvm', constants.R_OK | constants.W_OK).then(
+      () => true,
+      () => false,
+    ))
+  )
+    {return false;}
   const cacheFile = join(cfg.dir, 'kvm-probe.json');
   const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   const cached = await readJson<{ bootId: string; binary: string; kvm: boolean }>(cacheFile);
@@ -46,17 +52,34 @@ async function probeKvm(cfg: KvmProbeSettings, image: GuestImage, ctx: OpContext
   ctx.progress?.('probing whether KVM works');
   await mkdir(cfg.dir, { recursive: true });
   const dir = await mkdtemp(join(cfg.dir, '.kvm-probe-'));
-  const files = { console: join(dir, 'console.log'), qmp: join(dir, 'qmp.sock'), agent: join(dir, 'qga.sock'), pidfile: join(dir, 'qemu.pid') };
+  const files = {
+    console: join(dir, 'console.log'),
+    qmp: join(dir, 'qmp.sock'),
+    agent: join(dir, 'qga.sock'),
+    pidfile: join(dir, 'qemu.pid'),
+  };
   let proc: QemuProcess | null = null;
   let works = false;
   try {
-    const args = qemuArgs({ name: 'hourglass-kvm-probe', accel: 'kvm', memoryMiB: cfg.memoryMiB, cpus: 1, image, kernelArgs: cfg.kernelArgs, ...files });
+    const args = qemuArgs({
+      name: 'hourglass-kvm-probe',
+      accel: 'kvm',
+      memoryMiB: cfg.memoryMiB,
+      cpus: 1,
+      image,
+      kernelArgs: cfg.kernelArgs,
+      ...files,
+    });
     if ((await runDaemonizing(cfg.binary, args, join(dir, 'qemu.log'))) === 0) {
       proc = await readPidfile(files.pidfile);
       const deadline = Date.now() + cfg.kvmProbeTimeoutMs;
       while (!works && Date.now() < deadline && proc && (await isAlive(proc))) {
         const client = await QgaClient.connect(files.agent, { timeoutMs: 1_000 }).catch(() => null);
-        works = (await client?.sync({ timeoutMs: 1_000 }).then(() => true, () => false)) ?? false;
+        works =
+          (await client?.sync({ timeoutMs: 1_000 }).then(
+            () => true,
+            () => false,
+          )) ?? false;
         client?.close();
         if (!works) await sleep(100);
       }

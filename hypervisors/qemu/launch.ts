@@ -26,27 +26,46 @@ export interface QemuArgs {
 
 export function qemuArgs(a: QemuArgs): string[] {
   return [
-    '-name', a.name,
-    '-accel', a.accel,
+    '-name',
+    a.name,
+    '-accel',
+    a.accel,
     ...(a.accel === 'kvm' ? ['-cpu', 'host'] : []),
-    '-M', 'microvm',
-    '-m', String(a.memoryMiB),
-    '-smp', String(a.cpus),
-    '-nodefaults', '-no-user-config', '-display', 'none',
+    '-M',
+    'microvm',
+    '-m',
+    String(a.memoryMiB),
+    '-smp',
+    String(a.cpus),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
     '-no-reboot', // a guest reboot or panic ends QEMU instead of looping
-    '-kernel', a.image.kernel,
-    '-initrd', a.image.initrd,
-    '-append', a.kernelArgs,
-    '-serial', `file:${a.console}`,
-    '-qmp', `unix:${a.qmp},server=on,wait=off`,
-    '-device', 'virtio-serial-device',
-    '-chardev', `socket,id=agent,path=${a.agent},server=on,wait=off`,
-    '-device', `virtserialport,chardev=agent,name=${AGENT_PORT}`,
-    ...(a.disk ? ['-drive', `file=${a.disk},if=none,id=root,format=qcow2`, '-device', 'virtio-blk-device,drive=root'] : []),
+    '-kernel',
+    a.image.kernel,
+    '-initrd',
+    a.image.initrd,
+    '-append',
+    a.kernelArgs,
+    '-serial',
+    `file:${a.console}`,
+    '-qmp',
+    `unix:${a.qmp},server=on,wait=off`,
+    '-device',
+    'virtio-serial-device',
+    '-chardev',
+    `socket,id=agent,path=${a.agent},server=on,wait=off`,
+    '-device',
+    `virtserialport,chardev=agent,name=${AGENT_PORT}`,
+    ...(a.disk
+      ? ['-drive', `file=${a.disk},if=none,id=root,format=qcow2`, '-device', 'virtio-blk-device,drive=root']
+      : []),
     // Daemonized: QEMU forks into its own session (the VM outlives the worker) and the parent
     // exits only once the sockets listen, with a non-zero code if startup failed.
     '-daemonize',
-    '-pidfile', a.pidfile,
+    '-pidfile',
+    a.pidfile,
   ];
 }
 
@@ -56,7 +75,13 @@ export async function runDaemonizing(binary: string, args: string[], logFile: st
 }
 
 /** Boots a sandbox's VM from its overlay; resolves with the daemonized QEMU process. */
-export async function launchQemu(binary: string, kernelArgs: string, p: SandboxPaths, rec: VmRecord, accel: Accel): Promise<QemuProcess> {
+export async function launchQemu(
+  binary: string,
+  kernelArgs: string,
+  p: SandboxPaths,
+  rec: VmRecord,
+  accel: Accel,
+): Promise<QemuProcess> {
   const id = rec.id;
   await Promise.all([p.qmp, p.agent, p.pidfile].map((f) => rm(f, { force: true })));
   const args = qemuArgs({
@@ -77,9 +102,13 @@ export async function launchQemu(binary: string, kernelArgs: string, p: SandboxP
     // Another worker may have launched this very VM: QEMU locks the pidfile and the overlay.
     const other = await processFromPidfile(p);
     if (other && (await isAlive(other))) return other;
-    throw new HypervisorError(`sandbox ${id}: QEMU failed to start (exit ${code}): ${await tail(p.log)}`, 'launch_failed');
+    throw new HypervisorError(
+      `sandbox ${id}: QEMU failed to start (exit ${code}): ${await tail(p.log)}`,
+      'launch_failed',
+    );
   }
   const proc = await processFromPidfile(p);
-  if (!proc) throw new HypervisorError(`sandbox ${id}: QEMU started but exited at once: ${await tail(p.log)}`, 'launch_failed');
+  if (!proc)
+    {throw new HypervisorError(`sandbox ${id}: QEMU started but exited at once: ${await tail(p.log)}`, 'launch_failed');}
   return proc;
 }

@@ -11,10 +11,17 @@ export async function createOverlay(p: SandboxPaths, rec: VmRecord, ctx: OpConte
   // Under a temporary name first: a half-made overlay must never pass for a good one.
   const tmp = `${p.overlay}.tmp-${randomBytes(4).toString('hex')}`;
   ctx.progress?.(`sandbox ${rec.id}: creating overlay on ${rec.image.rootfs}`);
-  const code = await runToLog('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', rec.image.rootfs, '-F', 'qcow2', tmp], p.log);
+  const code = await runToLog(
+    'qemu-img',
+    ['create', '-q', '-f', 'qcow2', '-b', rec.image.rootfs, '-F', 'qcow2', tmp],
+    p.log,
+  );
   if (code !== 0) {
     await rm(tmp, { force: true });
-    throw new HypervisorError(`sandbox ${rec.id}: qemu-img create failed (exit ${code}): ${await tail(p.log)}`, 'overlay_failed');
+    throw new HypervisorError(
+      `sandbox ${rec.id}: qemu-img create failed (exit ${code}): ${await tail(p.log)}`,
+      'overlay_failed',
+    );
   }
   await rename(tmp, p.overlay);
 }

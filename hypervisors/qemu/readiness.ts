@@ -35,7 +35,13 @@ export async function waitForAgent(
 }
 
 /** One readiness attempt: the agent syncs and runs a command. Uses the shared connection if there is one. */
-async function agentAnswers(id: string, p: SandboxPaths, agents: AgentPool, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+async function agentAnswers(
+  id: string,
+  p: SandboxPaths,
+  agents: AgentPool,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
   if (agents.has(id)) {
     // A second connection would only queue behind the open one.
     await agents.use(id, (agent) => runTrue(id, agent, timeoutMs));
@@ -58,7 +64,11 @@ async function runTrue(id: string, agent: QgaClient, timeoutMs: number): Promise
 }
 
 /** The outcome, or 'timeout' at the deadline, or 'aborted' when the signal fires first. */
-export async function raceDeadline(outcome: Promise<BootOutcome>, deadline: number, signal?: AbortSignal): Promise<BootOutcome> {
+export async function raceDeadline(
+  outcome: Promise<BootOutcome>,
+  deadline: number,
+  signal?: AbortSignal,
+): Promise<BootOutcome> {
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   try {

@@ -9,7 +9,10 @@ export async function tail(file: string, bytes = 600): Promise<string> {
     try {
       const buf = Buffer.alloc(Math.min(bytes, size));
       await fh.read(buf, 0, buf.length, Math.max(0, size - buf.length));
-      return buf.toString('utf8').trim().replace(/\s*\n\s*/g, ' | ');
+      return buf
+        .toString('utf8')
+        .trim()
+        .replace(/\s*\n\s*/g, ' | ');
     } finally {
       await fh.close();
     }

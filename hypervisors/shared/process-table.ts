@@ -66,7 +66,9 @@ async function processInfo(pid: number, argv: string[]): Promise<ProcessInfo | n
   } catch {
     return null; // exited while we looked
   }
-  return stat ? { pid, startTime: stat.startTime, ppid: stat.ppid, exited: hasExited(stat), argv, cwd, exe, uid } : null;
+  return stat
+    ? { pid, startTime: stat.startTime, ppid: stat.ppid, exited: hasExited(stat), argv, cwd, exe, uid }
+    : null;
 }
 
 /** The value of a command-line option given as `--name value` or `--name=value`. */

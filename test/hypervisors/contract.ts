@@ -62,7 +62,10 @@ export function driverContract(name: string, opts: ContractOptions): void {
       expect(r.stdout).toBe(`${value}|${GUEST_PATH}|${opts.home(info)}\n`);
       // env(1) itself: only what the shell before it adds (PWD; busybox ash also SHLVL).
       const env = await run(['env'], { env: { GREETING: 'hi' } });
-      const names = env.stdout.split('\n').filter(Boolean).map((line) => line.split('=')[0]);
+      const names = env.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split('=')[0]);
       expect(names.filter((n) => n !== 'PWD' && n !== 'SHLVL').sort()).toEqual(['GREETING', 'HOME', 'PATH']);
     });
 

@@ -29,7 +29,7 @@ describe('withInjectedFaults', () => {
 
   it('fails about `rate` of all calls over many draws', async () => {
     let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const hv = withInjectedFaults(processDriver(), 0.2, random);
     let failed = 0;
     for (let i = 0; i < 400; i++) await hv.destroy(`never-created-${i}`).catch(() => failed++);

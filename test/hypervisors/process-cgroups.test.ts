@@ -3,7 +3,12 @@
 // kernel; v1 runs for real in process-limits.test.ts.
 import { describe, expect, it } from 'vitest';
 import { detectCgroups, type CgroupProbe } from '../../hypervisors/process/cgroups-detect';
-import { cgroupPlan, cgroupProcsFiles, enforcedCgroupLimits, type CgroupRecord } from '../../hypervisors/process/cgroups-plan';
+import {
+  cgroupPlan,
+  cgroupProcsFiles,
+  enforcedCgroupLimits,
+  type CgroupRecord,
+} from '../../hypervisors/process/cgroups-plan';
 import { describeSandbox } from '../../hypervisors/process/describe';
 import { parseMountinfo } from '../../hypervisors/process/mountinfo';
 import type { SandboxRecord } from '../../hypervisors/process/record';
@@ -22,7 +27,8 @@ const HYBRID = `
 const UNIFIED = `29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n`;
 
 const probe = (over: Partial<CgroupProbe> = {}): CgroupProbe => ({
-  v2Controllers: (m) => (m === '/sys/fs/cgroup/unified' ? ['hugetlb'] : ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids']),
+  v2Controllers: (m) =>
+    m === '/sys/fs/cgroup/unified' ? ['hugetlb'] : ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids'],
   writable: () => true,
   prepareV2Parent: () => {},
   ...over,
@@ -30,9 +36,22 @@ const probe = (over: Partial<CgroupProbe> = {}): CgroupProbe => ({
 
 describe('mountinfo', () => {
   it('parses mount points, types and super options, including optional fields and escaped spaces', () => {
-    const [m] = parseMountinfo('36 35 98:0 / /var/lib/my\\040state rw,noatime master:1 shared:2 - ext4 /dev/loop7 rw,errors=continue\n');
-    expect(m).toEqual({ device: '98:0', root: '/', mountPoint: '/var/lib/my state', fsType: 'ext4', source: '/dev/loop7', superOptions: ['rw', 'errors=continue'] });
-    expect(parseMountinfo(HYBRID).filter((e) => e.fsType === 'cgroup').map((e) => e.superOptions.at(-1))).toEqual(['cpu', 'cpuacct', 'memory', 'pids', 'name=systemd']);
+    const [m] = parseMountinfo(
+      '36 35 98:0 / /var/lib/my\\040state rw,noatime master:1 shared:2 - ext4 /dev/loop7 rw,errors=continue\n',
+    );
+    expect(m).toEqual({
+      device: '98:0',
+      root: '/',
+      mountPoint: '/var/lib/my state',
+      fsType: 'ext4',
+      source: '/dev/loop7',
+      superOptions: ['rw', 'errors=continue'],
+    });
+    expect(
+      parseMountinfo(HYBRID)
+        .filter((e) => e.fsType === 'cgroup')
+        .map((e) => e.superOptions.at(-1)),
+    ).toEqual(['cpu', 'cpuacct', 'memory', 'pids', 'name=systemd']);
   });
 });
 
@@ -46,7 +65,11 @@ describe('cgroup detection', () => {
 
   it('prefers v2 when the unified hierarchy has the controllers and the parent can be prepared', () => {
     const prepared: string[] = [];
-    const support = detectCgroups(parseMountinfo(UNIFIED), 'hourglass/abcd', probe({ prepareV2Parent: (m, p, c) => void prepared.push(`${m} ${p} ${c}`) }));
+    const support = detectCgroups(
+      parseMountinfo(UNIFIED),
+      'hourglass/abcd',
+      probe({ prepareV2Parent: (m, p, c) => void prepared.push(`${m} ${p} ${c}`) }),
+    );
     expect(support).toEqual({ version: 2, mount: '/sys/fs/cgroup', controllers: ['memory', 'pids', 'cpu'] });
     expect(prepared).toEqual(['/sys/fs/cgroup hourglass/abcd memory,pids,cpu']);
   });
@@ -57,22 +80,30 @@ describe('cgroup detection', () => {
       'hourglass/abcd',
       probe({
         prepareV2Parent: () => {
-          throw new Error('cannot enable memory in /sys/fs/cgroup/cgroup.subtree_control: /sys/fs/cgroup holds processes of its own');
+          throw new Error(
+            'cannot enable memory in /sys/fs/cgroup/cgroup.subtree_control: /sys/fs/cgroup holds processes of its own',
+          );
         },
       }),
     );
     expect(support).toEqual({
       version: null,
-      reason: 'cgroup v2 at /sys/fs/cgroup unusable: cannot enable memory in /sys/fs/cgroup/cgroup.subtree_control: /sys/fs/cgroup holds processes of its own',
+      reason:
+        'cgroup v2 at /sys/fs/cgroup unusable: cannot enable memory in /sys/fs/cgroup/cgroup.subtree_control: /sys/fs/cgroup holds processes of its own',
     });
   });
 
   it('says why not when nothing is writable, or nothing is mounted', () => {
     expect(detectCgroups(parseMountinfo(HYBRID), 'hourglass/abcd', probe({ writable: () => false }))).toMatchObject({
       version: null,
-      reason: expect.stringMatching(/cgroup v1 hierarchies not writable by uid \d+: \/sys\/fs\/cgroup\/cpu, \/sys\/fs\/cgroup\/memory, \/sys\/fs\/cgroup\/pids/),
+      reason: expect.stringMatching(
+        /cgroup v1 hierarchies not writable by uid \d+: \/sys\/fs\/cgroup\/cpu, \/sys\/fs\/cgroup\/memory, \/sys\/fs\/cgroup\/pids/,
+      ),
     });
-    expect(detectCgroups([], 'hourglass', probe())).toEqual({ version: null, reason: 'no cgroup filesystem is mounted' });
+    expect(detectCgroups([], 'hourglass', probe())).toEqual({
+      version: null,
+      reason: 'no cgroup filesystem is mounted',
+    });
   });
 });
 
@@ -86,10 +117,18 @@ describe('cgroup plans', () => {
       mounts: { memory: '/sys/fs/cgroup/memory', pids: '/sys/fs/cgroup/pids', cpu: '/sys/fs/cgroup/cpu' },
     };
     expect(cgroupPlan(record, limits)).toEqual({
-      mkdirs: ['/sys/fs/cgroup/memory/hourglass/abcd/sbx-1', '/sys/fs/cgroup/pids/hourglass/abcd/sbx-1', '/sys/fs/cgroup/cpu/hourglass/abcd/sbx-1'],
+      mkdirs: [
+        '/sys/fs/cgroup/memory/hourglass/abcd/sbx-1',
+        '/sys/fs/cgroup/pids/hourglass/abcd/sbx-1',
+        '/sys/fs/cgroup/cpu/hourglass/abcd/sbx-1',
+      ],
       writes: [
         { file: '/sys/fs/cgroup/memory/hourglass/abcd/sbx-1/memory.limit_in_bytes', value: '536870912' },
-        { file: '/sys/fs/cgroup/memory/hourglass/abcd/sbx-1/memory.memsw.limit_in_bytes', value: '536870912', ifPresent: true },
+        {
+          file: '/sys/fs/cgroup/memory/hourglass/abcd/sbx-1/memory.memsw.limit_in_bytes',
+          value: '536870912',
+          ifPresent: true,
+        },
         { file: '/sys/fs/cgroup/pids/hourglass/abcd/sbx-1/pids.max', value: '256' },
         { file: '/sys/fs/cgroup/cpu/hourglass/abcd/sbx-1/cpu.cfs_period_us', value: '100000' },
         { file: '/sys/fs/cgroup/cpu/hourglass/abcd/sbx-1/cpu.cfs_quota_us', value: '150000' },
@@ -109,8 +148,14 @@ describe('cgroup plans', () => {
   });
 
   it('v2: controllers handed down from the root through every parent, limits and the only process list in the leaf', () => {
-    const record: CgroupRecord = { version: 2, path: 'hourglass/abcd/sbx-1', mount: '/sys/fs/cgroup', controllers: ['memory', 'pids', 'cpu'] };
-    const enable = (dir: string) => ['memory', 'pids', 'cpu'].map((c) => ({ file: `${dir}/cgroup.subtree_control`, value: `+${c}` }));
+    const record: CgroupRecord = {
+      version: 2,
+      path: 'hourglass/abcd/sbx-1',
+      mount: '/sys/fs/cgroup',
+      controllers: ['memory', 'pids', 'cpu'],
+    };
+    const enable = (dir: string) =>
+      ['memory', 'pids', 'cpu'].map((c) => ({ file: `${dir}/cgroup.subtree_control`, value: `+${c}` }));
     expect(cgroupPlan(record, limits)).toEqual({
       mkdirs: ['/sys/fs/cgroup/hourglass', '/sys/fs/cgroup/hourglass/abcd', '/sys/fs/cgroup/hourglass/abcd/sbx-1'],
       writes: [
@@ -128,13 +173,21 @@ describe('cgroup plans', () => {
 
   it('caps the processes of all sandboxes together on the top parent, in v1 and (after handing pids down) in v2', () => {
     const v1: CgroupRecord = { version: 1, path: 'hourglass/abcd/sbx-1', mounts: { pids: '/sys/fs/cgroup/pids' } };
-    expect(cgroupPlan(v1, limits, 16384).writes[0]).toEqual({ file: '/sys/fs/cgroup/pids/hourglass/pids.max', value: '16384' });
-    const v2: CgroupRecord = { version: 2, path: 'hourglass/abcd/sbx-1', mount: '/sys/fs/cgroup', controllers: ['memory', 'pids'] };
+    expect(cgroupPlan(v1, limits, 16384).writes[0]).toEqual({
+      file: '/sys/fs/cgroup/pids/hourglass/pids.max',
+      value: '16384',
+    });
+    const v2: CgroupRecord = {
+      version: 2,
+      path: 'hourglass/abcd/sbx-1',
+      mount: '/sys/fs/cgroup',
+      controllers: ['memory', 'pids'],
+    };
     const writes = cgroupPlan(v2, limits, 16384).writes.map((w) => `${w.file}=${w.value}`);
     expect(writes.indexOf('/sys/fs/cgroup/hourglass/pids.max=16384')).toBe(6); // after the 3 × 2 subtree_control writes
-    expect(cgroupPlan({ ...v1, mounts: { memory: '/sys/fs/cgroup/memory' } }, limits, 16384).writes.map((w) => w.file)).not.toContain(
-      '/sys/fs/cgroup/pids/hourglass/pids.max',
-    );
+    expect(
+      cgroupPlan({ ...v1, mounts: { memory: '/sys/fs/cgroup/memory' } }, limits, 16384).writes.map((w) => w.file),
+    ).not.toContain('/sys/fs/cgroup/pids/hourglass/pids.max');
   });
 
   it('v2 without the cpu controller leaves cpus unenforced', () => {
@@ -160,7 +213,13 @@ describe('isolation text where no cgroup can be used', () => {
         'no cgroup limits (cgroup v1 hierarchies not writable by uid 1000: /sys/fs/cgroup/pids); /tmp 64 MiB; workspace 1024 MiB; ' +
         'network: none (own namespace, loopback only)',
     );
-    expect(describeSandbox({ ...record, mode: 'none', network: 'host', limits: {} }, 'no cgroup filesystem is mounted', 1000)).toBe(
+    expect(
+      describeSandbox(
+        { ...record, mode: 'none', network: 'host', limits: {} },
+        'no cgroup filesystem is mounted',
+        1000,
+      ),
+    ).toBe(
       "none (no namespaces: commands run on the host as the worker's uid 1000); no cgroup limits (no cgroup filesystem is mounted); " +
         "/tmp: the host's, not limited; workspace: no quota; network: the host's (not isolated)",
     );

@@ -15,7 +15,8 @@ const { driver, tempDir } = processDrivers('hourglass-limits', { limits: LIMITS 
 /** A cgroup file of the sandbox, whichever hierarchy holds it. */
 function cgroupFile(info: VmInfo, ...names: string[]): string {
   for (const dir of info.details.cgroups as string[]) {
-    for (const name of names) if (existsSync(path.join(dir, name))) return readFileSync(path.join(dir, name), 'utf8').trim();
+    for (const name of names)
+      {if (existsSync(path.join(dir, name))) return readFileSync(path.join(dir, name), 'utf8').trim();}
   }
   throw new Error(`no ${names.join(' or ')} in ${(info.details.cgroups as string[]).join(', ')}`);
 }
@@ -48,12 +49,20 @@ describe('process sandbox limits', () => {
     const d = driver();
     const info = await d.create({ id: 'l1', labels: {}, limits: { memoryMiB: 128 } });
     expect(info.limits).toEqual({ ...LIMITS, memoryMiB: 128 });
-    expect(info.isolation).toMatch(/; cgroup v[12]: memory 128 MiB, pids 48, cpu 0.5; \/tmp 8 MiB; workspace 32 MiB; network: none \(own namespace, loopback only\)$/);
-    expect(limitFiles(info)).toEqual({ pids: '48', memory: String(128 * 1024 * 1024), cpu: expect.stringMatching(/^50000( 100000)?$/) });
+    expect(info.isolation).toMatch(
+      /; cgroup v[12]: memory 128 MiB, pids 48, cpu 0.5; \/tmp 8 MiB; workspace 32 MiB; network: none \(own namespace, loopback only\)$/,
+    );
+    expect(limitFiles(info)).toEqual({
+      pids: '48',
+      memory: String(128 * 1024 * 1024),
+      cpu: expect.stringMatching(/^50000( 100000)?$/),
+    });
     // All sandboxes together never take more than half of the host's pids.
     const pidsDir = (info.details.cgroups as string[]).find((dir) => existsSync(path.join(dir, 'pids.max')))!;
     const top = path.dirname(path.dirname(pidsDir));
-    expect(Number(readFileSync(path.join(top, 'pids.max'), 'utf8'))).toBe(Math.floor(Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) / 2));
+    expect(Number(readFileSync(path.join(top, 'pids.max'), 'utf8'))).toBe(
+      Math.floor(Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) / 2),
+    );
     expect(d.summary()).toMatch(/all sandboxes together: at most \d+ processes \(half of pid_max\)/);
     await d.destroy('l1');
   });
@@ -85,7 +94,11 @@ describe('process sandbox limits', () => {
     const d = driver();
     await d.create({ id: 'l4', labels: {} });
     const fill = await d.exec('l4', {
-      command: ['sh', '-c', 'head -c 64M /dev/zero > /tmp/fill; stat -c %s /tmp/fill; head -c 64M /dev/zero > /work/fill; stat -c %s /work/fill'],
+      command: [
+        'sh',
+        '-c',
+        'head -c 64M /dev/zero > /tmp/fill; stat -c %s /tmp/fill; head -c 64M /dev/zero > /work/fill; stat -c %s /work/fill',
+      ],
     });
     expect(fill.stderr).toBe("head: error writing 'standard output': No space left on device\n".repeat(2));
     const [tmpBytes, workBytes] = fill.stdout.trim().split('\n').map(Number);
@@ -112,7 +125,9 @@ describe('process sandbox limits', () => {
     for (const dir of after.details.cgroups as string[]) {
       expect(readFileSync(path.join(dir, 'cgroup.procs'), 'utf8')).toContain(`${after.details.holderPid}\n`);
     }
-    const check = await restarted.exec('l5', { command: ['sh', '-c', 'cat /work/note; head -c 64M /dev/zero > /tmp/fill; stat -c %s /tmp/fill'] });
+    const check = await restarted.exec('l5', {
+      command: ['sh', '-c', 'cat /work/note; head -c 64M /dev/zero > /tmp/fill; stat -c %s /tmp/fill'],
+    });
     expect(check.stdout).toBe(`kept\n${8 * 1024 * 1024}\n`);
     await restarted.destroy('l5');
   });
@@ -125,7 +140,9 @@ describe('process sandbox limits', () => {
     // The workspace was mounted only in the sandbox's namespace: gone with it, loop device included.
     await eventually(() => loopDevicesBackedBy(info.details.workspaceImage as string).length === 0);
     // What a reboot leaves besides: no cgroup; the image and the record stay on disk.
-    const record = JSON.parse(readFileSync(path.join(path.dirname(info.details.dir as string), 'sandbox.json'), 'utf8'));
+    const record = JSON.parse(
+      readFileSync(path.join(path.dirname(info.details.dir as string), 'sandbox.json'), 'utf8'),
+    );
     await removeCgroup(record.cgroup, 'l6');
     await expect(d.exec('l6', { command: ['true'] })).rejects.toThrow(/is not running/);
 

@@ -47,7 +47,9 @@ describe('process sandbox network', () => {
   it("reaches neither the host's loopback, nor slirp's host alias, nor the host's own or private addresses", async () => {
     const d = driver();
     const info = await d.create({ id: 'on', labels: {} });
-    expect(info.isolation).toMatch(/; network: slirp4netns \(own namespace; internet only: host loopback, the host's addresses and private, shared and link-local ranges refused\)$/);
+    expect(info.isolation).toMatch(
+      /; network: slirp4netns \(own namespace; internet only: host loopback, the host's addresses and private, shared and link-local ranges refused\)$/,
+    );
     expect(hostIp, 'this test needs a non-loopback IPv4 address on the host').toBeDefined();
     // 127.0.0.1 is the sandbox's own loopback; 10.0.2.2 would be the host's with slirp's default;
     // the host's own address reaches services bound to all interfaces; 169.254.169.254 is a cloud's metadata.
@@ -57,7 +59,9 @@ describe('process sandbox network', () => {
       expect(r.stdout, host).toBe('');
       expect(r.stderr, host).toMatch(/Connection refused|Network is unreachable/);
     }
-    const inside = await d.exec('on', { command: ['sh', '-c', "cat /etc/resolv.conf; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"] });
+    const inside = await d.exec('on', {
+      command: ['sh', '-c', "cat /etc/resolv.conf; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"],
+    });
     expect(inside.stdout).toBe('nameserver 10.0.2.3\nlo\ntap0\n');
     // The sandbox's user cannot lift the filter.
     const lift = await d.exec('on', { command: ['sh', '-c', 'iptables -F OUTPUT || /usr/sbin/iptables -F OUTPUT'] });

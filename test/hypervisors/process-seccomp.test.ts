@@ -51,7 +51,8 @@ function run(program: BpfInstruction[], call: { nr: number; arch: number; args?:
 }
 
 const abi = (name: string) => ABIS.find((a) => a.name === name)!;
-const verdict = (name: string, nr: number, args: number[] = []) => run(sandboxSeccompProgram().instructions(), { nr, arch: abi(name).auditArch, args });
+const verdict = (name: string, nr: number, args: number[] = []) =>
+  run(sandboxSeccompProgram().instructions(), { nr, arch: abi(name).auditArch, args });
 
 describe('classic BPF assembler', () => {
   it('encodes struct sock_filter little-endian, with label jumps resolved to forward offsets', () => {
@@ -67,8 +68,12 @@ describe('classic BPF assembler', () => {
   });
 
   it('refuses what the kernel would: unknown or backward labels, jumps past 255, bad operands', () => {
-    expect(() => new BpfProgram().ifEqual(1, 'nowhere').ret(0).instructions()).toThrow("BPF label 'nowhere' is not defined");
-    expect(() => new BpfProgram().label('top').load(0).ifEqual(1, 'top').ret(0).instructions()).toThrow('goes backwards');
+    expect(() => new BpfProgram().ifEqual(1, 'nowhere').ret(0).instructions()).toThrow(
+      "BPF label 'nowhere' is not defined",
+    );
+    expect(() => new BpfProgram().label('top').load(0).ifEqual(1, 'top').ret(0).instructions()).toThrow(
+      'goes backwards',
+    );
     const far = new BpfProgram().load(0).ifEqual(1, 'end');
     for (let i = 0; i < 256; i++) far.ret(0);
     expect(() => far.label('end').ret(1).instructions()).toThrow('spans 256 instructions; at most 255');
@@ -105,10 +110,14 @@ describe('sandbox seccomp policy', () => {
   it('denies x32 syscalls, kills unknown architectures, refuses setns, keyrings, bpf and io_uring, allows the rest', () => {
     expect(verdict('x86_64', X32_SYSCALL_BIT | 272, [CLONE_NEWUSER])).toBe(errno(ENOSYS));
     expect(verdict('x86_64', X32_SYSCALL_BIT | 0)).toBe(errno(ENOSYS)); // even read
-    expect(run(sandboxSeccompProgram().instructions(), { nr: 0, arch: 0x80000016 /* s390x */ })).toBe(SECCOMP_RET_KILL_PROCESS);
+    expect(run(sandboxSeccompProgram().instructions(), { nr: 0, arch: 0x80000016 /* s390x */ })).toBe(
+      SECCOMP_RET_KILL_PROCESS,
+    );
     for (const a of ABIS) {
-      for (const [name, nr] of Object.entries(a.refused)) expect(verdict(a.name, nr), `${a.name} ${name}`).toBe(errno(EPERM));
-      for (const [name, nr] of Object.entries(a.absent)) expect(verdict(a.name, nr), `${a.name} ${name}`).toBe(errno(ENOSYS));
+      for (const [name, nr] of Object.entries(a.refused))
+        {expect(verdict(a.name, nr), `${a.name} ${name}`).toBe(errno(EPERM));}
+      for (const [name, nr] of Object.entries(a.absent))
+        {expect(verdict(a.name, nr), `${a.name} ${name}`).toBe(errno(ENOSYS));}
     }
     expect(verdict('x86_64', 0)).toBe(SECCOMP_RET_ALLOW); // read
     expect(verdict('x86_64', 59)).toBe(SECCOMP_RET_ALLOW); // execve

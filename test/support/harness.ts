@@ -30,7 +30,12 @@ export interface Harness {
   hypervisors: HypervisorSet;
   service: SandboxService;
   /** Calls the API (with the default token, if the harness has tokens). */
-  api: <T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: T }>;
+  api: <T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ) => Promise<{ status: number; body: T }>;
   /** Calls the API with a given bearer token (or none). */
   apiAs: (token: string | undefined) => Harness['api'];
   baseUrl: string;
@@ -86,8 +91,18 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   let nativeConnection: NativeConnection | undefined;
   const startWorker = async (o: { workflowsPath?: string } = {}) => {
     nativeConnection = await NativeConnection.connect({ address });
-    const workflowBundle = o.workflowsPath ? await bundleWorkflowCode({ workflowsPath: o.workflowsPath, logger: quietLogger }) : bundle;
-    worker = await createWorkers({ connection: nativeConnection, taskQueue, pool, hypervisors, client, workflowBundle, dataConverter: converter });
+    const workflowBundle = o.workflowsPath
+      ? await bundleWorkflowCode({ workflowsPath: o.workflowsPath, logger: quietLogger })
+      : bundle;
+    worker = await createWorkers({
+      connection: nativeConnection,
+      taskQueue,
+      pool,
+      hypervisors,
+      client,
+      workflowBundle,
+      dataConverter: converter,
+    });
     running = worker.run();
   };
   const stopWorker = async () => {
@@ -99,16 +114,21 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   if (opts.worker !== false) await startWorker();
 
   const sessions = new SessionService(client, taskQueue);
-  const service = new SandboxService(client, pool, {
-    taskQueue,
-    drivers: [...drivers.keys()],
-    defaultDriver: hypervisors.defaultDriver,
-    defaultMaxLifetimeSeconds: 3600,
-    readyTimeoutSeconds: 60,
-    limits: limitsPolicyFromEnv(opts.limitsEnv ?? {}),
-    maxSandboxesPerOwner: opts.maxSandboxesPerOwner ?? 1000,
-    maxPendingCreates: opts.maxPendingCreates,
-  }, sessions);
+  const service = new SandboxService(
+    client,
+    pool,
+    {
+      taskQueue,
+      drivers: [...drivers.keys()],
+      defaultDriver: hypervisors.defaultDriver,
+      defaultMaxLifetimeSeconds: 3600,
+      readyTimeoutSeconds: 60,
+      limits: limitsPolicyFromEnv(opts.limitsEnv ?? {}),
+      maxSandboxesPerOwner: opts.maxSandboxesPerOwner ?? 1000,
+      maxPendingCreates: opts.maxPendingCreates,
+    },
+    sessions,
+  );
   const tokens = TokenStore.of(opts.tokens ?? []);
   const app = createApp({
     sandboxes: service,
@@ -121,19 +141,21 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   await new Promise((r) => server.once('listening', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  const apiAs = (token: string | undefined): Harness['api'] => async (method, p, body, headers = {}) => {
-    const res = await fetch(base + p, {
-      method,
-      headers: {
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...headers,
-      },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const apiAs =
+    (token: string | undefined): Harness['api'] =>
+    async (method, p, body, headers = {}) => {
+      const res = await fetch(base + p, {
+        method,
+        headers: {
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...headers,
+        },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    };
   const api = apiAs(opts.tokens?.[0]?.token);
 
   return {
@@ -184,7 +206,11 @@ export function settledEvents(h: Pick<Harness, 'api'>, id: string, last: string)
 }
 
 /** Polls until fn returns a truthy value (or throws the last error after timeoutMs). */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 100): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

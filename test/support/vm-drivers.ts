@@ -28,7 +28,9 @@ export async function ensureGuestImage(): Promise<void> {
     await run('npm', ['run', 'image:build'], { cwd: REPO, timeout: 15 * 60_000, maxBuffer: 64 * 1024 * 1024 });
     resolveGuestImage();
   } catch (err) {
-    throw new Error(`the guest image is missing and \`npm run image:build\` failed (the VM drivers need it): ${describeError(err)}`);
+    throw new Error(
+      `the guest image is missing and \`npm run image:build\` failed (the VM drivers need it): ${describeError(err)}`,
+    );
   }
 }
 
@@ -64,7 +66,9 @@ export function qemuEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 /** What the driver itself still reports for a sandbox ("describe" not null). */
 async function described(driver: Hypervisor, id: string): Promise<string[]> {
   const info = await driver.describe(id);
-  return info ? [`${driver.name}.describe(${id}) = ${JSON.stringify({ state: info.state, details: info.details })}`] : [];
+  return info
+    ? [`${driver.name}.describe(${id}) = ${JSON.stringify({ state: info.state, details: info.details })}`]
+    : [];
 }
 
 /** Live (non-zombie) processes whose command line mentions `needle`. */
@@ -115,7 +119,14 @@ export async function libvirtLeftovers(driver: Hypervisor, stateDir: string, id:
 
 /** Everything a proxmox sandbox could leave: the driver's view, a VM on the simulated PVE. */
 export async function proxmoxLeftovers(driver: Hypervisor, sim: PveSimulator, id: string): Promise<string[]> {
-  const vms = sim.vms().filter((vm) => vm.tags.includes(idTag(id)) || vm.name === vmName(id) || vm.description?.includes(`hourglass-sandbox-id: ${id}`));
+  const vms = sim
+    .vms()
+    .filter(
+      (vm) =>
+        vm.tags.includes(idTag(id)) ||
+        vm.name === vmName(id) ||
+        vm.description?.includes(`hourglass-sandbox-id: ${id}`),
+    );
   return [...(await described(driver, id)), ...vms.map((vm) => `PVE VM ${vm.vmid} (${vm.name}, ${vm.status})`)];
 }
 

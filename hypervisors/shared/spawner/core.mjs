@@ -58,7 +58,15 @@ export function runCaptured(req, done) {
     finished = true;
     clearTimeout(timer);
     if (error) return done(error);
-    done(null, { exitCode: timedOut ? 124 : status, out: Buffer.concat(out), outBytes, err: Buffer.concat(err), errBytes, timedOut, durationMs: Date.now() - started });
+    done(null, {
+      exitCode: timedOut ? 124 : status,
+      out: Buffer.concat(out),
+      outBytes,
+      err: Buffer.concat(err),
+      errBytes,
+      timedOut,
+      durationMs: Date.now() - started,
+    });
   };
   child.once('error', (e) => finish(e));
   // A background process (`sleep 100 &`) keeps the pipes open after the command exits: answer on
@@ -88,7 +96,11 @@ export function runCaptured(req, done) {
 export function startDetached(req, exited) {
   const log = openSync(req.logFile, 'a');
   try {
-    const child = spawn(req.file, req.args, { detached: true, stdio: ['ignore', req.stdoutToLog ? log : 'ignore', log], env: req.env });
+    const child = spawn(req.file, req.args, {
+      detached: true,
+      stdio: ['ignore', req.stdoutToLog ? log : 'ignore', log],
+      env: req.env,
+    });
     child.once('exit', (code, sig) => exited(`exited ${code ?? sig}`));
     child.once('error', (e) => exited(e.message));
     child.unref();

@@ -5,7 +5,13 @@
 // HOURGLASS_SPAWNER=0) commands start in-process, as before.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runCaptured as runCapturedHere, startDetached as startDetachedHere, type DetachRequest, type RunRequest, type RunResult } from './core.mjs';
+import {
+  runCaptured as runCapturedHere,
+  startDetached as startDetachedHere,
+  type DetachRequest,
+  type RunRequest,
+  type RunResult,
+} from './core.mjs';
 
 export type { RunResult } from './core.mjs';
 
@@ -26,7 +32,12 @@ function spawner(): ChildProcess | null {
   if (process.env.HOURGLASS_SPAWNER === '0') return (helper = null);
   try {
     // Bare node: no loader, no inherited --import or NODE_OPTIONS.
-    const child = fork(SCRIPT, [], { execArgv: [], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(SCRIPT, [], {
+      execArgv: [],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     child.on('message', onMessage);
     child.on('error', () => {});
     child.once('exit', () => {
@@ -47,7 +58,14 @@ function spawner(): ChildProcess | null {
   return helper;
 }
 
-function onMessage(msg: { id: number; result?: RunResult; pid?: number; exited?: string; error?: string; code?: string }): void {
+function onMessage(msg: {
+  id: number;
+  result?: RunResult;
+  pid?: number;
+  exited?: string;
+  error?: string;
+  code?: string;
+}): void {
   const w = waiters.get(msg.id);
   if (!w) return;
   if (msg.exited !== undefined) {
@@ -67,9 +85,15 @@ function onMessage(msg: { id: number; result?: RunResult; pid?: number; exited?:
   }
 }
 
-function request<T>(child: ChildProcess, msg: object, exited?: (how: string) => void): { id: number; answer: Promise<T> } {
+function request<T>(
+  child: ChildProcess,
+  msg: object,
+  exited?: (how: string) => void,
+): { id: number; answer: Promise<T> } {
   const id = nextId++;
-  const answer = new Promise<T>((resolve, reject) => waiters.set(id, { resolve: resolve as (v: unknown) => void, reject, exited }));
+  const answer = new Promise<T>((resolve, reject) =>
+    waiters.set(id, { resolve: resolve as (v: unknown) => void, reject, exited }),
+  );
   if (running++ === 0) child.channel?.ref();
   child.send({ ...msg, id });
   return { id, answer };
