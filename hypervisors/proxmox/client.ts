@@ -1,6 +1,6 @@
 // A small client for the PVE REST API (/api2/json) with API-token auth. It reads error text from
 // the `message` body field (PVE ≥ 8.4) or else the HTTP reason phrase (older 8.x), and waits on
-// task UPIDs treating `WARNINGS: n` as success: the two mistakes of AgentLab's client (notes, end).
+// task UPIDs treating `WARNINGS: n` as success: the two mistakes of AgentLab's client (docs/proxmox-api.md, end).
 import http from 'node:http';
 import https from 'node:https';
 
@@ -80,7 +80,7 @@ export interface PveClientOptions {
   requestTimeoutMs?: number;
 }
 
-/** Texts of PVE errors that go away by themselves (notes §0, §9, §10). */
+/** Texts of PVE errors that go away by themselves (proxmox-api.md §0, §9, §10). */
 const TRANSIENT_TEXTS = [
   /VM is locked \(/,
   /can't lock file .* got timeout/,
@@ -119,7 +119,7 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 
-/** Form/query encoding: booleans as 1/0 (`true` is a 400), arrays as repeated keys (notes §0). */
+/** Form/query encoding: booleans as 1/0 (`true` is a 400), arrays as repeated keys (proxmox-api.md §0). */
 export function encodeParams(params: PveParams | undefined): string {
   const search = new URLSearchParams();
   for (const [key, value] of Object.entries(params ?? {})) {
@@ -176,7 +176,7 @@ export class PveClient {
     }
   }
 
-  /** Polls a task until it stops; `OK` and `WARNINGS: n` are success (notes §7). */
+  /** Polls a task until it stops; `OK` and `WARNINGS: n` are success (proxmox-api.md §7). */
   async waitTask(upid: string, opts: WaitTaskOptions): Promise<TaskResult> {
     // The task runs on the node named in its UPID: UPID:{node}:{pid}:{pstart}:{starttime}:{type}:{id}:{user}:
     const [, node = '', , , , taskType = 'task'] = upid.split(':');

@@ -80,7 +80,7 @@ export class ProxmoxHypervisor implements Hypervisor {
         (await this.vms.cloneTemplate(spec, templateName, templateVmid, ctx));
       if (!vm.tagged) await this.vms.tagAndSize(vm, spec, ctx);
       await startVm(this.tasks, vm, ctx);
-      // A VM the token cannot audit is silently missing from /cluster/resources (notes §3): we could
+      // A VM the token cannot audit is silently missing from /cluster/resources (proxmox-api.md §3): we could
       // never find, list or reap it again, so refuse to hand it out.
       if (!(await this.vms.find(spec.id)).some((found) => found.vmid === vm.vmid)) {
         await destroyVm(this.tasks, vm, ctx);
@@ -104,7 +104,7 @@ export class ProxmoxHypervisor implements Hypervisor {
         return;
       } catch (err) {
         if (!(err instanceof PveApiError)) throw err;
-        // A config problem, not a slow boot: waiting cannot help (notes §8).
+        // A config problem, not a slow boot: waiting cannot help (proxmox-api.md §8).
         if (/No QEMU guest agent configured/.test(err.pveMessage)) {
           throw new NotReadyError(id, timeoutMs, `${err.pveMessage} (enable the agent on the template)`);
         }

@@ -41,7 +41,7 @@ export class PveGuestAgent implements GuestAgent {
     for (let failures = 0; ; failures++) {
       let answer: PveExecStatus;
       try {
-        // Not repeated by the client: qemu-ga forgets the pid after one exited answer (notes §8).
+        // Not repeated by the client: qemu-ga forgets the pid after one exited answer (proxmox-api.md §8).
         // A lost answer is tried again here, and a forgotten pid then says the result is gone.
         answer = await this.client.get<PveExecStatus>(this.path('exec-status'), { pid }, { idempotent: false });
       } catch (err) {

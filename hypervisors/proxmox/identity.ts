@@ -10,7 +10,7 @@ const DESCRIPTION_MARKER = 'hourglass-sandbox-id: ';
 const DEPLOYMENT_MARKER = 'hourglass-deployment: ';
 
 /**
- * PVE tags allow only `[a-z0-9_][a-z0-9_\-+.]*` and are lower-cased (notes §4), so any other byte
+ * PVE tags allow only `[a-z0-9_][a-z0-9_\-+.]*` and are lower-cased (proxmox-api.md §4), so any other byte
  * of the id is written as `_xx` (hex of its UTF-8 byte); `_` itself becomes `_5f`.
  */
 export function idTag(sandboxId: string): string {

@@ -13,7 +13,7 @@ export async function startVm(tasks: PveTasks, vm: SandboxVm, ctx: OpContext): P
     try {
       await tasks.run(vmPath(vm, 'status/start'), {}, ctx);
     } catch (err) {
-      // "already running" is a task exitstatus, and fine here (notes §5).
+      // "already running" is a task exitstatus, and fine here (proxmox-api.md §5).
       if (err instanceof PveTaskError && ALREADY_RUNNING.test(err.exitstatus)) return;
       throw err;
     }
@@ -32,10 +32,10 @@ export async function destroyVm(tasks: PveTasks, vm: SandboxVm, ctx: OpContext):
   await tasks.withRetries(ctx, `destroy VM ${vm.vmid}`, async () => {
     try {
       await tasks.run(vmPath(vm, 'status/stop'), {}, ctx).catch((err: unknown) => {
-        // Suspended to disk = already off, and the one lock destroy accepts (notes §5, §6).
+        // Suspended to disk = already off, and the one lock destroy accepts (proxmox-api.md §5, §6).
         if (!(err instanceof PveTaskError && err.exitstatus === 'VM is locked (suspended)')) throw err;
       });
-      // A running VM cannot be destroyed (notes §6); if someone started it again, the retry stops it.
+      // A running VM cannot be destroyed (proxmox-api.md §6); if someone started it again, the retry stops it.
       const params = { purge: true, 'destroy-unreferenced-disks': true };
       await tasks.run(`/nodes/${vm.node}/qemu/${vm.vmid}`, params, ctx, 'DELETE');
     } catch (err) {

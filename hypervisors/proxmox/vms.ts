@@ -16,7 +16,7 @@ import {
 } from './identity';
 import { vmPath, type PveTasks } from './tasks';
 
-/** One row of GET /cluster/resources?type=vm (notes §3); name/status may lag for fresh VMs. */
+/** One row of GET /cluster/resources?type=vm (proxmox-api.md §3); name/status may lag for fresh VMs. */
 export interface ResourceRow {
   vmid: number;
   type: string;
@@ -64,7 +64,7 @@ export class SandboxVms {
     if (tagged.length > 0) return tagged.sort(byVmid).map((row) => ({ ...row, tagged: true }));
 
     // Crash between clone and tagging: the name and description were set by the clone itself.
-    // A fresh VM may have no name yet in /cluster/resources (notes §3), so those are checked too.
+    // A fresh VM may have no name yet in /cluster/resources (proxmox-api.md §3), so those are checked too.
     const name = vmName(id);
     const candidates = rows.filter(
       (row) => !parseTags(row.tags).includes(OWNER_TAG) && (row.name === name || row.name === undefined),
@@ -105,7 +105,7 @@ export class SandboxVms {
     }
   }
 
-  /** nextid + linked clone; nextid reserves nothing, so a lost race just takes the next id (notes §3). */
+  /** nextid + linked clone; nextid reserves nothing, so a lost race just takes the next id (proxmox-api.md §3). */
   async cloneTemplate(
     spec: SandboxSpec,
     templateName: string,

@@ -209,7 +209,7 @@ describe('proxmox driver: foreign VMs', () => {
 });
 
 // Every failure mode runs against both error shapes: the text only in the reason phrase (PVE < 8.4)
-// and the 8.4 body with `message` (notes §0).
+// and the 8.4 body with `message` (proxmox-api.md §0).
 describe.each([
   { shape: 'reason phrase only (PVE < 8.4)', messageField: false },
   { shape: 'message body field (PVE 8.4)', messageField: true },
@@ -309,7 +309,7 @@ describe.each([
     expect(qmp.permanent).toBe(false);
     expect(qmp.message).toContain(`VM ${details.vmid} qmp command 'guest-exec' failed - got timeout`);
 
-    // The exited:1 answer is lost in transit; qemu-ga has already forgotten the pid (notes §8).
+    // The exited:1 answer is lost in transit; qemu-ga has already forgotten the pid (proxmox-api.md §8).
     sim.inject({ op: 'agent-exec-status', kind: 'lose-response', delayMs: 300, message: pveText.brokenPipe });
     const lost = await failureOf(hv.exec(id, { command: ['true'] }));
     expect(lost.code).toBe('exec_result_lost');

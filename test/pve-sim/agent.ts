@@ -1,5 +1,5 @@
 // The QEMU guest agent of each simulated VM. guest-exec really runs the command on this host
-// (no shell, a per-VM temp dir as cwd, a kill timeout) so tests see real output (notes §8). Guest
+// (no shell, a per-VM temp dir as cwd, a kill timeout) so tests see real output (proxmox-api.md §8). Guest
 // pids are the host pids, so the drivers' kill-tree script really finds and kills a process tree.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -47,7 +47,7 @@ export class GuestAgents {
     private readonly faults: FaultBook,
   ) {}
 
-  /** PVE's pre-checks, in its order, then the injected agent faults (notes §8). */
+  /** PVE's pre-checks, in its order, then the injected agent faults (proxmox-api.md §8). */
   private reachAgent(vmid: number, op: SimOp, qmpCommand: string): SimVm {
     const vm = this.state.getVm(vmid);
     if (!agentEnabled(vm)) throw die(pveText.noAgentConfigured);
@@ -136,7 +136,7 @@ export class GuestAgents {
     const job = this.jobsOf(vmid).get(pid);
     if (!job) throw die(pveText.qmpFailed(vmid, 'guest-exec-status', "Invalid parameter 'pid'"));
     if (!job.exited || job.hang) return { exited: 0 };
-    // qemu-ga forgets the pid after the first exited answer (notes §8).
+    // qemu-ga forgets the pid after the first exited answer (proxmox-api.md §8).
     this.jobsOf(vmid).delete(pid);
     // PVE has already base64-decoded out-data/err-data; booleans are 0/1.
     const answer: Record<string, unknown> = {

@@ -1,4 +1,4 @@
-// PVE error shapes and the exact message texts the simulator answers with (notes §0, §9).
+// PVE error shapes and the exact message texts the simulator answers with (proxmox-api.md §0, §9).
 
 /** Thrown by handlers; the server turns it into PVE's status line + body. */
 export class PveError extends Error {
@@ -12,7 +12,7 @@ export class PveError extends Error {
   }
 }
 
-/** A handler `die`: HTTP 500 with the text as reason phrase (notes §0). */
+/** A handler `die`: HTTP 500 with the text as reason phrase (proxmox-api.md §0). */
 export const die = (message: string) => new PveError(500, message);
 
 /** 400 `Parameter verification failed.` with PVE's `errors` map. */

@@ -1,4 +1,4 @@
-// Failure injection for the notes' §10 list. Faults are consumed by the handler of the matching op.
+// Failure injection for docs/proxmox-api.md's §10 list. Faults are consumed by the handler of the matching op.
 import { mulberry32 } from '../../bench/lib/prng';
 
 export type SimOp =
@@ -26,9 +26,9 @@ export type FaultKind =
   | 'http'
   /** The task runs and ends with exitstatus = message; a failed clone removes its target. */
   | 'task-error'
-  /** The task succeeds with `WARNINGS: n` (notes §7: this is success). */
+  /** The task succeeds with `WARNINGS: n` (proxmox-api.md §7: this is success). */
   | 'task-warnings'
-  /** Short-term flock timeout: sync 500 for config, task error for clone/start/stop/destroy (notes §9). */
+  /** Short-term flock timeout: sync 500 for config, task error for clone/start/stop/destroy (proxmox-api.md §9). */
   | 'lock-timeout'
   /** TCP reset: the socket is destroyed without an answer. */
   | 'reset'

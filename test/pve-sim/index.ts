@@ -84,7 +84,7 @@ export interface PveSimulator {
   vms(): SimVmView[];
   /** A VM made by someone else (or a special template). */
   addVm(vm: AddVmOptions): void;
-  /** Sets or clears a persistent config lock (`VM is locked (<lock>)`; notes §9). */
+  /** Sets or clears a persistent config lock (`VM is locked (<lock>)`; proxmox-api.md §9). */
   setLock(vmid: number, lock: string | undefined): void;
   /** The token lacks VM.Audit on this VM: it vanishes from /cluster/resources. */
   hideFromResources(vmid: number, hidden?: boolean): void;

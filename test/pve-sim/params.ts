@@ -1,4 +1,4 @@
-// PVE's JSONSchema parameter checks, the subset the simulator's endpoints need (notes §0).
+// PVE's JSONSchema parameter checks, the subset the simulator's endpoints need (proxmox-api.md §0).
 import { paramError, pveText } from './errors';
 
 export type ParamType = 'integer' | 'boolean' | 'string' | 'string-list' | 'dns-name';
@@ -28,7 +28,7 @@ function scalarText(value: unknown): string {
 
 function checkOne(spec: ParamSpec, value: unknown): { ok: true; value: unknown } | { ok: false; error: string } {
   if (spec.type === 'string-list') {
-    // A single scalar is wrapped into a one-element array (notes §0).
+    // A single scalar is wrapped into a one-element array (proxmox-api.md §0).
     const list = (Array.isArray(value) ? value : [value]).map(scalarText);
     return { ok: true, value: list };
   }

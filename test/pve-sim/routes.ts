@@ -1,4 +1,4 @@
-// The /api2/json endpoints the driver uses, one handler each, following the notes §2–§8.
+// The /api2/json endpoints the driver uses, one handler each, following the proxmox-api.md §2–§8.
 import { createHash } from 'node:crypto';
 import type { GuestAgents } from './agent';
 import { die, paramError, pveText } from './errors';
@@ -10,11 +10,11 @@ export interface SimContext {
   state: SimState;
   faults: FaultBook;
   agents: GuestAgents;
-  /** A VM younger than this shows `status: unknown` and no name in /cluster/resources (notes §3). */
+  /** A VM younger than this shows `status: unknown` and no name in /cluster/resources (proxmox-api.md §3). */
   resourcesLagMs: number;
-  /** How long an injected flock timeout waits before failing (PVE: 10 s; notes §9). */
+  /** How long an injected flock timeout waits before failing (PVE: 10 s; proxmox-api.md §9). */
   flockWaitMs: number;
-  /** VMs the token may not audit: silently omitted from /cluster/resources (notes §3, §10.7). */
+  /** VMs the token may not audit: silently omitted from /cluster/resources (proxmox-api.md §3, §10.7). */
   hidden: Set<number>;
 }
 
@@ -175,7 +175,7 @@ export function buildRoutes(sim: SimContext): Route[] {
         }
         if (state.vms.has(newid)) throw die(pveText.configExists(newid));
         state.checkLock(source);
-        // The target config exists at once, locked `clone`, until the task ends (notes §2).
+        // The target config exists at once, locked `clone`, until the task ends (proxmox-api.md §2).
         const { template: _t, lock: _l, ...inherited } = source.config;
         const target = newVm(newid, state.node, {
           ...inherited,
@@ -231,7 +231,7 @@ export function buildRoutes(sim: SimContext): Route[] {
         const vm = state.getVm(vmid);
         const { digest, skiplock: _s, background_delay: _b, ...changes } = p;
         if (Object.keys(changes).length === 0) throw die('no options specified');
-        // The config flock is taken before forking, so its timeout is a sync 500 (notes §9).
+        // The config flock is taken before forking, so its timeout is a sync 500 (proxmox-api.md §9).
         const flock = faults.take('config', ['lock-timeout'], vmid);
         if (flock) {
           await sleep(flock.delayMs ?? sim.flockWaitMs);
@@ -300,7 +300,7 @@ export function buildRoutes(sim: SimContext): Route[] {
           const vm = state.getVm(vmid);
           if (isTemplate(vm)) throw new Error("you can't start a vm if it's a template");
           state.checkLock(vm, ['suspended']);
-          // "already running" is a task exitstatus, not an HTTP error (notes §5).
+          // "already running" is a task exitstatus, not an HTTP error (proxmox-api.md §5).
           if (vm.status === 'running') throw new Error(pveText.alreadyRunning(vmid));
           if (vm.config.lock === 'suspended') delete vm.config.lock;
           powerOn(vm);
@@ -430,7 +430,7 @@ export function buildRoutes(sim: SimContext): Route[] {
         if (vm.status === 'running') throw die(pveText.runningDestroyFailed(vmid));
         if (Number(vm.config.protection ?? 0) === 1) throw die(`can't remove VM ${vmid} - protection mode enabled`);
         return runTask('destroy', 'qmdestroy', vmid, ctx.user, async (log) => {
-          // Locks are checked only inside the task; `suspended` is allowed (notes §6).
+          // Locks are checked only inside the task; `suspended` is allowed (proxmox-api.md §6).
           state.checkLock(vm, ['suspended']);
           const clones = [...state.vms.values()].filter((other) => other.linkedFrom === vmid);
           if (clones.length > 0) {
@@ -540,7 +540,7 @@ export function newVm(vmid: number, node: string, config: SimVm['config']): SimV
   return { vmid, node, config: { ...config }, status: 'stopped', qmpstatus: 'stopped', createdAt: Date.now() };
 }
 
-/** Split on `,` `;` or space, validate, lower-case, sort, de-duplicate, join with `;` (notes §4). */
+/** Split on `,` `;` or space, validate, lower-case, sort, de-duplicate, join with `;` (proxmox-api.md §4). */
 export function normaliseTags(raw: string): string {
   const tags = raw.split(/[,; ]+/).filter(Boolean);
   const bad = tags.find((t) => !TAG.test(t));
@@ -563,9 +563,9 @@ function applyConfig(vm: SimVm, changes: Record<string, unknown>): void {
     } else if (key === 'memory') {
       const m = /^(?:current=)?(\d+)$/.exec(String(value));
       if (!m || Number(m[1]) < 16) throw paramError({ memory: 'value must have a minimum value of 16' });
-      next.memory = m[1]!; // a string since qemu-server 8.0.8 (notes §4)
+      next.memory = m[1]!; // a string since qemu-server 8.0.8 (proxmox-api.md §4)
     } else if (key === 'sshkeys') {
-      // The value must itself be percent-encoded, spaces as %20 (notes §4).
+      // The value must itself be percent-encoded, spaces as %20 (proxmox-api.md §4).
       if (!/^[-%a-zA-Z0-9_.!~*'()]*$/.test(String(value))) throw paramError({ sshkeys: 'invalid urlencoded string' });
       next.sshkeys = decodeURIComponent(String(value));
     } else if (typeof value === 'boolean') {
@@ -588,7 +588,7 @@ function digestOf(vm: SimVm): string {
 function resourceEntry(vm: SimVm, lagMs: number) {
   const c = vm.config;
   // name/status/template come from pvestatd's RRD data, refreshed every ~10 s; tags and lock
-  // come from the config and are current (notes §3).
+  // come from the config and are current (proxmox-api.md §3).
   const fresh = Date.now() - vm.createdAt < lagMs;
   return {
     id: `qemu/${vm.vmid}`,

@@ -1,4 +1,4 @@
-// HTTP front of the simulator: PVE's wire conventions (notes §0, §1) around the route handlers.
+// HTTP front of the simulator: PVE's wire conventions (proxmox-api.md §0, §1) around the route handlers.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { PveError, pveText } from './errors';
 import type { RawParams } from './params';
@@ -37,7 +37,7 @@ function compile(route: Route): CompiledRoute {
   return { ...route, regex: new RegExp(`^${source}$`), names };
 }
 
-/** Form bodies: repeated keys become arrays (notes §0). */
+/** Form bodies: repeated keys become arrays (proxmox-api.md §0). */
 function formToParams(search: URLSearchParams, into: RawParams): void {
   for (const key of new Set(search.keys())) {
     const values = search.getAll(key);
@@ -63,7 +63,7 @@ async function readBody(req: IncomingMessage): Promise<RawParams> {
   return params;
 }
 
-/** `PVEAPIToken=USER@REALM!TOKENID=SECRET` (a space instead of the first `=` works too; notes §1). */
+/** `PVEAPIToken=USER@REALM!TOKENID=SECRET` (a space instead of the first `=` works too; proxmox-api.md §1). */
 function authenticate(header: string | undefined, tokens: Map<string, string>): { user: string } | { fail: string } {
   const m = header && /^PVEAPIToken[= ]([^!\s]+)!([^=\s]+)=(.+)$/.exec(header.trim());
   if (!m) return { fail: 'No ticket' };
@@ -117,7 +117,7 @@ export function createPveServer(sim: SimContext, routes: Route[], opts: ServerOp
       if ('fail' in auth) {
         await sleep(opts.authFailureDelayMs);
         res.writeHead(401, reasonPhrase(auth.fail), { 'content-length': 0 });
-        res.end(); // empty body (notes §1)
+        res.end(); // empty body (proxmox-api.md §1)
         return;
       }
       const params: RawParams = {};
@@ -135,7 +135,7 @@ export function createPveServer(sim: SimContext, routes: Route[], opts: ServerOp
         }
       }
       if (!route || !match) throw new PveError(501, pveText.notImplemented(method, relPath));
-      // The path is percent-decoded, so an escaped UPID works (notes §0).
+      // The path is percent-decoded, so an escaped UPID works (proxmox-api.md §0).
       const path = Object.fromEntries(route.names.map((name, i) => [name, decodeURIComponent(match![i + 1]!)]));
       if (path.node !== undefined && path.node !== sim.state.node) {
         throw new PveError(

@@ -44,7 +44,7 @@ export interface TaskTiming {
 
 const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
 
-/** UPID:{node}:{pid}:{pstart}:{starttime}:{type}:{id}:{user}: (note the trailing colon; notes §7). */
+/** UPID:{node}:{pid}:{pstart}:{starttime}:{type}:{id}:{user}: (note the trailing colon; proxmox-api.md §7). */
 export const UPID_PATTERN =
   /^UPID:([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?):([0-9A-F]{8}):([0-9A-F]{8,9}):([0-9A-F]{8}):([^:\s]+):([^:\s]*):([^:\s]+):$/;
 
@@ -52,7 +52,7 @@ export function isTemplate(vm: SimVm): boolean {
   return Number(vm.config.template ?? 0) === 1;
 }
 
-/** `agent: [enabled=]0|1[,...]` (notes §4). */
+/** `agent: [enabled=]0|1[,...]` (proxmox-api.md §4). */
 export function agentEnabled(vm: SimVm): boolean {
   const raw = String(vm.config.agent ?? '0');
   const first = raw.split(',')[0] ?? '0';
@@ -77,13 +77,13 @@ export class SimState {
     return vm;
   }
 
-  /** `check_lock`: any persistent lock refuses the operation, except those listed (notes §9). */
+  /** `check_lock`: any persistent lock refuses the operation, except those listed (proxmox-api.md §9). */
   checkLock(vm: SimVm, allowed: readonly string[] = []): void {
     const lock = vm.config.lock;
     if (lock !== undefined && !allowed.includes(String(lock))) throw die(pveText.locked(String(lock)));
   }
 
-  /** Lowest free id in 100..1000000; nothing is reserved (notes §3). */
+  /** Lowest free id in 100..1000000; nothing is reserved (proxmox-api.md §3). */
   nextFreeVmid(): number {
     for (let id = 100; id <= 1_000_000; id++) if (!this.vms.has(id)) return id;
     throw die('unable to get any free VMID in range [100, 1000000]');
@@ -126,7 +126,7 @@ export class SimState {
         task.exitstatus = warnings > 0 ? `WARNINGS: ${warnings}` : 'OK';
         log(warnings > 0 ? `TASK WARNINGS: ${warnings}` : 'TASK OK');
       } catch (err) {
-        // exitstatus is the error text with newlines replaced by spaces (notes §7).
+        // exitstatus is the error text with newlines replaced by spaces (proxmox-api.md §7).
         const text = (err instanceof Error ? err.message : String(err)).trim().replace(/\n/g, ' ');
         task.exitstatus = text;
         log(`TASK ERROR: ${text}`);
