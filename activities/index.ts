@@ -90,7 +90,10 @@ export function createActivities(deps: ActivityDeps) {
         await recordExecEnd(pool, record, { error: (err as Error).message }).catch(() => {});
         throw err;
       }
-      const recorded = await recordExecEnd(pool, record, raw).then(() => true, () => false);
+      const recorded = await recordExecEnd(pool, record, raw).then(
+        () => true,
+        () => false,
+      );
       // Results travel through workflow history: every driver caps them (hypervisors/guest/contract.ts).
       return { ...raw, unrecorded: recorded ? undefined : record };
     },

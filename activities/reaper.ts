@@ -21,6 +21,12 @@ import { sandboxWorkflowId, sessionWorkflowId } from '../workflows/ids';
 /** Drifts one reaper run fixes at most (and carries through its history): ~100 bytes each. */
 export const MAX_DRIFTS_PER_RUN = 2000;
 
+export interface FixDriftInput {
+  drift: Drift;
+  dryRun: boolean;
+  graceSeconds: number;
+}
+
 export interface ReaperDeps {
   pool: pg.Pool;
   hypervisors: HypervisorSet;
@@ -73,7 +79,9 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
       });
     }
     const openSessions: string[] = [];
-    for await (const w of client.workflow.list({ query: `WorkflowType = 'sessionWorkflow' AND ExecutionStatus = 'Running'` })) {
+    for await (const w of client.workflow.list({
+      query: `WorkflowType = 'sessionWorkflow' AND ExecutionStatus = 'Running'`,
+    })) {
       openSessions.push(w.workflowId.replace(/^session:/, ''));
     }
     return { takenAt, drivers, vms, rows: await openRows(pool), openWorkflows, openSessions };
@@ -94,7 +102,7 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
     },
 
     /** Returns the action taken (or that would be taken), or null when the drift is gone on a second look. */
-    async fixDrift({ drift, dryRun, graceSeconds }: { drift: Drift; dryRun: boolean; graceSeconds: number }): Promise<string | null> {
+    async fixDrift({ drift, dryRun, graceSeconds }: FixDriftInput): Promise<string | null> {
       heartbeat(drift.id);
       if (!hypervisors.has(drift.driver)) return null; // another worker's driver: its reaper handles it
       const driver = hypervisors.get(drift.driver);
@@ -105,7 +113,9 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
         case 'closed_workflow_row': {
           if (await openWorkflow(drift.id)) return null;
           const reason = drift.kind === 'orphan_vm' ? 'reaper: vm without a workflow' : 'reaper: workflow closed';
-          if (dryRun) return would(drift.kind === 'orphan_vm' ? 'destroy vm' : 'destroy vm if present, mark DESTROYED')!;
+          if (dryRun) {
+            return would(drift.kind === 'orphan_vm' ? 'destroy vm' : 'destroy vm if present, mark DESTROYED')!;
+          }
           const { existed } = await driver.destroy(drift.id);
           const marked = await markDestroyed(pool, drift.id, reason, drift.driver);
           if (!existed && !marked) return null; // its own workflow finished the job meanwhile
@@ -116,7 +126,9 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
           const state = d?.typedSearchAttributes.get(SandboxState);
           if (!d || (state !== 'RUNNING' && state !== 'STOPPED') || (await driver.describe(drift.id))) return null;
           if (dryRun) return would('signal vm lost')!;
-          await sandboxHandle(drift.id).signal(vmLostSignal, { detail: `the ${drift.driver} hypervisor no longer has this VM` });
+          await sandboxHandle(drift.id).signal(vmLostSignal, {
+            detail: `the ${drift.driver} hypervisor no longer has this VM`,
+          });
           return 'signalled vm lost';
         }
         case 'overdue': {

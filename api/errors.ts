@@ -43,8 +43,10 @@ export function fromTemporal(err: unknown): ApiError | undefined {
   if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError) {
     return new ApiError(502, 'operation_failed', rootMessage(err));
   }
-  if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isGrpcDeadlineError(err) || isGrpcDeadlineError((err as Error)?.cause)) {
-    return new ApiError(504, 'timeout', 'no worker answered in time; the request may still complete (is a worker running?)');
+  const deadline = isGrpcDeadlineError(err) || isGrpcDeadlineError((err as Error)?.cause);
+  if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || deadline) {
+    const message = 'no worker answered in time; the request may still complete (is a worker running?)';
+    return new ApiError(504, 'timeout', message);
   }
   return undefined;
 }

@@ -67,7 +67,16 @@ async function startRunningWithShortHistory(id: string) {
     taskQueue: h.taskQueue,
     args: [
       {
-        request: { id, owner: 'local', driver: 'process', ttlSeconds: 60, maxLifetimeSeconds: 600, labels: {}, readyTimeoutSeconds: 30, maxHistoryEvents: 30 },
+        request: {
+          id,
+          owner: 'local',
+          driver: 'process',
+          ttlSeconds: 60,
+          maxLifetimeSeconds: 600,
+          labels: {},
+          readyTimeoutSeconds: 30,
+          maxHistoryEvents: 30,
+        },
       },
     ],
   });
@@ -99,10 +108,14 @@ describe('durability', () => {
     // Each renewal adds history; under load several signals may share one workflow task, so keep
     // renewing until the run has rolled over.
     let i = 0;
-    await eventually(async () => {
-      await handle.signal(renewLeaseSignal, { ttlSeconds: 120 + i++ });
-      return (await h.client.workflow.getHandle(sandboxWorkflowId(id)).describe()).runId !== firstRun;
-    }, 30_000, 150);
+    await eventually(
+      async () => {
+        await handle.signal(renewLeaseSignal, { ttlSeconds: 120 + i++ });
+        return (await h.client.workflow.getHandle(sandboxWorkflowId(id)).describe()).runId !== firstRun;
+      },
+      30_000,
+      150,
+    );
     const latest = h.client.workflow.getHandle(sandboxWorkflowId(id));
     const status = await latest.query(getStatus);
     expect(status.state).toBe('RUNNING');
@@ -129,10 +142,14 @@ describe('durability', () => {
     // The run that accepted the exec (the short history may already have rolled over once before).
     const firstRun = (await handle.describe()).runId;
     // Push history past the limit while the slow exec holds the rollover back.
-    await eventually(async () => {
-      await handle.signal(renewLeaseSignal, { ttlSeconds: 120 });
-      return (await handle.describe()).historyLength > 45;
-    }, 5000, 100);
+    await eventually(
+      async () => {
+        await handle.signal(renewLeaseSignal, { ttlSeconds: 120 });
+        return (await handle.describe()).historyLength > 45;
+      },
+      5000,
+      100,
+    );
     expect((await handle.describe()).runId).toBe(firstRun);
 
     // An agent renewing its lease (or running more commands) during that wait is served, not told "busy".
@@ -141,7 +158,9 @@ describe('durability', () => {
     expect((await handle.executeUpdate(execUpdate, { args: [{ command: ['echo', 'quick'] }] })).stdout).toBe('quick\n');
     expect((await slowExec.result()).stdout).toBe('slow\n');
 
-    await eventually(async () => (await h.client.workflow.getHandle(sandboxWorkflowId(id)).describe()).runId !== firstRun);
+    await eventually(
+      async () => (await h.client.workflow.getHandle(sandboxWorkflowId(id)).describe()).runId !== firstRun,
+    );
     expect((await state(id)).state).toBe('RUNNING');
     await h.api('DELETE', `/v1/sandboxes/${id}`);
     await eventually(async () => (await state(id)).state === 'DESTROYED');
@@ -150,7 +169,10 @@ describe('durability', () => {
 
   it('signals sent without input (Temporal UI, CLI) are ignored or defaulted, never wedge a workflow', async () => {
     const { body: session } = await h.api('POST', '/v1/sessions', { heartbeatTimeoutSeconds: 300 });
-    const { body: inSession } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 300, sessionId: session.id });
+    const { body: inSession } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', {
+      ttlSeconds: 300,
+      sessionId: session.id,
+    });
     const { body: sbx } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 300 });
     const handle = h.client.workflow.getHandle(sandboxWorkflowId(sbx.id));
 
@@ -177,9 +199,16 @@ describe('durability', () => {
     const handle = h.client.workflow.getHandle(sandboxWorkflowId(sbx.id));
     await handle.result();
     const history = await handle.fetchHistory();
-    const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+    const bundle = await bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH,
+      logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+    });
     // The history's payloads are encrypted: replay decodes them with the same converter.
-    const replay = Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: testDataConverter() }, history, sandboxWorkflowId(sbx.id));
+    const replay = Worker.runReplayHistory(
+      { workflowBundle: bundle, dataConverter: testDataConverter() },
+      history,
+      sandboxWorkflowId(sbx.id),
+    );
     await expect(replay).resolves.toBeUndefined();
   });
 
@@ -189,23 +218,34 @@ describe('durability', () => {
     ['before lean-history-v1 (renewals, exec, destroy; 105 events)', 'sandbox-history-before-lean.bin'],
     ['before local-destroy-v1 (renewal, exec, lease expiry, destroy as an activity)', 'sandbox-history-lean-v1.bin'],
   ])('a history recorded %s replays against the current code', async (_, file) => {
-    const history = temporal.api.history.v1.History.decode(readFileSync(path.join(import.meta.dirname, 'fixtures', file)));
-    const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
-    await expect(Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: testDataConverter() }, history)).resolves.toBeUndefined();
+    const history = temporal.api.history.v1.History.decode(
+      readFileSync(path.join(import.meta.dirname, 'fixtures', file)),
+    );
+    const bundle = await bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH,
+      logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+    });
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: testDataConverter() }, history),
+    ).resolves.toBeUndefined();
   });
 
-  it('a retried create running beside its late first attempt leaves one namespace, the one commands run in', async () => {
+  it('a retried create beside its late first attempt leaves one namespace, the one commands run in', async () => {
     const { body: sbx } = await h.api<SandboxStatus>('POST', '/v1/sandboxes', { ttlSeconds: 60, driver: 'late' });
     expect(sbx.state).toBe('RUNNING');
     const lateResult = await late.late.get(sbx.id)!;
     const recorded = (await late.describe(sbx.id))!.details;
     // Whichever attempt came first made the holder; the other found it and kept it.
     expect(lateResult.details.holderPid).toBe(recorded.holderPid);
-    const holders = await findProcesses((argv) => Boolean(argv[0]?.endsWith('bwrap')) && argv.includes(recorded.dir as string));
+    const holders = await findProcesses(
+      (argv) => Boolean(argv[0]?.endsWith('bwrap')) && argv.includes(recorded.dir as string),
+    );
     expect(holders.filter((p) => !p.exited).length).toBeLessThanOrEqual(2); // outer bwrap + pid 1 of the namespace
     // The sandbox commands run in is the recorded one: a file written now is still there later.
     await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['sh', '-c', 'echo kept > /tmp/mark'] });
-    expect((await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['cat', '/tmp/mark'] })).body.stdout).toBe('kept\n');
+    expect((await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['cat', '/tmp/mark'] })).body.stdout).toBe(
+      'kept\n',
+    );
     await h.api('DELETE', `/v1/sandboxes/${sbx.id}`);
     await eventually(async () => (await state(sbx.id)).state === 'DESTROYED');
     expect(await gone(recorded.holderPid)).toBe(true);

@@ -38,13 +38,20 @@ describe('sandbox lifecycle', () => {
       return body.items.find((s) => s.id === res.body.id && s.state === 'RUNNING');
     });
     expect(listed.isolation).toBe(res.body.isolation);
-    expect((await settledEvents(h, res.body.id, 'RUNNING')).map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'BOOTING', 'RUNNING']);
+    expect((await settledEvents(h, res.body.id, 'RUNNING')).map((e) => e.to)).toEqual([
+      'REQUESTED',
+      'PROVISIONING',
+      'BOOTING',
+      'RUNNING',
+    ]);
     await h.api('DELETE', `/v1/sandboxes/${res.body.id}`);
   });
 
   it('runs commands and returns stdout, stderr and the exit code; execs are recorded', async () => {
     const { body: sbx }: { body: SandboxStatus } = await create({ ttlSeconds: 60 });
-    const ok = await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['sh', '-c', 'echo hi; echo oops >&2; hostname; exit 3'] });
+    const ok = await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, {
+      command: ['sh', '-c', 'echo hi; echo oops >&2; hostname; exit 3'],
+    });
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ exitCode: 3, stdout: 'hi\nsandbox\n', stderr: 'oops\n', timedOut: false });
 
@@ -58,15 +65,24 @@ describe('sandbox lifecycle', () => {
     const slow = await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['sleep', '30'], timeoutSeconds: 1 });
     expect(slow.body).toMatchObject({ exitCode: 124, timedOut: true });
 
-    const execs = await h.api<{ items: { command: string[]; exitCode: number; stdout: string }[] }>('GET', `/v1/sandboxes/${sbx.id}/execs`);
-    expect(execs.body.items[0]).toMatchObject({ command: ['sh', '-c', 'echo hi; echo oops >&2; hostname; exit 3'], exitCode: 3, stdout: 'hi\nsandbox\n' });
+    const execs = await h.api<{ items: { command: string[]; exitCode: number; stdout: string }[] }>(
+      'GET',
+      `/v1/sandboxes/${sbx.id}/execs`,
+    );
+    expect(execs.body.items[0]).toMatchObject({
+      command: ['sh', '-c', 'echo hi; echo oops >&2; hostname; exit 3'],
+      exitCode: 3,
+      stdout: 'hi\nsandbox\n',
+    });
     expect(execs.body.items).toHaveLength(5);
     await h.api('DELETE', `/v1/sandboxes/${sbx.id}`);
   });
 
   it('caps large output: 256 KiB back to the caller, 64 KiB in the registry', async () => {
     const { body: sbx }: { body: SandboxStatus } = await create({ ttlSeconds: 60 });
-    const big = await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['sh', '-c', 'head -c 900000 /dev/zero | tr "\\0" a'] });
+    const big = await h.api('POST', `/v1/sandboxes/${sbx.id}/exec`, {
+      command: ['sh', '-c', 'head -c 900000 /dev/zero | tr "\\0" a'],
+    });
     expect(big.status).toBe(200);
     expect(big.body.stdout.length).toBeLessThan(300 * 1024);
     expect(big.body.stdout).toMatch(/…\[truncated at 262144 bytes\]$/);
@@ -167,7 +183,9 @@ describe('sandbox lifecycle', () => {
     expect(done.destroyReason).toBe('destroy requested by local (for agent-7)');
     const again = await h.api('DELETE', `/v1/sandboxes/${sbx.id}`);
     expect(again.status).toBe(409);
-    expect(again.body.error.message).toMatch(/cannot destroy in DESTROYED state; valid states: .*FAILED \(or pass force: true\)/);
+    expect(again.body.error.message).toMatch(
+      /cannot destroy in DESTROYED state; valid states: .*FAILED \(or pass force: true\)/,
+    );
     expect(again.body.error.details).toMatchObject({ state: 'DESTROYED', force: true });
   });
 
@@ -206,7 +224,7 @@ describe('idempotent create', () => {
     await h.api('DELETE', `/v1/sandboxes/${first.body.id}`);
   });
 
-  it('a key whose workflow is past retention still names its sandbox (from the registry), never a second one', async () => {
+  it('a key whose workflow passed retention still names its sandbox (from the registry), never a second', async () => {
     const key = `k-old-${Date.now()}`;
     const id = sandboxIdForKey('local', key);
     const at = new Date().toISOString();
@@ -218,7 +236,16 @@ describe('idempotent create', () => {
       to: 'DESTROYED',
       reason: 'lease expired',
       at,
-      sandbox: { id, owner: 'local', state: 'DESTROYED', driver: 'process', labels: {}, createdAt: at, maxExpiresAt: at, destroyReason: 'lease expired' },
+      sandbox: {
+        id,
+        owner: 'local',
+        state: 'DESTROYED',
+        driver: 'process',
+        labels: {},
+        createdAt: at,
+        maxExpiresAt: at,
+        destroyReason: 'lease expired',
+      },
     });
 
     const again = await create({ ttlSeconds: 60 }, { 'idempotency-key': key });
@@ -243,7 +270,13 @@ describe('API input', () => {
       ['POST', '/v1/sandboxes', {}, 400, /ttlSeconds/],
       ['POST', '/v1/sandboxes', { ttlSeconds: -1 }, 400, /ttlSeconds: must be greater than 0/],
       ['POST', '/v1/sandboxes', { ttlSeconds: 5, labels: { 'bad key!': 'x' } }, 400, /labels/],
-      ['POST', '/v1/sandboxes', { ttlSeconds: 5, driver: 'vmware' }, 400, /driver: 'vmware' is not enabled; enabled drivers: process/],
+      [
+        'POST',
+        '/v1/sandboxes',
+        { ttlSeconds: 5, driver: 'vmware' },
+        400,
+        /driver: 'vmware' is not enabled; enabled drivers: process/,
+      ],
       ['POST', '/v1/sandboxes', { ttlSeconds: 5, extra: 1 }, 400, /extra/],
       ['POST', '/v1/sandboxes', { ttlSeconds: 60, maxLifetimeSeconds: 1e13 }, 400, /maxLifetimeSeconds/],
       ['POST', '/v1/sandboxes/sbx-missing/lease/renew', { ttlSeconds: 1e13 }, 400, /ttlSeconds/],
@@ -271,13 +304,21 @@ describe('API input', () => {
     const id = res.body.error.details.sandbox.id;
     const done = await untilDestroyed(id);
     expect(done.error).toMatch(/unknown template/);
-    expect((await settledEvents(h, id, 'DESTROYED')).map((e) => e.to)).toEqual(['REQUESTED', 'PROVISIONING', 'FAILED', 'DESTROYING', 'DESTROYED']);
+    expect((await settledEvents(h, id, 'DESTROYED')).map((e) => e.to)).toEqual([
+      'REQUESTED',
+      'PROVISIONING',
+      'FAILED',
+      'DESTROYING',
+      'DESTROYED',
+    ]);
   });
 
   it('paginates the list with a cursor', async () => {
     const label = `page-${Date.now()}`;
     const ids = [];
-    for (let i = 0; i < 3; i++) ids.push((await create({ ttlSeconds: 60, labels: { page: label }, wait: false })).body.id);
+    for (let i = 0; i < 3; i++) {
+      ids.push((await create({ ttlSeconds: 60, labels: { page: label }, wait: false })).body.id);
+    }
     await eventually(async () => (await h.api('GET', `/v1/sandboxes?label=page=${label}`)).body.items.length === 3);
     const p1 = await h.api('GET', `/v1/sandboxes?label=page=${label}&limit=2`);
     expect(p1.body.items).toHaveLength(2);

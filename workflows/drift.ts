@@ -68,7 +68,8 @@ export function overdueGraceSeconds(states: (string | undefined)[], graceSeconds
 
 export function planReconciliation(inv: Inventory, opts: PlanOptions): Drift[] {
   const now = Date.parse(inv.takenAt);
-  const old = (iso: string) => opts.olderThanSeconds === undefined || now - Date.parse(iso) >= opts.olderThanSeconds * 1000;
+  const old = (iso: string) =>
+    opts.olderThanSeconds === undefined || now - Date.parse(iso) >= opts.olderThanSeconds * 1000;
   const open = new Map(inv.openWorkflows.map((w) => [w.id, w]));
   const vms = new Map(inv.vms.map((v) => [v.id, v]));
   const rows = new Map(inv.rows.map((r) => [r.id, r]));

@@ -20,8 +20,12 @@ export interface ForceDestroyInput {
   reason: string;
 }
 
-export async function forceDestroyWorkflow({ id, driver, owner, reason }: ForceDestroyInput): Promise<{ existed: boolean }> {
-  const { destroySandbox } = proxyActivities<Activities>({ ...OPTIONS, taskQueue: teardownQueue(workflowInfo().taskQueue) });
+export async function forceDestroyWorkflow(input: ForceDestroyInput): Promise<{ existed: boolean }> {
+  const { id, driver, owner, reason } = input;
+  const { destroySandbox } = proxyActivities<Activities>({
+    ...OPTIONS,
+    taskQueue: teardownQueue(workflowInfo().taskQueue),
+  });
   const { markDestroyed } = proxyActivities<Activities>(OPTIONS);
   const { existed } = await destroySandbox({ id, driver });
   await markDestroyed({ id, driver, owner, reason: existed ? reason : `${reason} (vm already gone)` });

@@ -1,13 +1,6 @@
 // Signals, updates and queries of the sandbox workflow: one definition shared by the API and the workflow.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type {
-  DestroyRequest,
-  ExecInput,
-  ExecOutput,
-  RenewLeaseInput,
-  RenewLeaseResult,
-  SandboxStatus,
-} from './types';
+import type { DestroyRequest, ExecInput, ExecOutput, RenewLeaseInput, RenewLeaseResult, SandboxStatus } from './types';
 
 export const getStatus = defineQuery<SandboxStatus>('getStatus');
 

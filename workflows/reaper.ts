@@ -65,7 +65,7 @@ export async function reaperWorkflow(input: ReaperInput = {}): Promise<ReaperRep
     const results = await Promise.allSettled(batch.map((d) => fixDrift({ drift: d, dryRun, graceSeconds })));
     batch.forEach((d, j) => {
       const r = results[j]!;
-      const action = r.status === 'fulfilled' ? r.value : `failed: ${r.reason instanceof Error ? (r.reason.cause as Error | undefined)?.message ?? r.reason.message : String(r.reason)}`;
+      const action = r.status === 'fulfilled' ? r.value : `failed: ${failureMessage(r.reason)}`;
       if (action) items.push({ id: d.id, drift: d.kind, action });
     });
   }
@@ -82,4 +82,10 @@ export async function reaperWorkflow(input: ReaperInput = {}): Promise<ReaperRep
   };
   report.runId = await storeReaperRun(report);
   return report;
+}
+
+/** The activity failure's cause (the driver's words), else its own message. */
+function failureMessage(reason: unknown): string {
+  if (!(reason instanceof Error)) return String(reason);
+  return (reason.cause as Error | undefined)?.message ?? reason.message;
 }

@@ -40,8 +40,9 @@ export class Publisher {
         // Before RUNNING: the latest it may live, so the reaper also catches a boot that is stuck.
         { key: SandboxExpiresAt, value: new Date(run.lease.expiresAt) },
       ]);
-    if (!run.lean) upsert(); // runs from before lean-history-v1: an upsert per change
-    else if (!this.uiPending) {
+    if (!run.lean) {
+      upsert(); // runs from before lean-history-v1: an upsert per change
+    } else if (!this.uiPending) {
       // One upsert per activation, with the state it ends in (EXPIRED → DESTROYING is one event).
       this.uiPending = true;
       void (async () => {

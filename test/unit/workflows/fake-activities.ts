@@ -80,37 +80,34 @@ export class FakeWorld {
   }
 
   activities(): Activities {
-    const world = this;
-    const note = (activity: string, id: string, input?: unknown) => world.calls.push({ activity, id, input });
+    const note = (activity: string, id: string, input?: unknown) => this.calls.push({ activity, id, input });
     const unused = async (): Promise<never> => {
       throw ApplicationFailure.nonRetryable('not part of the sandbox workflow tests');
     };
     return {
-      async recordTransition(event: TransitionEvent) {
-        world.transitions.push(event);
+      recordTransition: async (event: TransitionEvent) => {
+        this.transitions.push(event);
       },
-      async recordTransitions(events: TransitionEvent[]) {
-        world.transitions.push(...events);
+      recordTransitions: async (events: TransitionEvent[]) => {
+        this.transitions.push(...events);
       },
-      async markDestroyed() {
-        return true;
-      },
-      async recordExecInterrupted(req: { id: string; execId: string; reason: string }) {
+      markDestroyed: async () => true,
+      recordExecInterrupted: async (req: { id: string; execId: string; reason: string }) => {
         note('recordExecInterrupted', req.id, req);
       },
-      async createSandbox(req) {
+      createSandbox: async (req) => {
         note('createSandbox', req.id, req);
-        await world.pass(`create:${req.id}`);
+        await this.pass(`create:${req.id}`);
         note('createSandbox:end', req.id);
-        const failure = world.failCreate.get(req.id);
+        const failure = this.failCreate.get(req.id);
         if (failure) throw ApplicationFailure.nonRetryable(`create of ${req.id} failed`, failure);
-        world.vms.add(req.id);
+        this.vms.add(req.id);
         return { isolation: 'fake', limits: req.limits ?? {}, details: {} };
       },
-      async waitSandboxReady(req) {
+      waitSandboxReady: async (req) => {
         note('waitSandboxReady', req.id, req);
       },
-      async execInSandbox(req: { id: string; driver: string; execId?: string; input: ExecInput }) {
+      execInSandbox: async (req: { id: string; driver: string; execId?: string; input: ExecInput }) => {
         const { startToCloseTimeoutMs } = Context.current().info;
         note('execInSandbox', req.id, { ...req.input, startToCloseTimeoutMs });
         const [verb, arg] = req.input.command;
@@ -124,21 +121,21 @@ export class FakeWorld {
         if (verb === 'exit') return out(Number(arg));
         if (verb === 'timeout') return out(124, true);
         if (verb === 'broken') throw ApplicationFailure.nonRetryable('the driver could not run it', 'broken');
-        if (verb === 'hold') await world.pass(arg!);
-        return out(world.vms.has(req.id) ? 0 : 137); // killed with its sandbox
+        if (verb === 'hold') await this.pass(arg!);
+        return out(this.vms.has(req.id) ? 0 : 137); // killed with its sandbox
       },
-      async recordExecEnd() {},
-      async stopSandbox(req) {
+      recordExecEnd: async () => {},
+      stopSandbox: async (req) => {
         note('stopSandbox', req.id);
-        await world.pass(`stop:${req.id}`);
+        await this.pass(`stop:${req.id}`);
       },
-      async startSandbox(req) {
+      startSandbox: async (req) => {
         note('startSandbox', req.id);
-        await world.pass(`start:${req.id}`);
+        await this.pass(`start:${req.id}`);
       },
-      async destroySandbox(req) {
+      destroySandbox: async (req) => {
         note('destroySandbox', req.id);
-        return { existed: world.vms.delete(req.id) };
+        return { existed: this.vms.delete(req.id) };
       },
       takeInventory: unused,
       planDrifts: unused,

@@ -159,7 +159,15 @@ describe('job', () => {
   });
 
   it('with keepalive, a completed job leaves the sandbox RUNNING until its lease ends', async () => {
-    const sbx = await bed.startSandbox({ job: job([['echo', 'a'], ['echo', 'b']], { keepalive: true }) });
+    const sbx = await bed.startSandbox({
+      job: job(
+        [
+          ['echo', 'a'],
+          ['echo', 'b'],
+        ],
+        { keepalive: true },
+      ),
+    });
     await until(async () => (await sbx.query(getStatus)).job?.state === 'COMPLETED');
     expect((await sbx.query(getStatus)).state).toBe('RUNNING');
     expect(await sbx.result()).toMatchObject({ destroyReason: 'lease expired' });
