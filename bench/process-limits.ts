@@ -17,7 +17,10 @@ function stats(ms: number[]): string {
   if (ms.length === 0) return 'none';
   const s = [...ms].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-  return `p50 ${at(0.5).toFixed(1)} ms, p95 ${at(0.95).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${s.at(-1)!.toFixed(1)} ms (n=${s.length})`;
+  return (
+    `p50 ${at(0.5).toFixed(1)} ms, p95 ${at(0.95).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, ` +
+    `max ${s.at(-1)!.toFixed(1)} ms (n=${s.length})`
+  );
 }
 
 /** Runs fn over items, `limit` at a time; returns each item's duration and the failures. */
@@ -76,8 +79,11 @@ async function leftovers(stateDir: string): Promise<string[]> {
     const parent = path.join('/sys/fs/cgroup', hierarchy, cgroupParent);
     if (!existsSync(parent)) continue;
     const walk = (dir: string): void => {
-      for (const e of readdirSync(dir, { withFileTypes: true }))
-        {if (e.isDirectory()) (left.push(`cgroup ${path.join(dir, e.name)}`), walk(path.join(dir, e.name)));}
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (!e.isDirectory()) continue;
+        left.push(`cgroup ${path.join(dir, e.name)}`);
+        walk(path.join(dir, e.name));
+      }
     };
     walk(parent);
   }
@@ -94,8 +100,9 @@ async function leftovers(stateDir: string): Promise<string[]> {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
-      if (cmdline.includes(stateDir) && state !== 'Z')
-        {left.push(`process ${pid}: ${cmdline.split('\0').slice(0, 2).join(' ')}`);}
+      if (cmdline.includes(stateDir) && state !== 'Z') {
+        left.push(`process ${pid}: ${cmdline.split('\0').slice(0, 2).join(' ')}`);
+      }
     } catch {
       /* exited */
     }
@@ -153,7 +160,8 @@ async function main(): Promise<void> {
   const wall = performance.now();
   const created = await timedPool(ids, concurrency, (id) => driver.create({ id, labels: { bench: 'process-limits' } }));
   console.log(
-    `  create  ${stats(created.durations)}; wall ${(created.wallMs / 1000).toFixed(1)} s; failed ${created.failures.length}`,
+    `  create  ${stats(created.durations)}; wall ${(created.wallMs / 1000).toFixed(1)} s; ` +
+      `failed ${created.failures.length}`,
   );
   console.log(`  with ${created.durations.length} sandboxes running: ${await chargedToSandboxes(driver, ids[0]!)}`);
   const execs = await timedPool(ids, concurrency, async (id) => {
@@ -165,15 +173,18 @@ async function main(): Promise<void> {
   );
   const destroyed = await timedPool(ids, concurrency, (id) => driver.destroy(id));
   console.log(
-    `  destroy ${stats(destroyed.durations)}; wall ${(destroyed.wallMs / 1000).toFixed(1)} s; failed ${destroyed.failures.length}`,
+    `  destroy ${stats(destroyed.durations)}; wall ${(destroyed.wallMs / 1000).toFixed(1)} s; ` +
+      `failed ${destroyed.failures.length}`,
   );
   console.log(`  total wall ${((performance.now() - wall) / 1000).toFixed(1)} s`);
-  for (const f of [...created.failures, ...execs.failures, ...destroyed.failures].slice(0, 10))
-    {console.log(`  miss: ${f}`);}
+  for (const f of [...created.failures, ...execs.failures, ...destroyed.failures].slice(0, 10)) {
+    console.log(`  miss: ${f}`);
+  }
 
   // Retry what failed, so the leftover check says whether anything leaks, not whether a call failed.
-  for (const vm of await driver.list())
-    {await driver.destroy(vm.id).catch((err) => console.log(`  destroy retry ${vm.id}: ${err.message}`));}
+  for (const vm of await driver.list()) {
+    await driver.destroy(vm.id).catch((err) => console.log(`  destroy retry ${vm.id}: ${err.message}`));
+  }
   await driver.close();
   removeBenchParent();
   const left = await leftovers(stateDir);

@@ -108,7 +108,8 @@ export async function launchQemu(
     );
   }
   const proc = await processFromPidfile(p);
-  if (!proc)
-    {throw new HypervisorError(`sandbox ${id}: QEMU started but exited at once: ${await tail(p.log)}`, 'launch_failed');}
+  if (!proc) {
+    throw new HypervisorError(`sandbox ${id}: QEMU started but exited at once: ${await tail(p.log)}`, 'launch_failed');
+  }
   return proc;
 }

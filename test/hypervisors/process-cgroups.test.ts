@@ -24,7 +24,9 @@ const HYBRID = `
 39 30 0:35 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 `;
 // A systemd host on the unified hierarchy.
-const UNIFIED = `29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n`;
+const UNIFIED =
+  '29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - ' +
+  'cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n';
 
 const probe = (over: Partial<CgroupProbe> = {}): CgroupProbe => ({
   v2Controllers: (m) =>
@@ -89,7 +91,8 @@ describe('cgroup detection', () => {
     expect(support).toEqual({
       version: null,
       reason:
-        'cgroup v2 at /sys/fs/cgroup unusable: cannot enable memory in /sys/fs/cgroup/cgroup.subtree_control: /sys/fs/cgroup holds processes of its own',
+        'cgroup v2 at /sys/fs/cgroup unusable: cannot enable memory in /sys/fs/cgroup/cgroup.subtree_control: ' +
+        '/sys/fs/cgroup holds processes of its own',
     });
   });
 
@@ -147,48 +150,55 @@ describe('cgroup plans', () => {
     expect(enforcedCgroupLimits(record, limits)).toEqual({ memoryMiB: 512, pids: 256 });
   });
 
-  it('v2: controllers handed down from the root through every parent, limits and the only process list in the leaf', () => {
-    const record: CgroupRecord = {
-      version: 2,
-      path: 'hourglass/abcd/sbx-1',
-      mount: '/sys/fs/cgroup',
-      controllers: ['memory', 'pids', 'cpu'],
-    };
-    const enable = (dir: string) =>
-      ['memory', 'pids', 'cpu'].map((c) => ({ file: `${dir}/cgroup.subtree_control`, value: `+${c}` }));
-    expect(cgroupPlan(record, limits)).toEqual({
-      mkdirs: ['/sys/fs/cgroup/hourglass', '/sys/fs/cgroup/hourglass/abcd', '/sys/fs/cgroup/hourglass/abcd/sbx-1'],
-      writes: [
-        ...enable('/sys/fs/cgroup'),
-        ...enable('/sys/fs/cgroup/hourglass'),
-        ...enable('/sys/fs/cgroup/hourglass/abcd'),
-        { file: '/sys/fs/cgroup/hourglass/abcd/sbx-1/memory.max', value: '536870912' },
-        { file: '/sys/fs/cgroup/hourglass/abcd/sbx-1/memory.swap.max', value: '0', ifPresent: true },
-        { file: '/sys/fs/cgroup/hourglass/abcd/sbx-1/pids.max', value: '256' },
-        { file: '/sys/fs/cgroup/hourglass/abcd/sbx-1/cpu.max', value: '150000 100000' },
-      ],
-    });
-    expect(cgroupProcsFiles(record)).toEqual(['/sys/fs/cgroup/hourglass/abcd/sbx-1/cgroup.procs']);
-  });
+  it(
+    'v2: controllers handed down from the root through every parent, ' + 'limits and the only process list in the leaf',
+    () => {
+      const record: CgroupRecord = {
+        version: 2,
+        path: 'hourglass/abcd/sbx-1',
+        mount: '/sys/fs/cgroup',
+        controllers: ['memory', 'pids', 'cpu'],
+      };
+      const enable = (dir: string) =>
+        ['memory', 'pids', 'cpu'].map((c) => ({ file: `${dir}/cgroup.subtree_control`, value: `+${c}` }));
+      expect(cgroupPlan(record, limits)).toEqual({
+        mkdirs: ['/sys/fs/cgroup/hourglass', '/sys/fs/cgroup/hourglass/abcd', '/sys/fs/cgroup/hourglass/abcd/sbx-1'],
+        writes: [
+          ...enable('/sys/fs/cgroup'),
+          ...enable('/sys/fs/cgroup/hourglass'),
+          ...enable('/sys/fs/cgroup/hourglass/abcd'),
+          { file: '/sys/fs/cgroup/hourglass/abcd/sbx-1/memory.max', value: '536870912' },
+          { file: '/sys/fs/cgroup/hourglass/abcd/sbx-1/memory.swap.max', value: '0', ifPresent: true },
+          { file: '/sys/fs/cgroup/hourglass/abcd/sbx-1/pids.max', value: '256' },
+          { file: '/sys/fs/cgroup/hourglass/abcd/sbx-1/cpu.max', value: '150000 100000' },
+        ],
+      });
+      expect(cgroupProcsFiles(record)).toEqual(['/sys/fs/cgroup/hourglass/abcd/sbx-1/cgroup.procs']);
+    },
+  );
 
-  it('caps the processes of all sandboxes together on the top parent, in v1 and (after handing pids down) in v2', () => {
-    const v1: CgroupRecord = { version: 1, path: 'hourglass/abcd/sbx-1', mounts: { pids: '/sys/fs/cgroup/pids' } };
-    expect(cgroupPlan(v1, limits, 16384).writes[0]).toEqual({
-      file: '/sys/fs/cgroup/pids/hourglass/pids.max',
-      value: '16384',
-    });
-    const v2: CgroupRecord = {
-      version: 2,
-      path: 'hourglass/abcd/sbx-1',
-      mount: '/sys/fs/cgroup',
-      controllers: ['memory', 'pids'],
-    };
-    const writes = cgroupPlan(v2, limits, 16384).writes.map((w) => `${w.file}=${w.value}`);
-    expect(writes.indexOf('/sys/fs/cgroup/hourglass/pids.max=16384')).toBe(6); // after the 3 × 2 subtree_control writes
-    expect(
-      cgroupPlan({ ...v1, mounts: { memory: '/sys/fs/cgroup/memory' } }, limits, 16384).writes.map((w) => w.file),
-    ).not.toContain('/sys/fs/cgroup/pids/hourglass/pids.max');
-  });
+  it(
+    'caps the processes of all sandboxes together on the top parent, ' + 'in v1 and (after handing pids down) in v2',
+    () => {
+      const v1: CgroupRecord = { version: 1, path: 'hourglass/abcd/sbx-1', mounts: { pids: '/sys/fs/cgroup/pids' } };
+      expect(cgroupPlan(v1, limits, 16384).writes[0]).toEqual({
+        file: '/sys/fs/cgroup/pids/hourglass/pids.max',
+        value: '16384',
+      });
+      const v2: CgroupRecord = {
+        version: 2,
+        path: 'hourglass/abcd/sbx-1',
+        mount: '/sys/fs/cgroup',
+        controllers: ['memory', 'pids'],
+      };
+      const writes = cgroupPlan(v2, limits, 16384).writes.map((w) => `${w.file}=${w.value}`);
+      // after the 3 × 2 subtree_control writes
+      expect(writes.indexOf('/sys/fs/cgroup/hourglass/pids.max=16384')).toBe(6);
+      expect(
+        cgroupPlan({ ...v1, mounts: { memory: '/sys/fs/cgroup/memory' } }, limits, 16384).writes.map((w) => w.file),
+      ).not.toContain('/sys/fs/cgroup/pids/hourglass/pids.max');
+    },
+  );
 
   it('v2 without the cpu controller leaves cpus unenforced', () => {
     const record: CgroupRecord = { version: 2, path: 'h/x', mount: '/sys/fs/cgroup', controllers: ['memory', 'pids'] };
@@ -210,7 +220,8 @@ describe('isolation text where no cgroup can be used', () => {
     };
     expect(describeSandbox(record, 'cgroup v1 hierarchies not writable by uid 1000: /sys/fs/cgroup/pids', 0)).toBe(
       'bubblewrap (pid, mount, ipc, uts, net, cgroup namespaces; uid 65534, no capabilities, no user namespaces); ' +
-        'no cgroup limits (cgroup v1 hierarchies not writable by uid 1000: /sys/fs/cgroup/pids); /tmp 64 MiB; workspace 1024 MiB; ' +
+        'no cgroup limits (cgroup v1 hierarchies not writable by uid 1000: /sys/fs/cgroup/pids); ' +
+        '/tmp 64 MiB; workspace 1024 MiB; ' +
         'network: none (own namespace, loopback only)',
     );
     expect(
@@ -220,7 +231,8 @@ describe('isolation text where no cgroup can be used', () => {
         1000,
       ),
     ).toBe(
-      "none (no namespaces: commands run on the host as the worker's uid 1000); no cgroup limits (no cgroup filesystem is mounted); " +
+      "none (no namespaces: commands run on the host as the worker's uid 1000); " +
+        'no cgroup limits (no cgroup filesystem is mounted); ' +
         "/tmp: the host's, not limited; workspace: no quota; network: the host's (not isolated)",
     );
   });

@@ -15,8 +15,9 @@ const { driver, tempDir } = processDrivers('hourglass-limits', { limits: LIMITS 
 /** A cgroup file of the sandbox, whichever hierarchy holds it. */
 function cgroupFile(info: VmInfo, ...names: string[]): string {
   for (const dir of info.details.cgroups as string[]) {
-    for (const name of names)
-      {if (existsSync(path.join(dir, name))) return readFileSync(path.join(dir, name), 'utf8').trim();}
+    for (const name of names) {
+      if (existsSync(path.join(dir, name))) return readFileSync(path.join(dir, name), 'utf8').trim();
+    }
   }
   throw new Error(`no ${names.join(' or ')} in ${(info.details.cgroups as string[]).join(', ')}`);
 }
@@ -97,7 +98,8 @@ describe('process sandbox limits', () => {
       command: [
         'sh',
         '-c',
-        'head -c 64M /dev/zero > /tmp/fill; stat -c %s /tmp/fill; head -c 64M /dev/zero > /work/fill; stat -c %s /work/fill',
+        'head -c 64M /dev/zero > /tmp/fill; stat -c %s /tmp/fill; ' +
+          'head -c 64M /dev/zero > /work/fill; stat -c %s /work/fill',
       ],
     });
     expect(fill.stderr).toBe("head: error writing 'standard output': No space left on device\n".repeat(2));
@@ -153,23 +155,26 @@ describe('process sandbox limits', () => {
     await d.destroy('l6');
   });
 
-  it('destroy removes the cgroup, the mount, the loop device and the image; a second destroy finds nothing', async () => {
-    const d = driver();
-    const info = await d.create({ id: 'l7', labels: {} });
-    const image = info.details.workspaceImage as string;
-    // Mounted inside the sandbox only: the host's mount table never holds sandbox workspaces.
-    expect(await workspaceMountedIn(info.details.holderPid as number)).toBe(true);
-    expect(await isMounted(info.details.dir as string)).toBe(false);
-    expect(loopDevicesBackedBy(image)).toHaveLength(1);
-    expect(await d.destroy('l7')).toEqual({ existed: true });
-    for (const dir of info.details.cgroups as string[]) expect(existsSync(dir), dir).toBe(false);
-    expect(existsSync(image)).toBe(false);
-    expect(loopDevicesBackedBy(image)).toEqual([]);
-    expect(await d.destroy('l7')).toEqual({ existed: false });
-    await d.close();
-    // close() removed this worker's (now empty) parent cgroup too.
-    for (const dir of info.details.cgroups as string[]) expect(existsSync(path.dirname(dir))).toBe(false);
-  });
+  it(
+    'destroy removes the cgroup, the mount, the loop device and the image; ' + 'a second destroy finds nothing',
+    async () => {
+      const d = driver();
+      const info = await d.create({ id: 'l7', labels: {} });
+      const image = info.details.workspaceImage as string;
+      // Mounted inside the sandbox only: the host's mount table never holds sandbox workspaces.
+      expect(await workspaceMountedIn(info.details.holderPid as number)).toBe(true);
+      expect(await isMounted(info.details.dir as string)).toBe(false);
+      expect(loopDevicesBackedBy(image)).toHaveLength(1);
+      expect(await d.destroy('l7')).toEqual({ existed: true });
+      for (const dir of info.details.cgroups as string[]) expect(existsSync(dir), dir).toBe(false);
+      expect(existsSync(image)).toBe(false);
+      expect(loopDevicesBackedBy(image)).toEqual([]);
+      expect(await d.destroy('l7')).toEqual({ existed: false });
+      await d.close();
+      // close() removed this worker's (now empty) parent cgroup too.
+      for (const dir of info.details.cgroups as string[]) expect(existsSync(path.dirname(dir))).toBe(false);
+    },
+  );
 
   it('completes a create that died half-way (record written, nothing else) and stays idempotent', async () => {
     const stateDir = tempDir();

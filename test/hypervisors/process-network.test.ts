@@ -44,30 +44,33 @@ describe('process sandbox network', () => {
     expect(out.stderr).toMatch(/Network is unreachable/);
   });
 
-  it("reaches neither the host's loopback, nor slirp's host alias, nor the host's own or private addresses", async () => {
-    const d = driver();
-    const info = await d.create({ id: 'on', labels: {} });
-    expect(info.isolation).toMatch(
-      /; network: slirp4netns \(own namespace; internet only: host loopback, the host's addresses and private, shared and link-local ranges refused\)$/,
-    );
-    expect(hostIp, 'this test needs a non-loopback IPv4 address on the host').toBeDefined();
-    // 127.0.0.1 is the sandbox's own loopback; 10.0.2.2 would be the host's with slirp's default;
-    // the host's own address reaches services bound to all interfaces; 169.254.169.254 is a cloud's metadata.
-    for (const host of ['127.0.0.1', '10.0.2.2', hostIp!, '169.254.169.254', '192.168.1.1']) {
-      const r = await connect(d, 'on', host);
-      expect(r.exitCode, host).not.toBe(0);
-      expect(r.stdout, host).toBe('');
-      expect(r.stderr, host).toMatch(/Connection refused|Network is unreachable/);
-    }
-    const inside = await d.exec('on', {
-      command: ['sh', '-c', "cat /etc/resolv.conf; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"],
-    });
-    expect(inside.stdout).toBe('nameserver 10.0.2.3\nlo\ntap0\n');
-    // The sandbox's user cannot lift the filter.
-    const lift = await d.exec('on', { command: ['sh', '-c', 'iptables -F OUTPUT || /usr/sbin/iptables -F OUTPUT'] });
-    expect(lift.exitCode).not.toBe(0);
-    expect((await connect(d, 'on', hostIp!)).stdout).toBe('');
-  });
+  it(
+    "reaches neither the host's loopback, nor slirp's host alias, " + "nor the host's own or private addresses",
+    async () => {
+      const d = driver();
+      const info = await d.create({ id: 'on', labels: {} });
+      expect(info.isolation).toMatch(
+        /; network: slirp4netns \(own namespace; internet only: host loopback, the host's addresses and private, shared and link-local ranges refused\)$/,
+      );
+      expect(hostIp, 'this test needs a non-loopback IPv4 address on the host').toBeDefined();
+      // 127.0.0.1 is the sandbox's own loopback; 10.0.2.2 would be the host's with slirp's default;
+      // the host's own address reaches services bound to all interfaces; 169.254.169.254 is a cloud's metadata.
+      for (const host of ['127.0.0.1', '10.0.2.2', hostIp!, '169.254.169.254', '192.168.1.1']) {
+        const r = await connect(d, 'on', host);
+        expect(r.exitCode, host).not.toBe(0);
+        expect(r.stdout, host).toBe('');
+        expect(r.stderr, host).toMatch(/Connection refused|Network is unreachable/);
+      }
+      const inside = await d.exec('on', {
+        command: ['sh', '-c', "cat /etc/resolv.conf; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"],
+      });
+      expect(inside.stdout).toBe('nameserver 10.0.2.3\nlo\ntap0\n');
+      // The sandbox's user cannot lift the filter.
+      const lift = await d.exec('on', { command: ['sh', '-c', 'iptables -F OUTPUT || /usr/sbin/iptables -F OUTPUT'] });
+      expect(lift.exitCode).not.toBe(0);
+      expect((await connect(d, 'on', hostIp!)).stdout).toBe('');
+    },
+  );
 
   it('reaches an address the operator allows (HOURGLASS_PROCESS_NETWORK_ALLOW): the route out works', async () => {
     const d = driver(undefined, { networkAllow: [`${hostIp}/32`] });

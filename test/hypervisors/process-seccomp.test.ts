@@ -89,8 +89,10 @@ describe('sandbox seccomp policy', () => {
       expect(verdict(a.name, a.unshare, [CLONE_NEWUSER]), a.name).toBe(errno(EPERM));
       expect(verdict(a.name, a.unshare, [CLONE_NEWUSER | 0x20000]), a.name).toBe(errno(EPERM)); // with CLONE_NEWNS
       expect(verdict(a.name, a.clone, [CLONE_NEWUSER | 0x11]), a.name).toBe(errno(EPERM));
-      expect(verdict(a.name, a.clone, [0x01200011]), a.name).toBe(SECCOMP_RET_ALLOW); // fork(): CLONE_CHILD_SETTID|CLEARTID|SIGCHLD
-      expect(verdict(a.name, a.unshare, [0x20000]), a.name).toBe(SECCOMP_RET_ALLOW); // a mount namespace alone: caps decide
+      // fork(): CLONE_CHILD_SETTID|CLEARTID|SIGCHLD
+      expect(verdict(a.name, a.clone, [0x01200011]), a.name).toBe(SECCOMP_RET_ALLOW);
+      // a mount namespace alone: caps decide
+      expect(verdict(a.name, a.unshare, [0x20000]), a.name).toBe(SECCOMP_RET_ALLOW);
       expect(verdict(a.name, a.clone3), a.name).toBe(errno(ENOSYS));
     }
   });
@@ -107,22 +109,27 @@ describe('sandbox seccomp policy', () => {
     expect(verdict('arm', 337, [CLONE_NEWUSER])).toBe(errno(EPERM));
   });
 
-  it('denies x32 syscalls, kills unknown architectures, refuses setns, keyrings, bpf and io_uring, allows the rest', () => {
-    expect(verdict('x86_64', X32_SYSCALL_BIT | 272, [CLONE_NEWUSER])).toBe(errno(ENOSYS));
-    expect(verdict('x86_64', X32_SYSCALL_BIT | 0)).toBe(errno(ENOSYS)); // even read
-    expect(run(sandboxSeccompProgram().instructions(), { nr: 0, arch: 0x80000016 /* s390x */ })).toBe(
-      SECCOMP_RET_KILL_PROCESS,
-    );
-    for (const a of ABIS) {
-      for (const [name, nr] of Object.entries(a.refused))
-        {expect(verdict(a.name, nr), `${a.name} ${name}`).toBe(errno(EPERM));}
-      for (const [name, nr] of Object.entries(a.absent))
-        {expect(verdict(a.name, nr), `${a.name} ${name}`).toBe(errno(ENOSYS));}
-    }
-    expect(verdict('x86_64', 0)).toBe(SECCOMP_RET_ALLOW); // read
-    expect(verdict('x86_64', 59)).toBe(SECCOMP_RET_ALLOW); // execve
-    expect(verdict('aarch64', 221)).toBe(SECCOMP_RET_ALLOW); // execve
-  });
+  it(
+    'denies x32 syscalls, kills unknown architectures, ' + 'refuses setns, keyrings, bpf and io_uring, allows the rest',
+    () => {
+      expect(verdict('x86_64', X32_SYSCALL_BIT | 272, [CLONE_NEWUSER])).toBe(errno(ENOSYS));
+      expect(verdict('x86_64', X32_SYSCALL_BIT | 0)).toBe(errno(ENOSYS)); // even read
+      expect(run(sandboxSeccompProgram().instructions(), { nr: 0, arch: 0x80000016 /* s390x */ })).toBe(
+        SECCOMP_RET_KILL_PROCESS,
+      );
+      for (const a of ABIS) {
+        for (const [name, nr] of Object.entries(a.refused)) {
+          expect(verdict(a.name, nr), `${a.name} ${name}`).toBe(errno(EPERM));
+        }
+        for (const [name, nr] of Object.entries(a.absent)) {
+          expect(verdict(a.name, nr), `${a.name} ${name}`).toBe(errno(ENOSYS));
+        }
+      }
+      expect(verdict('x86_64', 0)).toBe(SECCOMP_RET_ALLOW); // read
+      expect(verdict('x86_64', 59)).toBe(SECCOMP_RET_ALLOW); // execve
+      expect(verdict('aarch64', 221)).toBe(SECCOMP_RET_ALLOW); // execve
+    },
+  );
 
   it('compiles to whole 8-byte instructions within the kernel limit', () => {
     const bytes = sandboxSeccompFilter();

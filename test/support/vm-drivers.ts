@@ -40,7 +40,8 @@ export async function ensureLibvirtd(): Promise<void> {
     await run('bash', [join(REPO, 'scripts/start-libvirtd.sh'), '120'], { timeout: 150_000 });
   } catch (err) {
     throw new Error(
-      `libvirtd is not usable on ${LIBVIRT_URI} (scripts/start-libvirtd.sh failed; install libvirt-daemon-system libvirt-clients ` +
+      `libvirtd is not usable on ${LIBVIRT_URI} (scripts/start-libvirtd.sh failed; ` +
+        'install libvirt-daemon-system libvirt-clients ' +
         `or run scripts/install-vm-deps.sh): ${describeError(err)}`,
     );
   }

@@ -9,8 +9,10 @@ import os from 'node:os';
 /**
  * Runs a command in its own process group and captures its output (up to maxOutputBytes of each
  * stream, counting the rest). Returns a kill function; `done` gets the result or an error.
- * @param {{ file: string, args: string[], cwd?: string, env?: Record<string,string>, input?: string, timeoutMs?: number, maxOutputBytes: number }} req
- * @param {(err: Error | null, result?: { exitCode: number, out: Buffer, outBytes: number, err: Buffer, errBytes: number, timedOut: boolean, durationMs: number }) => void} done
+ * @param {{ file: string, args: string[], cwd?: string, env?: Record<string,string>, input?: string,
+ *   timeoutMs?: number, maxOutputBytes: number }} req
+ * @param {(err: Error | null, result?: { exitCode: number, out: Buffer, outBytes: number, err: Buffer,
+ *   errBytes: number, timedOut: boolean, durationMs: number }) => void} done
  */
 export function runCaptured(req, done) {
   const started = Date.now();
