@@ -1,5 +1,6 @@
 // /v1/sandboxes routes: HTTP ↔ SandboxService, nothing else. Every call acts as the token's owner.
 import { Router } from 'express';
+import { Failure } from '../../workflows/failures';
 import { principalOf, requesterOf, requireAdmin } from '../auth';
 import { ApiError } from '../errors';
 import { checkIdParam, idempotencyKey } from '../request-params';
@@ -24,10 +25,10 @@ export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: n
     const body = createSandboxBody.parse(req.body ?? {});
     const key = idempotencyKey(req);
     const { created, sandbox } = await service.create(principalOf(req), body, { idempotencyKey: key });
-    if (created && sandbox.errorCode === 'bad_spec') {
+    if (created && sandbox.errorCode === Failure.BadSpec) {
       throw new ApiError(400, 'invalid_argument', sandbox.error ?? 'bad sandbox spec', { sandbox });
     }
-    if (created && sandbox.errorCode === 'isolation_unavailable') {
+    if (created && sandbox.errorCode === Failure.IsolationUnavailable) {
       const message = sandbox.error ?? 'the driver cannot isolate sandboxes on this host';
       throw new ApiError(503, 'unavailable', message, { sandbox });
     }

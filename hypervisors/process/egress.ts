@@ -4,7 +4,7 @@
 // cloud metadata endpoint, a compose network's Temporal and PostgreSQL. The filter lives in the
 // sandbox's own network namespace, where its processes (uid 65534, no capabilities) cannot change it.
 import os from 'node:os';
-import { HypervisorError } from '../errors';
+import { BadSpecError, HypervisorError } from '../errors';
 import { runCommand } from '../shared/run-command';
 
 /** Ranges that are never the internet: this network, private, shared (CGNAT), link-local, multicast, reserved. */
@@ -36,10 +36,8 @@ export function parseAllowList(text: string | undefined): string[] {
   for (const e of entries) {
     const m = CIDR.exec(e);
     if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || (m[5] !== undefined && Number(m[5]) > 32)) {
-      throw new HypervisorError(
+      throw new BadSpecError(
         `HOURGLASS_PROCESS_NETWORK_ALLOW: '${e}' is not an IPv4 address or CIDR (like 10.1.2.0/24)`,
-        'bad_spec',
-        true,
       );
     }
   }
