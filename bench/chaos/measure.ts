@@ -159,13 +159,14 @@ function exactlyOnceOf(m: MeasureInput, rows: Row[], destroyedEvents: DestroyedE
     if (n === 0 && !rows.some((r) => r.id === id) && !monitor.dirs.has(id)) continue;
     perSandbox[n] = (perSandbox[n] ?? 0) + 1;
     if (n === 0) without.push(id);
-    if (n > 1)
-      {several.push(
+    if (n > 1) {
+      several.push(
         `${id}: ${destroyedEvents
           .get(id)!
           .map((d) => d.reason)
           .join(' | ')}`,
-      );}
+      );
+    }
   }
   const holdersPer: Record<string, number> = {};
   for (const rec of monitor.dirs.values()) holdersPer[rec.holders.length] = (holdersPer[rec.holders.length] ?? 0) + 1;

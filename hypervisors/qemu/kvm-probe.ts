@@ -42,8 +42,9 @@ async function probeKvm(cfg: KvmProbeSettings, image: GuestImage, ctx: OpContext
       () => true,
       () => false,
     ))
-  )
-    {return false;}
+  ) {
+    return false;
+  }
   const cacheFile = join(cfg.dir, 'kvm-probe.json');
   const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   const cached = await readJson<{ bootId: string; binary: string; kvm: boolean }>(cacheFile);

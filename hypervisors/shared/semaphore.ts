@@ -37,9 +37,12 @@ export class Semaphore {
       if (released) return;
       released = true;
       const next = this.queue.shift();
-      if (next)
-        {next();} // hand the slot straight over
-      else {this.free++;}
+      if (next) {
+        next();
+      } // hand the slot straight over
+      else {
+        this.free++;
+      }
     };
   }
 }
