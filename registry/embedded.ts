@@ -89,7 +89,8 @@ export async function startEmbeddedPostgres(
 /** pg-connection-string reads the socket directory from `?host=`; the port names the socket file. */
 export function connectionUrl(creds: EmbeddedCredentials, socketDir: string, port: number): string {
   const { name, password } = creds.app;
-  return `postgres://${name}:${encodeURIComponent(password)}@localhost:${port}/${creds.database}?host=${encodeURIComponent(socketDir)}`;
+  const host = encodeURIComponent(socketDir);
+  return `postgres://${name}:${encodeURIComponent(password)}@localhost:${port}/${creds.database}?host=${host}`;
 }
 
 /**

@@ -48,7 +48,8 @@ if [[ -z "$(candidate_version busybox-static)" || "$(candidate_version busybox-s
   fi
 fi
 
-KERNEL_PKG="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ && !v { v = $2 } END { print v }')"
+KERNEL_PKG="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+  awk '/Depends: linux-image-/ && !v { v = $2 } END { print v }')"
 [[ -n "$KERNEL_PKG" ]] || die "cannot resolve linux-image-cloud-amd64 to a kernel package"
 # One apt-cache call for all three: each costs ~0.5 s, and a cache hit should be quick.
 VERSIONS="$(apt-cache policy "$KERNEL_PKG" busybox-static qemu-guest-agent 2>/dev/null \
@@ -58,7 +59,8 @@ KERNEL_VER="$(version_of "$KERNEL_PKG")"
 BUSYBOX_VER="$(version_of busybox-static)"
 QGA_VER="$(version_of qemu-guest-agent)"
 for v in "$KERNEL_VER" "$BUSYBOX_VER" "$QGA_VER"; do
-  [[ -n "$v" && "$v" != "(none)" ]] || die "a package has no candidate version (kernel=$KERNEL_VER busybox=$BUSYBOX_VER qga=$QGA_VER)"
+  [[ -n "$v" && "$v" != "(none)" ]] ||
+    die "a package has no candidate version (kernel=$KERNEL_VER busybox=$BUSYBOX_VER qga=$QGA_VER)"
 done
 
 INPUTS="script=$(sha256sum "$SCRIPT_PATH" | cut -d' ' -f1)
@@ -176,9 +178,10 @@ exec /sbin/init
 EOF
 chmod 0755 "$ROOT/init"
 
+QGA="/usr/sbin/qemu-ga --method=virtio-serial --path=/dev/virtio-ports/$AGENT_PORT"
 cat >"$ROOT/etc/inittab" <<EOF
 ::sysinit:/etc/init.d/rcS
-::respawn:/usr/bin/env HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/sbin/qemu-ga --method=virtio-serial --path=/dev/virtio-ports/$AGENT_PORT
+::respawn:/usr/bin/env HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin $QGA
 ::shutdown:/bin/umount -a -r
 EOF
 
@@ -243,4 +246,5 @@ ln -sfn "$ROOTFS_NAME" "$OUT/rootfs.qcow2"
 mv -f "$STAGE/vmlinuz" "$OUT/vmlinuz"
 mv -f "$STAGE/initrd.img" "$OUT/initrd.img"
 mv -f "$STAGE/manifest.json" "$OUT/manifest.json" # last: its presence means the build finished
-log "done: kernel $KERNEL_RELEASE, initrd $(du -h "$OUT/initrd.img" | cut -f1), rootfs $(du -h "$OUT/$ROOTFS_NAME" | cut -f1) in $OUT"
+log "done: kernel $KERNEL_RELEASE, initrd $(du -h "$OUT/initrd.img" | cut -f1)," \
+  "rootfs $(du -h "$OUT/$ROOTFS_NAME" | cut -f1) in $OUT"

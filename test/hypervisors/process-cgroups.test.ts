@@ -100,7 +100,10 @@ describe('cgroup detection', () => {
     expect(detectCgroups(parseMountinfo(HYBRID), 'hourglass/abcd', probe({ writable: () => false }))).toMatchObject({
       version: null,
       reason: expect.stringMatching(
-        /cgroup v1 hierarchies not writable by uid \d+: \/sys\/fs\/cgroup\/cpu, \/sys\/fs\/cgroup\/memory, \/sys\/fs\/cgroup\/pids/,
+        new RegExp(
+          String.raw`cgroup v1 hierarchies not writable by uid \d+: ` +
+            '/sys/fs/cgroup/cpu, /sys/fs/cgroup/memory, /sys/fs/cgroup/pids',
+        ),
       ),
     });
     expect(detectCgroups([], 'hourglass', probe())).toEqual({

@@ -50,9 +50,9 @@ describe('process sandbox limits', () => {
     const d = driver();
     const info = await d.create({ id: 'l1', labels: {}, limits: { memoryMiB: 128 } });
     expect(info.limits).toEqual({ ...LIMITS, memoryMiB: 128 });
-    expect(info.isolation).toMatch(
-      /; cgroup v[12]: memory 128 MiB, pids 48, cpu 0.5; \/tmp 8 MiB; workspace 32 MiB; network: none \(own namespace, loopback only\)$/,
-    );
+    expect(info.isolation).toMatch(/; cgroup v[12]: memory 128 MiB, pids 48, cpu 0.5; /);
+    const tail = '; /tmp 8 MiB; workspace 32 MiB; network: none (own namespace, loopback only)';
+    expect(info.isolation.slice(-tail.length)).toBe(tail);
     expect(limitFiles(info)).toEqual({
       pids: '48',
       memory: String(128 * 1024 * 1024),

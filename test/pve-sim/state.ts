@@ -45,8 +45,10 @@ export interface TaskTiming {
 const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
 
 /** UPID:{node}:{pid}:{pstart}:{starttime}:{type}:{id}:{user}: (note the trailing colon; proxmox-api.md §7). */
-export const UPID_PATTERN =
-  /^UPID:([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?):([0-9A-F]{8}):([0-9A-F]{8,9}):([0-9A-F]{8}):([^:\s]+):([^:\s]*):([^:\s]+):$/;
+const NODE_NAME = String.raw`[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?`;
+export const UPID_PATTERN = new RegExp(
+  String.raw`^UPID:(${NODE_NAME}):([0-9A-F]{8}):([0-9A-F]{8,9}):([0-9A-F]{8}):([^:\s]+):([^:\s]*):([^:\s]+):$`,
+);
 
 export function isTemplate(vm: SimVm): boolean {
   return Number(vm.config.template ?? 0) === 1;
