@@ -1,6 +1,7 @@
 // What a chaos run found: the report's shape, the verdict (the figures that must be zero and the
 // bound that must hold) and the table `npm run chaos` prints.
 import { quantile } from '../lib/stats';
+import type { ApiStats } from './client';
 
 export interface Distribution {
   n: number;
@@ -28,15 +29,7 @@ export interface ChaosReport {
     crashes: { service: string; at: string; code: number | null; signal: string | null }[];
     outages: { service: string; cause: string; startSecond: number; seconds: number | null }[];
     injectedFaults: Record<string, number>;
-    api: {
-      calls: number;
-      retries: number;
-      retriedCalls: number;
-      failedCalls: number;
-      conflicts: number;
-      retryCauses: Record<string, number>;
-      failures: string[];
-    };
+    api: ApiStats;
   };
   leaks: {
     liveVms: number;
