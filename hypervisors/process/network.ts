@@ -6,15 +6,18 @@ import { readlinkSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { HypervisorError } from '../errors';
+import { cgroupProcsFiles } from './cgroups-plan';
+import { applyEgressRules } from './egress';
+import { TOOLS_PATH, type HostSupport } from './host-support';
 import { launchArgv } from './launcher';
-import { recordProcess, type RecordedProcess } from '../shared/proc-identity';
+import type { SandboxRecord } from './record';
+import type { SandboxFiles } from './sandbox-files';
+import { recordProcess, signalIfOurs, type RecordedProcess } from '../shared/proc-identity';
 import { spawnDetached } from '../shared/spawner/index';
 
 /** slirp4netns's built-in DNS forwarder (it relays to the host's resolvers). */
 export const SLIRP_DNS = '10.0.2.3';
 export const RESOLV_CONF = `nameserver ${SLIRP_DNS}\n`;
-
-const TOOLS_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
  * Where the generated resolv.conf is bound inside the sandbox. /etc is the host's, read-only; when
@@ -32,6 +35,28 @@ export function resolvConfTarget(): string {
 /** argv[0] of a sandbox's slirp4netns, so one started by a worker that died unrecorded is found. */
 export function slirpMarker(sandboxDir: string): string {
   return `slirp4netns[${sandboxDir}]`;
+}
+
+/**
+ * Brings up the network of a running holder (`r.holder`) whose slirp4netns has ended: its egress
+ * filter, then a fresh slirp4netns, recorded (in `r` too).
+ */
+export async function startNetwork(r: SandboxRecord, host: HostSupport, files: SandboxFiles): Promise<void> {
+  // Filter first: there is no route out until slirp4netns configures tap0.
+  if (r.egressAllow) await applyEgressRules(host.iptablesRestore ?? 'iptables-restore', r.holder!.pid, r.egressAllow);
+  const slirp = await startSlirp({
+    slirp: host.slirp!,
+    holderPid: r.holder!.pid,
+    sandboxDir: files.dir(r.id),
+    joinCgroups: r.cgroup ? cgroupProcsFiles(r.cgroup) : [],
+  });
+  r.slirp = slirp;
+  try {
+    await files.write(r);
+  } catch (err) {
+    await signalIfOurs(slirp, 'SIGKILL');
+    throw err;
+  }
 }
 
 export interface SlirpStart {
