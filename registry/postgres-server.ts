@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { findProcesses, stopProcess, type StopStep } from '../hypervisors/shared/process-table';
+import { findProcesses, stopProcess, type StopStep } from '../hypervisors/common/process-table';
 import { describeExit, startServiceProcess, type ServiceProcess } from '../worker/service-process';
 
 export interface PostgresServerOptions {

@@ -14,7 +14,7 @@ import { WorkflowUpdateStage } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../worker/worker';
-import { findProcesses } from '../hypervisors/shared/process-table';
+import { findProcesses } from '../hypervisors/common/process-table';
 import { gone } from './support/process-drivers';
 import { eventually, settledEvents, startHarness, type Harness, testDataConverter } from './support/harness';
 import { sandboxWorkflowId, sessionWorkflowId } from '../workflows/ids';

@@ -2,7 +2,7 @@
 // PostgreSQL and the real process driver (bubblewrap).
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAlive, recordProcess } from '../hypervisors/shared/proc-identity';
+import { isAlive, recordProcess } from '../hypervisors/common/proc-identity';
 import { sandboxIdForKey } from '../api/sandboxes/idempotency';
 import { recordTransition } from '../registry/sandboxes';
 import type { SandboxStatus } from '../workflows/types';

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresBinaries } from '../registry/postgres-server';
 import { migrate } from '../registry/migrate';
-import { isAlive, recordProcess, signalIfOurs, type RecordedProcess } from '../hypervisors/shared/proc-identity';
+import { isAlive, recordProcess, signalIfOurs, type RecordedProcess } from '../hypervisors/common/proc-identity';
 import { findTemporalCli } from '../worker/temporal-server';
 import { settledEvents } from './support/harness';
 import {

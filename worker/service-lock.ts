@@ -4,7 +4,7 @@
 // dir's data is an orphan of that crash.
 import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isAlive, processStartTime } from '../hypervisors/shared/proc-identity';
+import { isAlive, processStartTime } from '../hypervisors/common/proc-identity';
 
 export interface LockHolder {
   pid: number;

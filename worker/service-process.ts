@@ -6,9 +6,9 @@
 //    setting on a user switch, so setpriv switches user first and sets it last.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { processStartTime } from '../hypervisors/shared/proc-identity';
-import type { StopStep } from '../hypervisors/shared/process-table';
-import { findExecutable } from '../hypervisors/shared/find-executable';
+import { processStartTime } from '../hypervisors/common/proc-identity';
+import type { StopStep } from '../hypervisors/common/process-table';
+import { findExecutable } from '../hypervisors/common/find-executable';
 
 export interface ServiceProcessOptions {
   /** For messages: "PostgreSQL", "Temporal". */

@@ -12,9 +12,9 @@ import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
-import { findProcesses, optionValue, stopProcess, type StopStep } from '../hypervisors/shared/process-table';
+import { findProcesses, optionValue, stopProcess, type StopStep } from '../hypervisors/common/process-table';
 import { describeExit, startServiceProcess, type ServiceProcess } from './service-process';
-import { findExecutable } from '../hypervisors/shared/find-executable';
+import { findExecutable } from '../hypervisors/common/find-executable';
 
 export interface DevServerOptions {
   stateDir: string;

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { isAlive, type RecordedProcess } from '../../hypervisors/shared/proc-identity';
+import { isAlive, type RecordedProcess } from '../../hypervisors/common/proc-identity';
 
 export interface ForeignVm {
   dirs: string[];

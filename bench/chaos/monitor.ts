@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isAlive, type RecordedProcess } from '../../hypervisors/shared/proc-identity';
+import { isAlive, type RecordedProcess } from '../../hypervisors/common/proc-identity';
 
 export interface DirRecord {
   id: string;

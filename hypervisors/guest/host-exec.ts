@@ -1,6 +1,6 @@
 // The exec contract for a command the worker's host starts itself (the process driver): its own
 // process group, killed whole at the deadline (EXIT_TIMED_OUT), output cut as every driver cuts it.
-import { runCaptured } from '../shared/spawner/index';
+import { runCaptured } from '../common/spawner/index';
 import type { ExecResult } from '../types';
 import { EXEC_OUTPUT_CAP_BYTES, EXIT_TIMED_OUT } from './contract';
 import { cappedOutput } from './exec-result';

@@ -1,7 +1,7 @@
 // Which libvirt domains are our sandboxes: the metadata marker, not the name, decides, so a foreign
 // "hourglass-x" domain is never touched.
 import { dirname } from 'node:path';
-import { errorText } from '../shared/error-text';
+import { errorText } from '../common/error-text';
 import { NotFoundError } from '../errors';
 import type { OpContext, VmState } from '../types';
 import {

@@ -4,8 +4,8 @@
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errorText } from '../shared/error-text';
-import { exists } from '../shared/files';
+import { errorText } from '../common/error-text';
+import { exists } from '../common/files';
 import { BadSpecError, NotFoundError, NotReadyError } from '../errors';
 import { VM_GUEST_HOME } from '../guest/contract';
 import { runInGuest } from '../guest/exec';

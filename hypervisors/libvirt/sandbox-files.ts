@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { link, readFile, realpath, rm } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
-import { errorText } from '../shared/error-text';
-import { runTool } from '../shared/run-command';
+import { errorText } from '../common/error-text';
+import { runTool } from '../common/run-command';
 import { BadSpecError, HypervisorError } from '../errors';
 import { resolveGuestImage } from '../guest/image';
 import type { OpContext, SandboxSpec } from '../types';

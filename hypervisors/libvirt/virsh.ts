@@ -1,7 +1,7 @@
 // virsh, the driver's only way to libvirtd: one process per call, its errors sorted into what the
 // lifecycle can act on (gone, bad spec, busy: retry, libvirtd down: retry).
-import { errorText } from '../shared/error-text';
-import { runTool } from '../shared/run-command';
+import { errorText } from '../common/error-text';
+import { runTool } from '../common/run-command';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError } from '../errors';
 import type { OpContext } from '../types';
 import { domainNameFor } from './domain-xml';

@@ -1,7 +1,7 @@
 // A sandbox's cgroup on the host: created with its limits, checked, emptied and removed.
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { exists } from '../shared/files';
+import { exists } from '../common/files';
 import { cgroupPlan, sandboxCgroupDirs, type CgroupLimits, type CgroupRecord } from './cgroups-plan';
 import type { CgroupSupport } from './cgroups-detect';
 import { BusyError } from '../errors';

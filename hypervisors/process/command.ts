@@ -6,7 +6,7 @@
 import { BusyError } from '../errors';
 import { planExec } from '../guest/exec-plan';
 import { runOnHost } from '../guest/host-exec';
-import { isAlive } from '../shared/proc-identity';
+import { isAlive } from '../common/proc-identity';
 import type { ExecRequest, ExecResult } from '../types';
 import { dropPrivilegesArgs, SECCOMP_FD, seccompWrapperArgs } from './bwrap';
 import { cgroupExists } from './cgroups';

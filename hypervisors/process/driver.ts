@@ -7,12 +7,12 @@
 import { createHash } from 'node:crypto';
 import { chmod, chown, mkdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { exists } from '../shared/files';
+import { exists } from '../common/files';
 import { ensureCgroup, newCgroupRecord, removeCgroup } from './cgroups';
 import { detectCgroups, type CgroupSupport } from './cgroups-detect';
 import { enforcedCgroupLimits, sandboxCgroupDirs } from './cgroups-plan';
 import { BadSpecError, IsolationUnavailableError, NotFoundError, NotReadyError } from '../errors';
-import { isAlive } from '../shared/proc-identity';
+import { isAlive } from '../common/proc-identity';
 import { SANDBOX_UID } from './bwrap';
 import { runInSandbox } from './command';
 import {

@@ -5,7 +5,7 @@
 // sandbox's own network namespace, where its processes (uid 65534, no capabilities) cannot change it.
 import os from 'node:os';
 import { BadSpecError, HypervisorError } from '../errors';
-import { runCommand } from '../shared/run-command';
+import { runCommand } from '../common/run-command';
 
 /** Ranges that are never the internet: this network, private, shared (CGNAT), link-local, multicast, reserved. */
 export const NON_PUBLIC_RANGES = [

@@ -1,8 +1,8 @@
 // Ending a sandbox's processes, for stop, destroy, and before a holder starts (one holder per
 // sandbox): the recorded ones by their identity, the rest by cgroup or, without one, by command line.
 import { BusyError } from '../errors';
-import { signalIfOurs, waitForExit } from '../shared/proc-identity';
-import { findProcesses, type ProcessInfo } from '../shared/process-table';
+import { signalIfOurs, waitForExit } from '../common/proc-identity';
+import { findProcesses, type ProcessInfo } from '../common/process-table';
 import { cgroupExists, emptyCgroup } from './cgroups';
 import { slirpMarker } from './network';
 import type { SandboxRecord } from './record';

@@ -4,8 +4,8 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BusyError } from '../errors';
-import { recordProcess, signalIfOurs } from '../shared/proc-identity';
-import { spawnDetached } from '../shared/spawner/index';
+import { recordProcess, signalIfOurs } from '../common/proc-identity';
+import { spawnDetached } from '../common/spawner/index';
 import { holderBwrapArgs, INFO_FD, READY_FD, SECCOMP_FD } from './bwrap';
 import { cgroupProcsFiles } from './cgroups-plan';
 import { DEFAULT_LIMITS } from './config';

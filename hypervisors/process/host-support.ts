@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { IsolationUnavailableError } from '../errors';
-import { findExecutable } from '../shared/find-executable';
+import { findExecutable } from '../common/find-executable';
 import type { IsolationMode } from './config';
 import type { SandboxRecord } from './record';
 import { WorkspaceImages } from './workspace';

@@ -12,8 +12,8 @@ import { TOOLS_PATH, type HostSupport } from './host-support';
 import { launchArgv } from './launcher';
 import type { SandboxRecord } from './record';
 import type { SandboxFiles } from './sandbox-files';
-import { recordProcess, signalIfOurs, type RecordedProcess } from '../shared/proc-identity';
-import { spawnDetached } from '../shared/spawner/index';
+import { recordProcess, signalIfOurs, type RecordedProcess } from '../common/proc-identity';
+import { spawnDetached } from '../common/spawner/index';
 
 /** slirp4netns's built-in DNS forwarder (it relays to the host's resolvers). */
 export const SLIRP_DNS = '10.0.2.3';

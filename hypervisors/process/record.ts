@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { CgroupRecord } from './cgroups-plan';
 import type { IsolationMode } from './config';
 import type { WorkspaceRecord } from './workspace';
-import type { RecordedProcess } from '../shared/proc-identity';
+import type { RecordedProcess } from '../common/proc-identity';
 import type { SandboxLimits } from '../types';
 
 /**

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
-import { KeyedMutex } from '../shared/keyed-mutex';
+import { KeyedMutex } from '../common/keyed-mutex';
 
 /** A lock not refreshed for this long belongs to a dead process and may be taken over. */
 const STALE_MS = 10_000;

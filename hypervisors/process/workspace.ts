@@ -13,10 +13,10 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, realpath, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HypervisorError } from '../errors';
-import { KeyedMutex } from '../shared/keyed-mutex';
+import { KeyedMutex } from '../common/keyed-mutex';
 import { launchArgv } from './launcher';
 import { parseMountinfo, readMounts } from './mountinfo';
-import { runCommand } from '../shared/run-command';
+import { runCommand } from '../common/run-command';
 
 /** Kept in sandbox.json. */
 export interface WorkspaceRecord {

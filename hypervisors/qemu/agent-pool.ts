@@ -5,7 +5,7 @@
 // naps 100 ms (its guard against spinning on virtio-serial), which would otherwise add ~50 ms to
 // every exec. Closed when idle so another worker can connect.
 import { HypervisorError } from '../errors';
-import { errorText } from '../shared/error-text';
+import { errorText } from '../common/error-text';
 import { QgaClient } from './qga';
 
 interface AgentConnection {

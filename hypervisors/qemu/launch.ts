@@ -1,11 +1,11 @@
 // Starting QEMU: the microvm command line, daemonizing, and making sense of the pidfile after.
 import { rm } from 'node:fs/promises';
 import { HypervisorError } from '../errors';
-import { tail } from '../shared/file-tail';
+import { tail } from '../common/file-tail';
 import type { GuestImage } from '../guest/image';
-import { isAlive } from '../shared/proc-identity';
+import { isAlive } from '../common/proc-identity';
 import { processFromPidfile, type Accel, type QemuProcess, type SandboxPaths, type VmRecord } from './state';
-import { runToLog } from '../shared/run-to-log';
+import { runToLog } from '../common/run-to-log';
 
 const AGENT_PORT = 'org.qemu.guest_agent.0';
 

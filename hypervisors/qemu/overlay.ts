@@ -2,9 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
 import { HypervisorError } from '../errors';
-import { tail } from '../shared/file-tail';
+import { tail } from '../common/file-tail';
 import type { SandboxPaths, VmRecord } from './state';
-import { runToLog } from '../shared/run-to-log';
+import { runToLog } from '../common/run-to-log';
 import type { OpContext } from '../types';
 
 export async function createOverlay(p: SandboxPaths, rec: VmRecord, ctx: OpContext): Promise<void> {

@@ -5,7 +5,7 @@
 // guest-sync-delimited (a random id, answered after a 0xFF byte) and only then trusts the order.
 import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { connectUnixSocket, readJsonLines, Wakeup } from '../shared/unix-socket';
+import { connectUnixSocket, readJsonLines, Wakeup } from '../common/unix-socket';
 import type { GuestAgent } from '../guest/exec';
 import { decodeExecStatus, guestExecArguments, type QgaExecStatus } from '../guest/qga-exec';
 

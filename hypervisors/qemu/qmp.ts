@@ -1,6 +1,6 @@
 // Minimal QMP client (QEMU's control socket): handshake, query-status, stop, cont, quit.
 import type { Socket } from 'node:net';
-import { connectUnixSocket, readJsonLines, Wakeup } from '../shared/unix-socket';
+import { connectUnixSocket, readJsonLines, Wakeup } from '../common/unix-socket';
 
 export interface QmpOptions {
   timeoutMs?: number;

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { VM_GUEST_HOME } from '../guest/contract';
 import { runInGuest } from '../guest/exec';
 import { planExec } from '../guest/exec-plan';
-import { isAlive } from '../shared/proc-identity';
+import { isAlive } from '../common/proc-identity';
 import { QgaClient, qgaGuestAgent } from './qga';
 import type { AgentPool } from './agent-pool';
 import { readRecord, type SandboxPaths } from './state';

@@ -3,8 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GuestImage } from '../guest/image';
-import { readJson, writeJsonAtomic } from '../shared/json-file';
-import { hasExited, processStat, type RecordedProcess } from '../shared/proc-identity';
+import { readJson, writeJsonAtomic } from '../common/json-file';
+import { hasExited, processStat, type RecordedProcess } from '../common/proc-identity';
 
 export type Accel = 'kvm' | 'tcg';
 

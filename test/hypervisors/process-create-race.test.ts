@@ -1,7 +1,7 @@
 // A retried create — an attempt the server timed out still running beside its retry, possibly in
 // another worker on the same host — must leave one namespace per sandbox, the one recorded.
 import { describe, expect, it } from 'vitest';
-import { findProcesses } from '../../hypervisors/shared/process-table';
+import { findProcesses } from '../../hypervisors/common/process-table';
 import { gone, processDrivers } from '../support/process-drivers';
 
 const SMALL = { memoryMiB: 128, pids: 64, tmpMiB: 8, diskMiB: 0 };

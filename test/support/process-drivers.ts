@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach } from 'vitest';
-import { hasExited, processStat } from '../../hypervisors/shared/proc-identity';
+import { hasExited, processStat } from '../../hypervisors/common/proc-identity';
 import { ProcessHypervisor, type ProcessOptions } from '../../hypervisors/process/driver';
 
 export function processDrivers(prefix: string, defaults: Partial<ProcessOptions>) {

