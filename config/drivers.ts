@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { DEFAULT_EXEC_TIMEOUT_SECONDS } from '../hypervisors/guest/contract';
 import { parseAllowList } from '../hypervisors/process/egress';
 import { checkCgroupParent, ISOLATION_MODES, limitProblems } from '../hypervisors/process/config';
 import type { SandboxLimits } from '../hypervisors/types';
@@ -16,16 +17,20 @@ const PROCESS_LIMIT_VARS = {
   diskMiB: 'HOURGLASS_PROCESS_DISK_MIB',
 } as const satisfies Record<keyof SandboxLimits, string>;
 
+/** A setting no longer read: refused while set, so nobody believes it still works. */
+const retired = (instead: string) =>
+  z
+    .string()
+    .optional()
+    .refine((v) => v === undefined, { message: `is no longer read: ${instead}; unset it` });
+
+const EXEC_TIMEOUT_NOW = `an exec's timeout is the request's, ${DEFAULT_EXEC_TIMEOUT_SECONDS} s when it gives none`;
+
 const processSchema = z
   .object({
-    HOURGLASS_PROCESS_BWRAP: z
-      .string()
-      .optional()
-      .refine((v) => v === undefined, {
-        message:
-          'is no longer read: process sandboxes always use bubblewrap unless HOURGLASS_PROCESS_ISOLATION=none ' +
-          'opts out explicitly; unset it',
-      }),
+    HOURGLASS_PROCESS_BWRAP: retired(
+      'process sandboxes always use bubblewrap unless HOURGLASS_PROCESS_ISOLATION=none opts out explicitly',
+    ),
     HOURGLASS_PROCESS_ISOLATION: oneOfVar(ISOLATION_MODES, 'bubblewrap'),
     HOURGLASS_PROCESS_NETWORK: oneOfVar(['0', '1'], '0'),
     HOURGLASS_PROCESS_NETWORK_ALLOW: z.string().optional(),
@@ -56,6 +61,7 @@ const processSchema = z
 
 const qemuSchema = z
   .object({
+    HOURGLASS_QEMU_EXEC_TIMEOUT_S: retired(EXEC_TIMEOUT_NOW),
     HOURGLASS_QEMU_ACCEL: oneOfVar(['auto', 'kvm', 'tcg'], 'auto'),
     HOURGLASS_QEMU_BINARY: textVar('qemu-system-x86_64'),
     HOURGLASS_QEMU_MEMORY_MIB: intVar(128, 1),
@@ -93,6 +99,7 @@ const LIBVIRT_KERNEL_ARGS = 'console=ttyS0 quiet panic=-1 tsc_early_khz=2300000 
 
 const libvirtSchema = z
   .object({
+    HOURGLASS_LIBVIRT_EXEC_TIMEOUT_S: retired(EXEC_TIMEOUT_NOW),
     HOURGLASS_LIBVIRT_URI: textVar('qemu:///system'),
     HOURGLASS_LIBVIRT_MEMORY_MIB: intVar(128, 1),
     HOURGLASS_LIBVIRT_CPUS: intVar(1, 1),

@@ -107,6 +107,15 @@ describe('qemu and libvirt driver settings', () => {
       "HOURGLASS_LIBVIRT_DOMAIN_TYPE must be one of qemu, kvm (got 'xen')",
     );
   });
+
+  it('refuses the retired per-driver exec timeouts: the exec contract has one default', () => {
+    expect(() => driverSettings('qemu', { HOURGLASS_QEMU_EXEC_TIMEOUT_S: '1200' })).toThrow(
+      /^HOURGLASS_QEMU_EXEC_TIMEOUT_S is no longer read: an exec's timeout is the request's, 300 s when it gives none/,
+    );
+    expect(() => driverSettings('libvirt', { HOURGLASS_LIBVIRT_EXEC_TIMEOUT_S: '600' })).toThrow(
+      /^HOURGLASS_LIBVIRT_EXEC_TIMEOUT_S is no longer read/,
+    );
+  });
 });
 
 describe('proxmox driver settings', () => {
