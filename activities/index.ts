@@ -6,15 +6,8 @@ import type pg from 'pg';
 import { HypervisorError } from '../hypervisors/errors';
 import type { HypervisorSet } from '../hypervisors/index';
 import type { OpContext, SandboxLimits } from '../hypervisors/types';
-import {
-  markDestroyed,
-  recordExecEnd,
-  recordExecInterrupted,
-  recordExecStart,
-  recordTransition,
-  recordTransitions,
-  type ExecRecord,
-} from '../registry/sandboxes';
+import { recordExecEnd, recordExecInterrupted, recordExecStart, type ExecRecord } from '../registry/execs';
+import { markDestroyed, recordTransition, recordTransitions } from '../registry/sandboxes';
 import { Failure } from '../workflows/failures';
 import { createReaperActivities } from './reaper';
 import type { ExecInput, ExecOutput, TransitionEvent } from '../workflows/types';

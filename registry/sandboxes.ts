@@ -1,11 +1,10 @@
-// Registry queries for sandboxes, their events and execs. Writes are idempotent.
+// Registry queries for sandboxes and their events (execs: execs.ts). Writes are idempotent.
 import type pg from 'pg';
-import { capBytes, outputBytes, outputFields } from '../hypervisors/guest/output';
 import { decodeCursor, encodeCursor } from './list-cursor';
 import { storableJson, storableText } from './storable';
 import { inTransaction } from './transaction';
 import type { SandboxState } from '../workflows/states';
-import type { ExecOutput, SandboxStatus, TransitionEvent } from '../workflows/types';
+import type { SandboxStatus, TransitionEvent } from '../workflows/types';
 
 export interface SandboxRow extends SandboxStatus {
   updatedAt: string;
@@ -28,8 +27,6 @@ export interface ListFilter {
   limit: number;
   cursor?: string;
 }
-
-const OUTPUT_CAP = 64 * 1024; // bytes of stdout/stderr kept per exec
 
 /** Applies a transition: the row moves forward only (seq), the event is written once. */
 export async function recordTransition(pool: pg.Pool, e: TransitionEvent): Promise<void> {
@@ -170,78 +167,6 @@ export async function listEvents(pool: pg.Pool, id: string): Promise<SandboxEven
   return rows;
 }
 
-/** One exec as the registry keeps it. Env values are secrets: only their names are kept. */
-export interface ExecRecord {
-  sandboxId: string;
-  execId: string;
-  command: string[];
-  envNames: string[];
-  startedAt: string;
-}
-
-export async function recordExecStart(pool: pg.Pool, r: ExecRecord): Promise<void> {
-  await pool.query(
-    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at)
-     VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`,
-    [r.sandboxId, r.execId, storableJson(r.command), storableJson(r.envNames), r.startedAt],
-  );
-}
-
-/** Writes an exec's end, and its start too if that write was missed (the registry was down then). */
-export async function recordExecEnd(
-  pool: pg.Pool,
-  r: ExecRecord,
-  result: ExecOutput | { error: string },
-): Promise<void> {
-  const out = 'error' in result ? null : result;
-  await pool.query(
-    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at, exit_code, stdout, stderr, timed_out,
-                        error, duration_ms, finished_at)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11, now())
-     ON CONFLICT (sandbox_id, exec_id) DO UPDATE SET
-       exit_code = EXCLUDED.exit_code, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
-       timed_out = EXCLUDED.timed_out, error = EXCLUDED.error, duration_ms = EXCLUDED.duration_ms,
-       finished_at = EXCLUDED.finished_at`,
-    [
-      r.sandboxId,
-      r.execId,
-      storableJson(r.command),
-      storableJson(r.envNames),
-      r.startedAt,
-      out?.exitCode ?? null,
-      cap(outputBytes(out?.stdout ?? '', out?.stdoutBase64)),
-      cap(outputBytes(out?.stderr ?? '', out?.stderrBase64)),
-      out?.timedOut ?? false,
-      'error' in result ? storableText(result.error) : null,
-      out?.durationMs ?? null,
-    ],
-  );
-}
-
-/** An exec whose activity died without recording its end (worker killed, timed out): never left open. */
-export async function recordExecInterrupted(
-  pool: pg.Pool,
-  sandboxId: string,
-  execId: string,
-  reason: string,
-): Promise<void> {
-  await pool.query(
-    `UPDATE execs SET error = $3, finished_at = now() WHERE sandbox_id = $1 AND exec_id = $2 AND finished_at IS NULL`,
-    [sandboxId, execId, storableText(reason)],
-  );
-}
-
-export async function listExecs(pool: pg.Pool, sandboxId: string) {
-  const { rows } = await pool.query(
-    `SELECT exec_id AS "execId", command, env_names AS "envNames", exit_code AS "exitCode", stdout, stderr,
-            timed_out AS "timedOut", error, started_at AS "startedAt", finished_at AS "finishedAt",
-            duration_ms AS "durationMs"
-     FROM execs WHERE sandbox_id = $1 ORDER BY started_at`,
-    [sandboxId],
-  );
-  return rows.map(({ stdout, stderr, ...r }) => ({ ...r, ...outputFields(stdout as Buffer, stderr as Buffer) }));
-}
-
 const SELECT_SANDBOX = `SELECT id, owner, driver, template, state, labels, session_id, isolation, limits, created_at,
   expires_at, max_expires_at, destroy_reason, error, job, updated_at FROM sandboxes`;
 
@@ -264,8 +189,4 @@ function toSandbox(r: pg.QueryResultRow): SandboxRow {
     job: r.job ?? undefined,
     updatedAt: r.updated_at,
   };
-}
-
-function cap(bytes: Buffer): Buffer {
-  return capBytes(bytes, OUTPUT_CAP, () => '…[truncated]');
 }

@@ -1,13 +1,7 @@
 // Reading sandboxes: one sandbox's live state, the list, a sandbox's events and execs.
 import { WorkflowNotFoundError } from '@temporalio/client';
-import {
-  getSandbox,
-  listEvents,
-  listExecs,
-  listSandboxes,
-  type ListFilter,
-  type SandboxRow,
-} from '../../registry/sandboxes';
+import { getSandbox, listEvents, listSandboxes, type ListFilter, type SandboxRow } from '../../registry/sandboxes';
+import { listExecs } from '../../registry/execs';
 import { getStatus } from '../../workflows/messages';
 import { SandboxDriver, SandboxOwner, SandboxState } from '../../workflows/search-attributes';
 import type { SandboxStatus } from '../../workflows/types';

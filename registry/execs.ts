@@ -1,0 +1,83 @@
+// The execs table: every command run in a sandbox, as the registry keeps it (GET /v1/sandboxes/:id/execs).
+import type pg from 'pg';
+import { capBytes, outputBytes, outputFields } from '../hypervisors/guest/output';
+import { storableJson, storableText } from './storable';
+import type { ExecOutput } from '../workflows/types';
+
+const OUTPUT_CAP = 64 * 1024; // bytes of stdout/stderr kept per exec
+
+/** One exec as the registry keeps it. Env values are secrets: only their names are kept. */
+export interface ExecRecord {
+  sandboxId: string;
+  execId: string;
+  command: string[];
+  envNames: string[];
+  startedAt: string;
+}
+
+export async function recordExecStart(pool: pg.Pool, r: ExecRecord): Promise<void> {
+  await pool.query(
+    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at)
+     VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`,
+    [r.sandboxId, r.execId, storableJson(r.command), storableJson(r.envNames), r.startedAt],
+  );
+}
+
+/** Writes an exec's end, and its start too if that write was missed (the registry was down then). */
+export async function recordExecEnd(
+  pool: pg.Pool,
+  r: ExecRecord,
+  result: ExecOutput | { error: string },
+): Promise<void> {
+  const out = 'error' in result ? null : result;
+  await pool.query(
+    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at, exit_code, stdout, stderr, timed_out,
+                        error, duration_ms, finished_at)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11, now())
+     ON CONFLICT (sandbox_id, exec_id) DO UPDATE SET
+       exit_code = EXCLUDED.exit_code, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
+       timed_out = EXCLUDED.timed_out, error = EXCLUDED.error, duration_ms = EXCLUDED.duration_ms,
+       finished_at = EXCLUDED.finished_at`,
+    [
+      r.sandboxId,
+      r.execId,
+      storableJson(r.command),
+      storableJson(r.envNames),
+      r.startedAt,
+      out?.exitCode ?? null,
+      cap(outputBytes(out?.stdout ?? '', out?.stdoutBase64)),
+      cap(outputBytes(out?.stderr ?? '', out?.stderrBase64)),
+      out?.timedOut ?? false,
+      'error' in result ? storableText(result.error) : null,
+      out?.durationMs ?? null,
+    ],
+  );
+}
+
+/** An exec whose activity died without recording its end (worker killed, timed out): never left open. */
+export async function recordExecInterrupted(
+  pool: pg.Pool,
+  sandboxId: string,
+  execId: string,
+  reason: string,
+): Promise<void> {
+  await pool.query(
+    `UPDATE execs SET error = $3, finished_at = now() WHERE sandbox_id = $1 AND exec_id = $2 AND finished_at IS NULL`,
+    [sandboxId, execId, storableText(reason)],
+  );
+}
+
+export async function listExecs(pool: pg.Pool, sandboxId: string) {
+  const { rows } = await pool.query(
+    `SELECT exec_id AS "execId", command, env_names AS "envNames", exit_code AS "exitCode", stdout, stderr,
+            timed_out AS "timedOut", error, started_at AS "startedAt", finished_at AS "finishedAt",
+            duration_ms AS "durationMs"
+     FROM execs WHERE sandbox_id = $1 ORDER BY started_at`,
+    [sandboxId],
+  );
+  return rows.map(({ stdout, stderr, ...r }) => ({ ...r, ...outputFields(stdout as Buffer, stderr as Buffer) }));
+}
+
+function cap(bytes: Buffer): Buffer {
+  return capBytes(bytes, OUTPUT_CAP, () => '…[truncated]');
+}
