@@ -11,7 +11,7 @@ import type { ExecRequest, ExecResult } from '../types';
 import { dropPrivilegesArgs, SECCOMP_FD, seccompWrapperArgs } from './bwrap';
 import { cgroupExists } from './cgroups';
 import { cgroupProcsFiles, sandboxCgroupDirs } from './cgroups-plan';
-import { TOOLS_PATH } from './host-support';
+import { TOOLS_PATH } from './tools-path';
 import { launchArgv } from './launcher';
 import type { SandboxRecord } from './record';
 import type { SandboxFiles } from './sandbox-files';

@@ -26,14 +26,8 @@ import {
 import { describeHost, describeSandbox, modeMismatchNote } from './describe';
 import { endProcesses, endSlirp } from './end-processes';
 import { startHolder } from './holder';
-import {
-  detectHostSupport,
-  requireHostSupport,
-  requireServable,
-  toolVersion,
-  TOOLS_PATH,
-  type HostSupport,
-} from './host-support';
+import { detectHostSupport, requireHostSupport, requireServable, toolVersion, type HostSupport } from './host-support';
+import { TOOLS_PATH } from './tools-path';
 import { readMountsSync } from './mountinfo';
 import { startNetwork } from './network';
 import type { SandboxRecord } from './record';

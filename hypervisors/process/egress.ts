@@ -6,6 +6,7 @@
 import os from 'node:os';
 import { BadSpecError, HypervisorError } from '../errors';
 import { runCommand } from '../common/run-command';
+import { TOOLS_PATH } from './tools-path';
 
 /** Ranges that are never the internet: this network, private, shared (CGNAT), link-local, multicast, reserved. */
 export const NON_PUBLIC_RANGES = [
@@ -77,7 +78,7 @@ export function egressRules(allow: string[], host: string[] = hostAddresses()): 
 export async function applyEgressRules(iptablesRestore: string, holderPid: number, allow: string[]): Promise<void> {
   const r = await runCommand(['nsenter', '-t', String(holderPid), '-n', '--', iptablesRestore], {
     input: egressRules(allow),
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    env: { PATH: TOOLS_PATH },
     timeoutMs: 10_000,
   });
   if (r.exitCode !== 0) {

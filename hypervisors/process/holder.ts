@@ -9,7 +9,7 @@ import { spawnDetached } from '../common/spawner/index';
 import { holderBwrapArgs, INFO_FD, READY_FD, SECCOMP_FD } from './bwrap';
 import { cgroupProcsFiles } from './cgroups-plan';
 import { DEFAULT_LIMITS } from './config';
-import { TOOLS_PATH } from './host-support';
+import { TOOLS_PATH } from './tools-path';
 import { launchArgv } from './launcher';
 import { RESOLV_CONF, resolvConfTarget } from './network';
 import { writeRecord, type SandboxRecord } from './record';

@@ -9,9 +9,6 @@ import type { IsolationMode } from './config';
 import type { SandboxRecord } from './record';
 import { WorkspaceImages } from './workspace';
 
-/** Tools the driver itself runs (nsenter, mount…): a fixed PATH, never the caller's. */
-export const TOOLS_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
-
 export interface HostSupport {
   bwrap: string | null;
   slirp: string | null;

@@ -17,6 +17,7 @@ import { KeyedMutex } from '../common/keyed-mutex';
 import { launchArgv } from './launcher';
 import { parseMountinfo, readMounts } from './mountinfo';
 import { runCommand } from '../common/run-command';
+import { TOOLS_PATH } from './tools-path';
 
 /** Kept in sandbox.json. */
 export interface WorkspaceRecord {
@@ -24,7 +25,6 @@ export interface WorkspaceRecord {
   sizeMiB: number;
 }
 
-const TOOLS_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 const SANDBOX_UID = 65534;
 /** Where the workspace is mounted inside a bubblewrap sandbox. */
 const SANDBOX_WORK = '/work';
