@@ -17,6 +17,7 @@ import { virshGuestAgent } from './guest-agent';
 import { SandboxFiles } from './sandbox-files';
 import { Virsh } from './virsh';
 import type { LibvirtSettings } from '../../config/drivers';
+import { VM_SANDBOX_ID } from '../common/vm-sandbox-id';
 
 /** LibvirtSettings (config/drivers.ts) and the state dir. */
 export interface LibvirtConfig {
@@ -32,7 +33,6 @@ export interface LibvirtConfig {
   emulator?: string;
 }
 
-const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const MIN_MEMORY_MIB = 96; // 64 MiB hangs while unpacking the initramfs
 
 export function createLibvirtHypervisor(settings: LibvirtSettings, stateDir: string): Hypervisor {
@@ -252,6 +252,6 @@ export class LibvirtHypervisor implements Hypervisor {
 
 function checkId(id: string): string {
   // The id lands in a domain name and in file names: keep it to characters safe in both.
-  if (!SANDBOX_ID.test(id)) throw new BadSpecError(`sandbox id ${JSON.stringify(id)} is not usable by libvirt`);
+  if (!VM_SANDBOX_ID.test(id)) throw new BadSpecError(`sandbox id ${JSON.stringify(id)} is not usable by libvirt`);
   return id;
 }

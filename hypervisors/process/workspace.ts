@@ -18,6 +18,7 @@ import { launchArgv } from './launcher';
 import { parseMountinfo, readMounts } from './mountinfo';
 import { runCommand } from '../common/run-command';
 import { TOOLS_PATH } from './tools-path';
+import { SANDBOX_UID } from './bwrap';
 
 /** Kept in sandbox.json. */
 export interface WorkspaceRecord {
@@ -25,7 +26,6 @@ export interface WorkspaceRecord {
   sizeMiB: number;
 }
 
-const SANDBOX_UID = 65534;
 /** Where the workspace is mounted inside a bubblewrap sandbox. */
 const SANDBOX_WORK = '/work';
 

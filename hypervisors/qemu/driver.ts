@@ -31,6 +31,7 @@ import { processFromPidfile, readRecord, sandboxPaths, writeRecord, type Accel, 
 import { Semaphore } from '../common/semaphore';
 import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
 import type { QemuSettings } from '../../config/drivers';
+import { VM_SANDBOX_ID } from '../common/vm-sandbox-id';
 
 export type { Accel } from './state';
 
@@ -53,7 +54,6 @@ export interface QemuConfig {
   agentIdleMs: number;
 }
 
-const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const MIN_MEMORY_MIB = 96; // 64 MiB hangs while unpacking the initramfs
 const UNIX_SOCKET_PATH_MAX = 107;
 
@@ -184,7 +184,7 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   async destroy(id: string): Promise<{ existed: boolean }> {
-    if (!SANDBOX_ID.test(id)) return { existed: false };
+    if (!VM_SANDBOX_ID.test(id)) return { existed: false };
     return this.locks.run(id, async () => {
       const p = this.paths(id);
       if (!existsSync(p.dir)) return { existed: false };
@@ -209,13 +209,13 @@ export class QemuHypervisor implements Hypervisor {
 
   async list(): Promise<VmInfo[]> {
     const entries = await readdir(this.cfg.dir, { withFileTypes: true }).catch(() => []);
-    const ids = entries.filter((e) => e.isDirectory() && SANDBOX_ID.test(e.name)).map((e) => e.name);
+    const ids = entries.filter((e) => e.isDirectory() && VM_SANDBOX_ID.test(e.name)).map((e) => e.name);
     const infos = await Promise.all(ids.map((id) => this.describe(id)));
     return infos.filter((i): i is VmInfo => i !== null);
   }
 
   async describe(id: string): Promise<VmInfo | null> {
-    if (!SANDBOX_ID.test(id) || !existsSync(this.paths(id).dir)) return null;
+    if (!VM_SANDBOX_ID.test(id) || !existsSync(this.paths(id).dir)) return null;
     const rec = await this.readRecord(id);
     if (!rec) {
       // Created as far as the directory: still ours, so the reaper can destroy it.
@@ -379,7 +379,7 @@ export class QemuHypervisor implements Hypervisor {
 }
 
 function checkId(id: string): void {
-  if (!SANDBOX_ID.test(id)) {
-    throw new BadSpecError(`sandbox id ${JSON.stringify(id)} is not usable as a directory name (${SANDBOX_ID})`);
+  if (!VM_SANDBOX_ID.test(id)) {
+    throw new BadSpecError(`sandbox id ${JSON.stringify(id)} is not usable as a directory name (${VM_SANDBOX_ID})`);
   }
 }
