@@ -6,6 +6,7 @@ import { codecCors, codecRoutes } from './codec-routes';
 import { errorHandler, notFoundRoute } from './errors';
 import { cleanStrings, utf8BodiesOnly } from './input-hygiene';
 import { jobRoutes } from './jobs';
+import { openApiRoutes } from './openapi/serve';
 import { sandboxRoutes } from './sandboxes/routes';
 import type { SandboxService } from './sandboxes/service';
 import { sessionRoutes } from './sessions/routes';
@@ -32,6 +33,8 @@ export function createApp(deps: AppDeps): express.Express {
     const ok = !('error' in checks);
     res.status(ok ? 200 : 503).json({ ok, ...checks });
   });
+  // The API description and its docs page are public: they describe the API and hold no data.
+  app.use(openApiRoutes());
   if (deps.codec) app.use('/v1/codec', codecCors(deps.codec.uiOrigins));
   app.use(bearerAuth(deps.tokens, { insecure: deps.insecureNoAuth }));
   app.use(utf8BodiesOnly);

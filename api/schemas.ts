@@ -1,4 +1,5 @@
 // Request bodies and query strings, validated with zod; errors name the field.
+import './openapi/extend-zod';
 import { z } from 'zod';
 import { MAX_EXEC_TIMEOUT_SECONDS } from '../hypervisors/guest/contract';
 import { SANDBOX_STATES } from '../workflows/states';
