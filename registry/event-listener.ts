@@ -82,7 +82,8 @@ export class EventListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client(this.opts.connection);
+    // Named, so an operator (or a test) can find it in pg_stat_activity.
+    const client = new pg.Client({ ...this.opts.connection, application_name: 'hourglass-event-listener' });
     // Registered before connecting: an 'error' with no listener would crash the process.
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client));
