@@ -10,7 +10,7 @@ import { wrap } from './wrap';
 
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
 // Proto3 JSON leaves out empty fields: an empty Payloads arrives as {}.
-const payloadsBody = z.object({
+export const payloadsBody = z.object({
   payloads: z
     .array(z.object({ metadata: z.record(base64).default({}), data: base64.default('') }))
     .max(1000)
