@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { reaperWorkflow, type ReaperReport } from '../workflows/reaper';
+import { pruneSummary } from '../workflows/summaries';
 import { fromTemporal } from './errors';
 
 export interface PruneRequest {
@@ -22,7 +23,7 @@ export async function runReaperNow(
         workflowId: `reaper:manual:${Date.now()}-${randomBytes(3).toString('hex')}`,
         taskQueue,
         args: [{ ...req, graceSeconds }],
-        staticSummary: `prune${req.dryRun ? ' (dry run)' : ''}`,
+        staticSummary: pruneSummary(req),
       }),
     )
     .catch((err) => {

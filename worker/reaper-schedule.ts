@@ -2,6 +2,7 @@
 // idempotently at start-up: an existing schedule is updated to the configured interval.
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { reaperWorkflow } from '../workflows/reaper';
+import { reaperScheduleSummary } from '../workflows/summaries';
 
 export const REAPER_SCHEDULE_ID = 'hourglass-reaper';
 
@@ -20,6 +21,7 @@ export async function ensureReaperSchedule(
     workflowId: `reaper:${scheduleId}`,
     taskQueue: opts.taskQueue,
     args: [{ graceSeconds: opts.graceSeconds }] as [{ graceSeconds: number }],
+    staticSummary: reaperScheduleSummary(opts.intervalSeconds, opts.graceSeconds),
   };
   try {
     await client.schedule.create({

@@ -2,6 +2,7 @@
 // The run's state and what each message does: sandbox/run.ts. Its parts: sandbox/ (job, exec,
 // lease loop, rollover, registry and UI, activity options).
 import { CancellationScope, isCancellation, setHandler } from '@temporalio/workflow';
+import { EndReason } from './end-reasons';
 import {
   awaitReadyUpdate,
   destroySignal,
@@ -48,7 +49,7 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   } catch (err) {
     if (isCancellation(err) && CancellationScope.current().consideredCancelled) {
       cancelled = err;
-      sandbox.requestDestroy('workflow cancelled');
+      sandbox.requestDestroy('workflow cancelled', EndReason.Cancelled);
     } else if (!sandbox.destroyReason) {
       sandbox.createFailed(rootMessage(err), rootType(err));
     }

@@ -8,5 +8,14 @@ export const SandboxExpiresAt = defineSearchAttributeKey('SandboxExpiresAt', Sea
 export const SandboxSession = defineSearchAttributeKey('SandboxSession', SearchAttributeType.KEYWORD);
 /** The owner of a sandbox or session workflow (from the API token that created it). */
 export const SandboxOwner = defineSearchAttributeKey('SandboxOwner', SearchAttributeType.KEYWORD);
+/** Why the sandbox ended, one of a few fixed words (workflows/end-reasons.ts): the list filters by it. */
+export const SandboxEndReason = defineSearchAttributeKey('SandboxEndReason', SearchAttributeType.KEYWORD);
 
-export const ALL_SEARCH_ATTRIBUTES = [SandboxState, SandboxDriver, SandboxExpiresAt, SandboxSession, SandboxOwner];
+export const ALL_SEARCH_ATTRIBUTES = [
+  SandboxState,
+  SandboxDriver,
+  SandboxExpiresAt,
+  SandboxSession,
+  SandboxOwner,
+  SandboxEndReason,
+];

@@ -21,6 +21,7 @@ import {
   type SessionStatus,
 } from './messages';
 import { sandboxWorkflowId } from './ids';
+import { heartbeatTimerSummary } from './summaries';
 
 export interface SessionInput {
   id: string;
@@ -81,7 +82,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionStatu
         break;
       }
       const seen = wakeups;
-      await condition(() => wakeups !== seen, msLeft);
+      await condition(() => wakeups !== seen, msLeft, { summary: heartbeatTimerSummary(deadline()) });
     }
   } catch (err) {
     if (!isCancellation(err)) throw err;

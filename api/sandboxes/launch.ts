@@ -11,6 +11,7 @@ import {
   SandboxSession,
   SandboxState,
 } from '../../workflows/search-attributes';
+import { sandboxDetails, sandboxSummary } from '../../workflows/summaries';
 import type { SandboxRequest, SandboxStatus } from '../../workflows/types';
 import { fromTemporal } from '../errors';
 import type { SandboxContext } from './context';
@@ -36,7 +37,8 @@ export async function launch(
       labels: request.labels,
       maxExpiresAt: maxExpiresAt.toISOString(),
     },
-    staticSummary: `sandbox ${request.id} of ${request.owner} on ${request.driver} (ttl ${request.ttlSeconds}s)`,
+    staticSummary: sandboxSummary(request),
+    staticDetails: sandboxDetails(request),
     typedSearchAttributes: [
       { key: SandboxState, value: 'REQUESTED' },
       { key: SandboxDriver, value: request.driver },

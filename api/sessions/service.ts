@@ -10,6 +10,7 @@ import {
 } from '../../workflows/messages';
 import { SandboxOwner } from '../../workflows/search-attributes';
 import { sessionWorkflow } from '../../workflows/session';
+import { sessionSummary } from '../../workflows/summaries';
 import { ApiError, fromTemporal, notFound } from '../errors';
 import type { Principal } from '../tokens';
 
@@ -25,7 +26,7 @@ export class SessionService {
       workflowId: sessionWorkflowId(id),
       taskQueue: this.taskQueue,
       args: [{ id, owner: p.owner, heartbeatTimeoutSeconds }],
-      staticSummary: `session ${id} of ${p.owner} (heartbeat every < ${heartbeatTimeoutSeconds}s)`,
+      staticSummary: sessionSummary(id, p.owner, heartbeatTimeoutSeconds),
       typedSearchAttributes: [{ key: SandboxOwner, value: p.owner }],
     });
     return {

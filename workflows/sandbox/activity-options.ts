@@ -1,7 +1,9 @@
-// How the sandbox workflow calls each kind of activity: timeouts, retries, and the task queue that
-// keeps it from waiting behind the others (workflows/task-queues.ts).
+// How the sandbox workflow calls each kind of activity: timeouts, retries, the task queue that
+// keeps it from waiting behind the others (workflows/task-queues.ts), and the summary the Temporal UI
+// shows for the call (user metadata: words that change never break a replay).
 import { ActivityCancellationType, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
+import { bootSummary, destroySummary } from '../summaries';
 import { provisionQueue, teardownQueue } from '../task-queues';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -25,9 +27,10 @@ export const registryLocal = proxyLocalActivities<Activities>({
   localRetryThreshold: '5s',
 });
 
-/** Create, stop and start, on the provision queue. */
-export function provisioning() {
+/** Create, stop and start, on the provision queue. `summary`: what the Temporal UI shows for the call. */
+export function provisioning(summary: string) {
   return proxyActivities<Activities>({
+    summary,
     taskQueue: provisionQueue(workflowInfo().taskQueue),
     startToCloseTimeout: '10m',
     heartbeatTimeout: '30s',
@@ -40,6 +43,7 @@ export function provisioning() {
 /** Waiting for the guest to answer, as long as the request allows. */
 export function bootWait(readyTimeoutSeconds: number) {
   return proxyActivities<Activities>({
+    summary: bootSummary(readyTimeoutSeconds),
     taskQueue: provisionQueue(workflowInfo().taskQueue),
     startToCloseTimeout: `${readyTimeoutSeconds + 30}s`,
     heartbeatTimeout: '30s',
@@ -52,8 +56,9 @@ export function bootWait(readyTimeoutSeconds: number) {
  * Destroy, on the teardown queue, retried forever: a sandbox that was created must be destroyed.
  * Short, flat-ish backoff: a destroy is cheap to retry and every second of delay is a second past the lease.
  */
-export function teardown() {
+export function teardown(reason: string) {
   return proxyActivities<Activities>({
+    summary: destroySummary(reason),
     taskQueue: teardownQueue(workflowInfo().taskQueue),
     startToCloseTimeout: '5m',
     // A destroy lost with a crashed worker is retried after this; the activity heartbeats every second.
@@ -66,17 +71,21 @@ export function teardown() {
 // timer, a destroy signal): no task-queue round trip, no second workflow task, so a lease ends on
 // time even when expiries bunch up. A few quick tries; past them the teardown queue's activity
 // takes over with its forever-retries (a slow driver, a worker without the driver, a crash).
-export const teardownHere = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '60s',
-  retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '2s', maximumAttempts: 3 },
-});
+export function teardownHere(reason: string) {
+  return proxyLocalActivities<Activities>({
+    summary: destroySummary(reason),
+    startToCloseTimeout: '60s',
+    retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '2s', maximumAttempts: 3 },
+  });
+}
 
 /**
  * One command, at most once: re-running a command the agent did not ask for twice could do harm.
  * The activity heartbeats, so a command lost with its worker fails in seconds, not at its timeout.
  */
-export function exec(timeoutSeconds: number) {
+export function exec(timeoutSeconds: number, summary: string) {
   return proxyActivities<Activities>({
+    summary,
     startToCloseTimeout: `${timeoutSeconds + EXEC_GRACE_SECONDS}s`,
     heartbeatTimeout: '10s',
     retry: { maximumAttempts: 1 },

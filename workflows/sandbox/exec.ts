@@ -3,17 +3,19 @@
 import { ApplicationFailure, TimeoutFailure, patched } from '@temporalio/workflow';
 import { DEFAULT_EXEC_TIMEOUT_SECONDS } from '../../hypervisors/guest/contract';
 import { Failure } from '../failures';
+import { execSummary } from '../summaries';
 import type { ExecInput, ExecOutput } from '../types';
 import { exec, registry } from './activity-options';
 import { rootMessage } from './root-cause';
 import type { SandboxRun } from './run';
 
-export async function runCommand(run: SandboxRun, cmd: ExecInput, execId: string): Promise<ExecOutput> {
+/** `what` names the command in the Temporal UI: `exec`, `job step 2:`. */
+export async function runCommand(run: SandboxRun, cmd: ExecInput, execId: string, what = 'exec'): Promise<ExecOutput> {
   const { id } = run;
   const timeoutSeconds = cmd.timeoutSeconds ?? DEFAULT_EXEC_TIMEOUT_SECONDS;
   let out: ExecOutput;
   try {
-    const { unrecorded, ...result } = await exec(timeoutSeconds).execInSandbox({
+    const { unrecorded, ...result } = await exec(timeoutSeconds, execSummary(cmd.command, what)).execInSandbox({
       id,
       driver: run.request.driver,
       execId,

@@ -1,6 +1,7 @@
 // The lease loop: the run sleeps on its lease until it ends, a destroy is asked for, or history
 // asks for a rollover. Handlers bump `wakeups` so the loop looks again.
 import { CancellationScope, allHandlersFinished, condition, sleep } from '@temporalio/workflow';
+import { leaseTimerSummary } from '../summaries';
 import { nearHistoryLimit, rolloverDue } from './rollover';
 import type { SandboxRun } from './run';
 
@@ -40,13 +41,15 @@ export async function holdLease(run: SandboxRun): Promise<'ended' | 'rollover'> 
 function leaseTimer(run: SandboxRun): (done: () => boolean, msLeft: number) => Promise<void> {
   let timerSet = false;
   return async (done, msLeft) => {
+    // The summary names the lease's end as it was when the timer was set (a renewal shows in the next one).
+    const timer = { summary: leaseTimerSummary(run.lease.expiresAt) };
     if (!run.lean) {
-      await condition(done, msLeft);
+      await condition(done, msLeft, timer);
       return;
     }
     if (!timerSet) {
       timerSet = true;
-      void CancellationScope.nonCancellable(() => sleep(msLeft)).then(
+      void CancellationScope.nonCancellable(() => sleep(msLeft, timer)).then(
         () => {
           timerSet = false;
           run.wakeups += 1;

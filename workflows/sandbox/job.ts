@@ -1,5 +1,6 @@
 // A job: its commands run in order as soon as the sandbox is RUNNING. The first that fails or
 // times out ends it; so does the lease. Without keepalive, the sandbox goes with the job.
+import { jobEnded } from '../end-reasons';
 import { runCommand } from './exec';
 import type { SandboxRun } from './run';
 
@@ -15,7 +16,8 @@ export async function runJob(run: SandboxRun): Promise<void> {
     if (run.state !== 'RUNNING') return;
     try {
       const cmd = { command, timeoutSeconds: spec.commandTimeoutSeconds };
-      const out = await runCommand(run, cmd, `job-${job.steps.length}`);
+      const step = job.steps.length;
+      const out = await runCommand(run, cmd, `job-${step}`, `job step ${step + 1}:`);
       // Full output (byte-exact) is in the execs table; the workflow keeps text excerpts so its
       // payloads stay small: never the base64 of binary output.
       const { stdoutBase64: _out, stderrBase64: _err, ...result } = out;
@@ -36,7 +38,7 @@ export async function runJob(run: SandboxRun): Promise<void> {
   }
   if (job.state === 'RUNNING') job.state = 'COMPLETED';
   run.publish.record(run.state, `job ${job.state.toLowerCase()}`);
-  if (!spec.keepalive) run.requestDestroy(`job ${job.state.toLowerCase()}`);
+  if (!spec.keepalive) run.requestDestroy(`job ${job.state.toLowerCase()}`, jobEnded(job.state));
 }
 
 function excerpt(text: string): string {

@@ -1,7 +1,7 @@
 // What the world sees of a sandbox run: its rows in the registry (PostgreSQL, a read model) and
 // its state in the Temporal UI (search attributes, current details). Nothing here decides anything.
 import { CancellationScope, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
-import { SandboxExpiresAt, SandboxState as SandboxStateKey } from '../search-attributes';
+import { SandboxEndReason, SandboxExpiresAt, SandboxState as SandboxStateKey } from '../search-attributes';
 import type { SandboxState } from '../states';
 import type { TransitionEvent } from '../types';
 import { registry, registryLocal } from './activity-options';
@@ -39,6 +39,8 @@ export class Publisher {
         { key: SandboxStateKey, value: run.state },
         // Before RUNNING: the latest it may live, so the reaper also catches a boot that is stuck.
         { key: SandboxExpiresAt, value: new Date(run.lease.expiresAt) },
+        // Once the sandbox goes: why, so the list shows it without opening the workflow.
+        ...(run.showEndReason && run.endReason ? [{ key: SandboxEndReason, value: run.endReason }] : []),
       ]);
     if (!run.lean) {
       upsert(); // runs from before lean-history-v1: an upsert per change

@@ -11,11 +11,13 @@ import {
   patched,
   uuid4,
 } from '@temporalio/workflow';
+import { createFailed as createFailedReason, EndReason } from '../end-reasons';
 import { Failure, failureType } from '../failures';
 import { sessionWorkflowId } from '../ids';
 import { Lease, validateTtl } from '../lease';
 import { sandboxJoinedSignal } from '../messages';
 import { canTransition, invalidStateMessage, isAllowed, type Operation, type SandboxState } from '../states';
+import { createSummary } from '../summaries';
 import type {
   DestroyRequest,
   ExecInput,
@@ -48,6 +50,10 @@ export class SandboxRun {
   readonly job?: JobStatus;
   /** Set once the sandbox is to go; the first reason wins. */
   destroyReason?: string;
+  /** The same, as one of a few fixed words (workflows/end-reasons.ts): the SandboxEndReason search attribute. */
+  endReason?: string;
+  /** Whether the UI's upserts carry the end reason (patched 'end-reason-search-attribute-v1'). */
+  showEndReason = false;
   /** A permanent create/boot error, or what the reaper said of a lost VM. */
   private failure?: string;
   private failureCode?: string;
@@ -112,9 +118,10 @@ export class SandboxRun {
     this.wakeups += 1;
   }
 
-  requestDestroy(reason: string): void {
+  requestDestroy(reason: string, endReason: string = reason): void {
     if (this.destroyReason) return; // the first reason wins
     this.destroyReason = reason;
+    this.endReason = endReason;
     this.wakeups += 1;
     if (PROVISIONING_STATES.includes(this.state)) this.provisioningScope.cancel();
   }
@@ -178,13 +185,19 @@ export class SandboxRun {
   /** A destroy request: the lease loop sees it and the sandbox goes. */
   destroy(input: DestroyRequest | undefined): void {
     const requestedBy = input?.requestedBy;
-    this.requestDestroy(input?.reason ?? `destroy requested${requestedBy ? ` by ${requestedBy}` : ''}`);
+    // The API always names who asked; a session (or the reaper for it) says 'session ended'.
+    const endReason = requestedBy
+      ? EndReason.DestroyedByApi
+      : input?.reason === EndReason.SessionEnded
+        ? EndReason.SessionEnded
+        : EndReason.DestroyRequested;
+    this.requestDestroy(input?.reason ?? `destroy requested${requestedBy ? ` by ${requestedBy}` : ''}`, endReason);
   }
 
   /** From the reaper: the hypervisor no longer has the VM. */
   vmLost(input: { detail?: string } | undefined): void {
     this.failure = input?.detail ?? 'vm lost';
-    this.requestDestroy('vm lost');
+    this.requestDestroy('vm lost', EndReason.VmLost);
   }
 
   validateExec(cmd: ExecInput | undefined): void {
@@ -210,7 +223,7 @@ export class SandboxRun {
     return this.oneAtATime(
       () => this.validateStop(),
       async () => {
-        await provisioning().stopSandbox({ id: this.id, driver: this.request.driver });
+        await provisioning('stop sandbox').stopSandbox({ id: this.id, driver: this.request.driver });
         this.transition('STOPPED', 'stop requested');
         return this.status();
       },
@@ -225,7 +238,7 @@ export class SandboxRun {
     return this.oneAtATime(
       () => this.validateStart(),
       async () => {
-        await provisioning().startSandbox({ id: this.id, driver: this.request.driver });
+        await provisioning('start sandbox').startSandbox({ id: this.id, driver: this.request.driver });
         this.transition('RUNNING', 'start requested');
         return this.status();
       },
@@ -266,7 +279,7 @@ export class SandboxRun {
       await getExternalWorkflowHandle(sessionWorkflowId(sessionId)).signal(sandboxJoinedSignal, { sandboxId: this.id });
     } catch (err) {
       if (isCancellation(err)) throw err;
-      this.requestDestroy('session ended');
+      this.requestDestroy('session ended', EndReason.SessionEnded);
     }
   }
 
@@ -274,7 +287,7 @@ export class SandboxRun {
     const { id, request } = this;
     await this.provisioningScope.run(async () => {
       this.transition('PROVISIONING', `creating on ${request.driver}`);
-      const created = await provisioning().createSandbox({
+      const created = await provisioning(createSummary(request.driver, request.template)).createSandbox({
         id,
         driver: request.driver,
         template: request.template,
@@ -297,6 +310,7 @@ export class SandboxRun {
     this.failureCode = failureType(type);
     this.transition('FAILED', `create failed: ${failure}`);
     this.destroyReason = `create failed: ${failure}`;
+    this.endReason = createFailedReason(this.failureCode);
   }
 
   /** The lease ran out: EXPIRED, a job still going is TIMEOUT, and the sandbox goes. */
@@ -304,34 +318,40 @@ export class SandboxRun {
     if (this.job?.state === 'RUNNING' || this.job?.state === 'QUEUED') this.job.state = 'TIMEOUT';
     this.transition('EXPIRED', 'lease expired');
     this.destroyReason = 'lease expired';
+    const lease = this.lease;
+    this.endReason = lease.expiresAt >= lease.maxExpiresAt ? EndReason.MaxLifetime : EndReason.LeaseExpired;
   }
 
   /** Destroys the VM (whatever is left of it) and ends the run DESTROYED. Retried until it succeeds. */
   async destroyVm(): Promise<SandboxResult> {
     const { job, failure } = this;
     const reason = (this.destroyReason ??= failure ? `create failed: ${failure}` : 'workflow ended');
+    this.endReason ??= failure ? createFailedReason(this.failureCode) : EndReason.WorkflowEnded;
     if (job?.state === 'QUEUED' || job?.state === 'RUNNING') {
       // The sandbox ends before the job could finish (create failed, destroyed early): say so.
       job.state = 'FAILED';
       job.error ??= failure ? `create failed: ${failure}` : `sandbox ended before the job finished (${reason})`;
     }
+    // patched: runs that went before the end reason was a search attribute replay without it; from
+    // here on the state's upserts carry it (the same upserts: no command but the patch marker).
+    this.showEndReason = patched('end-reason-search-attribute-v1');
     if (this.state !== 'DESTROYING') this.transition('DESTROYING', reason);
-    const { existed } = await this.destroyOnDriver();
+    const { existed } = await this.destroyOnDriver(reason);
     this.transition('DESTROYED', existed ? reason : `${reason} (vm already gone)`);
     return { id: this.id, state: 'DESTROYED', destroyReason: reason };
   }
 
-  private async destroyOnDriver(): Promise<{ existed: boolean }> {
+  private async destroyOnDriver(reason: string): Promise<{ existed: boolean }> {
     const target = { id: this.id, driver: this.request.driver };
     // patched: runs whose destroy was already scheduled as an activity replay it so.
     if (patched('local-destroy-v1')) {
       try {
-        return await teardownHere.destroySandbox(target);
+        return await teardownHere(reason).destroySandbox(target);
       } catch (err) {
         const error = rootMessage(err);
         log.warn('local destroy failed; handing it to the teardown queue', { sandboxId: this.id, error });
       }
     }
-    return teardown().destroySandbox(target);
+    return teardown(reason).destroySandbox(target);
   }
 }

@@ -2,13 +2,14 @@
 // what time does to a sandbox (lease, max lifetime, session, job, exec timeouts), what must hold
 // when work overlaps (two stops at once, destroy mid-create, rollover mid-exec), and histories
 // recorded before the reshape still replay. One file: bundling the workflows takes seconds.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_EXEC_TIMEOUT_SECONDS } from '../../../hypervisors/guest/contract';
+import { EndReason } from '../../../workflows/end-reasons';
 import { Failure } from '../../../workflows/failures';
 import { sandboxWorkflowId, sessionWorkflowId } from '../../../workflows/ids';
 import {
@@ -22,10 +23,11 @@ import {
   startUpdate,
   stopUpdate,
 } from '../../../workflows/messages';
+import { SandboxEndReason, SandboxState } from '../../../workflows/search-attributes';
 import { sessionWorkflow } from '../../../workflows/session';
 import type { ExecInput, JobSpec } from '../../../workflows/types';
 import { commands } from './fake-activities';
-import { startWorkflowTestBed, until, untilState, type WorkflowTestBed } from './test-bed';
+import { startWorkflowTestBed, until, untilState, type SandboxHandle, type WorkflowTestBed } from './test-bed';
 
 const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 
@@ -303,8 +305,60 @@ describe('rollover', () => {
   });
 });
 
+describe('end reason', () => {
+  /** The SandboxEndReason search attribute of a closed sandbox workflow. */
+  const endReason = async (sbx: SandboxHandle) => {
+    await sbx.result();
+    return (await sbx.describe()).typedSearchAttributes.get(SandboxEndReason);
+  };
+
+  it('is set on expiry, next to the state (recorded as fixtures/end-reason-1.bin with RECORD_FIXTURES=1)', async () => {
+    const sbx = await bed.startSandbox({ ttlSeconds: 60 });
+    await untilState(sbx, 'RUNNING');
+    await sbx.executeUpdate(execUpdate, { args: [{ command: ['echo', 'hi'] }] });
+    await sbx.executeUpdate(renewLeaseUpdate, { args: [{ ttlSeconds: 120 }] });
+    expect(await endReason(sbx)).toBe(EndReason.LeaseExpired);
+    expect((await sbx.describe()).typedSearchAttributes.get(SandboxState)).toBe('DESTROYED');
+    if (process.env.RECORD_FIXTURES) {
+      const history = await sbx.fetchHistory();
+      writeFileSync(
+        path.join(FIXTURES, 'end-reason-1.bin'),
+        proto.temporal.api.history.v1.History.encode(history).finish(),
+      );
+    }
+  });
+
+  it.each([
+    ['max lifetime', { ttlSeconds: 60, maxLifetimeSeconds: 60 }, EndReason.MaxLifetime],
+    ['a job that fails', { job: job([commands.exit(2)]) }, 'job failed'],
+    ['a create that fails for good', { id: `sbx-bad-spec-${Date.now()}` }, 'create failed: bad_spec'],
+  ] as const)('names %s', async (_, request, expected) => {
+    if ('id' in request) bed.world.failCreate.set(request.id, 'bad_spec');
+    expect(await endReason(await bed.startSandbox(request))).toBe(expected);
+  });
+
+  it.each([
+    ['the API (it names who asked)', { reason: 'done (destroy requested by alice)', requestedBy: 'alice' }],
+    ['a session', { reason: 'session ended' }],
+    ['a bare signal (Temporal UI, CLI)', {}],
+  ])('tells a destroy by %s from the others', async (_, signal) => {
+    const sbx = await bed.startSandbox({ ttlSeconds: 3600 });
+    await untilState(sbx, 'RUNNING');
+    await sbx.signal(destroySignal, signal);
+    const expected =
+      'requestedBy' in signal
+        ? EndReason.DestroyedByApi
+        : 'reason' in signal
+          ? EndReason.SessionEnded
+          : EndReason.DestroyRequested;
+    expect(await endReason(sbx)).toBe(expected);
+  });
+});
+
 // Recorded at commit 0e54690 over the fake activities (test/unit/workflows/fixtures), one per
 // path through the sandbox and session workflows; every run of a continued-as-new chain is a file.
+// end-reason-1.bin came later, from the 'end reason' test above (RECORD_FIXTURES=1): a run with the
+// end-reason-search-attribute-v1 patch, activity and timer summaries.
 describe('histories recorded before the reshape', () => {
   it('each replays against the current code without nondeterminism', async () => {
     const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.bin'));
