@@ -6,13 +6,15 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode } from '@temporalio/worker';
+import { NativeConnection, Runtime, bundleWorkflowCode } from '@temporalio/worker';
+import type { Express } from 'express';
 import type pg from 'pg';
 import { inject } from 'vitest';
 import { createApp } from '../../api/app';
 import { limitsPolicyFromEnv } from '../../api/limits';
 import { SandboxService } from '../../api/sandboxes/service';
 import { SessionService } from '../../api/sessions/service';
+import { WebhookService } from '../../api/webhooks/service';
 import { TokenStore, type Role } from '../../api/tokens';
 import { dataConverter } from '../../codec/data-converter';
 import { codecKeysOf } from '../../codec/keys';
@@ -20,6 +22,7 @@ import { HypervisorSet } from '../../hypervisors/index';
 import { ProcessHypervisor } from '../../hypervisors/process/driver';
 import type { Hypervisor } from '../../hypervisors/types';
 import { createPool } from '../../registry/pool';
+import { SdkLogger } from '../../worker/sdk-logger';
 import { WORKFLOWS_PATH, createWorkers, type WorkerGroup } from '../../worker/worker';
 
 export interface Harness {
@@ -41,6 +44,8 @@ export interface Harness {
   /** Calls the API with a given bearer token (or none). */
   apiAs: (token: string | undefined) => Harness['api'];
   baseUrl: string;
+  /** The express app being served (test/openapi.test.ts lists its routes). */
+  app: Express;
   /** Starts the worker; `workflowsPath` swaps in another bundle (e.g. one that cannot run sandboxes). */
   startWorker(opts?: { workflowsPath?: string }): Promise<void>;
   stopWorker(): Promise<void>;
@@ -67,11 +72,14 @@ export interface HarnessOptions {
   maxPendingCreates?: number;
   /** false: no in-process worker (a test runs its own, e.g. as a separate process). */
   worker?: boolean;
+  /** Webhooks: allow loopback receivers (HOURGLASS_WEBHOOK_ALLOW_PRIVATE; default off) and the retry window. */
+  webhooks?: { allowPrivate?: boolean; retryForSeconds?: number };
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    // The service's SDK logger, at LOG_LEVEL (warn in tests: vitest.config.ts).
+    Runtime.install({ logger: new SdkLogger() });
     runtimeInstalled = true;
   }
   bundle ??= await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
@@ -81,6 +89,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const pool = createPool(inject('databaseUrl'));
   const connection = await Connection.connect({ address });
   const converter = testDataConverter();
+  const testCodecKeys = codecKeysOf([TEST_CODEC_KEY], 'test');
   const client = new Client({ connection, dataConverter: converter });
   const drivers = new Map<string, Hypervisor>([
     ['process', new ProcessHypervisor({ stateDir })],
@@ -104,6 +113,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       client,
       workflowBundle,
       dataConverter: converter,
+      webhooks: {
+        codecKeys: testCodecKeys,
+        allowPrivate: opts.webhooks?.allowPrivate ?? false,
+        retryForSeconds: opts.webhooks?.retryForSeconds ?? 24 * 3600,
+      },
     });
     running = worker.run();
   };
@@ -132,9 +146,15 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     sessions,
   );
   const tokens = TokenStore.of(opts.tokens ?? []);
+  const webhooks = new WebhookService(client, pool, {
+    taskQueue,
+    codecKeys: testCodecKeys,
+    allowPrivate: opts.webhooks?.allowPrivate ?? false,
+  });
   const app = createApp({
     sandboxes: service,
     sessions,
+    webhooks,
     reaperGraceSeconds: 1,
     tokens,
     codec: { codec: converter.payloadCodecs![0]!, uiOrigins: ['http://localhost:8233'] },
@@ -170,6 +190,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     api,
     apiAs,
     baseUrl: base,
+    app,
     startWorker,
     stopWorker,
     async close() {

@@ -1,7 +1,7 @@
-// Service routes: /healthz, /metrics, and this document with its docs page. All public (no token).
+// Service routes: /healthz, /metrics, and this document with its docs page. All public (no token) but /metrics.
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { PUBLIC, errorResponses, json } from '../common';
+import { PUBLIC, authErrors, json } from '../common';
 
 export const HealthStatus = z
   .object({
@@ -28,14 +28,14 @@ export function registerServicePaths(registry: OpenAPIRegistry): void {
     method: 'get',
     path: '/metrics',
     tags: ['service'],
-    summary: 'Prometheus metrics (text exposition format)',
-    security: PUBLIC,
+    summary: 'Prometheus metrics (text exposition format; admins)',
+    description: 'Needs an admin token when tokens are configured; without tokens, loopback only like every route.',
     responses: {
       200: {
         description: 'Metrics in the Prometheus text format',
         content: { 'text/plain': { schema: z.string().openapi({ example: '# HELP …\n# TYPE …\n' }) } },
       },
-      ...errorResponses(),
+      ...authErrors(),
     },
   });
   registry.registerPath({
@@ -58,5 +58,15 @@ export function registerServicePaths(registry: OpenAPIRegistry): void {
     summary: 'Interactive API docs (Swagger UI, served from this server; works offline)',
     security: PUBLIC,
     responses: { 200: { description: 'An HTML page', content: { 'text/html': { schema: z.string() } } } },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/docs/init.js',
+    tags: ['service'],
+    summary: 'The docs page’s script: points Swagger UI at /openapi.json (its other assets: /docs/assets/…)',
+    security: PUBLIC,
+    responses: {
+      200: { description: 'JavaScript', content: { 'application/javascript': { schema: z.string() } } },
+    },
   });
 }
