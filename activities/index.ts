@@ -1,5 +1,5 @@
 // Activities, built from their dependencies so tests inject real ones without globals.
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
@@ -9,7 +9,10 @@ import type { OpContext, SandboxLimits } from '../hypervisors/types';
 import { recordExecEnd, recordExecInterrupted, recordExecStart, type ExecRecord } from '../registry/execs';
 import { markDestroyed, recordTransition, recordTransitions } from '../registry/sandboxes';
 import { Failure } from '../workflows/failures';
+import { countReaperWork } from '../metrics/reaper';
+import { observeTransitions } from '../metrics/transitions';
 import { createReaperActivities } from './reaper';
+import { createWebhookActivities, type WebhookSettings } from './webhooks';
 import type { ExecInput, ExecOutput, TransitionEvent } from '../workflows/types';
 
 export interface ActivityDeps {
@@ -18,6 +21,8 @@ export interface ActivityDeps {
   /** For the reaper and sessions: visibility, describe, signal, terminate. */
   client: Client;
   taskQueue: string;
+  /** Webhook deliveries: the codec keys that open signing secrets, the address guard, the retry window. */
+  webhooks?: WebhookSettings;
 }
 
 interface Target {
@@ -28,15 +33,18 @@ interface Target {
 export function createActivities(deps: ActivityDeps) {
   const { pool, hypervisors } = deps;
   return {
-    ...createReaperActivities(deps),
+    ...countReaperWork(createReaperActivities(deps)),
+    ...createWebhookActivities(deps),
     /** Runs before batched writes; kept for their histories. */
     async recordTransition(event: TransitionEvent): Promise<void> {
       await recordTransition(pool, event);
+      observeTransitions([event]);
     },
 
     /** A workflow task's transitions, as a local activity (one round trip to PostgreSQL). */
     async recordTransitions(events: TransitionEvent[]): Promise<void> {
       await recordTransitions(pool, events);
+      observeTransitions(events); // once written: a retried write is not timed twice
     },
 
     /** For destroys that happen outside the sandbox's own workflow (force-destroy, reaper). */
@@ -54,6 +62,8 @@ export function createActivities(deps: ActivityDeps) {
       // Heartbeats while it runs: a create the server timed out for silence would be retried
       // beside itself, and two attempts at once made two namespaces for one sandbox.
       const info = await whileAlive(() => permanentAware(() => driver.create(spec, opContext())));
+      // Named explicitly: the reaper's and force-destroy's workflow ids are not the sandbox's.
+      log.info('sandbox created', { sandboxId: req.id, driver: req.driver });
       return { isolation: info.isolation, limits: info.limits, details: info.details };
     },
 
@@ -106,7 +116,9 @@ export function createActivities(deps: ActivityDeps) {
     /** "Not found" counts as destroyed; anything else is retried by the workflow forever. */
     async destroySandbox(req: Target): Promise<{ existed: boolean }> {
       const driver = hypervisor(hypervisors, req.driver);
-      return whileAlive(() => driver.destroy(req.id, opContext()));
+      const { existed } = await whileAlive(() => driver.destroy(req.id, opContext()));
+      log.info('sandbox destroyed', { sandboxId: req.id, driver: req.driver, existed });
+      return { existed };
     },
   };
 }

@@ -2,6 +2,8 @@
 import { Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
 import { loadConfig } from '../config/service';
+import { componentLogger } from '../log/logger';
+import { sdkPrometheusExporter } from '../metrics/sdk-metrics';
 import { closeInheritedFds } from '../worker/inherited-fds';
 import { SdkLogger } from '../worker/sdk-logger';
 import { startRuntime, type Runtime as HourglassRuntime, type RuntimeOptions } from '../worker/runtime';
@@ -20,13 +22,24 @@ const program = new Command('hourglass')
   .option('--json', 'print raw JSON');
 
 async function serve(opts: RuntimeOptions): Promise<void> {
+  // The service's messages are log lines (JSON unless on a terminal); the CLI's answers stay plain.
+  const log = componentLogger('runtime');
   // Only fds 0–2 may reach sandboxes: drop what this process inherited before it spawns anything.
   const closed = closeInheritedFds();
   if (closed.length) {
-    console.log(`[hourglass] closed inherited file descriptors ${closed.join(', ')} (only 0–2 reach sandboxes)`);
+    log.info(`closed inherited file descriptors ${closed.join(', ')} (only 0–2 reach sandboxes)`);
   }
+  const config = loadConfig(); // first: a bad setting stops start-up before anything runs
+  // The SDK's own Prometheus metrics, where this process serves /metrics (a worker's port, or the API
+  // beside a worker): on a loopback port of their own, appended to each scrape (metrics/sdk-metrics.ts).
+  const sdkMetrics = opts.worker && (opts.api || config.metricsPort) ? await sdkPrometheusExporter() : undefined;
   // The SDK would shut workers down on SIGINT/SIGTERM by itself; the runtime stops everything in order.
-  Runtime.install({ shutdownSignals: [], logger: new SdkLogger() });
+  // Its log (the core's too, forwarded) goes through the process logger: one format, sandboxId on its lines.
+  Runtime.install({
+    shutdownSignals: [],
+    logger: new SdkLogger(),
+    telemetryOptions: { metrics: sdkMetrics, logging: { forward: {} } },
+  });
   // Handled from the start (the embedded services are in their own process groups, so a terminal's
   // Ctrl-C reaches only this process): a signal during start-up stops everything once it is up.
   // A signal during start-up reads it before it is set: as a const it would throw (not yet initialized).
@@ -36,19 +49,19 @@ async function serve(opts: RuntimeOptions): Promise<void> {
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (!runtime) {
-      if (!requested) console.log(`[hourglass] ${signal}: shutting down as soon as start-up is done …`);
+      if (!requested) log.info(`${signal}: shutting down as soon as start-up is done …`);
       requested ??= signal;
       return;
     }
     if (stopping) return;
     stopping = true;
-    console.log(`[hourglass] ${signal}: shutting down (in-flight activities get 30 s) …`);
+    log.info(`${signal}: shutting down (in-flight activities get 30 s) …`);
     await runtime.stop();
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  runtime = await startRuntime(loadConfig(), opts);
+  runtime = await startRuntime(config, opts);
   if (requested) await shutdown(requested);
 }
 

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { limitsPolicyFromEnv, type LimitsPolicy } from '../api/limits';
 import { isLoopback } from '../api/loopback';
 import { TokenStore } from '../api/tokens';
+import { logLevelFromEnv } from '../log/level';
 import { DRIVER_SCHEMAS, driverSettings, type DriverName, type DriverSettings } from './drivers';
 import { intVar, oneOfVar, listVar, optionalTextVar, parseEnv, textVar } from './variables';
 
@@ -16,6 +17,7 @@ const workerTuningSchema = z
     HOURGLASS_PROVISION_CONCURRENCY: intVar(16),
     HOURGLASS_TEARDOWN_CONCURRENCY: intVar(64),
     HOURGLASS_MAX_CACHED_WORKFLOWS: intVar(2000),
+    HOURGLASS_WEBHOOK_CONCURRENCY: intVar(500),
   })
   .transform((e) => ({
     /** Creates (and boot waits) run at once per worker, on their own task queue. */
@@ -24,6 +26,8 @@ const workerTuningSchema = z
     teardownConcurrency: e.HOURGLASS_TEARDOWN_CONCURRENCY || 1,
     /** Workflows kept in memory; a sleeping lease evicted from the cache replays its short history on wake. */
     maxCachedWorkflows: e.HOURGLASS_MAX_CACHED_WORKFLOWS,
+    /** Webhook waits and deliveries at once per worker (each subscription's long poll holds one). */
+    webhookConcurrency: e.HOURGLASS_WEBHOOK_CONCURRENCY || 1,
   }));
 export type WorkerTuning = z.output<typeof workerTuningSchema>;
 
@@ -81,6 +85,10 @@ const serviceSchema = z
     HOURGLASS_REAPER_GRACE_SECONDS: intVar(30),
     HOURGLASS_EMBEDDED_PG_PORT: intVar(54329),
     HOURGLASS_MAX_PENDING_CREATES: intVar(128),
+    HOURGLASS_WEBHOOK_RETRY_FOR_SECONDS: intVar(24 * 3600, 1),
+    HOURGLASS_WEBHOOK_ALLOW_PRIVATE: oneOfVar(['0', '1'], '0'),
+    HOURGLASS_METRICS_PORT: intVar(0),
+    HOURGLASS_METRICS_HOST: textVar('127.0.0.1'),
   })
   .transform((e) => ({
     port: e.PORT,
@@ -110,6 +118,14 @@ const serviceSchema = z
     embeddedPostgresPort: e.HOURGLASS_EMBEDDED_PG_PORT,
     /** Creates under way at once (REQUESTED/PROVISIONING/BOOTING) before new ones get 429. */
     maxPendingCreates: e.HOURGLASS_MAX_PENDING_CREATES,
+    /** How long one webhook delivery is retried (exponential backoff) before it is marked expired. */
+    webhookRetryForSeconds: e.HOURGLASS_WEBHOOK_RETRY_FOR_SECONDS,
+    /** HOURGLASS_WEBHOOK_ALLOW_PRIVATE=1: the explicit, loud opt-in to deliver to loopback/private addresses. */
+    webhookAllowPrivate: e.HOURGLASS_WEBHOOK_ALLOW_PRIVATE === '1',
+    /** A worker's own /metrics port; unset or 0: none (the API's /metrics needs no extra port). */
+    metricsPort: e.HOURGLASS_METRICS_PORT || undefined,
+    /** Where the worker's metrics port listens: loopback unless said otherwise (it has no auth). */
+    metricsHost: e.HOURGLASS_METRICS_HOST,
   }));
 
 export type Config = z.output<typeof serviceSchema> & {
@@ -121,6 +137,7 @@ export type Config = z.output<typeof serviceSchema> & {
 
 /** Every setting, read once; a bad value stops start-up naming its variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  logLevelFromEnv(env); // a bad LOG_LEVEL is a start-up error, like any other setting
   const service = parseEnv(serviceSchema, env);
   const choice = parseEnv(driversSchema, env);
   const settings: Partial<DriverSettings> = {};

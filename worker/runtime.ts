@@ -5,14 +5,20 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type pg from 'pg';
 import { createApp } from '../api/app';
+import { EventHub } from '../api/events/hub';
 import { SandboxService } from '../api/sandboxes/service';
 import { SessionService } from '../api/sessions/service';
+import { WebhookService } from '../api/webhooks/service';
+import { ensureWebhookWorkflows } from '../api/webhooks/workflow';
 import { loadHypervisors, type HypervisorSet } from '../hypervisors/index';
 import { migrate } from '../registry/migrate';
 import { createPool } from '../registry/pool';
+import { countSandboxesIn } from '../metrics/sandbox-counts';
+import { startMetricsServer } from '../metrics/worker-server';
 import { dataConverter } from '../codec/data-converter';
 import { loadCodecKeys } from '../codec/keys';
-import { redactedDatabaseUrl, startupBanner } from './banner';
+import { logger as processLogger, type Logger } from '../log/logger';
+import { redactedDatabaseUrl, startupBanner, startupFields, type BannerInfo } from './banner';
 import { isLoopback, type Config } from '../config/service';
 import { startEmbeddedServices } from './embedded-services';
 import { createHealthCheck } from './health';
@@ -23,7 +29,8 @@ import { createWorkers } from './worker';
 export interface RuntimeOptions {
   worker: boolean;
   api: boolean;
-  log?: (msg: string) => void;
+  /** Where the service's lines go (default: the process logger); each part adds its `component`. */
+  logger?: Logger;
 }
 
 export interface Runtime {
@@ -36,16 +43,18 @@ export interface Runtime {
 }
 
 export async function startRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {
-  const log = opts.log ?? ((m: string) => console.log(`[hourglass] ${m}`));
+  const base = opts.logger ?? processLogger;
+  const logger = base.child({ component: 'runtime' });
+  const log = (m: string) => logger.info(m);
   const stops: (() => Promise<unknown>)[] = [];
   const stop = async () => {
-    for (const fn of stops.reverse()) await fn().catch((err: Error) => log(`shutdown step failed: ${err.message}`));
+    for (const fn of stops.reverse()) await fn().catch((err: Error) => logger.warn({ err }, 'shutdown step failed'));
   };
   try {
     // Stopped last: PostgreSQL after the pool, Temporal after PostgreSQL.
     // The embedded UI decodes payloads through this process's codec endpoint (when it serves the API).
     const uiCodecEndpoint = opts.api && config.port ? `http://localhost:${config.port}/v1/codec` : undefined;
-    const embedded = await startEmbeddedServices(config, log, { uiCodecEndpoint });
+    const embedded = await startEmbeddedServices(config, base, { uiCodecEndpoint });
     stops.push(() => embedded.stop());
     const { temporalAddress, databaseUrl } = embedded;
     const pool = createPool(databaseUrl);
@@ -74,25 +83,40 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         client,
         dataConverter: converter,
         tuning: config.worker,
+        webhooks: {
+          codecKeys,
+          allowPrivate: config.webhookAllowPrivate,
+          retryForSeconds: config.webhookRetryForSeconds,
+        },
       });
       const running = worker.run();
       stops.push(async () => {
         worker.shutdown();
         await running;
+        logger.info('workers stopped (in-flight activities done)');
         await nativeConnection.close();
         await hypervisors!.close();
       });
-      log(`worker polling task queue '${config.taskQueue}' with drivers: ${hypervisors.names.join(', ')}`);
+      logger.debug(`worker polling task queue '${config.taskQueue}' with drivers: ${hypervisors.names.join(', ')}`);
       const scheduleId = await ensureReaperSchedule(client, {
         taskQueue: config.taskQueue,
         intervalSeconds: config.reaperIntervalSeconds,
         graceSeconds: config.reaperGraceSeconds,
       });
       reaper = { scheduleId, intervalSeconds: config.reaperIntervalSeconds };
+      // A webhook whose workflow was terminated (or lost) resumes from its registry cursor.
+      await ensureWebhookWorkflows(client, pool, config.taskQueue, (m) => logger.warn(m));
+      if (config.metricsPort) {
+        const metrics = await startMetricsServer({ host: config.metricsHost, port: config.metricsPort });
+        stops.push(() => metrics.close());
+        const open = isLoopback(config.metricsHost) ? '' : ' (beyond loopback, no auth: a network you trust only)';
+        logger.info(`worker metrics on ${metrics.url}${open}`);
+      }
     }
 
     let apiUrl: string | undefined;
     if (opts.api) {
+      countSandboxesIn(pool); // hourglass_sandboxes is the API's to serve
       const drivers = config.drivers.enabled;
       const sessions = new SessionService(client, config.taskQueue);
       const sandboxes = new SandboxService(
@@ -110,9 +134,18 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         },
         sessions,
       );
+      const webhooks = new WebhookService(client, pool, {
+        taskQueue: config.taskQueue,
+        codecKeys,
+        allowPrivate: config.webhookAllowPrivate,
+      });
+      // Live event streams; closed before the server, whose close() would wait for them forever.
+      const events = new EventHub(pool);
       const app = createApp({
         sandboxes,
         sessions,
+        webhooks,
+        events,
         reaperGraceSeconds: config.reaperGraceSeconds,
         tokens: config.tokens,
         insecureNoAuth: config.insecureNoAuth,
@@ -123,6 +156,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
       });
       stops.push(() => new Promise((r) => server.close(r)));
+      stops.push(() => events.close());
       const address = server.address();
       const shownHost = isLoopback(config.host)
         ? 'localhost'
@@ -130,27 +164,26 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
           ? `[${config.host}]`
           : config.host;
       apiUrl = `http://${shownHost}:${typeof address === 'object' && address ? address.port : config.port}`;
-      log(`API listening on ${apiUrl}`);
+      logger.debug(`API listening on ${apiUrl}`);
     }
-    log(
-      startupBanner({
-        apiUrl,
-        host: config.host,
-        tokens: config.tokens,
-        temporalAddress,
-        temporalEmbedded: !config.temporalAddress,
-        temporalUiUrl:
-          !config.temporalAddress && config.temporalUiPort ? `http://localhost:${config.temporalUiPort}` : undefined,
-        registry: config.databaseUrl
-          ? redactedDatabaseUrl(config.databaseUrl)
-          : 'embedded PostgreSQL (unix socket only)',
-        codecKeys,
-        drivers: hypervisors ?? config.drivers.enabled,
-        defaultDriver: config.drivers.defaultDriver,
-        taskQueue: config.taskQueue,
-        reaper,
-      }),
-    );
+    const banner: BannerInfo = {
+      apiUrl,
+      host: config.host,
+      tokens: config.tokens,
+      temporalAddress,
+      temporalEmbedded: !config.temporalAddress,
+      temporalUiUrl:
+        !config.temporalAddress && config.temporalUiPort ? `http://localhost:${config.temporalUiPort}` : undefined,
+      registry: config.databaseUrl ? redactedDatabaseUrl(config.databaseUrl) : 'embedded PostgreSQL (unix socket only)',
+      codecKeys,
+      drivers: hypervisors ?? config.drivers.enabled,
+      defaultDriver: config.drivers.defaultDriver,
+      taskQueue: config.taskQueue,
+      reaper,
+      webhooks: { allowPrivate: config.webhookAllowPrivate, retryForSeconds: config.webhookRetryForSeconds },
+    };
+    // One record: the text for a terminal, the same facts as fields for a JSON reader.
+    logger.info({ startup: startupFields(banner) }, startupBanner(banner));
     return { temporalAddress, databaseUrl, apiUrl, client, pool, stop };
   } catch (err) {
     await stop();

@@ -4,12 +4,15 @@
 import { createRequire } from 'node:module';
 import type { Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkerOptions } from '@temporalio/worker';
 import type pg from 'pg';
 import { createActivities } from '../activities';
+import type { WebhookSettings } from '../activities/webhooks';
 import type { HypervisorSet } from '../hypervisors/index';
-import { provisionQueue, teardownQueue } from '../workflows/task-queues';
+import { instrumentHypervisors } from '../metrics/instrumented-hypervisors';
+import { provisionQueue, teardownQueue, webhookQueue } from '../workflows/task-queues';
 import { workerTuning, type WorkerTuning } from '../config/service';
+import { bundlerLogger } from './sdk-logger';
 
 const require = createRequire(import.meta.url);
 export const WORKFLOWS_PATH = require.resolve('../workflows/index.ts');
@@ -27,6 +30,8 @@ export interface WorkerDeps {
   workflowBundle?: WorkerOptions['workflowBundle'];
   identity?: string;
   tuning?: WorkerTuning;
+  /** Webhook deliveries (codec keys, address guard, retry window); without it they wait for a worker that has it. */
+  webhooks?: WebhookSettings;
 }
 
 /** The workers of one process, run and stopped together. */
@@ -40,9 +45,11 @@ export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
   const tuning = deps.tuning ?? workerTuning({}); // the documented defaults
   const activities = createActivities({
     pool: deps.pool,
-    hypervisors: deps.hypervisors,
+    // Every driver call the activities make is counted and timed (metrics/instrumented-hypervisors.ts).
+    hypervisors: instrumentHypervisors(deps.hypervisors),
     client: deps.client,
     taskQueue: deps.taskQueue,
+    webhooks: deps.webhooks,
   });
   const common = {
     connection: deps.connection,
@@ -56,7 +63,9 @@ export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
   const main = await Worker.create({
     ...common,
     taskQueue: deps.taskQueue,
-    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    // Bundled here rather than by Worker.create, so webpack's statistics go to the debug log.
+    workflowBundle:
+      deps.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: bundlerLogger() })),
     maxCachedWorkflows: tuning.maxCachedWorkflows,
     // A crashed worker's cached workflows get their next task (a lease timer!) on its sticky
     // queue; fall back to the shared queue after 3 s instead of 10 s so expiry stays on time.
@@ -72,7 +81,16 @@ export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
     taskQueue: teardownQueue(deps.taskQueue),
     maxConcurrentActivityTaskExecutions: tuning.teardownConcurrency,
   });
-  const workers = [main, provision, teardown];
+  // Webhook waits (long polls) and deliveries (tenants' receivers, up to 10 s each) on their own slots.
+  const webhooks = await Worker.create({
+    ...common,
+    // A wait would hold shutdown for the whole grace time: cut it short, another worker retries it
+    // (a delivery cut mid-POST is sent again with the same Hourglass-Delivery-Id).
+    shutdownGraceTime: '2s',
+    taskQueue: webhookQueue(deps.taskQueue),
+    maxConcurrentActivityTaskExecutions: tuning.webhookConcurrency,
+  });
+  const workers = [main, provision, teardown, webhooks];
   const shutdown = () => {
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
   };
