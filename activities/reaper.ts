@@ -1,6 +1,6 @@
 // The reaper's activities: take inventory of the three sources, and fix one drift after
 // re-checking it against Temporal (visibility is eventually consistent; describe is not).
-import { heartbeat } from '@temporalio/activity';
+import { heartbeat, log } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { HypervisorSet } from '../hypervisors/index';
@@ -60,7 +60,7 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
         drivers.push(driver.name);
       } catch (err) {
         // Unknown is not missing: without this driver's inventory, none of its VMs count as lost.
-        console.error(`[reaper] inventory of driver ${driver.name} failed: ${(err as Error).message}`);
+        log.error(`inventory of driver ${driver.name} failed: ${(err as Error).message}`, { driver: driver.name });
       }
     }
     const openWorkflows: Inventory['openWorkflows'] = [];

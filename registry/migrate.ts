@@ -3,16 +3,18 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { componentLogger } from '../log/logger';
 import { inTransaction } from './transaction';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 const LOCK_KEY = 0x686f7572; // "hour"
+const log = componentLogger('registry');
 
 export async function migrate(pool: pg.Pool): Promise<string[]> {
   const client = await pool.connect();
   // Pools not made by createPool (test set-up) attach no listener: a connection lost mid-way
   // must fail the migration, not crash the process with an unhandled 'error' event.
-  const onError = (err: Error) => console.error('[registry] connection lost during migrations:', err.message);
+  const onError = (err: Error) => log.warn(`connection lost during migrations: ${err.message}`);
   client.on('error', onError);
   try {
     await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { findProcesses, stopProcess, type StopStep } from '../hypervisors/common/process-table';
+import { componentLogger } from '../log/logger';
 import { describeExit, startServiceProcess, type ServiceProcess } from '../worker/service-process';
 
 export interface PostgresServerOptions {
@@ -27,6 +28,7 @@ export const POSTGRES_STOP_STEPS: readonly StopStep[] = [
   ['SIGKILL', 5_000],
 ];
 const READY_TIMEOUT_MS = 120_000; // crash recovery of a big registry may take a while
+const log = componentLogger('postgres');
 
 // sizeof(sockaddr_un.sun_path) on Linux is 108, including the terminating NUL.
 const MAX_SOCKET_PATH_BYTES = 107;
@@ -110,7 +112,7 @@ export async function startPostgresServer(opts: PostgresServerOptions): Promise<
     ...(opts.runAs ? { runAs: opts.runAs } : {}),
     umask: 0o077,
     onLine: (line) => {
-      if (/\b(WARNING|ERROR|FATAL|PANIC):/.test(line)) console.error(`[postgres] ${line}`);
+      if (/\b(WARNING|ERROR|FATAL|PANIC):/.test(line)) log.warn(line);
     },
   });
   try {

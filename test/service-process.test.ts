@@ -29,6 +29,7 @@ import {
   temporalPid,
   waitHealthy,
   waitUntil,
+  TOKEN,
   type ServicePorts,
   type ServiceRun,
 } from './support/service-run';
@@ -216,6 +217,34 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     },
   );
 
+  it('logs JSON lines on stdout (not a terminal): the start-up block as one record, requests with ids', async () => {
+    const parse = () =>
+      run
+        .stdout()
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+    // The exec of the test above: its request line, with its id and the sandbox's (written once answered).
+    const exec = await waitUntil(
+      'the exec request is logged',
+      async () =>
+        parse().find((r) => (r.req as { url?: string } | undefined)?.url === `/v1/sandboxes/${keptSandbox}/exec`),
+      5_000,
+    );
+    expect(exec).toMatchObject({ component: 'api', sandboxId: keptSandbox, reqId: expect.any(String) });
+    const up = parse().filter((r) => String(r.msg).startsWith('Hourglass is up'));
+    expect(up).toHaveLength(1);
+    expect(up[0]!.msg).toContain(`http://localhost:${ports.api}`);
+    expect(up[0]!.startup).toMatchObject({
+      apiUrl: `http://localhost:${ports.api}`,
+      auth: 'tokens',
+      drivers: [expect.objectContaining({ name: 'process', default: true, isolation: expect.any(String) })],
+    });
+    // Start-up says that, not webpack's statistics or each worker's state.
+    expect(run.stdout()).not.toMatch(/Workflow bundle created|webpack|Worker state changed/);
+    expect(run.output()).not.toContain(TOKEN);
+  });
+
   it('answers 503 within 2 s when PostgreSQL is killed, restarts it, and survives the broken connections', async () => {
     // Requests in flight hold pool clients whose connections break under them.
     const inFlight = Array.from({ length: 5 }, () => api(ports, 'GET', '/v1/sandboxes').catch(() => undefined));
@@ -339,7 +368,7 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
       expect(
         inOrder(out, [
           'SIGINT: shutting down',
-          "state: 'STOPPED'",
+          'workers stopped',
           'embedded PostgreSQL stopped',
           'embedded Temporal stopped',
         ]),
@@ -360,7 +389,7 @@ describe('the service process with embedded Temporal and PostgreSQL', () => {
     expect(
       inOrder(out, [
         'SIGTERM: shutting down',
-        "state: 'STOPPED'",
+        'workers stopped',
         'embedded PostgreSQL stopped',
         'embedded Temporal stopped',
       ]),

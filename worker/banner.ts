@@ -19,6 +19,8 @@ export interface BannerInfo {
   defaultDriver: string;
   taskQueue: string;
   reaper?: { scheduleId: string; intervalSeconds: number };
+  /** Webhook deliveries: the private-address opt-in and the retry window. */
+  webhooks?: { allowPrivate: boolean; retryForSeconds: number };
 }
 
 export function startupBanner(b: BannerInfo): string {
@@ -37,20 +39,55 @@ export function startupBanner(b: BannerInfo): string {
   ]);
   rows.push(['Registry', b.registry]);
   rows.push(['Payloads', `encrypted (AES-256-GCM, key ${b.codecKeys.current.id} from ${b.codecKeys.source})`]);
-  const drivers = Array.isArray(b.drivers)
-    ? b.drivers.map((name) => ({ name, line: 'run by the workers of this task queue' }))
-    : b.drivers
-        .all()
-        .map((d) => ({ name: d.name, line: (d.summary?.() ?? '').replace(new RegExp(`^${d.name}: `), '') }));
-  drivers.forEach(({ name, line }, i) => {
+  driverLines(b).forEach(({ name, line }, i) => {
     rows.push([
       i === 0 ? 'Drivers' : '',
       `${name}${name === b.defaultDriver ? ' (default)' : ''}${line ? `: ${line}` : ''}`,
     ]);
   });
   if (b.reaper) rows.push(['Reaper', `every ${b.reaper.intervalSeconds} s (schedule '${b.reaper.scheduleId}')`]);
+  if (b.webhooks) rows.push(['Webhooks', webhookLine(b.webhooks)]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return ['Hourglass is up', ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join('\n');
+}
+
+/** The same facts as data: the start-up log record's fields (a JSON log reader wants no table). */
+export function startupFields(b: BannerInfo): Record<string, unknown> {
+  return {
+    apiUrl: b.apiUrl,
+    temporalUiUrl: b.temporalUiUrl,
+    temporalAddress: b.temporalAddress,
+    temporalEmbedded: b.temporalEmbedded,
+    taskQueue: b.taskQueue,
+    registry: b.registry,
+    auth: b.tokens.enabled ? 'tokens' : isLoopback(b.host) ? 'off (loopback only)' : 'OFF (insecure, not loopback)',
+    owners: b.tokens.owners.map((o) => ({ owner: o.owner, role: o.role })),
+    codecKey: b.codecKeys.current.id,
+    drivers: driverLines(b).map(({ name, line }) => ({
+      name,
+      default: name === b.defaultDriver,
+      isolation: line,
+    })),
+    ...(b.reaper ? { reaper: b.reaper } : {}),
+    ...(b.webhooks ? { webhooks: b.webhooks } : {}),
+  };
+}
+
+function webhookLine(w: { allowPrivate: boolean; retryForSeconds: number }): string {
+  const retries = `retried for ${w.retryForSeconds} s`;
+  if (!w.allowPrivate) return `public addresses only, ${retries}`;
+  return (
+    `${retries}; HOURGLASS_WEBHOOK_ALLOW_PRIVATE=1 — DELIVERIES MAY REACH LOOPBACK AND PRIVATE ADDRESSES ` +
+    "(this host's services, the cloud metadata service): any tenant can make this worker call them"
+  );
+}
+
+function driverLines(b: BannerInfo): { name: string; line: string }[] {
+  return Array.isArray(b.drivers)
+    ? b.drivers.map((name) => ({ name, line: 'run by the workers of this task queue' }))
+    : b.drivers
+        .all()
+        .map((d) => ({ name: d.name, line: (d.summary?.() ?? '').replace(new RegExp(`^${d.name}: `), '') }));
 }
 
 function authLine(b: BannerInfo): string {

@@ -5,6 +5,7 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../registry/embedded';
 import type { Config } from '../config/service';
+import type { Logger } from '../log/logger';
 import { acquireServiceLock } from './service-lock';
 import { Supervisor } from './supervisor';
 import {
@@ -31,9 +32,12 @@ export interface EmbeddedServicesOptions {
 
 export async function startEmbeddedServices(
   config: Config,
-  log: (msg: string) => void,
+  /** Each service's lines get their own `component` under it. */
+  base: Logger,
   opts: EmbeddedServicesOptions = {},
 ): Promise<EmbeddedServices> {
+  const logger = base.child({ component: 'embedded' });
+  const log = (m: string) => logger.info(m);
   if (config.temporalAddress && config.databaseUrl) {
     return {
       temporalAddress: config.temporalAddress,
@@ -46,7 +50,7 @@ export async function startEmbeddedServices(
   const lock = await acquireServiceLock(config.stateDir);
   if (lock.staleHolder) {
     const h = lock.staleHolder;
-    log(
+    logger.warn(
       `the previous run (pid ${h.pid}, started ${h.startedAt}) ended without shutting down: ` +
         'recovering its embedded services',
     );
@@ -59,8 +63,8 @@ export async function startEmbeddedServices(
     await lock.release();
   };
   const started = await Promise.allSettled([
-    config.temporalAddress ? Promise.resolve(undefined) : startSupervisedTemporal(config, log, opts),
-    config.databaseUrl ? Promise.resolve(undefined) : startDatabase(config, log),
+    config.temporalAddress ? Promise.resolve(undefined) : startSupervisedTemporal(config, base, opts),
+    config.databaseUrl ? Promise.resolve(undefined) : startDatabase(config, base),
   ]);
   const [t, d] = started;
   if (t.status === 'fulfilled' && t.value) temporal = t.value.supervisor;
@@ -80,16 +84,19 @@ export async function startEmbeddedServices(
   };
 }
 
-function startDatabase(config: Config, log: (msg: string) => void): Promise<EmbeddedDatabase> {
-  log('DATABASE_URL not set: starting embedded PostgreSQL …');
-  return startEmbeddedPostgres(config.stateDir, config.embeddedPostgresPort, log);
+function startDatabase(config: Config, base: Logger): Promise<EmbeddedDatabase> {
+  const pgLogger = base.child({ component: 'postgres' });
+  pgLogger.info('DATABASE_URL not set: starting embedded PostgreSQL …');
+  return startEmbeddedPostgres(config.stateDir, config.embeddedPostgresPort, pgLogger);
 }
 
 async function startSupervisedTemporal(
   config: Config,
-  log: (msg: string) => void,
+  base: Logger,
   opts: EmbeddedServicesOptions,
 ): Promise<{ supervisor: Supervisor; address: string }> {
+  const logger = base.child({ component: 'temporal-server' });
+  const log = (m: string) => logger.info(m);
   log('TEMPORAL_ADDRESS not set: starting a Temporal dev server …');
   const dbFilename = path.join(config.stateDir, 'temporal.db');
   await stopOrphanedTemporal(dbFilename, log);
@@ -111,7 +118,7 @@ async function startSupervisedTemporal(
       return server.process;
     },
     (p) => p.stop(TEMPORAL_STOP_STEPS),
-    log,
+    logger,
   );
   await supervisor.start();
   log(

@@ -6,6 +6,7 @@
 //    setting on a user switch, so setpriv switches user first and sets it last.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { componentLogger } from '../log/logger';
 import { processStartTime } from '../hypervisors/common/proc-identity';
 import type { StopStep } from '../hypervisors/common/process-table';
 import { findExecutable } from '../hypervisors/common/find-executable';
@@ -48,6 +49,7 @@ export interface ServiceProcess {
 }
 
 const RECENT_LINES = 30;
+const log = componentLogger('embedded');
 
 export async function startServiceProcess(opts: ServiceProcessOptions): Promise<ServiceProcess> {
   const { command, args, spawnUser } = withParentDeathSignal(opts);
@@ -71,7 +73,7 @@ export async function startServiceProcess(opts: ServiceProcessOptions): Promise<
   });
   const pid = child.pid!;
   // Later 'error' events (a signal that could not be sent) must not go unhandled.
-  child.on('error', (err) => console.error(`[hourglass] ${opts.name} (pid ${pid}): ${err.message}`));
+  child.on('error', (err) => log.warn(`${opts.name} (pid ${pid}): ${err.message}`));
 
   const recent: string[] = [];
   // What a service says while we stop it (Temporal: "task queue closed") is not news.
@@ -140,8 +142,8 @@ function withParentDeathSignal(opts: ServiceProcessOptions): {
   if (!setprivPath) {
     if (!warnedNoSetpriv) {
       warnedNoSetpriv = true;
-      console.warn(
-        '[hourglass] setpriv (util-linux) not found: embedded services stop when Hourglass exits, ' +
+      log.warn(
+        'setpriv (util-linux) not found: embedded services stop when Hourglass exits, ' +
           'but not if it is killed with SIGKILL (the next start then stops them)',
       );
     }

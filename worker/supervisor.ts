@@ -2,6 +2,7 @@
 // exponential backoff, and its state is known at once (health answers 503 without waiting for a
 // connection to time out).
 import { describeExit, type ChildExit, type ServiceProcess } from './service-process';
+import type { Logger } from '../log/logger';
 
 export interface SupervisorState {
   name: string;
@@ -42,7 +43,7 @@ export class Supervisor {
     private readonly launch: () => Promise<ServiceProcess>,
     /** Stops a running instance in order. */
     private readonly shutdown: (p: ServiceProcess) => Promise<void>,
-    private readonly log: (msg: string) => void,
+    private readonly logger: Logger,
     private readonly backoff: BackoffOptions = DEFAULT_BACKOFF,
   ) {}
 
@@ -87,7 +88,7 @@ export class Supervisor {
     if (p && !p.exitStatus()) {
       const t0 = Date.now();
       await this.shutdown(p);
-      this.log(`embedded ${this.name} stopped (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      this.logger.info(`embedded ${this.name} stopped (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     }
   }
 
@@ -107,7 +108,7 @@ export class Supervisor {
     this.lastError = `pid ${p.pid} ${describeExit(exit)}`;
     if (Date.now() - this.startedAt >= this.backoff.resetAfterMs) this.failuresInARow = 0;
     const lastLines = p.recentOutput().slice(-5);
-    this.log(
+    this.logger.error(
       `embedded ${this.name} (pid ${p.pid}) ${describeExit(exit)} unexpectedly` +
         (lastLines.length ? `; its last output:\n  ${lastLines.join('\n  ')}` : ''),
     );
@@ -117,7 +118,8 @@ export class Supervisor {
   private scheduleRestart(): void {
     const delay = Math.min(this.backoff.maxDelayMs, this.backoff.firstDelayMs * 2 ** this.failuresInARow);
     this.failuresInARow += 1;
-    this.log(`restarting embedded ${this.name} in ${(delay / 1000).toFixed(1)} s (attempt ${this.failuresInARow})`);
+    const seconds = (delay / 1000).toFixed(1);
+    this.logger.warn(`restarting embedded ${this.name} in ${seconds} s (attempt ${this.failuresInARow})`);
     this.retryTimer = setTimeout(() => {
       this.restarting = this.restart().finally(() => (this.restarting = undefined));
     }, delay);
@@ -130,7 +132,7 @@ export class Supervisor {
       p = await this.launch();
     } catch (err) {
       this.lastError = err instanceof Error ? err.message : String(err);
-      this.log(`embedded ${this.name} did not start again: ${this.lastError}`);
+      this.logger.warn(`embedded ${this.name} did not start again: ${this.lastError}`);
       if (!this.stopping) this.scheduleRestart();
       return;
     }
@@ -141,6 +143,6 @@ export class Supervisor {
     const downFor = ((Date.now() - (this.downSince ?? Date.now())) / 1000).toFixed(1);
     this.restarts += 1;
     this.adopt(p);
-    this.log(`embedded ${this.name} is back (pid ${p.pid}) after ${downFor} s down`);
+    this.logger.info(`embedded ${this.name} is back (pid ${p.pid}) after ${downFor} s down`);
   }
 }

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { componentLogger } from '../log/logger';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { findProcesses, optionValue, stopProcess, type StopStep } from '../hypervisors/common/process-table';
 import { describeExit, startServiceProcess, type ServiceProcess } from './service-process';
@@ -39,6 +40,7 @@ export interface TemporalDevServer {
 
 const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 60_000;
+const log = componentLogger('temporal-server');
 // SIGTERM lets it close its SQLite file cleanly (~2 s); SQLite's WAL survives a SIGKILL too.
 export const TEMPORAL_STOP_STEPS: readonly StopStep[] = [
   ['SIGTERM', 10_000],
@@ -92,7 +94,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Te
     umask: 0o077,
     onLine: (line) => {
       // stdout is the start-up banner; with --log-level error, everything else is worth showing.
-      if (/\b(error|fatal|panic)\b/i.test(line)) console.error(`[temporal] ${line}`);
+      if (/\b(error|fatal|panic)\b/i.test(line)) log.warn(line);
     },
   });
   const address = `${HOST}:${port}`;

@@ -22,6 +22,8 @@ export interface ServiceRun {
   /** What was started: node itself, or npm. */
   leader: ChildProcess;
   output(): string;
+  /** What it wrote on stdout alone (its log: JSON lines, as it is not a terminal). */
+  stdout(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -42,7 +44,15 @@ export function serviceEnv(stateDir: string, ports: ServicePorts): NodeJS.Proces
     HOURGLASS_API_TOKEN: TOKEN,
   };
   // Both embedded; and vitest's loader hooks must not leak into the child.
-  for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'NODE_OPTIONS', 'HOST', 'HOURGLASS_TASK_QUEUE']) {
+  // LOG_LEVEL too: the tests' own (warn) would hide the lines they look for.
+  for (const name of [
+    'DATABASE_URL',
+    'TEMPORAL_ADDRESS',
+    'NODE_OPTIONS',
+    'HOST',
+    'HOURGLASS_TASK_QUEUE',
+    'LOG_LEVEL',
+  ]) {
     delete env[name];
   }
   return env;
@@ -64,12 +74,16 @@ export function startService(env: NodeJS.ProcessEnv, how: 'node' | 'npm', shellP
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  leader.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  let stdout = '';
+  leader.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+    stdout += c.toString();
+  });
   leader.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     leader.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  return { leader, output: () => out, exited };
+  return { leader, output: () => out, stdout: () => stdout, exited };
 }
 
 export async function api<T = unknown>(
