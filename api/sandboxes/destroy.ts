@@ -3,8 +3,12 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { listSandboxes } from '../../registry/sandboxes';
 import { forceDestroyWorkflow } from '../../workflows/force-destroy';
+import { forceDestroyWorkflowId } from '../../workflows/ids';
+import { EndReason } from '../../workflows/end-reasons';
 import { destroySignal } from '../../workflows/messages';
+import { SandboxDriver, SandboxEndReason, SandboxOwner } from '../../workflows/search-attributes';
 import { ALLOWED_STATES, SANDBOX_STATES, invalidStateMessage, isAllowed } from '../../workflows/states';
+import { forceDestroySummary } from '../../workflows/summaries';
 import type { SandboxStatus } from '../../workflows/types';
 import { ApiError, fromTemporal } from '../errors';
 import type { Principal } from '../tokens';
@@ -60,11 +64,18 @@ export async function forceDestroy(
   const { existed } = await callSandbox(ctx, id, 'destroy', () =>
     ctx.client.withDeadline(Date.now() + 120_000, () =>
       ctx.client.workflow.execute(forceDestroyWorkflow, {
-        workflowId: `force-destroy:${id}`,
+        workflowId: forceDestroyWorkflowId(id),
         taskQueue: ctx.opts.taskQueue,
         args: [{ id, driver, owner, reason: why }],
         workflowIdConflictPolicy: 'USE_EXISTING',
-        staticSummary: `force destroy of sandbox ${id}: ${why}`,
+        staticSummary: forceDestroySummary(id, driver, why),
+        // The sandbox's own workflow was terminated and can record nothing more: this one carries
+        // the end reason, so `SandboxEndReason="force destroyed"` lists it (its id names the sandbox).
+        typedSearchAttributes: [
+          { key: SandboxEndReason, value: EndReason.ForceDestroyed },
+          { key: SandboxDriver, value: driver },
+          { key: SandboxOwner, value: owner },
+        ],
       }),
     ),
   );
