@@ -13,7 +13,9 @@ const labelKey = z.string().regex(/^[A-Za-z0-9_./-]{1,63}$/, 'label keys are 1-6
 const labels = z
   .record(labelKey, z.string().max(256))
   .refine((l) => Object.keys(l).length <= 64, 'at most 64 labels')
-  .default({});
+  .default({})
+  // The document cannot read the key schema and the refine: say them (validation is unchanged).
+  .openapi({ maxProperties: 64, description: 'At most 64; keys are 1-63 of [A-Za-z0-9_./-], values ≤ 256 characters' });
 const seconds = z.number().int('must be a whole number of seconds').positive('must be greater than 0');
 /** Longer than anyone should keep a sandbox; keeps every derived date representable. */
 const MAX_LIFETIME_SECONDS = 366 * 24 * 3600;
