@@ -14,6 +14,7 @@ import { registerJobPaths } from './paths/jobs';
 import { registerSandboxPaths } from './paths/sandboxes';
 import { registerServicePaths } from './paths/service';
 import { registerSessionPaths } from './paths/sessions';
+import { registerWebhookPaths } from './paths/webhooks';
 
 const PATH_GROUPS: ((registry: OpenAPIRegistry) => void)[] = [
   registerServicePaths,
@@ -21,12 +22,14 @@ const PATH_GROUPS: ((registry: OpenAPIRegistry) => void)[] = [
   registerSessionPaths,
   registerJobPaths,
   registerCodecPaths,
+  registerWebhookPaths,
 ];
 
 const TAGS = [
   { name: 'sandboxes', description: 'Sandboxes: create, run commands, renew the lease, stop/start, destroy' },
   { name: 'sessions', description: 'Sessions: sandboxes that end together when heartbeats stop' },
   { name: 'jobs', description: 'Jobs: a sandbox that runs commands in order, then is destroyed' },
+  { name: 'webhooks', description: 'Webhooks: signed, retried deliveries of sandbox events to your URL' },
   { name: 'codec', description: 'Temporal remote codec endpoint (admins; for the Temporal UI)' },
   { name: 'service', description: 'Health, metrics and this API description' },
 ];

@@ -141,6 +141,9 @@ export class FakeWorld {
       planDrifts: unused,
       fixDrift: unused,
       storeReaperRun: unused,
+      waitForWebhookEvents: unused,
+      deliverWebhook: unused,
+      settleWebhookDelivery: unused,
     };
   }
 }
