@@ -65,7 +65,7 @@ export function createWebhookActivities({ pool, webhooks }: WebhookDeps) {
   const events = () =>
     (listener ??= new EventListener({
       connection: { connectionString: pool.options.connectionString },
-      idleCloseMs: 30_000,
+      idleCloseMs: 5_000,
     }));
 
   return {
