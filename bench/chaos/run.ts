@@ -65,8 +65,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   delete baseEnv.NODE_OPTIONS; // vitest's loader hooks must not leak into the children
   const workerEnv = { ...baseEnv, HOURGLASS_FAULT_RATE: String(o.faultRate) };
   const workerLog = path.join(root, 'worker.log');
-  const worker = new ChildService('worker', 'worker', workerEnv, workerLog, /worker polling task queue/, log);
-  const api = new ChildService('api', 'api', baseEnv, path.join(root, 'api.log'), /API listening on/, log);
+  const worker = new ChildService('worker', 'worker', workerEnv, workerLog, /Hourglass is up/, log);
+  const api = new ChildService('api', 'api', baseEnv, path.join(root, 'api.log'), /Hourglass is up/, log);
   const killAll = () => {
     worker.killNow();
     api.killNow();
