@@ -11,6 +11,8 @@ export interface SandboxRow extends SandboxStatus {
 }
 
 export interface SandboxEventRow {
+  /** The global event id (registry/event-feed.ts): what a stream's Last-Event-ID names. */
+  id: string;
   seq: number;
   from: SandboxState | null;
   to: SandboxState;
@@ -160,7 +162,7 @@ export async function countLiveSandboxes(pool: pg.Pool, owner: string): Promise<
 
 export async function listEvents(pool: pg.Pool, id: string): Promise<SandboxEventRow[]> {
   const { rows } = await pool.query(
-    `SELECT seq, from_state AS "from", to_state AS "to", reason, at
+    `SELECT id::text AS id, seq, from_state AS "from", to_state AS "to", reason, at
      FROM sandbox_events WHERE sandbox_id = $1 ORDER BY seq`,
     [id],
   );

@@ -21,6 +21,11 @@ export class SandboxService {
     this.ctx = { client, pool, opts, sessions, pending: { creates: 0 } };
   }
 
+  /** The registry pool (the event feed reads it; api/events). */
+  get registryPool(): pg.Pool {
+    return this.ctx.pool;
+  }
+
   create(p: Principal, body: CreateSandboxBody & { job?: JobSpec }, req?: { idempotencyKey?: string }) {
     return createSandbox(this.ctx, p, body, req);
   }

@@ -1,0 +1,93 @@
+// GET /v1/events and GET /v1/sandboxes/:id/events?follow=true: the event feed as a JSON page or
+// a Server-Sent Events stream. Mounted on /v1 before the sandbox routes: a sandbox's events
+// without follow fall through to their JSON list there.
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import { compareIds, latestEventId, readFeedPage } from '../../registry/event-feed';
+import { principalOf } from '../auth';
+import { ApiError } from '../errors';
+import { checkIdParam } from '../request-params';
+import type { SandboxService } from '../sandboxes/service';
+import { wrap } from '../wrap';
+import { follow, type FollowRequest } from './follow';
+import { StreamLimitError, type EventHub } from './hub';
+import { eventId, eventsQuery, sandboxEventsQuery } from './schemas';
+
+export function eventRoutes(hub: EventHub, service: SandboxService): Router {
+  const feed = wrap(async (req, res) => {
+    const q = eventsQuery.parse(req.query);
+    const p = principalOf(req);
+    const filter = {
+      owner: p.role === 'admin' ? q.owner : p.owner,
+      states: q.state,
+      labels: q.label,
+      sessionId: q.session,
+    };
+    if (!wantsStream(req, q.follow)) {
+      const page = await readFeedPage(hub.pool, q.after ?? '0', filter, q.limit);
+      res.json({ items: page.events, nextAfter: page.through });
+      return;
+    }
+    const after = lastEventId(req) ?? q.after ?? (await latestEventId(hub.pool));
+    await followOrRefuse(hub, res, { owner: p.owner, filter, after });
+  });
+
+  const sandboxStream = async (req: Request, res: Response) => {
+    const q = sandboxEventsQuery.parse(req.query);
+    const p = principalOf(req);
+    const id = req.params.id!;
+    // The same rule as GET /:id (another owner's sandbox is a 404); its events tell whether it has ended.
+    const events = await service.events(p, id);
+    const after = lastEventId(req) ?? q.after ?? '0';
+    const destroyed = events.find((e) => e.to === 'DESTROYED');
+    if (destroyed && compareIds(destroyed.id, after) <= 0) {
+      // Nothing can follow DESTROYED. 204 tells EventSource to stop reconnecting.
+      res.status(204).end();
+      return;
+    }
+    await followOrRefuse(hub, res, {
+      owner: p.owner,
+      filter: { sandboxId: id },
+      after,
+      isLast: (e) => e.to === 'DESTROYED',
+    });
+  };
+  const sandboxFeed: RequestHandler = (req, res, next) => {
+    try {
+      if (!wantsStream(req, sandboxEventsQuery.parse(req.query).follow)) return next();
+    } catch (err) {
+      return next(err);
+    }
+    sandboxStream(req, res).catch(next);
+  };
+
+  const r = Router();
+  checkIdParam(r, 'sandbox');
+  r.get('/events', feed);
+  r.get('/sandboxes/:id/events', sandboxFeed);
+  return r;
+}
+
+async function followOrRefuse(hub: EventHub, res: Response, req: FollowRequest): Promise<void> {
+  try {
+    await follow(hub, res, req);
+  } catch (err) {
+    if (!(err instanceof StreamLimitError)) throw err;
+    const max = hub.options.maxStreamsPerOwner;
+    throw new ApiError(429, 'rate_limited', `at most ${max} event streams per owner; close one first`, { max }, 5);
+  }
+}
+
+/** `follow=true`, or (follow not given) an EventSource's Accept header. */
+function wantsStream(req: Request, followParam: boolean): boolean {
+  if (followParam) return true;
+  return req.query.follow === undefined && (req.get('accept') ?? '').includes('text/event-stream');
+}
+
+/** Last-Event-ID, which EventSource sends on reconnect; it wins over `?after=`. */
+function lastEventId(req: Request): string | undefined {
+  const header = req.get('last-event-id');
+  if (header === undefined || header === '') return undefined;
+  const parsed = eventId.safeParse(header.trim());
+  if (parsed.success) return parsed.data;
+  throw new ApiError(400, 'invalid_argument', 'Last-Event-ID: event ids are non-negative integers');
+}
