@@ -10,6 +10,7 @@ import './extend-zod';
 import { readFileSync } from 'node:fs';
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import { registerCodecPaths } from './paths/codec';
+import { registerEventPaths } from './paths/events';
 import { registerJobPaths } from './paths/jobs';
 import { registerSandboxPaths } from './paths/sandboxes';
 import { registerServicePaths } from './paths/service';
@@ -19,6 +20,7 @@ import { registerWebhookPaths } from './paths/webhooks';
 const PATH_GROUPS: ((registry: OpenAPIRegistry) => void)[] = [
   registerServicePaths,
   registerSandboxPaths,
+  registerEventPaths,
   registerSessionPaths,
   registerJobPaths,
   registerCodecPaths,
@@ -27,6 +29,7 @@ const PATH_GROUPS: ((registry: OpenAPIRegistry) => void)[] = [
 
 const TAGS = [
   { name: 'sandboxes', description: 'Sandboxes: create, run commands, renew the lease, stop/start, destroy' },
+  { name: 'events', description: 'Live events: every sandbox transition in commit order, JSON or Server-Sent Events' },
   { name: 'sessions', description: 'Sessions: sandboxes that end together when heartbeats stop' },
   { name: 'jobs', description: 'Jobs: a sandbox that runs commands in order, then is destroyed' },
   { name: 'webhooks', description: 'Webhooks: signed, retried deliveries of sandbox events to your URL' },

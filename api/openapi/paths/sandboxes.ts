@@ -12,6 +12,7 @@ import {
   renewBody,
 } from '../../schemas';
 import { authErrors, idParams, idempotencyKeyHeader, json } from '../common';
+import { eventStream, sandboxEventsRequest, streamLimit } from './events';
 import {
   BulkDestroyResult,
   ExecOutput,
@@ -113,14 +114,21 @@ export function registerSandboxPaths(registry: OpenAPIRegistry): void {
     request: { params },
     responses: { 200: { description: 'The sandbox', content: json(Sandbox) }, ...authErrors(404, 504) },
   });
-  // The live-events change documents `?follow=true` (SSE) on this same registration.
   registry.registerPath({
     method: 'get',
     path: '/v1/sandboxes/{id}/events',
     tags,
-    summary: 'A sandbox’s state transitions, oldest first',
-    request: { params },
-    responses: { 200: { description: 'Its transitions', content: json(SandboxEvents) }, ...authErrors(404) },
+    summary: 'A sandbox’s state transitions, oldest first; with follow=true a live stream that ends after DESTROYED',
+    request: { params, ...sandboxEventsRequest },
+    responses: {
+      200: {
+        description: 'Its transitions (JSON), or the stream of them from the first (or after Last-Event-ID)',
+        content: { ...json(SandboxEvents), ...eventStream },
+      },
+      204: { description: 'Following after its DESTROYED event: nothing can come (EventSource stops retrying)' },
+      ...authErrors(404),
+      ...streamLimit,
+    },
   });
   registry.registerPath({
     method: 'get',
