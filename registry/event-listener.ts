@@ -29,6 +29,7 @@ export class EventListener {
   private closed = false;
   private listening = false;
   private newest = '0';
+  private pid: number | undefined;
 
   constructor(private readonly opts: EventListenerOptions) {
     this.delayMs = opts.backoff?.minMs ?? 250;
@@ -51,6 +52,11 @@ export class EventListener {
   /** Whether LISTEN is active right now (while false, wakes come after the reconnect). */
   get isListening(): boolean {
     return this.listening;
+  }
+
+  /** The PostgreSQL backend pid of the LISTEN connection (undefined while there is none). */
+  get backendPid(): number | undefined {
+    return this.listening ? this.pid : undefined;
   }
 
   /** The newest id announced so far ('0' before any). */
@@ -102,9 +108,10 @@ export class EventListener {
       this.delayMs = this.opts.backoff?.minMs ?? 250;
       // Anything committed before LISTEN took effect sent no notification to us: announce the
       // newest id so every subscriber re-reads past what it has.
-      const { rows } = await client.query<{ id: string }>(
-        'SELECT COALESCE(max(id), 0)::text AS id FROM sandbox_events',
+      const { rows } = await client.query<{ id: string; pid: number }>(
+        'SELECT COALESCE(max(id), 0)::text AS id, pg_backend_pid() AS pid FROM sandbox_events',
       );
+      this.pid = rows[0]!.pid;
       this.announce(rows[0]!.id, true);
     } catch (err) {
       this.lost(client, err as Error);

@@ -233,6 +233,19 @@ describe('the global feed', () => {
     expect(bad.body.error.code).toBe('invalid_argument');
     expect((await alice('GET', '/v1/events?state=NOPE')).status).toBe(400);
   });
+  it('filters by session', async () => {
+    const session = await alice('POST', '/v1/sessions', { heartbeatTimeoutSeconds: 120 });
+    expect(session.status).toBe(201);
+    const stream = await sse(`/v1/events?follow=true&session=${session.body.id}`, ALICE);
+    const outside = await create(alice, { ttlSeconds: 60 });
+    const inside = await create(alice, { ttlSeconds: 60, sessionId: session.body.id });
+    const saw = (await stream.until((x) => parse(x).to === 'RUNNING')).map(parse);
+    stream.close();
+    expect(saw.length).toBeGreaterThan(0);
+    expect(saw.every((e) => e.sandboxId === inside.id && e.sessionId === session.body.id)).toBe(true);
+    await alice('DELETE', `/v1/sessions/${session.body.id}`);
+    await alice('DELETE', `/v1/sandboxes/${outside.id}`);
+  });
 });
 
 describe('resume', () => {
@@ -283,6 +296,22 @@ describe('resume', () => {
     const upTo = await dbIds(['suite', m]);
     expect(received).toEqual(upTo.slice(0, received.length));
     expect(received.at(-1)).toBe(part4.at(-1)!.id);
+  });
+  it('loses nothing when its LISTEN connection is killed: the hub reconnects and re-reads', async () => {
+    const other = await secondApi();
+    const m = mark();
+    const stream = await sse(`/v1/events?follow=true&label=suite=${m}`, ALICE, {}, other.base);
+    const pid = await eventually(async () => other.hub.listener.backendPid);
+    await h.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+    // Written while the connection is down or coming back: only the reconnect's re-read can find it.
+    const sbx = await create(alice, { ttlSeconds: 60, labels: { suite: m } });
+    const got = await stream.until((x) => parse(x).to === 'RUNNING', 30_000);
+    stream.close();
+    expect(await eventually(async () => other.hub.listener.backendPid)).not.toBe(pid);
+    const inDb = await dbIds(['suite', m]);
+    expect(got.map((x) => x.id)).toEqual(inDb.slice(0, got.length));
+    expect(got.every((x) => parse(x).sandboxId === sbx.id)).toBe(true);
+    await alice('DELETE', `/v1/sandboxes/${sbx.id}`);
   });
 });
 

@@ -54,7 +54,8 @@ export class StreamLimitError extends Error {}
 
 export class EventHub {
   private readonly opts: EventHubOptions;
-  private readonly listener: EventListener;
+  /** The process's LISTEN connection (public for operators' and tests' eyes: its backend pid). */
+  readonly listener: EventListener;
   private readonly live = new Set<Subscriber>();
   private readonly members = new Set<Subscriber>();
   private readonly perOwner = new Map<string, number>();
