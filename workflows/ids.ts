@@ -9,5 +9,4 @@ export function sandboxIdOfWorkflow(workflowId: string): string | undefined {
   return /^(?:sandbox|force-destroy):(.+)$/.exec(workflowId)?.[1];
 }
 
-export const sessionIdOfWorkflow = (workflowId: string): string | undefined =>
-  /^session:(.+)$/.exec(workflowId)?.[1];
+export const sessionIdOfWorkflow = (workflowId: string): string | undefined => /^session:(.+)$/.exec(workflowId)?.[1];
