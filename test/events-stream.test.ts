@@ -1,6 +1,7 @@
 // Live events over Server-Sent Events, through the real API, worker, Temporal and PostgreSQL:
 // a sandbox's stream while it expires, the global feed's filters and owners, resuming with
-// Last-Event-ID (also on another API instance: a restart), order under concurrency, the limits.
+// Last-Event-ID (also on another API instance: a restart), a lost LISTEN connection, order under
+// concurrency, the limits (streams per owner, a reader that stops reading).
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';

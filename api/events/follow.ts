@@ -25,6 +25,10 @@ export interface FollowRequest {
 export async function follow(hub: EventHub, res: Response, req: FollowRequest): Promise<void> {
   const follower = new Follower(req);
   await hub.add(follower);
+  if (!res.socket || res.socket.destroyed) {
+    hub.remove(follower); // the client left while we waited: no 'close' would ever free its slot
+    return;
+  }
   const stream = new SseStream(res, hub.options.sse);
   stream.onStop = () => hub.remove(follower);
   follower.stream = stream;

@@ -70,8 +70,6 @@ export class EventHub {
   private readAgain = false;
   /** Bumped on every stop, so a read that outlives its start is dropped. */
   private generation = 0;
-  /** Database reads the hub made (for the bench: one per wake-up, whatever the number of streams). */
-  reads = 0;
 
   constructor(
     readonly pool: pg.Pool,
@@ -197,7 +195,6 @@ export class EventHub {
     const generation = this.generation;
     try {
       for (;;) {
-        this.reads++;
         const page = await readFeedPage(this.pool, this.through, {}, this.opts.pageSize);
         if (generation !== this.generation) return;
         this.publish(page.events, page.through);
