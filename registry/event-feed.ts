@@ -3,6 +3,8 @@
 // after the last id they handed out, so a resume is exact: no gap, no duplicate.
 import type pg from 'pg';
 import type { SandboxState } from '../workflows/states';
+import { eventIdSchema } from './event-id';
+import { eventType } from './event-types';
 
 export interface FeedEvent {
   /** The global event id (a bigint) as a decimal string: SSE `id:` and resume point. */
@@ -32,13 +34,6 @@ export interface FeedFilter {
   sessionId?: string;
 }
 
-/** Ids are bigints; compared and passed as decimal strings so nothing rounds past 2^53. */
-const ID_PATTERN = /^(0|[1-9][0-9]{0,18})$/;
-
-export function isEventId(v: string): boolean {
-  return ID_PATTERN.test(v);
-}
-
 /** Events with id > afterId that match the filter, oldest first, at most `limit`. */
 export async function readEventsAfter(
   pool: pg.Pool,
@@ -66,7 +61,8 @@ export async function readFeedPage(
   filter: FeedFilter,
   limit: number,
 ): Promise<FeedPage> {
-  if (!isEventId(afterId)) throw new Error(`event id must be a non-negative integer (got ${afterId})`);
+  // Ids are bigints, passed as decimal strings so nothing rounds past 2^53; callers validated them already.
+  if (!eventIdSchema.safeParse(afterId).success) throw new Error(`not an event id: ${afterId}`);
   const args: unknown[] = [];
   const arg = (v: unknown) => `$${args.push(v)}`;
   const where = [`e.id > ${arg(afterId)}::bigint`];
@@ -115,11 +111,6 @@ export function compareIds(a: string, b: string): number {
 export async function latestEventId(pool: pg.Pool): Promise<string> {
   const { rows } = await pool.query<{ id: string }>(`SELECT COALESCE(max(id), 0)::text AS id FROM sandbox_events`);
   return rows[0]!.id;
-}
-
-/** The SSE / webhook event type for entering a state. */
-export function eventType(to: SandboxState): string {
-  return `sandbox.${to.toLowerCase()}`;
 }
 
 function toFeedEvent(r: pg.QueryResultRow): FeedEvent {

@@ -19,6 +19,25 @@ export interface EventListenerOptions {
 
 const CHANNEL = 'sandbox_events';
 
+/** Pool settings a single pg.Client does not take (passing them along would only confuse a reader). */
+const POOL_ONLY = [
+  'max',
+  'min',
+  'idleTimeoutMillis',
+  'maxUses',
+  'maxLifetimeSeconds',
+  'allowExitOnIdle',
+  'log',
+  'Client',
+];
+
+/** The connection settings of a pool, for the listener's own dedicated client. */
+export function listenerConnectionConfig(pool: pg.Pool): pg.ClientConfig {
+  const config: Record<string, unknown> = { ...pool.options };
+  for (const key of POOL_ONLY) delete config[key];
+  return config as pg.ClientConfig;
+}
+
 export class EventListener {
   private readonly subscribers = new Set<EventWake>();
   private client: pg.Client | undefined;

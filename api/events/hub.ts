@@ -12,7 +12,7 @@ import {
   type FeedEvent,
   type FeedFilter,
 } from '../../registry/event-feed';
-import { EventListener } from '../../registry/event-listener';
+import { EventListener, listenerConnectionConfig } from '../../registry/event-listener';
 import { matches } from './match';
 import type { SseOptions } from './sse';
 
@@ -77,7 +77,7 @@ export class EventHub {
   ) {
     this.opts = { ...DEFAULT_HUB_OPTIONS, ...opts };
     this.listener = new EventListener({
-      connection: pool.options,
+      connection: listenerConnectionConfig(pool),
       idleCloseMs: 5000,
       log: (msg) => log.warn(msg),
     });

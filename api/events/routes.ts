@@ -89,5 +89,5 @@ function lastEventId(req: Request): string | undefined {
   if (header === undefined || header === '') return undefined;
   const parsed = eventId.safeParse(header.trim());
   if (parsed.success) return parsed.data;
-  throw new ApiError(400, 'invalid_argument', 'Last-Event-ID: event ids are non-negative integers');
+  throw new ApiError(400, 'invalid_argument', `Last-Event-ID: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
 }

@@ -1,13 +1,11 @@
 // Query strings of the event routes, validated with zod (the OpenAPI document uses them too).
 import '../openapi/extend-zod';
 import { z } from 'zod';
+import { eventIdSchema } from '../../registry/event-id';
 import { listQuery } from '../schemas';
 
 /** A global event id: a decimal bigint (what `id:` carries and Last-Event-ID sends back). */
-export const eventId = z
-  .string()
-  .regex(/^(0|[1-9][0-9]{0,18})$/, 'event ids are non-negative integers')
-  .openapi({ example: '1234' });
+export const eventId = eventIdSchema.openapi({ example: '1234' });
 
 const follow = z
   .enum(['true', 'false', '1', '0'])
