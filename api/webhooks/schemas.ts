@@ -1,6 +1,7 @@
 // Webhook request bodies, queries and answers, validated (and documented) with zod.
 import '../openapi/extend-zod';
 import { z } from 'zod';
+import { eventIdSchema } from '../../registry/event-id';
 import { SANDBOX_STATES } from '../../workflows/states';
 
 /** `sandbox.<state lowercased>`, or every event: `sandbox.*` / `*`. */
@@ -50,7 +51,7 @@ export const createWebhookBody = z
   .openapi('CreateWebhook');
 export type CreateWebhookBody = z.infer<typeof createWebhookBody>;
 
-const eventId = z.string().regex(/^(0|[1-9][0-9]{0,18})$/, 'must be an event id (a non-negative integer)');
+const eventId = eventIdSchema;
 
 export const deliveriesQuery = z
   .object({
