@@ -37,14 +37,13 @@ export function createActivities(deps: ActivityDeps) {
     ...createWebhookActivities(deps),
     /** Runs before batched writes; kept for their histories. */
     async recordTransition(event: TransitionEvent): Promise<void> {
-      await recordTransition(pool, event);
-      observeTransitions([event]);
+      observeTransitions(await recordTransition(pool, event));
     },
 
     /** A workflow task's transitions, as a local activity (one round trip to PostgreSQL). */
     async recordTransitions(events: TransitionEvent[]): Promise<void> {
-      await recordTransitions(pool, events);
-      observeTransitions(events); // once written: a retried write is not timed twice
+      // Only what this call appended: a write run again (a lost task completion) is not timed twice.
+      observeTransitions(await recordTransitions(pool, events));
     },
 
     /** For destroys that happen outside the sandbox's own workflow (force-destroy, reaper). */

@@ -33,6 +33,8 @@ export const observeApiRequests: RequestHandler = (req, res, next) => {
     const labels = { method: req.method, route: route ?? UNMATCHED_ROUTE };
     // A client gone before any answer has no status; a stream (SSE) it closed keeps its 200.
     apiRequestsTotal.inc({ ...labels, status: res.headersSent ? String(res.statusCode) : 'aborted' });
+    // A live stream lasts as long as its reader: its lifetime is not a request's latency.
+    if (String(res.getHeader('content-type') ?? '').startsWith('text/event-stream')) return;
     apiRequestSeconds.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
   });
   next();

@@ -1,7 +1,7 @@
 // Lifecycle timings read off the transitions a sandbox workflow records (activities/index.ts calls
 // this once the registry has them). Both ends of each measure are workflow time (the server's clock
-// for the workflow task), so worker clocks do not skew them, and replays do not repeat them: a
-// recorded local activity is not run again.
+// for the workflow task), so worker clocks do not skew them. Only events the registry appended are
+// observed, so a write run twice (a local activity retried after a lost task completion) counts once.
 import type { TransitionEvent } from '../workflows/types';
 import { createToRunningSeconds, leaseLatenessSeconds } from './definitions';
 

@@ -12,7 +12,8 @@ export interface MetricsServer {
 
 export async function startMetricsServer(opts: { host: string; port: number }): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://metrics').pathname;
+    // Split, not parsed: `new URL` throws on request targets Node's parser lets through (`http://[/x`).
+    const path = (req.url ?? '/').split('?')[0]!;
     if (path !== '/metrics') return reply(res, 404, 'not_found', `no route for ${req.method} ${path}: try /metrics`);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return reply(res, 405, 'method_not_allowed', 'only GET /metrics is served here');

@@ -31,19 +31,20 @@ export interface ListFilter {
 }
 
 /** Applies a transition: the row moves forward only (seq), the event is written once. */
-export async function recordTransition(pool: pg.Pool, e: TransitionEvent): Promise<void> {
-  await recordTransitions(pool, [e]);
+export async function recordTransition(pool: pg.Pool, e: TransitionEvent): Promise<TransitionEvent[]> {
+  return recordTransitions(pool, [e]);
 }
 
 /**
  * Writes a sandbox's transitions in one statement (one round trip, atomic): the row takes the
  * newest snapshot unless it already holds a newer one, and every event is appended once.
+ * Returns the events this call appended (a retried write returns none of those already there).
  */
-export async function recordTransitions(pool: pg.Pool, events: TransitionEvent[]): Promise<void> {
-  if (events.length === 0) return;
+export async function recordTransitions(pool: pg.Pool, events: TransitionEvent[]): Promise<TransitionEvent[]> {
+  if (events.length === 0) return [];
   const newest = events.reduce((a, b) => (b.seq > a.seq ? b : a));
   const s = newest.sandbox;
-  await pool.query(
+  const { rows } = await pool.query<{ seq: number }>(
     `WITH row_write AS (
        INSERT INTO sandboxes (id, owner, driver, template, state, labels, session_id, isolation, limits, created_at,
                               expires_at, max_expires_at, destroy_reason, error, job, seq, updated_at)
@@ -56,7 +57,7 @@ export async function recordTransitions(pool: pg.Pool, events: TransitionEvent[]
      )
      INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
      SELECT $1, * FROM unnest($17::int[], $18::text[], $19::text[], $20::text[], $21::timestamptz[])
-     ON CONFLICT DO NOTHING`,
+     ON CONFLICT DO NOTHING RETURNING seq`,
     [
       s.id,
       s.owner,
@@ -81,6 +82,8 @@ export async function recordTransitions(pool: pg.Pool, events: TransitionEvent[]
       events.map((e) => e.at),
     ],
   );
+  const appended = new Set(rows.map((r) => r.seq));
+  return events.filter((e) => appended.has(e.seq));
 }
 
 /**

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
@@ -22,6 +23,18 @@ interface Sample {
   name: string;
   labels: Record<string, string>;
   value: number;
+}
+
+/** Sends bytes as they are (fetch would normalise the request line) and returns the raw answer. */
+function rawRequest(url: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    const socket = net.connect(Number(port), hostname, () => socket.write(bytes));
+    socket.on('data', (d) => (answer += d.toString()));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
 }
 
 function parseSamples(text: string): Sample[] {
@@ -200,6 +213,10 @@ describe('the worker metrics server', () => {
       expect(other.status).toBe(404);
       expect(await other.json()).toMatchObject({ error: { code: 'not_found' } });
       expect((await fetch(server.url, { method: 'POST' })).status).toBe(405);
+      // A request target `new URL` cannot parse (Node's HTTP parser lets it through) is a 404, not a crash.
+      const raw = await rawRequest(server.url, 'GET http://[/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      expect(raw).toMatch(/^HTTP\/1\.1 404/);
+      expect((await fetch(server.url)).status).toBe(200);
     } finally {
       await server.close();
     }

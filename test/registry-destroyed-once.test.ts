@@ -59,6 +59,15 @@ async function destroyedEvents(id: string) {
 }
 
 describe('one DESTROYED event per sandbox', () => {
+  it('a write run again appends nothing and says so (metrics observe only what was appended)', async () => {
+    const id = newId();
+    const events = running(id);
+    expect((await recordTransitions(pool, events)).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(await recordTransitions(pool, events)).toEqual([]);
+    const next = [events[3]!, event(id, 5, 'RUNNING', 'EXPIRED')];
+    expect((await recordTransitions(pool, next)).map((e) => e.seq)).toEqual([5]);
+  });
+
   it('a late write from a terminated run after a force destroy adds no second DESTROYED', async () => {
     const id = newId();
     await recordTransitions(pool, running(id));
