@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FeedEvent } from '../registry/event-feed';
 import { recordTransitions } from '../registry/sandboxes';
-import { SseClient } from '../test/support/sse';
+import { SseClient } from './lib/sse';
 import type { SandboxState } from '../workflows/states';
 import type { SandboxStatus } from '../workflows/types';
 import { parseParams } from './lib/args';

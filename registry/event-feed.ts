@@ -34,16 +34,6 @@ export interface FeedFilter {
   sessionId?: string;
 }
 
-/** Events with id > afterId that match the filter, oldest first, at most `limit`. */
-export async function readEventsAfter(
-  pool: pg.Pool,
-  afterId: string,
-  filter: FeedFilter,
-  limit: number,
-): Promise<FeedEvent[]> {
-  return (await readFeedPage(pool, afterId, filter, limit)).events;
-}
-
 export interface FeedPage {
   events: FeedEvent[];
   /**
@@ -54,7 +44,10 @@ export interface FeedPage {
   through: string;
 }
 
-/** readEventsAfter, plus how far the read is known to be complete (see FeedPage.through). */
+/**
+ * Events with id > afterId that match the filter, oldest first, at most `limit`, and how far the
+ * read is known to be complete (see FeedPage.through).
+ */
 export async function readFeedPage(
   pool: pg.Pool,
   afterId: string,

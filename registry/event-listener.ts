@@ -38,6 +38,24 @@ export function listenerConnectionConfig(pool: pg.Pool): pg.ClientConfig {
   return config as pg.ClientConfig;
 }
 
+/** A blackholed database must not hold a stream's first answer or a shutdown for minutes. */
+const CONNECT_TIMEOUT_MS = 5000;
+/** subscribe() and close() wait this long at most (a connect: its timeout plus LISTEN and one SELECT). */
+const WAIT_MS = 2 * CONNECT_TIMEOUT_MS;
+
+/** Resolves when `p` settles or after `ms`, whichever comes first (never rejects). */
+function within(p: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!p) return Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.then(
+      () => {},
+      () => {},
+    ),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
 export class EventListener {
   private readonly subscribers = new Set<EventWake>();
   private client: pg.Client | undefined;
@@ -55,8 +73,9 @@ export class EventListener {
   }
 
   /**
-   * Registers a wake-up and starts listening if not yet. Resolves once LISTEN is active (or the
-   * first attempt failed: the listener keeps retrying, and wakes everyone once it is back).
+   * Registers a wake-up and starts listening if not yet. Resolves once LISTEN is active, or the
+   * first attempt failed, or it took too long: the listener keeps retrying, and wakes everyone once
+   * it is back (subscribers poll meanwhile).
    */
   async subscribe(fn: EventWake): Promise<() => void> {
     if (this.closed) throw new Error('event listener is closed');
@@ -64,7 +83,7 @@ export class EventListener {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     if (!this.client && !this.retryTimer) this.connecting ??= this.connect();
-    await this.connecting;
+    await within(this.connecting, WAIT_MS);
     return () => this.unsubscribe(fn);
   }
 
@@ -78,22 +97,23 @@ export class EventListener {
     return this.listening ? this.pid : undefined;
   }
 
-  /** The newest id announced so far ('0' before any). */
-  get newestId(): string {
-    return this.newest;
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     this.subscribers.clear();
     clearTimeout(this.retryTimer);
     clearTimeout(this.idleTimer);
-    await this.connecting;
+    // A connect still under way ends its own client once it sees `closed` (or times out).
+    await within(this.connecting, WAIT_MS);
     await this.disconnect();
   }
 
   private unsubscribe(fn: EventWake): void {
     this.subscribers.delete(fn);
+    this.closeWhenIdle();
+  }
+
+  /** With nobody subscribed, drops the connection after idleCloseMs (unless someone comes back). */
+  private closeWhenIdle(): void {
     if (this.subscribers.size > 0 || this.opts.idleCloseMs === undefined || this.closed) return;
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
@@ -107,8 +127,16 @@ export class EventListener {
   }
 
   private async connect(): Promise<void> {
-    // Named, so an operator (or a test) can find it in pg_stat_activity.
-    const client = new pg.Client({ ...this.opts.connection, application_name: 'hourglass-event-listener' });
+    const client = new pg.Client({
+      ...this.opts.connection,
+      connectionTimeoutMillis: this.opts.connection.connectionTimeoutMillis || CONNECT_TIMEOUT_MS,
+      // LISTEN and the newest-id read: a connection that went silent after connecting fails too.
+      query_timeout: CONNECT_TIMEOUT_MS,
+      // A LISTEN connection is idle for long stretches: keepalives notice a peer that vanished.
+      keepAlive: true,
+      // Named, so an operator (or a test) can find it in pg_stat_activity.
+      application_name: 'hourglass-event-listener',
+    });
     // Registered before connecting: an 'error' with no listener would crash the process.
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client));
@@ -119,12 +147,16 @@ export class EventListener {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
       if (this.closed) {
-        await client.end();
+        client.removeAllListeners('end');
+        await endQuickly(client);
         return;
       }
       this.client = client;
       this.listening = true;
       this.delayMs = this.opts.backoff?.minMs ?? 250;
+      // Everyone may have left while we connected (the idle timer then found no connection to
+      // close): start it again, or LISTEN would stay open with nobody to wake.
+      this.closeWhenIdle();
       // Anything committed before LISTEN took effect sent no notification to us: announce the
       // newest id so every subscriber re-reads past what it has.
       const { rows } = await client.query<{ id: string; pid: number }>(
@@ -151,7 +183,8 @@ export class EventListener {
     if (this.client === client) this.client = undefined;
     this.listening = false;
     client.removeAllListeners('notification');
-    client.end().catch(() => {});
+    client.removeAllListeners('end'); // handled here, once
+    void endQuickly(client);
     if (this.closed || this.retryTimer || this.subscribers.size === 0) return;
     this.opts.log?.(`event listener connection lost (${err?.message ?? 'ended'}); retrying in ${this.delayMs} ms`);
     this.retryTimer = setTimeout(() => {
@@ -169,6 +202,23 @@ export class EventListener {
     if (!client) return;
     client.removeAllListeners('end');
     client.removeAllListeners('notification');
-    await client.end().catch(() => {});
+    await endQuickly(client);
   }
+}
+
+/**
+ * Ends a client politely, but a peer that does not answer (a blackholed database) gets its socket
+ * destroyed after a while: client.end() alone would wait for the server's goodbye for minutes.
+ */
+function endQuickly(client: pg.Client): Promise<void> {
+  const ended = client.end().catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      client.connection.stream.destroy();
+      resolve();
+    }, CONNECT_TIMEOUT_MS);
+    timer.unref();
+  });
+  return Promise.race([ended, gaveUp]).finally(() => clearTimeout(timer));
 }

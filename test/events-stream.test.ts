@@ -17,7 +17,7 @@ import { codecKeysOf } from '../codec/keys';
 import type { FeedEvent } from '../registry/event-feed';
 import type { SandboxStatus } from '../workflows/types';
 import { TEST_CODEC_KEY, eventually, startHarness, type Harness } from './support/harness';
-import { SseClient, type SseMessage } from './support/sse';
+import { SseClient, type SseMessage } from '../bench/lib/sse';
 
 const ALICE = 'alice-token-0123456789abcdef';
 const BOB = 'bob-token-0123456789abcdefgh';

@@ -27,6 +27,10 @@ export interface EventHubOptions {
   safetyPollMs: number;
   /** Concurrent streams one owner may hold open. */
   maxStreamsPerOwner: number;
+  /** Concurrent streams this process holds open, all owners together (each costs a socket and a buffer). */
+  maxStreams: number;
+  /** A sandbox's stream stays open this long after its DESTROYED event, for writes that committed after it. */
+  destroyedGraceMs: number;
   sse: SseOptions;
 }
 
@@ -35,6 +39,8 @@ export const DEFAULT_HUB_OPTIONS: EventHubOptions = {
   pageSize: 500,
   safetyPollMs: 5000,
   maxStreamsPerOwner: 50,
+  maxStreams: 1000,
+  destroyedGraceMs: 2000,
   sse: { retryMs: 2000, heartbeatMs: 15_000, maxBufferedBytes: 1024 * 1024, stallMs: 30_000 },
 };
 
@@ -46,11 +52,21 @@ export interface Subscriber {
   through: string;
   /** Takes one event; false when the stream is gone. */
   deliver(e: FeedEvent): boolean;
+  /** Whether more may be written now (false: what was written has not left yet). */
+  readonly hasRoom: boolean;
   /** Cuts the stream (server shutdown): its client resumes elsewhere from its last id. */
   close(): void;
 }
 
-export class StreamLimitError extends Error {}
+/** Too many streams: one owner's (429, close one) or the whole process's (503, try again later). */
+export class StreamLimitError extends Error {
+  constructor(
+    readonly scope: 'owner' | 'process',
+    readonly max: number,
+  ) {
+    super(`${max} event streams already open (${scope})`);
+  }
+}
 
 export class EventHub {
   private readonly opts: EventHubOptions;
@@ -68,6 +84,8 @@ export class EventHub {
   private poll: NodeJS.Timeout | undefined;
   private reading = false;
   private readAgain = false;
+  /** A wake-up came while start() was still under way: read once it is done. */
+  private wokenEarly = false;
   /** Bumped on every stop, so a read that outlives its start is dropped. */
   private generation = 0;
 
@@ -89,11 +107,12 @@ export class EventHub {
 
   /**
    * Registers a stream (before it reads its backlog, so nothing committed meanwhile is missed) and
-   * starts the hub if needed. Throws StreamLimitError when the owner has too many open.
+   * starts the hub if needed. Throws StreamLimitError when the owner, or the process, has too many open.
    */
   async add(s: Subscriber): Promise<void> {
+    if (this.members.size >= this.opts.maxStreams) throw new StreamLimitError('process', this.opts.maxStreams);
     const open = this.perOwner.get(s.owner) ?? 0;
-    if (open >= this.opts.maxStreamsPerOwner) throw new StreamLimitError(`${open} event streams already open`);
+    if (open >= this.opts.maxStreamsPerOwner) throw new StreamLimitError('owner', this.opts.maxStreamsPerOwner);
     this.perOwner.set(s.owner, open + 1);
     this.members.add(s);
     try {
@@ -119,12 +138,17 @@ export class EventHub {
 
   /**
    * Hands a stream that has caught up to `s.through` from the database over to the hub. False
-   * when the hub no longer holds the events right after it (it fell that far behind): read more.
+   * when the hub no longer holds the events right after it (it fell that far behind), or the
+   * stream's buffer filled up on the way: read more from the database (after it drained).
    */
   join(s: Subscriber): boolean {
     if (!this.members.has(s) || compareIds(s.through, this.recentFrom) < 0) return false;
     for (const e of this.recent) {
-      if (compareIds(e.id, s.through) > 0 && matches(s.filter, e) && !s.deliver(e)) return true;
+      if (compareIds(e.id, s.through) <= 0 || !matches(s.filter, e)) continue;
+      if (!s.deliver(e)) return true;
+      s.through = e.id;
+      // Up to recentEvents at once would blow through the buffer bound in one tick.
+      if (!s.hasRoom) return false;
     }
     s.through = maxId(s.through, this.through);
     this.live.add(s);
@@ -148,7 +172,8 @@ export class EventHub {
   private async start(): Promise<void> {
     const generation = this.generation;
     const unsubscribe = await this.listener.subscribe(() => this.wake());
-    // LISTEN is on: everything after this id will wake us.
+    // LISTEN is on: everything after this id will wake us. Wake-ups until now are for events it includes.
+    this.wokenEarly = false;
     const latest = await latestEventId(this.pool).catch((err) => {
       unsubscribe();
       throw err;
@@ -162,6 +187,8 @@ export class EventHub {
     this.recent = [];
     this.poll = setInterval(() => this.wake(), this.opts.safetyPollMs);
     this.poll.unref();
+    // A NOTIFY that came while we started was not read then: read now, not at the next safety poll.
+    if (this.wokenEarly) this.wake();
   }
 
   private stop(): void {
@@ -176,7 +203,11 @@ export class EventHub {
 
   /** Reads everything new, once, however many wake-ups arrive meanwhile. */
   private wake(): void {
-    if (!this.stopListening) return;
+    if (!this.stopListening) {
+      if (this.started) this.wokenEarly = true;
+      return;
+    }
+    this.wokenEarly = false;
     if (this.reading) {
       this.readAgain = true;
       return;

@@ -23,11 +23,14 @@ export function eventRoutes(hub: EventHub, service: SandboxService): Router {
       sessionId: q.session,
     };
     if (!wantsStream(req, q.follow)) {
+      await refuseFutureId(hub, 'after', q.after);
       const page = await readFeedPage(hub.pool, q.after ?? '0', filter, q.limit);
       res.json({ items: page.events, nextAfter: page.through });
       return;
     }
-    const after = lastEventId(req) ?? q.after ?? (await latestEventId(hub.pool));
+    const start = resumePoint(req, q.after);
+    await refuseFutureId(hub, start?.field, start?.id);
+    const after = start?.id ?? (await latestEventId(hub.pool));
     await followOrRefuse(hub, res, { owner: p.owner, filter, after });
   });
 
@@ -37,10 +40,13 @@ export function eventRoutes(hub: EventHub, service: SandboxService): Router {
     const id = req.params.id!;
     // The same rule as GET /:id (another owner's sandbox is a 404); its events tell whether it has ended.
     const events = await service.events(p, id);
-    const after = lastEventId(req) ?? q.after ?? '0';
-    const destroyed = events.find((e) => e.to === 'DESTROYED');
-    if (destroyed && compareIds(destroyed.id, after) <= 0) {
-      // Nothing can follow DESTROYED. 204 tells EventSource to stop reconnecting.
+    const start = resumePoint(req, q.after);
+    await refuseFutureId(hub, start?.field, start?.id);
+    const after = start?.id ?? '0';
+    const destroyed = events.some((e) => e.to === 'DESTROYED');
+    if (destroyed && events.every((e) => compareIds(e.id, after) <= 0)) {
+      // Destroyed and the client has every event: nothing more can come. 204 tells EventSource
+      // to stop reconnecting.
       res.status(204).end();
       return;
     }
@@ -49,6 +55,7 @@ export function eventRoutes(hub: EventHub, service: SandboxService): Router {
       filter: { sandboxId: id },
       after,
       isLast: (e) => e.to === 'DESTROYED',
+      lastSeen: destroyed,
     });
   };
   const sandboxFeed: RequestHandler = (req, res, next) => {
@@ -72,9 +79,24 @@ async function followOrRefuse(hub: EventHub, res: Response, req: FollowRequest):
     await follow(hub, res, req);
   } catch (err) {
     if (!(err instanceof StreamLimitError)) throw err;
-    const max = hub.options.maxStreamsPerOwner;
+    const { max } = err;
+    if (err.scope === 'process') {
+      // Not the caller's doing: another API instance (or this one, a little later) can take it.
+      throw new ApiError(503, 'unavailable', `this API instance has ${max} event streams open; try again`, { max }, 5);
+    }
     throw new ApiError(429, 'rate_limited', `at most ${max} event streams per owner; close one first`, { max }, 5);
   }
+}
+
+/**
+ * A resume point past the newest event id would wait forever (nothing reaches an id that is not
+ * handed out yet: a client's id from another database, or a restored backup): a 400 naming it.
+ */
+async function refuseFutureId(hub: EventHub, field: string | undefined, id: string | undefined): Promise<void> {
+  if (id === undefined || id === '0') return;
+  const newest = await latestEventId(hub.pool);
+  if (compareIds(id, newest) <= 0) return;
+  throw new ApiError(400, 'invalid_argument', `${field}: ${id} is past the newest event id (${newest})`, { newest });
 }
 
 /** `follow=true`, or (follow not given) an EventSource's Accept header. */
@@ -83,11 +105,11 @@ function wantsStream(req: Request, followParam: boolean): boolean {
   return req.query.follow === undefined && (req.get('accept') ?? '').includes('text/event-stream');
 }
 
-/** Last-Event-ID, which EventSource sends on reconnect; it wins over `?after=`. */
-function lastEventId(req: Request): string | undefined {
+/** Where a stream starts: Last-Event-ID, which EventSource sends on reconnect, wins over `?after=`. */
+function resumePoint(req: Request, after: string | undefined): { field: string; id: string } | undefined {
   const header = req.get('last-event-id');
-  if (header === undefined || header === '') return undefined;
+  if (header === undefined || header === '') return after === undefined ? undefined : { field: 'after', id: after };
   const parsed = eventId.safeParse(header.trim());
-  if (parsed.success) return parsed.data;
+  if (parsed.success) return { field: 'Last-Event-ID', id: parsed.data };
   throw new ApiError(400, 'invalid_argument', `Last-Event-ID: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
 }

@@ -1,4 +1,4 @@
-// A small Server-Sent Events client for tests: Node's fetch, and the parsing rules of the
+// A small Server-Sent Events client for benchmarks and tests: Node's fetch, and the parsing rules of the
 // EventSource spec (fields, comments, blank line dispatches, one optional space after the colon).
 export interface SseMessage {
   id?: string;
