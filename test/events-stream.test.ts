@@ -3,6 +3,7 @@
 // Last-Event-ID (also on another API instance: a restart), a lost LISTEN connection, order under
 // concurrency, the limits (streams per owner, a reader that stops reading).
 import { spawn } from 'node:child_process';
+import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import { TokenStore } from '../api/tokens';
 import { WebhookService } from '../api/webhooks/service';
 import { codecKeysOf } from '../codec/keys';
 import type { FeedEvent } from '../registry/event-feed';
+import { EventListener } from '../registry/event-listener';
 import type { SandboxStatus } from '../workflows/types';
 import { TEST_CODEC_KEY, eventually, startHarness, type Harness } from './support/harness';
 import { SseClient, type SseMessage } from '../bench/lib/sse';
@@ -156,6 +158,38 @@ describe('a sandbox’s stream', () => {
     expect((await rest.rest()).map((m) => m.id)).toEqual(events.slice(mid + 1).map((e) => e.id));
   });
 
+  it('stays open a moment after DESTROYED: an event of the sandbox committed after it still arrives', async () => {
+    const id = `sbx-${mark()}`;
+    await h.pool.query(
+      `INSERT INTO sandboxes (id, owner, driver, state, labels, created_at, seq)
+       VALUES ($1, 'alice', 'process', 'DESTROYED', '{}'::jsonb, now(), 3)`,
+      [id],
+    );
+    const write = (seq: number, from: string | null, to: string) =>
+      h.pool.query(
+        `INSERT INTO sandbox_events (sandbox_id, seq, from_state, to_state, reason, at)
+         VALUES ($1, $2, $3, $4, 'test', now())`,
+        [id, seq, from, to],
+      );
+    await write(1, null, 'REQUESTED');
+    const stream = await sse(`/v1/sandboxes/${id}/events?follow=true`, ALICE);
+    expect(parse((await stream.next())!).to).toBe('REQUESTED');
+    // DESTROYED commits before DESTROYING (two writers): ids follow commit order, not seq.
+    await write(3, 'DESTROYING', 'DESTROYED');
+    const destroyed = parse((await stream.next())!);
+    expect(destroyed.to).toBe('DESTROYED');
+    await write(2, 'REQUESTED', 'DESTROYING');
+    const rest = (await stream.rest(10_000)).map(parse);
+    expect(rest.map((e) => [e.seq, e.to])).toEqual([[2, 'DESTROYING']]);
+    // Now the client has everything: following again is a 204.
+    const again = await sse(`/v1/sandboxes/${id}/events?follow=true`, ALICE, { 'last-event-id': rest[0]!.id });
+    expect(again.status).toBe(204);
+    // Resuming between DESTROYED and the straggler: the straggler, then the end.
+    const between = await sse(`/v1/sandboxes/${id}/events?follow=true`, ALICE, { 'last-event-id': destroyed.id });
+    expect(between.status).toBe(200);
+    expect((await between.rest(10_000)).map((m) => m.id)).toEqual([rest[0]!.id]);
+  });
+
   it('is another owner’s 404, as GET /:id; a bad Last-Event-ID is a 400', async () => {
     const sbx = await create(alice, { ttlSeconds: 60 });
     const foreign = await sse(`/v1/sandboxes/${sbx.id}/events?follow=true`, BOB);
@@ -233,6 +267,44 @@ describe('the global feed', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('invalid_argument');
     expect((await alice('GET', '/v1/events?state=NOPE')).status).toBe(400);
+  });
+
+  it('refuses ids past the bigint range and past the newest event: 400s, never a 500 or a silent stream', async () => {
+    const errorOf = async (c: SseClient) => ({
+      status: c.status,
+      ...((await c.res.json()) as { error: { code: string; message: string } }).error,
+    });
+    // 19 digits, above 2^63-1: PostgreSQL's ::bigint would refuse it inside the query.
+    const huge = '9999999999999999999';
+    const page = await alice('GET', `/v1/events?after=${huge}`);
+    expect(page.status).toBe(400);
+    expect(page.body.error).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/^after: /) });
+    const sbx = await create(alice, { ttlSeconds: 60 });
+    for (const path of ['/v1/events?follow=true', `/v1/sandboxes/${sbx.id}/events?follow=true`]) {
+      expect(await errorOf(await sse(`${path}&after=${huge}`, ALICE))).toMatchObject({
+        status: 400,
+        code: 'invalid_argument',
+        message: expect.stringMatching(/^after: .*9223372036854775807/),
+      });
+      expect(await errorOf(await sse(path, ALICE, { 'last-event-id': huge }))).toMatchObject({
+        status: 400,
+        code: 'invalid_argument',
+        message: expect.stringMatching(/^Last-Event-ID: /),
+      });
+    }
+    // In range, but no such id was handed out yet (another database's, a restored backup's):
+    // waiting for it would be a stream that never says anything.
+    const { rows } = await h.pool.query<{ id: string }>(`SELECT max(id)::text AS id FROM sandbox_events`);
+    const future = (BigInt(rows[0]!.id) + 1_000_000n).toString();
+    const ahead = await errorOf(await sse(`/v1/events?follow=true`, ALICE, { 'last-event-id': future }));
+    expect(ahead).toMatchObject({ status: 400, code: 'invalid_argument' });
+    expect(ahead.message).toMatch(new RegExp(`^Last-Event-ID: ${future} is past the newest event id \\(\\d+\\)$`));
+    const newest = BigInt(/\((\d+)\)$/.exec(ahead.message)![1]!);
+    expect(newest >= BigInt(rows[0]!.id) && newest < BigInt(future)).toBe(true);
+    const aheadPage = await alice('GET', `/v1/events?after=${future}`);
+    expect(aheadPage.status).toBe(400);
+    expect(aheadPage.body.error.message).toMatch(/^after: .* is past the newest event id/);
+    await alice('DELETE', `/v1/sandboxes/${sbx.id}`);
   });
   it('filters by session', async () => {
     const session = await alice('POST', '/v1/sessions', { heartbeatTimeoutSeconds: 120 });
@@ -363,6 +435,23 @@ describe('limits', () => {
     expect((await sse('/v1/events?follow=true', BOB, {}, other.base)).status).toBe(200);
   });
 
+  it('caps the streams of the whole process with a 503 and Retry-After, whoever asks', async () => {
+    const other = await secondApi({ maxStreams: 2, maxStreamsPerOwner: 5 });
+    const open = [await sse('/v1/events?follow=true', ALICE, {}, other.base)];
+    open.push(await sse('/v1/events?follow=true', BOB, {}, other.base));
+    expect(open.map((s) => s.status)).toEqual([200, 200]);
+    const refused = await sse('/v1/events?follow=true', OPS, {}, other.base);
+    expect(refused.status).toBe(503);
+    expect(refused.res.headers.get('retry-after')).toBe('5');
+    expect(((await refused.res.json()) as { error: unknown }).error).toMatchObject({
+      code: 'unavailable',
+      details: { max: 2 },
+    });
+    open[0]!.close();
+    await eventually(async () => other.hub.streams === 1);
+    expect((await sse('/v1/events?follow=true', OPS, {}, other.base)).status).toBe(200);
+  });
+
   it('cuts a reader that stops reading once its buffer is over the bound (it resumes later)', async () => {
     const other = await secondApi({
       sse: { retryMs: 1000, heartbeatMs: 15_000, maxBufferedBytes: 64 * 1024, stallMs: 2000 },
@@ -423,3 +512,33 @@ except OSError:
     pass
 print(got.count(b"\\nevent: sandbox.running\\n"))
 `;
+
+describe('the LISTEN connection', () => {
+  it('does not hang on a database that never answers: subscribe() and close() come back in bounded time', async () => {
+    // Accepts connections and never says a word: a blackholed database, as far as a client can tell.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const listener = new EventListener({
+      connection: { host: '127.0.0.1', port, user: 'x', database: 'x', connectionTimeoutMillis: 500 },
+      backoff: { minMs: 100, maxMs: 200 },
+    });
+    try {
+      const t0 = Date.now();
+      const unsubscribe = await listener.subscribe(() => {});
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(listener.isListening).toBe(false);
+      expect(sockets.length).toBeGreaterThan(0);
+      // It keeps retrying meanwhile (backoff), so a close can find a connect under way.
+      await eventually(async () => sockets.length > 1, 5000, 50);
+      const t1 = Date.now();
+      await listener.close();
+      expect(Date.now() - t1).toBeLessThan(3000);
+      unsubscribe();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+});
