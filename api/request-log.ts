@@ -18,7 +18,10 @@ export function sandboxIdOfPath(path: string): string | undefined {
   return id && !NOT_IDS.has(id) && ID_PATTERN.test(id) ? id : undefined;
 }
 
-/** A URL for the log: a token passed in the query string (SSE clients cannot set headers) is not copied. */
+/**
+ * A URL for the log. The API takes tokens only from the Authorization header, never the query string;
+ * a client that puts one there anyway (hoping it works) must not find it copied into the logs.
+ */
 export function loggedUrl(url: string): string {
   return url.replace(/([?&](?:access_)?token=)[^&#]*/gi, '$1[redacted]');
 }
