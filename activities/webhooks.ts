@@ -1,13 +1,15 @@
 // The webhook workflow's activities: wait for the subscription's next events (long poll on the
-// event feed, woken by LISTEN), deliver one event (one signed POST per attempt; Temporal retries),
-// and give up on one. Every attempt is written to the registry for GET /v1/webhooks/:id/deliveries.
+// event feed, woken by the process's one WebhookWaitHub), deliver one event (one signed POST per
+// attempt; Temporal retries), and give up on one. Every attempt is written to the registry for
+// GET /v1/webhooks/:id/deliveries.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import type { CodecKeys } from '../codec/keys';
 import { openSecret } from '../codec/secret-box';
 import { readFeedPage, type FeedEvent, type FeedFilter } from '../registry/event-feed';
-import { EventListener } from '../registry/event-listener';
+import { EventListener, listenerConnectionConfig } from '../registry/event-listener';
+import { stateOfEventType } from '../registry/event-types';
 import {
   advanceWebhookCursor,
   deliveryIdOf,
@@ -18,8 +20,9 @@ import {
   settleDelivery,
   type DeliveryKey,
 } from '../registry/webhooks';
-import { SANDBOX_STATES, type SandboxState } from '../workflows/states';
+import type { SandboxState } from '../workflows/states';
 import { postWebhook } from './webhook-post';
+import { WebhookWaitHub, type Waiter } from './webhook-wait-hub';
 
 export interface WebhookSettings {
   /** Opens the sealed signing secrets (the same keys as the API's). */
@@ -52,21 +55,23 @@ export type DeliveryOutcome = 'delivered' | 'already delivered' | 'already settl
 
 /** Events handed to the workflow at once: each goes through its history. */
 const BATCH = 20;
-const HEARTBEAT_MS = 5000;
+/** Heartbeats of a wait (its heartbeat timeout is 30 s); without live wakes it re-reads this often too. */
+const HEARTBEAT_MS = 10_000;
 
 export function createWebhookActivities({ pool, webhooks }: WebhookDeps) {
-  let listener: EventListener | undefined;
+  let hub: WebhookWaitHub | undefined;
   const settings = (): WebhookSettings => {
     if (webhooks) return webhooks;
     // Retryable: another worker on this queue may be configured.
     throw ApplicationFailure.retryable('this worker was started without webhook settings', 'WebhooksNotConfigured');
   };
-  // One LISTEN connection per worker process, opened on the first wait and closed when idle.
-  const events = () =>
-    (listener ??= new EventListener({
-      connection: { connectionString: pool.options.connectionString },
-      idleCloseMs: 5_000,
-    }));
+  // One LISTEN connection and one feed reader per worker process, opened on the first wait and
+  // closed 5 s after the last one (so a stopping worker lets go of it soon).
+  const waits = () =>
+    (hub ??= new WebhookWaitHub(
+      pool,
+      new EventListener({ connection: listenerConnectionConfig(pool), idleCloseMs: 5_000 }),
+    ));
 
   return {
     /**
@@ -84,44 +89,54 @@ export function createWebhookActivities({ pool, webhooks }: WebhookDeps) {
         ...statesFilter(webhook.events),
       };
       const ctx = Context.current();
-      // A NOTIFY that lands while a read runs is remembered, so the wait after it returns at once.
+      // A wake that lands while a read runs is remembered, so the wait after it returns at once.
       let woken = false;
       let wake = () => {};
-      const unsubscribe = await events().subscribe(() => {
-        woken = true;
-        wake();
-      });
+      const waiter: Waiter = {
+        through: req.after,
+        filter,
+        wake: () => {
+          woken = true;
+          wake();
+        },
+      };
+      const leave = await waits().add(waiter);
       try {
         const deadline = Date.now() + waitSeconds * 1000;
-        let through = req.after;
+        let read = true;
         for (;;) {
-          woken = false;
-          const page = await readFeedPage(pool, through, filter, BATCH);
-          if (page.events.length || Date.now() >= deadline) {
-            return { deleted: false, events: page.events, through: page.through, retryForSeconds };
+          if (read) {
+            woken = false;
+            const page = await readFeedPage(pool, waiter.through, filter, BATCH);
+            if (page.events.length || Date.now() >= deadline) {
+              return { deleted: false, events: page.events, through: page.through, retryForSeconds };
+            }
+            // Only other owners' or other types' events so far: the subscription is done with them.
+            if (page.through !== waiter.through) await advanceWebhookCursor(pool, req.webhookId, page.through);
+            waiter.through = page.through;
           }
-          // Only other owners' or other types' events so far: the subscription is done with them.
-          if (page.through !== through) await advanceWebhookCursor(pool, req.webhookId, page.through);
-          through = page.through;
-          // Woken by a NOTIFY, or re-read every few seconds anyway (the listener may be reconnecting).
-          if (!woken) {
-            await new Promise<void>((resolve) => {
-              const done = () => {
-                clearTimeout(timer);
-                ctx.cancellationSignal.removeEventListener('abort', done);
-                wake = () => {};
-                resolve();
-              };
-              const timer = setTimeout(done, Math.min(HEARTBEAT_MS, Math.max(0, deadline - Date.now())));
-              ctx.cancellationSignal.addEventListener('abort', done);
-              wake = done;
-            });
-          }
+          if (!woken) await sleepUntilWoken(Math.min(HEARTBEAT_MS, Math.max(0, deadline - Date.now())));
           ctx.heartbeat();
           if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+          // The hub woke it (a matching event), the wait is over, or wakes are not live (reconnecting).
+          read = woken || Date.now() >= deadline || !waits().isListening;
         }
       } finally {
-        unsubscribe();
+        leave();
+      }
+
+      function sleepUntilWoken(ms: number): Promise<void> {
+        return new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            ctx.cancellationSignal.removeEventListener('abort', done);
+            wake = () => {};
+            resolve();
+          };
+          const timer = setTimeout(done, ms);
+          ctx.cancellationSignal.addEventListener('abort', done);
+          wake = done;
+        });
       }
     },
 
@@ -152,7 +167,6 @@ export function createWebhookActivities({ pool, webhooks }: WebhookDeps) {
       const delivered = r.statusCode !== undefined && r.statusCode >= 200 && r.statusCode < 300;
       const error = delivered ? undefined : (r.error ?? `HTTP ${r.statusCode}`);
       await recordDeliveryAttempt(pool, key.id, {
-        attempt: ctx.info.attempt,
         at,
         statusCode: r.statusCode,
         error,
@@ -162,10 +176,8 @@ export function createWebhookActivities({ pool, webhooks }: WebhookDeps) {
       if (delivered) return 'delivered';
       // A refused address stays refused: retrying for a day would only hammer the resolver.
       if (r.refused) throw ApplicationFailure.nonRetryable(error!, 'WebhookAddressRefused');
-      throw ApplicationFailure.retryable(
-        `delivery ${key.id} to ${webhook.url} failed: ${error}`,
-        'WebhookNotDelivered',
-      );
+      // No URL: its path or query may carry a token, and this message lands in history and warn logs.
+      throw ApplicationFailure.retryable(`delivery ${key.id} failed: ${error}`, 'WebhookNotDelivered');
     },
 
     /** The delivery will not be retried any more: `expired` (retried for too long) or `failed`. */
@@ -193,8 +205,5 @@ function deliveryKey(webhookId: string, event: FeedEvent): DeliveryKey {
 /** `sandbox.expired` → EXPIRED; `*` or `sandbox.*` → every state (no filter). */
 function statesFilter(types: string[]): Pick<FeedFilter, 'states'> {
   if (types.some((t) => t === '*' || t === 'sandbox.*')) return {};
-  const states = types
-    .map((t) => t.replace(/^sandbox\./, '').toUpperCase())
-    .filter((s): s is SandboxState => (SANDBOX_STATES as readonly string[]).includes(s));
-  return { states };
+  return { states: types.map(stateOfEventType).filter((s): s is SandboxState => s !== undefined) };
 }

@@ -18,6 +18,7 @@ const workerTuningSchema = z
     HOURGLASS_TEARDOWN_CONCURRENCY: intVar(64),
     HOURGLASS_MAX_CACHED_WORKFLOWS: intVar(2000),
     HOURGLASS_WEBHOOK_CONCURRENCY: intVar(500),
+    HOURGLASS_WEBHOOK_WAIT_CONCURRENCY: intVar(2000),
   })
   .transform((e) => ({
     /** Creates (and boot waits) run at once per worker, on their own task queue. */
@@ -26,8 +27,10 @@ const workerTuningSchema = z
     teardownConcurrency: e.HOURGLASS_TEARDOWN_CONCURRENCY || 1,
     /** Workflows kept in memory; a sleeping lease evicted from the cache replays its short history on wake. */
     maxCachedWorkflows: e.HOURGLASS_MAX_CACHED_WORKFLOWS,
-    /** Webhook waits and deliveries at once per worker (each subscription's long poll holds one). */
+    /** Webhook deliveries (POSTs to receivers) at once per worker, on `<queue>-webhooks`. */
     webhookConcurrency: e.HOURGLASS_WEBHOOK_CONCURRENCY || 1,
+    /** Webhook waits (one idle long poll per subscription) per worker, on `<queue>-webhook-waits`. */
+    webhookWaitConcurrency: e.HOURGLASS_WEBHOOK_WAIT_CONCURRENCY || 1,
   }));
 export type WorkerTuning = z.output<typeof workerTuningSchema>;
 
@@ -71,6 +74,7 @@ const serviceSchema = z
     HOST: textVar('127.0.0.1'),
     HOURGLASS_INSECURE_NO_AUTH: oneOfVar(['0', '1'], '0'),
     HOURGLASS_MAX_SANDBOXES_PER_OWNER: intVar(100),
+    HOURGLASS_MAX_WEBHOOKS_PER_OWNER: intVar(20),
     HOURGLASS_CODEC_CORS_ORIGINS: z.string().optional(),
     TEMPORAL_ADDRESS: optionalTextVar,
     TEMPORAL_NAMESPACE: textVar('default'),
@@ -98,6 +102,8 @@ const serviceSchema = z
     insecureNoAuth: e.HOURGLASS_INSECURE_NO_AUTH === '1',
     /** Live sandboxes a `user` owner may have at once. */
     maxSandboxesPerOwner: e.HOURGLASS_MAX_SANDBOXES_PER_OWNER,
+    /** Live webhooks a `user` owner may have (each is a workflow and a wait on every worker). */
+    maxWebhooksPerOwner: e.HOURGLASS_MAX_WEBHOOKS_PER_OWNER,
     /** Browser origins allowed to call the codec endpoint; unset = the embedded Temporal UI's. */
     codecCorsOrigins: e.HOURGLASS_CODEC_CORS_ORIGINS?.split(',')
       .map((o) => o.trim())

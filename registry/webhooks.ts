@@ -60,18 +60,44 @@ export const deliveryIdOf = (webhookId: string, eventId: string) => `${webhookId
 const SELECT_WEBHOOK = `SELECT id, owner, all_owners, url, events, cursor::text AS cursor, created_at, deleted_at
   FROM webhooks`;
 
-/** A new subscription starts after the newest event committed now: it receives what happens next. */
+/** Refused: the owner already has `max` live webhooks. */
+export class WebhookQuotaError extends Error {
+  constructor(
+    readonly live: number,
+    readonly max: number,
+  ) {
+    super(`${live} live webhooks (at most ${max})`);
+  }
+}
+
+/**
+ * A new subscription starts after the newest event committed now: it receives what happens next.
+ * With `maxPerOwner`, refused (WebhookQuotaError) once the owner has that many live webhooks;
+ * creates of one owner take turns (an advisory lock), so racing ones cannot pass the limit.
+ */
 export async function insertWebhook(
   pool: pg.Pool,
   w: { id: string; owner: string; allOwners: boolean; url: string; events: string[]; secret: SealedSecret },
+  maxPerOwner?: number,
 ): Promise<Webhook> {
-  const { rows } = await pool.query(
-    `INSERT INTO webhooks (id, owner, all_owners, url, events, secret_key_id, secret_sealed, cursor)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(max(id), 0) FROM sandbox_events))
-     RETURNING id, owner, all_owners, url, events, cursor::text AS cursor, created_at, deleted_at`,
-    [w.id, w.owner, w.allOwners, w.url, w.events, w.secret.keyId, w.secret.sealed],
-  );
-  return toWebhook(rows[0]!);
+  return inTransaction(pool, async (tx) => {
+    if (maxPerOwner !== undefined) {
+      await tx.query(`SELECT pg_advisory_xact_lock(hashtext('hourglass webhooks of ' || $1))`, [w.owner]);
+      const { rows } = await tx.query<{ live: number }>(
+        'SELECT count(*)::int AS live FROM webhooks WHERE owner = $1 AND deleted_at IS NULL',
+        [w.owner],
+      );
+      const live = rows[0]!.live;
+      if (live >= maxPerOwner) throw new WebhookQuotaError(live, maxPerOwner);
+    }
+    const { rows } = await tx.query(
+      `INSERT INTO webhooks (id, owner, all_owners, url, events, secret_key_id, secret_sealed, cursor)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(max(id), 0) FROM sandbox_events))
+       RETURNING id, owner, all_owners, url, events, cursor::text AS cursor, created_at, deleted_at`,
+      [w.id, w.owner, w.allOwners, w.url, w.events, w.secret.keyId, w.secret.sealed],
+    );
+    return toWebhook(rows[0]!);
+  });
 }
 
 /** A webhook, deleted or not (null when unknown). */
@@ -105,6 +131,15 @@ export async function listWebhooks(pool: pg.Pool, owner: string | undefined, lim
   return rows.map(toWebhook);
 }
 
+/** Live webhooks by id, `limit` after `afterId` (every owner's): pages for the worker's start-up sweep. */
+export async function listLiveWebhooksPage(pool: pg.Pool, afterId: string, limit: number): Promise<Webhook[]> {
+  const { rows } = await pool.query(`${SELECT_WEBHOOK} WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2`, [
+    afterId,
+    limit,
+  ]);
+  return rows.map(toWebhook);
+}
+
 /** Marks a webhook deleted; false when it already was (or does not exist). */
 export async function markWebhookDeleted(pool: pg.Pool, id: string): Promise<boolean> {
   const { rowCount } = await pool.query(
@@ -131,18 +166,25 @@ export async function openDelivery(pool: pg.Pool, d: DeliveryKey): Promise<Deliv
   return rows[0]!.status;
 }
 
-/** One HTTP attempt; a 2xx one marks the delivery delivered. */
+/**
+ * One HTTP attempt; a 2xx one marks the delivery delivered. Attempts are numbered here (1, 2, …
+ * per delivery), not by Temporal: its attempt count starts at 1 again in a restarted workflow, and
+ * every attempt that reached the receiver belongs in the log. Returns the attempt's number.
+ */
 export async function recordDeliveryAttempt(
   pool: pg.Pool,
   deliveryId: string,
-  a: DeliveryAttempt & { delivered: boolean },
-): Promise<void> {
+  a: Omit<DeliveryAttempt, 'attempt'> & { delivered: boolean },
+): Promise<number> {
   const error = storableText(a.error)?.slice(0, 2000) ?? null;
-  await inTransaction(pool, async (tx) => {
-    await tx.query(
+  return inTransaction(pool, async (tx) => {
+    // The delivery's row lock makes two attempts recorded at once take turns for their numbers.
+    await tx.query('SELECT 1 FROM webhook_deliveries WHERE id = $1 FOR UPDATE', [deliveryId]);
+    const { rows } = await tx.query<{ attempt: number }>(
       `INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, duration_ms)
-       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-      [deliveryId, a.attempt, a.at, a.statusCode ?? null, error, Math.round(a.durationMs)],
+       SELECT $1, COALESCE(max(attempt), 0) + 1, $2, $3, $4, $5 FROM webhook_attempts WHERE delivery_id = $1
+       RETURNING attempt`,
+      [deliveryId, a.at, a.statusCode ?? null, error, Math.round(a.durationMs)],
     );
     await tx.query(
       `UPDATE webhook_deliveries SET
@@ -153,6 +195,7 @@ export async function recordDeliveryAttempt(
        WHERE id = $1`,
       [deliveryId, a.statusCode ?? null, error, a.delivered],
     );
+    return rows[0]!.attempt;
   });
 }
 

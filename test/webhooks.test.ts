@@ -8,10 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postWebhook } from '../activities/webhook-post';
 import { refusedAddressReason } from '../activities/webhook-address-guard';
-import { startWebhookWorkflow } from '../api/webhooks/workflow';
+import { ensureWebhookWorkflows, startWebhookWorkflow } from '../api/webhooks/workflow';
 import { codecKeysOf } from '../codec/keys';
 import { sealSecret } from '../codec/secret-box';
-import { insertWebhook } from '../registry/webhooks';
+import { deliveryIdOf, insertWebhook, listDeliveries, openDelivery, recordDeliveryAttempt } from '../registry/webhooks';
 import { webhookWorkflowId } from '../workflows/ids';
 import { TEST_CODEC_KEY, eventually, settledEvents, startHarness, type Harness } from './support/harness';
 
@@ -272,6 +272,96 @@ describe('deliveries', () => {
     expect(receiver.on('/deleted')).toHaveLength(before);
     expect((await alice('GET', `/v1/webhooks/${hook.id}`)).status).toBe(404);
     expect((await alice('GET', '/v1/webhooks')).body.items.map((w: { id: string }) => w.id)).not.toContain(hook.id);
+  });
+});
+
+describe('limits and restarts', () => {
+  it('caps live webhooks per owner (20): the 21st is 429 quota_exceeded; a delete frees a place', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push((await subscribe(bob, `/bob-${i}`, ['sandbox.failed'])).id);
+    const refused = await bob('POST', '/v1/webhooks', { url: `${base}/bob-20`, events: ['*'] });
+    expect(refused.status).toBe(429);
+    expect(refused.body.error).toMatchObject({
+      code: 'quota_exceeded',
+      message: expect.stringContaining('at most 20'),
+      details: { owner: 'bob', live: 20, max: 20 },
+    });
+    expect((await bob('DELETE', `/v1/webhooks/${ids.pop()}`)).status).toBe(200);
+    ids.push((await subscribe(bob, '/bob-20', ['sandbox.failed'])).id);
+    // Another owner is not held back by bob's.
+    const alices = await subscribe(alice, '/alice-uncapped', ['sandbox.failed']);
+    for (const id of [...ids]) expect((await bob('DELETE', `/v1/webhooks/${id}`)).status).toBe(200);
+    expect((await alice('DELETE', `/v1/webhooks/${alices.id}`)).status).toBe(200);
+  });
+
+  it('restarts a terminated workflow from the registry cursor; a delivered event is not sent twice', async () => {
+    const hook = await subscribe(alice, '/restart', ['sandbox.running']);
+    const first = await sandbox(alice, 120);
+    const firstDelivery = await eventually(
+      async () => receiver.on('/restart').find((r) => r.body.sandboxId === first),
+      30_000,
+    );
+    await h.client.workflow.getHandle(webhookWorkflowId(hook.id)).terminate('test: lost workflow');
+    // As if the worker died between the delivery and mirroring the cursor: the registry is behind.
+    const behind = String(BigInt(firstDelivery.body.id) - 1n);
+    await h.pool.query('UPDATE webhooks SET cursor = $2 WHERE id = $1', [hook.id, behind]);
+    const second = await sandbox(alice, 120);
+
+    const ensured = await ensureWebhookWorkflows(h.client, h.pool, h.taskQueue);
+    expect(ensured.checked).toBeGreaterThanOrEqual(1);
+    const run = await h.client.workflow.getHandle(webhookWorkflowId(hook.id)).describe();
+    expect(run.status.name).toBe('RUNNING');
+    await eventually(async () => receiver.on('/restart').some((r) => r.body.sandboxId === second), 30_000);
+    // The new run went over the first event again (cursor behind) and found it delivered.
+    await eventually(async () => {
+      const { body } = await alice('GET', `/v1/webhooks/${hook.id}`);
+      return BigInt(body.cursor) > BigInt(firstDelivery.body.id);
+    }, 30_000);
+    expect(receiver.on('/restart').filter((r) => r.body.sandboxId === first)).toHaveLength(1);
+    const { body } = await alice('GET', `/v1/webhooks/${hook.id}/deliveries`);
+    expect(body.items.map((d: { sandboxId: string; attempts: number }) => [d.sandboxId, d.attempts])).toEqual([
+      [second, 1],
+      [first, 1],
+    ]);
+    await alice('DELETE', `/v1/webhooks/${hook.id}`);
+  });
+
+  it('numbers attempts in the registry: a restarted workflow’s attempt 1 is logged, not dropped', async () => {
+    const keys = codecKeysOf([TEST_CODEC_KEY], 'test');
+    const webhookId = `whk_attempts${Date.now()}`;
+    await insertWebhook(h.pool, {
+      id: webhookId,
+      owner: 'alice',
+      allOwners: false,
+      url: `${base}/never`,
+      events: ['*'],
+      secret: sealSecret(keys, webhookId, SECRET),
+    });
+    const key = {
+      id: deliveryIdOf(webhookId, '1'),
+      webhookId,
+      eventId: '1',
+      eventType: 'sandbox.running',
+      sandboxId: 'x',
+    };
+    await openDelivery(h.pool, key);
+    const at = new Date().toISOString();
+    const numbers = [];
+    // Three attempts, as two runs of the workflow would make them (Temporal counting 1, 2, then 1 again).
+    for (const statusCode of [500, 500, 200]) {
+      numbers.push(
+        await recordDeliveryAttempt(h.pool, key.id, { at, statusCode, durationMs: 5, delivered: statusCode === 200 }),
+      );
+    }
+    expect(numbers).toEqual([1, 2, 3]);
+    const [delivery] = (await listDeliveries(h.pool, webhookId, { limit: 10 })).items;
+    expect(delivery).toMatchObject({ status: 'delivered', attempts: 3, lastStatusCode: 200 });
+    expect(delivery!.attemptLog.map((a) => [a.attempt, a.statusCode])).toEqual([
+      [1, 500],
+      [2, 500],
+      [3, 200],
+    ]);
+    await h.pool.query('UPDATE webhooks SET deleted_at = now() WHERE id = $1', [webhookId]);
   });
 });
 

@@ -104,8 +104,16 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         graceSeconds: config.reaperGraceSeconds,
       });
       reaper = { scheduleId, intervalSeconds: config.reaperIntervalSeconds };
-      // A webhook whose workflow was terminated (or lost) resumes from its registry cursor.
-      await ensureWebhookWorkflows(client, pool, config.taskQueue, (m) => logger.warn(m));
+      // A webhook whose workflow was terminated (or lost) resumes from its registry cursor. In the
+      // background: thousands of webhooks must not hold the service's start-up.
+      void ensureWebhookWorkflows(client, pool, config.taskQueue).then(
+        (r) => {
+          const line = `webhook workflows ensured: ${r.checked} live webhooks checked, ${r.failed} failed`;
+          if (r.failed) logger.warn(`${line} (first: ${r.firstError})`);
+          else logger.info(line);
+        },
+        (err: Error) => logger.warn(`webhook workflows not ensured: ${err.message}`),
+      );
       if (config.metricsPort) {
         const metrics = await startMetricsServer({ host: config.metricsHost, port: config.metricsPort });
         stops.push(() => metrics.close());
@@ -138,6 +146,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
         taskQueue: config.taskQueue,
         codecKeys,
         allowPrivate: config.webhookAllowPrivate,
+        maxWebhooksPerOwner: config.maxWebhooksPerOwner,
       });
       // Live event streams; closed before the server, whose close() would wait for them forever.
       const events = new EventHub(pool);

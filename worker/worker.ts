@@ -10,7 +10,7 @@ import { createActivities } from '../activities';
 import type { WebhookSettings } from '../activities/webhooks';
 import type { HypervisorSet } from '../hypervisors/index';
 import { instrumentHypervisors } from '../metrics/instrumented-hypervisors';
-import { provisionQueue, teardownQueue, webhookQueue } from '../workflows/task-queues';
+import { provisionQueue, teardownQueue, webhookQueue, webhookWaitQueue } from '../workflows/task-queues';
 import { workerTuning, type WorkerTuning } from '../config/service';
 import { bundlerLogger } from './sdk-logger';
 
@@ -81,16 +81,23 @@ export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
     taskQueue: teardownQueue(deps.taskQueue),
     maxConcurrentActivityTaskExecutions: tuning.teardownConcurrency,
   });
-  // Webhook waits (long polls) and deliveries (tenants' receivers, up to 10 s each) on their own slots.
+  // Webhook deliveries (tenants' receivers, up to 10 s each) on their own slots.
   const webhooks = await Worker.create({
     ...common,
-    // A wait would hold shutdown for the whole grace time: cut it short, another worker retries it
-    // (a delivery cut mid-POST is sent again with the same Hourglass-Delivery-Id).
+    // Cut short on shutdown: a delivery cut mid-POST is sent again with the same Hourglass-Delivery-Id.
     shutdownGraceTime: '2s',
     taskQueue: webhookQueue(deps.taskQueue),
     maxConcurrentActivityTaskExecutions: tuning.webhookConcurrency,
   });
-  const workers = [main, provision, teardown, webhooks];
+  // Webhook waits (one idle long poll per subscription) on slots of their own: never a delivery's.
+  const webhookWaits = await Worker.create({
+    ...common,
+    // A wait would hold shutdown for the whole grace time: cut it short, another worker retries it.
+    shutdownGraceTime: '2s',
+    taskQueue: webhookWaitQueue(deps.taskQueue),
+    maxConcurrentActivityTaskExecutions: tuning.webhookWaitConcurrency,
+  });
+  const workers = [main, provision, teardown, webhooks, webhookWaits];
   const shutdown = () => {
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
   };

@@ -41,6 +41,10 @@ export const sessionSummary = (id: string, owner: string, heartbeatTimeoutSecond
 export const forceDestroySummary = (id: string, driver: string, why: string): string =>
   oneLine(`force destroy ${id} · ${driver} · ${why}`);
 
+/** `whk_… · webhook · alice · sandbox.expired sandbox.destroyed` */
+export const webhookSummary = (w: { id: string; owner: string; events: string[] }): string =>
+  oneLine(`${w.id} · webhook · ${w.owner} · ${w.events.join(' ')}`);
+
 /** The reaper's schedule: `reaper · every 30 s · grace 30 s` */
 export const reaperScheduleSummary = (intervalSeconds: number, graceSeconds: number): string =>
   `reaper · every ${intervalSeconds} s · grace ${graceSeconds} s`;

@@ -8,8 +8,13 @@ export const provisionQueue = (taskQueue: string): string => `${taskQueue}-provi
 export const teardownQueue = (taskQueue: string): string => `${taskQueue}-teardown`;
 
 /**
- * Webhook waits and deliveries: network I/O to tenants' receivers. Each subscription holds a slot
- * while it long-polls for events, and a slow receiver holds one for up to 10 s per attempt: on a
- * queue of their own, neither ever takes a slot an exec (main queue) or a destroy needs.
+ * Webhook deliveries: POSTs to tenants' receivers (a slow one holds a slot up to 10 s per attempt).
+ * On a queue of their own, they never take a slot an exec (main queue) or a destroy needs.
  */
 export const webhookQueue = (taskQueue: string): string => `${taskQueue}-webhooks`;
+
+/**
+ * Webhook waits: each subscription's idle long poll for its next events. Separate from deliveries,
+ * so any number of quiet subscriptions never holds a slot a delivery needs.
+ */
+export const webhookWaitQueue = (taskQueue: string): string => `${taskQueue}-webhook-waits`;

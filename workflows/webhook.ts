@@ -6,6 +6,7 @@
 // happened; the price is head-of-line blocking (a failing receiver holds later events back until
 // the failing one expires). Ends when the webhook is deleted (cancelled, or found deleted).
 import {
+  ActivityCancellationType,
   ActivityFailure,
   TimeoutFailure,
   allHandlersFinished,
@@ -17,7 +18,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import type { FeedEvent } from '../registry/event-feed';
-import { webhookQueue } from './task-queues';
+import { webhookQueue, webhookWaitQueue } from './task-queues';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -25,6 +26,8 @@ export interface WebhookInput {
   webhookId: string;
   /** The last event id handled (a decimal string): events after it are delivered. */
   cursor: string;
+  /** Events handled per run before continuing as new (default 500; tests make it small). */
+  eventsPerRun?: number;
 }
 
 /** Events handled per run before continuing as new (the history stays small). */
@@ -32,13 +35,16 @@ const EVENTS_PER_RUN = 500;
 /** Quiet waits add ~6 history events each: roll over long before the server's limits. */
 const MAX_HISTORY_EVENTS = 5000;
 
+// Waits on their own queue: a thousand quiet subscriptions never hold a slot a delivery needs.
 const waiting = () =>
   proxyActivities<Activities>({
-    taskQueue: webhookQueue(workflowInfo().taskQueue),
+    taskQueue: webhookWaitQueue(workflowInfo().taskQueue),
     summary: 'wait for events',
-    // The wait returns within ~60 s; heartbeats every 5 s show it is alive (and carry a delete's cancel).
+    // The wait returns within ~60 s; heartbeats every 10 s show it is alive (and carry a delete's cancel).
     startToCloseTimeout: '2m',
-    heartbeatTimeout: '20s',
+    heartbeatTimeout: '30s',
+    // A delete ends the workflow at once; the wait hears of it at its next heartbeat (up to ~24 s).
+    cancellationType: ActivityCancellationType.TRY_CANCEL,
     retry: { initialInterval: '1s', maximumInterval: '30s' },
   });
 
@@ -63,15 +69,16 @@ const delivering = (retryForSeconds: number, event: FeedEvent) =>
 export async function webhookWorkflow(input: WebhookInput): Promise<{ deleted: true }> {
   let cursor = input.cursor;
   let handled = 0;
+  const eventsPerRun = input.eventsPerRun ?? EVENTS_PER_RUN;
   for (;;) {
     if (
-      handled >= EVENTS_PER_RUN ||
+      handled >= eventsPerRun ||
       workflowInfo().continueAsNewSuggested ||
       workflowInfo().historyLength > MAX_HISTORY_EVENTS
     ) {
       // Nothing to clean up here (no try/finally), so continue-as-new runs no cleanup by accident.
       await condition(allHandlersFinished);
-      return continueAsNew<typeof webhookWorkflow>({ webhookId: input.webhookId, cursor });
+      return continueAsNew<typeof webhookWorkflow>({ ...input, cursor });
     }
     const batch = await waiting().waitForWebhookEvents({ webhookId: input.webhookId, after: cursor });
     if (batch.deleted) return { deleted: true };

@@ -2,13 +2,10 @@
 import '../openapi/extend-zod';
 import { z } from 'zod';
 import { eventIdSchema } from '../../registry/event-id';
-import { SANDBOX_STATES } from '../../workflows/states';
+import { EVENT_TYPES } from '../../registry/event-types';
 
 /** `sandbox.<state lowercased>`, or every event: `sandbox.*` / `*`. */
-export const WEBHOOK_EVENT_TYPES = ['*', 'sandbox.*', ...SANDBOX_STATES.map((s) => `sandbox.${s.toLowerCase()}`)] as [
-  string,
-  ...string[],
-];
+export const WEBHOOK_EVENT_TYPES = ['*', 'sandbox.*', ...EVENT_TYPES] as [string, ...string[]];
 
 export const MIN_SECRET_LENGTH = 16;
 

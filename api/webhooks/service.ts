@@ -12,6 +12,7 @@ import {
   listDeliveries,
   listWebhooks,
   markWebhookDeleted,
+  WebhookQuotaError,
   type Delivery,
   type Webhook,
 } from '../../registry/webhooks';
@@ -29,7 +30,11 @@ export interface WebhookServiceOptions {
   codecKeys: CodecKeys;
   /** HOURGLASS_WEBHOOK_ALLOW_PRIVATE: accept URLs whose host is loopback/private. */
   allowPrivate: boolean;
+  /** HOURGLASS_MAX_WEBHOOKS_PER_OWNER: live webhooks a `user` owner may have (default 20; admins are not counted). */
+  maxWebhooksPerOwner?: number;
 }
+
+export const DEFAULT_MAX_WEBHOOKS_PER_OWNER = 20;
 
 export class WebhookService {
   constructor(
@@ -43,7 +48,7 @@ export class WebhookService {
     await this.checkHost(new URL(body.url));
     const id = `whk_${randomBytes(8).toString('hex')}`;
     const secret = body.secret ?? `whsec_${randomBytes(24).toString('base64url')}`;
-    const webhook = await insertWebhook(this.pool, {
+    const webhook = await this.insert(p, {
       id,
       owner: p.owner,
       allOwners: p.role === 'admin',
@@ -91,6 +96,21 @@ export class WebhookService {
   ): Promise<{ items: Delivery[]; nextCursor: string | null }> {
     await this.get(p, id);
     return listDeliveries(this.pool, id, { limit: page.limit, before: page.cursor });
+  }
+
+  /**
+   * Each webhook is a workflow and a wait on every worker: one owner must not take them all from
+   * the others (admins' are not counted, like their sandboxes).
+   */
+  private async insert(p: Principal, w: Parameters<typeof insertWebhook>[1]): Promise<Webhook> {
+    const max = p.role === 'admin' ? undefined : (this.opts.maxWebhooksPerOwner ?? DEFAULT_MAX_WEBHOOKS_PER_OWNER);
+    try {
+      return await insertWebhook(this.pool, w, max);
+    } catch (err) {
+      if (!(err instanceof WebhookQuotaError)) throw err;
+      const message = `${p.owner} already has ${err.live} live webhooks (at most ${err.max}); delete some first`;
+      throw new ApiError(429, 'quota_exceeded', message, { owner: p.owner, live: err.live, max: err.max });
+    }
   }
 
   private async checkHost(url: URL): Promise<void> {
