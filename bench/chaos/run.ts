@@ -51,6 +51,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const taskQueue = `chaos-${runId}`;
   const baseEnv: NodeJS.ProcessEnv = {
     ...process.env,
+    // The start-up block they are awaited by is an info line: an inherited LOG_LEVEL (tests: warn) would hide it.
+    LOG_LEVEL: 'info',
     TEMPORAL_ADDRESS: temporal.address,
     DATABASE_URL: db.url,
     HOURGLASS_TASK_QUEUE: taskQueue,
