@@ -50,10 +50,21 @@ export const eventStream: ResponseConfig['content'] = {
   },
 };
 
-/** 429 for a stream: the per-owner cap. */
+/** A stream's own refusals: the per-owner and per-process caps, and a start past the newest event. */
 export const streamLimit: Record<string, ResponseConfig> = {
+  400: {
+    description:
+      'invalid_argument: a bad query, or `Last-Event-ID` / `after` not an event id or past the newest event ' +
+      '(the message names the newest id)',
+    content: json(ErrorEnvelope),
+  },
   429: {
     description: 'rate_limited: the owner has too many event streams open (50); see Retry-After',
+    headers: z.object({ 'Retry-After': z.string().optional() }),
+    content: json(ErrorEnvelope),
+  },
+  503: {
+    description: 'unavailable: this API process has too many event streams open (1,000); see Retry-After',
     headers: z.object({ 'Retry-After': z.string().optional() }),
     content: json(ErrorEnvelope),
   },
