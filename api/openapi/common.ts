@@ -28,7 +28,7 @@ const ERROR_MEANINGS = {
   413: 'too_large: the request body is over the limit (1 MB; 16 MB for the codec endpoint)',
   422: 'idempotency_conflict: the Idempotency-Key was already used with a different request body',
   429:
-    'quota_exceeded (the owner has too many live sandboxes) or overloaded (too many creates in flight; ' +
+    'quota_exceeded (the owner has too many live sandboxes or webhooks) or overloaded (too many creates in flight; ' +
     'see Retry-After)',
   500: 'internal: a server fault; see the server log',
   502: 'operation_failed: the workflow ran the operation and it failed',

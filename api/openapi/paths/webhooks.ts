@@ -45,11 +45,12 @@ export function registerWebhookPaths(registry: OpenAPIRegistry): void {
       'The URL’s host must resolve to public addresses only (unless the operator set ' +
       'HOURGLASS_WEBHOOK_ALLOW_PRIVATE=1). An admin’s webhook receives every owner’s events; a user’s, only ' +
       'their own sandboxes’. Deliveries start with the events after this call. The answer carries the secret ' +
-      '(yours, or a generated one when omitted) — the only time it is shown.',
+      '(yours, or a generated one when omitted) — the only time it is shown. A user may have ' +
+      'HOURGLASS_MAX_WEBHOOKS_PER_OWNER (20) live webhooks; beyond: 429 quota_exceeded.',
     request: { body: { required: true, content: json(createWebhookBody) } },
     responses: {
       201: { description: 'Subscribed', headers: location, content: json(CreatedWebhookView) },
-      ...authErrors(413),
+      ...authErrors(413, 429),
     },
   });
   registry.registerPath({
