@@ -2,7 +2,6 @@
 // `webhooks`). Request schemas are the ones the routes parse with.
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { SANDBOX_STATES } from '../../../workflows/states';
 import {
   CreatedWebhookView,
   DeliveryView,
@@ -11,29 +10,16 @@ import {
   deliveriesQuery,
 } from '../../webhooks/schemas';
 import { authErrors, idParams, json } from '../common';
+import { FeedEvent } from './events';
 
 const tags = ['webhooks'];
 const params = idParams('webhook');
 const location = z.object({ Location: z.string().openapi({ description: 'The webhook: /v1/webhooks/{id}' }) });
 
 /** The JSON body of a delivery: the feed event plus the delivery id (activities/webhooks.ts). */
-const WebhookEvent = z
-  .object({
-    id: z.string().openapi({ description: 'The global event id (commit order), a decimal string' }),
-    type: z.string().openapi({ example: 'sandbox.expired' }),
-    sandboxId: z.string(),
-    owner: z.string(),
-    driver: z.string(),
-    labels: z.record(z.string()),
-    sessionId: z.string().optional(),
-    seq: z.number().int().openapi({ description: 'The sandbox’s own transition number' }),
-    from: z.enum(SANDBOX_STATES).nullable(),
-    to: z.enum(SANDBOX_STATES),
-    reason: z.string().openapi({ example: 'lease expired' }),
-    at: z.string(),
-    deliveryId: z.string().openapi({ description: 'Same as Hourglass-Delivery-Id: dedupe on it' }),
-  })
-  .openapi('WebhookEvent');
+const WebhookEvent = FeedEvent.extend({
+  deliveryId: z.string().openapi({ description: 'Same as Hourglass-Delivery-Id: dedupe on it' }),
+}).openapi('WebhookEvent');
 
 export function registerWebhookPaths(registry: OpenAPIRegistry): void {
   registry.registerPath({
