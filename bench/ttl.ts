@@ -15,6 +15,7 @@
 // HOURGLASS_* settings in the environment pass through to it.
 import { Failures } from './lib/api';
 import { parseParams } from './lib/args';
+import { quantileBound, scrapedHistogram } from './lib/metrics';
 import { heading, line, log, SUMMARY_HEADERS, summaryCells, table } from './lib/output';
 import { abort, forEachLimit } from './lib/pool';
 import { eventsOf, StateWatcher, stateCounts, statesOf } from './lib/registry';
@@ -160,6 +161,14 @@ await runBench('ttl', params, async (bench) => {
   line(
     `last DESTROYED ${(lastDestroyAfterLastExpiryMs / 1000).toFixed(1)} s after the last expiresAt; ` +
       `${stragglers.length} not DESTROYED ${params.timeout} s after it; ${notByExpiry} destroyed without EXPIRED\n`,
+  );
+  // The same promise as the service reports it (README "Metrics"), read from the API's /metrics.
+  const scraped = await stack.admin.get<string>('/metrics');
+  const lateness = scrapedHistogram(String(scraped.body), 'hourglass_lease_lateness_seconds');
+  line(
+    `hourglass_lease_lateness_seconds (scraped): count ${lateness.count}, ` +
+      `mean ${lateness.count ? Math.round((lateness.sum / lateness.count) * 1000) : '-'} ms, ` +
+      `p50 ≤ ${quantileBound(lateness, 0.5)} s, p99 ≤ ${quantileBound(lateness, 0.99)} s (bucket bounds)\n`,
   );
 
   // 6. Where EXPIRED's lateness comes from, in a sample of histories spread over the window.
