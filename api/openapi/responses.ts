@@ -157,6 +157,11 @@ export const PruneReport = z
     counts: z.record(DriftKind, z.number().int()),
     items: z.array(ReaperItemSchema),
     runId: z.number().int().optional().openapi({ description: 'The reaper_runs row (not on a dry run)' }),
+    deferred: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: 'Drifts past the 2,000 one run fixes: left for the next run' }),
   })
   .openapi('PruneReport');
 

@@ -12,8 +12,8 @@ export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: n
   const prune = wrap(async (req, res) => {
     requireAdmin(principalOf(req), 'prune');
     const body = pruneBody.parse(req.body ?? {});
-    const { count, dryRun, counts, items, runId } = await service.prune(body, reaper.graceSeconds);
-    res.json({ count, dryRun, counts, items, runId });
+    const { count, dryRun, counts, items, runId, deferred } = await service.prune(body, reaper.graceSeconds);
+    res.json({ count, dryRun, counts, items, runId, ...(deferred ? { deferred } : {}) });
   });
 
   const bulkDestroy = wrap(async (req, res) => {
