@@ -11,6 +11,10 @@ const ALICE = 'alice-token-0123456789abcdef';
 const BOB = 'bob-token-0123456789abcdefgh';
 const OPS = 'ops-token-0123456789abcdefghij';
 const CAROL = 'carol-token-0123456789abcdef';
+// Owner names of this file only: the registry is shared by the whole run, and alice's quota of 3
+// live sandboxes must not count another file's 'alice'.
+const RUN = Date.now().toString(36);
+const [A, B, C] = [`alice-${RUN}`, `bob-${RUN}`, `carol-${RUN}`];
 
 let h: Harness;
 let alice: Harness['api'];
@@ -22,10 +26,10 @@ const key = `alice-key-${Date.now()}`;
 beforeAll(async () => {
   h = await startHarness({
     tokens: [
-      { owner: 'alice', role: 'user', token: ALICE },
-      { owner: 'bob', role: 'user', token: BOB },
+      { owner: A, role: 'user', token: ALICE },
+      { owner: B, role: 'user', token: BOB },
       { owner: 'ops', role: 'admin', token: OPS },
-      { owner: 'carol', role: 'user', token: CAROL },
+      { owner: C, role: 'user', token: CAROL },
     ],
     maxSandboxesPerOwner: 3,
   });
@@ -61,11 +65,11 @@ describe('tokens', () => {
   );
 
   it('the owner comes from the token: recorded on the sandbox, its registry row and its search attribute', async () => {
-    expect(sbx.owner).toBe('alice');
+    expect(sbx.owner).toBe(A);
     const row = await h.pool.query('SELECT owner FROM sandboxes WHERE id = $1', [sbx.id]);
-    expect(row.rows[0]?.owner).toBe('alice');
+    expect(row.rows[0]?.owner).toBe(A);
     const d = await h.client.workflow.getHandle(sandboxWorkflowId(sbx.id)).describe();
-    expect(d.typedSearchAttributes.get(SandboxOwner)).toBe('alice');
+    expect(d.typedSearchAttributes.get(SandboxOwner)).toBe(A);
   });
 });
 
@@ -123,7 +127,7 @@ describe("another owner's sandbox does not exist", () => {
     );
     expect(replay.status).toBe(201);
     expect(replay.body.id).not.toBe(sbx.id);
-    expect(replay.body.owner).toBe('bob');
+    expect(replay.body.owner).toBe(B);
     const again = await alice(
       'POST',
       '/v1/sandboxes',
@@ -137,7 +141,7 @@ describe("another owner's sandbox does not exist", () => {
 
   it("bob cannot see alice's session nor put a sandbox into it", async () => {
     const { body: session } = await alice('POST', '/v1/sessions', { heartbeatTimeoutSeconds: 60 });
-    expect(session.owner).toBe('alice');
+    expect(session.owner).toBe(A);
     for (const [method, path] of [
       ['GET', `/v1/sessions/${session.id}`],
       ['POST', `/v1/sessions/${session.id}/heartbeat`],
@@ -156,7 +160,7 @@ describe("another owner's sandbox does not exist", () => {
   it("bob cannot read alice's job", async () => {
     const job = await alice('POST', '/v1/jobs', { commands: [['true']], ttlSeconds: 60 });
     expect(job.status).toBe(201);
-    expect(job.body.owner).toBe('alice');
+    expect(job.body.owner).toBe(A);
     expect((await bob('GET', `/v1/jobs/${job.body.id}`)).status).toBe(404);
     await eventually(async () => (await alice('GET', `/v1/jobs/${job.body.id}`)).body.state === 'COMPLETED');
   });
@@ -173,7 +177,7 @@ describe('quota', () => {
     }
     const refused = await carol('POST', '/v1/sandboxes', { ttlSeconds: 60 });
     expect(refused.status).toBe(429);
-    expect(refused.body.error).toMatchObject({ code: 'quota_exceeded', details: { owner: 'carol', live: 3, max: 3 } });
+    expect(refused.body.error).toMatchObject({ code: 'quota_exceeded', details: { owner: C, live: 3, max: 3 } });
     await carol('DELETE', `/v1/sandboxes/${mine.pop()}`);
     await eventually(async () => (await carol('POST', '/v1/sandboxes', { ttlSeconds: 60 })).status === 201, 15_000);
     for (let i = 0; i < 4; i++) {
@@ -186,14 +190,14 @@ describe('admins', () => {
   it('list every owner or one owner, and get, exec and read events of any sandbox', async () => {
     const all = await ops('GET', '/v1/sandboxes?limit=500');
     expect(all.body.items.map((s: SandboxStatus) => s.id)).toContain(sbx.id);
-    const alices = await ops('GET', '/v1/sandboxes?owner=alice&limit=500');
+    const alices = await ops('GET', `/v1/sandboxes?owner=${A}&limit=500`);
     expect(alices.body.items.length).toBeGreaterThan(0);
-    expect(alices.body.items.every((s: SandboxStatus) => s.owner === 'alice')).toBe(true);
+    expect(alices.body.items.every((s: SandboxStatus) => s.owner === A)).toBe(true);
     // A user's owner filter cannot widen their view.
-    const sneaky = await bob('GET', '/v1/sandboxes?owner=alice');
-    expect(sneaky.body.items.every((s: SandboxStatus) => s.owner === 'bob')).toBe(true);
+    const sneaky = await bob('GET', `/v1/sandboxes?owner=${A}`);
+    expect(sneaky.body.items.every((s: SandboxStatus) => s.owner === B)).toBe(true);
 
-    expect((await ops('GET', `/v1/sandboxes/${sbx.id}`)).body.owner).toBe('alice');
+    expect((await ops('GET', `/v1/sandboxes/${sbx.id}`)).body.owner).toBe(A);
     const ran = await ops('POST', `/v1/sandboxes/${sbx.id}/exec`, { command: ['echo', 'admin was here'] });
     expect(ran.body).toMatchObject({ exitCode: 0, stdout: 'admin was here\n' });
     expect((await ops('GET', `/v1/sandboxes/${sbx.id}/events`)).status).toBe(200);
@@ -216,7 +220,7 @@ describe('admins', () => {
       const s = (await bob('GET', `/v1/sandboxes/${mine.id}`)).body;
       return s.state === 'DESTROYED' ? s : undefined;
     });
-    expect(theirs.destroyReason).toBe('destroy requested by bob');
+    expect(theirs.destroyReason).toBe(`destroy requested by ${B}`);
 
     const forced = await ops(
       'POST',
