@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import { compareIds, latestEventId, readFeedPage, type FeedEvent, type FeedFilter } from '../registry/event-feed';
 import type { EventListener } from '../registry/event-listener';
+import { matches } from '../registry/event-match';
 
 export interface Waiter {
   /** The wait has read every matching event up to here (a decimal id). */
@@ -99,10 +100,4 @@ export class WebhookWaitHub {
       this.scanned = page.through;
     }
   }
-}
-
-/** The filter of readFeedPage for the fields a webhook uses, applied in memory. */
-function matches(f: Waiter['filter'], e: FeedEvent): boolean {
-  if (f.owner !== undefined && e.owner !== f.owner) return false;
-  return !f.states?.length || f.states.includes(e.to);
 }

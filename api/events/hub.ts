@@ -13,7 +13,7 @@ import {
   type FeedFilter,
 } from '../../registry/event-feed';
 import { EventListener, listenerConnectionConfig } from '../../registry/event-listener';
-import { matches } from './match';
+import { matches } from '../../registry/event-match';
 import type { SseOptions } from './sse';
 
 const log = componentLogger('events');

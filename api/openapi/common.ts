@@ -86,3 +86,10 @@ export const idempotencyKeyHeader = (effect: string) =>
 export const PUBLIC: [] = [];
 
 export const json = <T extends z.ZodTypeAny>(schema: T) => ({ 'application/json': { schema } });
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Returns the schema; a compile error when its type is not exactly T (the document cannot drift from the code). */
+export const shapeOf =
+  <T>() =>
+  <S extends z.ZodTypeAny>(schema: S & (Same<z.infer<S>, T> extends true ? unknown : never)): S =>
+    schema;

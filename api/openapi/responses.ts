@@ -13,13 +13,7 @@ import type {
   SandboxStatus as SandboxStatusType,
 } from '../../workflows/types';
 import { limitsSchema } from '../limits';
-
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-/** Returns the schema; a compile error when its type is not exactly T. */
-const shapeOf =
-  <T>() =>
-  <S extends z.ZodTypeAny>(schema: S & (Same<z.infer<S>, T> extends true ? unknown : never)): S =>
-    schema;
+import { shapeOf } from './common';
 
 const isoTime = z.string().openapi({ format: 'date-time', example: '2025-01-01T12:00:00.000Z' });
 const labels = z.record(z.string()).openapi({ example: { team: 'agents' } });

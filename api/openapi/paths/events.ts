@@ -5,12 +5,10 @@ import { z } from 'zod';
 import type { FeedEvent as FeedEventType } from '../../../registry/event-feed';
 import { SANDBOX_STATES } from '../../../workflows/states';
 import { eventsQuery, lastEventIdHeader, sandboxEventsQuery } from '../../events/schemas';
-import { ErrorEnvelope, authErrors, json } from '../common';
+import { ErrorEnvelope, authErrors, json, shapeOf } from '../common';
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-
-export const FeedEvent = z
-  .object({
+export const FeedEvent = shapeOf<FeedEventType>()(
+  z.object({
     id: z.string().openapi({ description: 'The global event id (commit order), a decimal string: SSE `id:`' }),
     type: z.string().openapi({ description: '`sandbox.` + the state entered, lowercased', example: 'sandbox.expired' }),
     sandboxId: z.string(),
@@ -23,11 +21,8 @@ export const FeedEvent = z
     to: z.enum(SANDBOX_STATES),
     reason: z.string().openapi({ example: 'lease expired' }),
     at: z.string().openapi({ format: 'date-time' }),
-  })
-  .openapi('Event');
-// tsc fails here if the document and the type the feed returns drift apart.
-const sameShape: Same<z.infer<typeof FeedEvent>, FeedEventType> = true;
-void sameShape;
+  }),
+).openapi('Event');
 
 const EventPage = z
   .object({

@@ -1,6 +1,6 @@
-// The feed filter applied in memory, to events the hub has already read: the same rules as the
-// SQL in registry/event-feed.ts readFeedPage, so a stream's backlog and its live part agree.
-import type { FeedEvent, FeedFilter } from '../../registry/event-feed';
+// The feed filter applied in memory, to events a hub has already read (API streams, webhook waits):
+// the same rules as the SQL in readFeedPage, so a stream's backlog and its live part agree.
+import type { FeedEvent, FeedFilter } from './event-feed';
 
 export function matches(f: FeedFilter, e: FeedEvent): boolean {
   if (f.owner !== undefined && e.owner !== f.owner) return false;
