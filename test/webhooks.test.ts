@@ -264,7 +264,7 @@ describe('deliveries', () => {
     await eventually(async () => {
       const d = await h.client.workflow.getHandle(webhookWorkflowId(hook.id)).describe();
       return d.status.name === 'CANCELLED';
-    });
+    }, 60_000); // the cancel reaches the wait activity at its next heartbeat: slow on a loaded machine
     const before = receiver.on('/deleted').length;
     expect((await alice('DELETE', `/v1/sandboxes/${id}`)).status).toBeLessThan(300);
     await settledEvents({ api: alice }, id, 'DESTROYED');
