@@ -1,14 +1,14 @@
 // Activities, built from their dependencies so tests inject real ones without globals.
 import { Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
-import { HypervisorError } from '../hypervisors/errors';
 import type { HypervisorSet } from '../hypervisors/index';
-import type { OpContext, SandboxLimits } from '../hypervisors/types';
+import type { SandboxLimits } from '../hypervisors/types';
 import { recordExecEnd, recordExecInterrupted, recordExecStart, type ExecRecord } from '../registry/execs';
 import { markDestroyed, recordTransition, recordTransitions } from '../registry/sandboxes';
-import { Failure } from '../workflows/failures';
+import { hypervisor, opContext, permanentAware, whileAlive } from './driver-call';
+import { createFileActivities } from './files';
+import { OutputRecorder } from './output-recorder';
 import { countReaperWork } from '../metrics/reaper';
 import { observeTransitions } from '../metrics/transitions';
 import { createReaperActivities } from './reaper';
@@ -35,6 +35,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...countReaperWork(createReaperActivities(deps)),
     ...createWebhookActivities(deps),
+    ...createFileActivities(deps),
     /** Runs before batched writes; kept for their histories. */
     async recordTransition(event: TransitionEvent): Promise<void> {
       observeTransitions(await recordTransition(pool, event));
@@ -77,27 +78,50 @@ export function createActivities(deps: ActivityDeps) {
      */
     async execInSandbox(req: Target & { execId?: string; input: ExecInput }): Promise<ExecActivityResult> {
       const driver = hypervisor(hypervisors, req.driver);
+      const { input } = req;
+      const streamed = Boolean(input.stream || input.background);
       const record: ExecRecord = {
         sandboxId: req.id,
-        execId: req.execId ?? `${Context.current().info.activityId}-${Date.now()}`,
-        command: req.input.command,
-        envNames: Object.keys(req.input.env ?? {}),
+        execId: input.execId ?? req.execId ?? `${Context.current().info.activityId}-${Date.now()}`,
+        command: input.command,
+        envNames: Object.keys(input.env ?? {}),
         startedAt: new Date().toISOString(),
+        mode: input.background ? 'background' : input.stream ? 'stream' : 'wait',
       };
       await recordExecStart(pool, record).catch(() => {});
+      const recorder = streamed ? new OutputRecorder(pool, req.id, record.execId) : null;
+      const request = {
+        command: input.command,
+        timeoutSeconds: input.timeoutSeconds,
+        env: input.env,
+        ...(input.stdinBase64 !== undefined ? { stdin: Buffer.from(input.stdinBase64, 'base64') } : {}),
+      };
       let raw: ExecOutput;
       try {
-        raw = await whileAlive(() => permanentAware(() => driver.exec(req.id, req.input, opContext())));
+        raw = await whileAlive(() =>
+          permanentAware(() =>
+            recorder
+              ? driver.execStream(req.id, request, recorder.sink, opContext())
+              : driver.exec(req.id, request, opContext()),
+          ),
+        );
       } catch (err) {
+        await recorder?.drain();
         await recordExecEnd(pool, record, { error: (err as Error).message }).catch(() => {});
         throw err;
       }
+      // Every chunk is in before the end is: a follower that sees the end has seen all the output.
+      await recorder?.drain();
       const recorded = await recordExecEnd(pool, record, raw).then(
         () => true,
         () => false,
       );
-      // Results travel through workflow history: every driver caps them (hypervisors/guest/contract.ts).
-      return { ...raw, unrecorded: recorded ? undefined : record };
+      // Results travel through workflow history: every driver caps them (hypervisors/guest/contract.ts);
+      // a streamed command's output is in exec_output and the execs row, not in the answer.
+      const result = recorder
+        ? { ...raw, stdout: '', stderr: '', stdoutBase64: undefined, stderrBase64: undefined }
+        : raw;
+      return { ...result, unrecorded: recorded ? undefined : record };
     },
 
     async recordExecEnd(req: { record: ExecRecord; output: ExecOutput }): Promise<void> {
@@ -124,47 +148,3 @@ export function createActivities(deps: ActivityDeps) {
 
 /** The command's output, and (only when the registry could not be written) what to record later. */
 export type ExecActivityResult = ExecOutput & { unrecorded?: ExecRecord };
-
-function hypervisor(set: HypervisorSet, name: string) {
-  if (!set.has(name)) {
-    // Retryable on purpose: another worker (on the same task queue) may have this driver enabled.
-    const message = `driver '${name}' is not enabled on this worker (enabled: ${set.names.join(', ')})`;
-    throw ApplicationFailure.retryable(message, Failure.DriverNotEnabled);
-  }
-  return set.get(name);
-}
-
-/** Driver errors marked permanent (bad spec, not ready, not found) must not be retried. */
-async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof HypervisorError && err.permanent) {
-      throw ApplicationFailure.nonRetryable(err.message, err.code);
-    }
-    throw err;
-  }
-}
-
-/**
- * Heartbeats every second while fn runs, whatever the driver reports: the heartbeat then means
- * "this worker is alive", so a destroy lost with a crashed worker is retried after a short
- * heartbeat timeout instead of a long one sized for the slowest driver.
- */
-async function whileAlive<T>(fn: () => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  if (ctx.info.isLocal) return fn(); // a local activity lives inside its workflow task: no heartbeats
-  const ticker = setInterval(() => ctx.heartbeat(), 1000);
-  try {
-    return await fn();
-  } finally {
-    clearInterval(ticker);
-  }
-}
-
-/** Heartbeats carry progress; cancellation reaches the driver through the activity's signal. */
-function opContext(): OpContext {
-  const ctx = Context.current();
-  if (ctx.info.isLocal) return { signal: ctx.cancellationSignal, progress: () => {} };
-  return { signal: ctx.cancellationSignal, progress: (detail) => ctx.heartbeat(detail) };
-}

@@ -19,6 +19,13 @@ export class NotFoundError extends HypervisorError {
   }
 }
 
+/** A path inside a sandbox that does not exist (API 404). */
+export class PathNotFoundError extends HypervisorError {
+  constructor(id: string, path: string) {
+    super(`sandbox ${id}: no such file or directory: ${path}`, Failure.PathNotFound, true);
+  }
+}
+
 /** Unknown template or a spec the driver can never satisfy: retrying cannot help. */
 export class BadSpecError extends HypervisorError {
   constructor(message: string) {

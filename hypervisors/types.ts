@@ -57,6 +57,63 @@ export interface ExecResult {
   timedOut: boolean;
 }
 
+/** Where a streaming exec hands its output, in the order the driver read it (≤100 ms after it was written). */
+export type OutputSink = (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+
+/** An exec whose output streams (execStream) and which may be fed a small stdin. */
+export interface StreamExecRequest extends ExecRequest {
+  /** Given to the command's standard input, which is then closed (empty: closed at once). */
+  stdin?: Buffer;
+}
+
+/** One entry of a directory listing. */
+export interface FileEntry {
+  name: string;
+  type: 'file' | 'directory' | 'symlink' | 'other';
+  size: number;
+  /** Permission bits, octal: '644'. */
+  mode: string;
+  /** Last modification, ISO 8601. */
+  mtime: string;
+}
+
+/**
+ * A sandbox's files, always inside its workspace (workspaceOf): a path is relative to it or an
+ * absolute path beneath it; `..`, paths outside it and symlinks pointing out are BadSpecError.
+ * Every operation runs inside the sandbox (its namespaces and user, or its guest), never on the
+ * host's view of it, so a symlink swapped in mid-operation still cannot reach a host file.
+ * A path that does not exist is PathNotFoundError.
+ */
+export interface SandboxFileSystem {
+  /** The directory paths are confined to, as commands in the sandbox see it ('/work', '/root'). */
+  workspaceOf(id: string): Promise<string>;
+  /** Creates or replaces `path` whole (written beside it, then renamed: never half a file). */
+  writeFile(
+    id: string,
+    path: string,
+    data: AsyncIterable<Buffer>,
+    opts: { mode?: number },
+    ctx?: OpContext,
+  ): Promise<{ path: string; size: number }>;
+  /** A file's bytes, or a directory as a tar archive, handed to `sink` in order. */
+  readFile(
+    id: string,
+    path: string,
+    sink: (chunk: Buffer) => Promise<void>,
+    ctx?: OpContext,
+  ): Promise<{ path: string; kind: 'file' | 'directory'; size: number }>;
+  /** At most `limit` entries, sorted by name; truncated says some were left out. */
+  listFiles(
+    id: string,
+    path: string,
+    opts: { limit: number },
+    ctx?: OpContext,
+  ): Promise<{ path: string; entries: FileEntry[]; truncated: boolean }>;
+  /** A directory only with recursive; a path that does not exist: existed false. */
+  removeFile(id: string, path: string, opts: { recursive: boolean }, ctx?: OpContext): Promise<{ existed: boolean }>;
+  makeDirectory(id: string, path: string, opts: { parents: boolean }, ctx?: OpContext): Promise<{ path: string }>;
+}
+
 /** Passed to long operations: cancellation and a progress callback (activities heartbeat from it). */
 export interface OpContext {
   signal?: AbortSignal;
@@ -70,6 +127,13 @@ export interface Hypervisor {
   /** Resolves once the guest answers commands; throws NotReadyError after timeoutMs. */
   waitReady(id: string, timeoutMs: number, ctx?: OpContext): Promise<void>;
   exec(id: string, req: ExecRequest, ctx?: OpContext): Promise<ExecResult>;
+  /**
+   * exec with its output handed to `onOutput` while the command runs (every byte, uncapped); the
+   * result is the same as exec's (capped copy of the output). The contract of exec holds.
+   */
+  execStream(id: string, req: StreamExecRequest, onOutput: OutputSink, ctx?: OpContext): Promise<ExecResult>;
+  /** The sandbox's files (the data plane's transfers, listings). */
+  readonly fileSystem: SandboxFileSystem;
   stop(id: string, ctx?: OpContext): Promise<void>;
   start(id: string, ctx?: OpContext): Promise<void>;
   /** Removes everything the sandbox owns. A sandbox that does not exist counts as destroyed. */

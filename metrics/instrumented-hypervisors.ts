@@ -30,23 +30,27 @@ export function instrumentHypervisor(driver: string, inner: Hypervisor): Hypervi
     }
   }
   const since = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+  async function timedExec(ctx: OpContext | undefined, run: () => Promise<ExecResult>): Promise<ExecResult> {
+    const start = process.hrtime.bigint();
+    let result: ExecResult | undefined;
+    try {
+      result = await call('exec', ctx, run);
+      return result;
+    } finally {
+      const outcome = execOutcome(result);
+      execsTotal.inc({ driver, outcome });
+      execSeconds.observe({ driver, outcome }, since(start));
+    }
+  }
 
   return {
     name: inner.name,
     create: (spec, ctx) => call('create', ctx, () => inner.create(spec, ctx)),
     waitReady: (id, timeoutMs, ctx) => call('waitReady', ctx, () => inner.waitReady(id, timeoutMs, ctx)),
-    async exec(id, req, ctx) {
-      const start = process.hrtime.bigint();
-      let result: ExecResult | undefined;
-      try {
-        result = await call('exec', ctx, () => inner.exec(id, req, ctx));
-        return result;
-      } finally {
-        const outcome = execOutcome(result);
-        execsTotal.inc({ driver, outcome });
-        execSeconds.observe({ driver, outcome }, since(start));
-      }
-    },
+    exec: (id, req, ctx) => timedExec(ctx, () => inner.exec(id, req, ctx)),
+    // A streamed exec is an exec: the same counters, the same operation name for failures.
+    execStream: (id, req, onOutput, ctx) => timedExec(ctx, () => inner.execStream(id, req, onOutput, ctx)),
+    fileSystem: inner.fileSystem,
     stop: (id, ctx) => call('stop', ctx, () => inner.stop(id, ctx)),
     start: (id, ctx) => call('start', ctx, () => inner.start(id, ctx)),
     async destroy(id, ctx) {

@@ -1,11 +1,14 @@
-// One LISTEN connection per process for `sandbox_events` (migration 005 NOTIFYs each event's id at
-// commit). Subscribers are told "there are events up to id X" and read them from the feed after
-// the last id they handled, so a notification lost while the connection was down loses nothing:
-// after every (re)connect the listener announces the newest id, and everyone re-reads.
+// One LISTEN connection per process and channel. For `sandbox_events` (migration 005 NOTIFYs each
+// event's id at commit) subscribers are told "there are events up to id X" and read them from the
+// feed after the last id they handled, so a notification lost while the connection was down loses
+// nothing: after every (re)connect the listener announces the newest id, and everyone re-reads.
+// Any other channel (`exec_output`) passes each payload on as it came, and after every (re)connect
+// wakes everyone with RECONNECTED: whatever was missed, its subscribers re-read.
 import pg from 'pg';
 import { compareIds } from './event-feed';
 
-export type EventWake = (upToId: string) => void;
+/** sandbox_events: the newest event id; another channel: the NOTIFY's payload (or RECONNECTED). */
+export type EventWake = (upToIdOrPayload: string) => void;
 
 export interface EventListenerOptions {
   /** A dedicated connection (a LISTEN holds it for good; a pool's client would be lost to it). */
@@ -15,9 +18,14 @@ export interface EventListenerOptions {
   /** Reconnect delays: doubling from min to max. */
   backoff?: { minMs: number; maxMs: number };
   log?: (msg: string) => void;
+  /** The NOTIFY channel (default sandbox_events, whose payloads are event ids). */
+  channel?: string;
 }
 
-const CHANNEL = 'sandbox_events';
+const EVENTS_CHANNEL = 'sandbox_events';
+
+/** The payload a non-event channel's subscribers get after a (re)connect: anything may have been missed. */
+export const RECONNECTED = '';
 
 /** Pool settings a single pg.Client does not take (passing them along would only confuse a reader). */
 const POOL_ONLY = [
@@ -67,9 +75,13 @@ export class EventListener {
   private listening = false;
   private newest = '0';
   private pid: number | undefined;
+  private readonly channel: string;
 
   constructor(private readonly opts: EventListenerOptions) {
     this.delayMs = opts.backoff?.minMs ?? 250;
+    this.channel = opts.channel ?? EVENTS_CHANNEL;
+    // Interpolated into LISTEN: only plain identifiers.
+    if (!/^[a-z_][a-z0-9_]*$/.test(this.channel)) throw new Error(`not a channel name: ${this.channel}`);
   }
 
   /**
@@ -135,17 +147,19 @@ export class EventListener {
       // A LISTEN connection is idle for long stretches: keepalives notice a peer that vanished.
       keepAlive: true,
       // Named, so an operator (or a test) can find it in pg_stat_activity.
-      application_name: 'hourglass-event-listener',
+      application_name: this.channel === EVENTS_CHANNEL ? 'hourglass-event-listener' : `hourglass-${this.channel}`,
     });
     // Registered before connecting: an 'error' with no listener would crash the process.
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client));
     client.on('notification', (n) => {
-      if (n.channel === CHANNEL && n.payload) this.announce(n.payload);
+      if (n.channel !== this.channel || !n.payload) return;
+      if (this.channel === EVENTS_CHANNEL) this.announce(n.payload);
+      else this.pass(n.payload);
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${CHANNEL}`);
+      await client.query(`LISTEN ${this.channel}`);
       if (this.closed) {
         client.removeAllListeners('end');
         await endQuickly(client);
@@ -157,6 +171,12 @@ export class EventListener {
       // Everyone may have left while we connected (the idle timer then found no connection to
       // close): start it again, or LISTEN would stay open with nobody to wake.
       this.closeWhenIdle();
+      if (this.channel !== EVENTS_CHANNEL) {
+        const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        this.pid = rows[0]!.pid;
+        this.pass(RECONNECTED);
+        return;
+      }
       // Anything committed before LISTEN took effect sent no notification to us: announce the
       // newest id so every subscriber re-reads past what it has.
       const { rows } = await client.query<{ id: string; pid: number }>(
@@ -175,6 +195,10 @@ export class EventListener {
     if (compareIds(id, this.newest) > 0) this.newest = id;
     else if (!always) return;
     for (const fn of [...this.subscribers]) fn(this.newest);
+  }
+
+  private pass(payload: string): void {
+    for (const fn of [...this.subscribers]) fn(payload);
   }
 
   /** The connection failed or ended: drop it, and reconnect with backoff while anyone listens. */

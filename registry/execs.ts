@@ -2,7 +2,7 @@
 import type pg from 'pg';
 import { capBytes, outputBytes, outputFields } from '../hypervisors/guest/output';
 import { storableJson, storableText } from './storable';
-import type { ExecOutput } from '../workflows/types';
+import type { ExecMode, ExecOutput } from '../workflows/types';
 
 const OUTPUT_CAP = 64 * 1024; // bytes of stdout/stderr kept per exec
 
@@ -13,13 +13,18 @@ export interface ExecRecord {
   command: string[];
   envNames: string[];
   startedAt: string;
+  /** Absent: 'wait' (records written before the data plane). */
+  mode?: ExecMode;
 }
+
+/** An exec's state as the API shows it, from its row. */
+export type ExecState = 'running' | 'exited' | 'killed' | 'failed';
 
 export async function recordExecStart(pool: pg.Pool, r: ExecRecord): Promise<void> {
   await pool.query(
-    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at)
-     VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`,
-    [r.sandboxId, r.execId, storableJson(r.command), storableJson(r.envNames), r.startedAt],
+    `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at, mode)
+     VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`,
+    [r.sandboxId, r.execId, storableJson(r.command), storableJson(r.envNames), r.startedAt, r.mode ?? 'wait'],
   );
 }
 
@@ -32,8 +37,8 @@ export async function recordExecEnd(
   const out = 'error' in result ? null : result;
   await pool.query(
     `INSERT INTO execs (sandbox_id, exec_id, command, env_names, started_at, exit_code, stdout, stderr, timed_out,
-                        error, duration_ms, finished_at)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11, now())
+                        error, duration_ms, finished_at, mode)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11, now(), $12)
      ON CONFLICT (sandbox_id, exec_id) DO UPDATE SET
        exit_code = EXCLUDED.exit_code, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
        timed_out = EXCLUDED.timed_out, error = EXCLUDED.error, duration_ms = EXCLUDED.duration_ms,
@@ -50,6 +55,7 @@ export async function recordExecEnd(
       out?.timedOut ?? false,
       'error' in result ? storableText(result.error) : null,
       out?.durationMs ?? null,
+      r.mode ?? 'wait',
     ],
   );
 }
@@ -67,15 +73,53 @@ export async function recordExecInterrupted(
   );
 }
 
+/**
+ * Why an exec ended, when the command itself did not say: killed on request, or cut short by a
+ * destroy (written by the workflow, which knows the reason; overrides an error the activity wrote).
+ */
+export async function recordExecOutcome(
+  pool: pg.Pool,
+  sandboxId: string,
+  execId: string,
+  outcome: { killRequested?: boolean; error?: string },
+): Promise<void> {
+  await pool.query(
+    `UPDATE execs SET kill_requested = kill_requested OR $3, error = COALESCE($4, error)
+      WHERE sandbox_id = $1 AND exec_id = $2`,
+    [sandboxId, execId, outcome.killRequested ?? false, outcome.error ? storableText(outcome.error) : null],
+  );
+}
+
+const EXEC_COLUMNS = `exec_id AS "execId", command, env_names AS "envNames", exit_code AS "exitCode", stdout, stderr,
+  timed_out AS "timedOut", error, started_at AS "startedAt", finished_at AS "finishedAt", duration_ms AS "durationMs",
+  mode, kill_requested AS "killRequested"`;
+
+type ExecRow = Record<string, unknown> & { stdout: Buffer; stderr: Buffer; killRequested: boolean };
+
+function execView({ stdout, stderr, killRequested, ...r }: ExecRow) {
+  return { ...r, state: execState(r.finishedAt, killRequested, r.error), ...outputFields(stdout, stderr) };
+}
+
+export function execState(finishedAt: unknown, killRequested: boolean, error: unknown): ExecState {
+  if (!finishedAt) return 'running';
+  if (killRequested) return 'killed';
+  return error ? 'failed' : 'exited';
+}
+
 export async function listExecs(pool: pg.Pool, sandboxId: string) {
-  const { rows } = await pool.query(
-    `SELECT exec_id AS "execId", command, env_names AS "envNames", exit_code AS "exitCode", stdout, stderr,
-            timed_out AS "timedOut", error, started_at AS "startedAt", finished_at AS "finishedAt",
-            duration_ms AS "durationMs"
-     FROM execs WHERE sandbox_id = $1 ORDER BY started_at`,
+  const { rows } = await pool.query<ExecRow>(
+    `SELECT ${EXEC_COLUMNS} FROM execs WHERE sandbox_id = $1 ORDER BY started_at`,
     [sandboxId],
   );
-  return rows.map(({ stdout, stderr, ...r }) => ({ ...r, ...outputFields(stdout as Buffer, stderr as Buffer) }));
+  return rows.map(execView);
+}
+
+export async function getExec(pool: pg.Pool, sandboxId: string, execId: string) {
+  const { rows } = await pool.query<ExecRow>(
+    `SELECT ${EXEC_COLUMNS} FROM execs WHERE sandbox_id = $1 AND exec_id = $2`,
+    [sandboxId, execId],
+  );
+  return rows[0] ? execView(rows[0]) : null;
 }
 
 function cap(bytes: Buffer): Buffer {

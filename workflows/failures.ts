@@ -15,6 +15,8 @@ export const Failure = {
   DriverNotEnabled: 'driver_not_enabled',
   // Driver errors (hypervisors/errors.ts); a create's permanent one becomes the sandbox's errorCode.
   NotFound: 'not_found',
+  /** A file path inside a sandbox that does not exist (API 404). */
+  PathNotFound: 'path_not_found',
   BadSpec: 'bad_spec',
   NotReady: 'not_ready',
   IsolationUnavailable: 'isolation_unavailable',

@@ -1,6 +1,16 @@
 // Signals, updates and queries of the sandbox workflow: one definition shared by the API and the workflow.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { DestroyRequest, ExecInput, ExecOutput, RenewLeaseInput, RenewLeaseResult, SandboxStatus } from './types';
+import type {
+  DestroyRequest,
+  ExecInput,
+  ExecOutput,
+  FileOp,
+  FileOpResult,
+  KillExecResult,
+  RenewLeaseInput,
+  RenewLeaseResult,
+  SandboxStatus,
+} from './types';
 
 export const getStatus = defineQuery<SandboxStatus>('getStatus');
 
@@ -18,6 +28,13 @@ export const vmLostSignal = defineSignal<[{ detail?: string }]>('vmLost');
 
 // Updates because the caller waits for the command's output / the new state.
 export const execUpdate = defineUpdate<ExecOutput, [ExecInput]>('exec');
+// The data plane: the workflow says whether, and keeps the record; bytes go through the registry.
+/** A background command: answers once it is accepted and recorded; it runs on until it ends or is killed. */
+export const startExecUpdate = defineUpdate<{ execId: string }, [ExecInput]>('startExec');
+/** Ends a streaming or background command (its whole process tree); answers once it has ended. */
+export const killExecUpdate = defineUpdate<KillExecResult, [{ execId: string }]>('killExec');
+/** One file operation (write, read, list, remove, mkdir); results are small, bytes are in transfers. */
+export const filesUpdate = defineUpdate<FileOpResult, [FileOp]>('files');
 export const stopUpdate = defineUpdate<SandboxStatus, []>('stop');
 export const startUpdate = defineUpdate<SandboxStatus, []>('start');
 

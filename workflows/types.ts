@@ -1,5 +1,5 @@
 // Plain data types crossing the workflow boundary (inputs, query results, activity payloads).
-import type { SandboxLimits } from '../hypervisors/types';
+import type { FileEntry, SandboxLimits } from '../hypervisors/types';
 import type { SandboxState } from './states';
 
 export type { SandboxLimits };
@@ -95,7 +95,42 @@ export interface ExecInput {
   command: string[];
   timeoutSeconds?: number;
   env?: Record<string, string>;
+  /**
+   * The output goes to the registry's exec_output as it is produced (the data plane), not into
+   * the result: the update's answer then carries no output, only the exit.
+   */
+  stream?: boolean;
+  /** With startExecUpdate: runs on after the update has answered; its output streams like `stream`. */
+  background?: boolean;
+  /** Small standard input (capped by the API: it travels through history). */
+  stdinBase64?: string;
+  /** Chosen by the API so it can follow the output before the command ends; else the update id. */
+  execId?: string;
 }
+
+/** How an exec was asked for (the execs table's mode). */
+export type ExecMode = 'wait' | 'stream' | 'background';
+
+export interface KillExecResult {
+  execId: string;
+  /** false: it had already ended (or never ran in this sandbox). */
+  killed: boolean;
+}
+
+/** File operations, each one update on the sandbox workflow; the bytes travel through transfers. */
+export type FileOp =
+  | { op: 'write'; path: string; mode?: number; transferId: string; size: number; sha256: string }
+  | { op: 'read'; path: string; transferId: string }
+  | { op: 'list'; path: string; limit: number }
+  | { op: 'remove'; path: string; recursive: boolean }
+  | { op: 'mkdir'; path: string; parents: boolean };
+
+export type FileOpResult =
+  | { op: 'write'; path: string; size: number; sha256: string }
+  | { op: 'read'; path: string; kind: 'file' | 'directory'; size: number; sha256: string }
+  | { op: 'list'; path: string; entries: FileEntry[]; truncated: boolean }
+  | { op: 'remove'; path: string; existed: boolean }
+  | { op: 'mkdir'; path: string };
 
 export interface ExecOutput {
   exitCode: number;
