@@ -1,17 +1,11 @@
-// A small Server-Sent Events client for benchmarks and tests: Node's fetch, and the parsing rules of the
-// EventSource spec (fields, comments, blank line dispatches, one optional space after the colon).
-export interface SseMessage {
-  id?: string;
-  event: string;
-  data: string;
-}
+// A small Server-Sent Events client for benchmarks and tests: Node's fetch, a timeout per read, and
+// the typed client's parser (client/sse.ts).
+import { SseParser, type SseMessage } from '../../client/sse';
+
+export type { SseMessage };
 
 export class SseClient {
-  /** `retry:` as the server last sent it. */
-  retry: number | undefined;
-  /** Comment lines seen (heartbeats). */
-  comments = 0;
-  private buffer = '';
+  private readonly parser = new SseParser();
   private pending: SseMessage[] = [];
   private ended = false;
   private readonly decoder = new TextDecoder();
@@ -25,6 +19,16 @@ export class SseClient {
     const abort = new AbortController();
     const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: abort.signal });
     return new SseClient(res, abort);
+  }
+
+  /** `retry:` as the server last sent it. */
+  get retry(): number | undefined {
+    return this.parser.retry;
+  }
+
+  /** Comment lines seen (heartbeats). */
+  get comments(): number {
+    return this.parser.comments;
   }
 
   get status(): number {
@@ -45,8 +49,12 @@ export class SseClient {
       clearTimeout(timer);
       if (got === 'timeout') continue;
       this.inFlight = undefined;
-      if (got.done) this.ended = true;
-      else this.feed(this.decoder.decode(got.value, { stream: true }));
+      if (got.done) {
+        this.ended = true;
+        this.pending.push(...this.parser.end());
+      } else {
+        this.pending.push(...this.parser.feed(this.decoder.decode(got.value, { stream: true })));
+      }
     }
     return this.pending.shift() ?? null;
   }
@@ -79,38 +87,5 @@ export class SseClient {
   private reader(): ReadableStreamDefaultReader<Uint8Array> {
     this.streamReader ??= this.res.body!.getReader();
     return this.streamReader;
-  }
-
-  private message: { id?: string; event?: string; data: string[] } = { data: [] };
-
-  private feed(text: string): void {
-    this.buffer += text;
-    let nl: number;
-    while ((nl = this.buffer.search(/\r\n|\r|\n/)) >= 0) {
-      const line = this.buffer.slice(0, nl);
-      this.buffer = this.buffer.slice(nl + (this.buffer.startsWith('\r\n', nl) ? 2 : 1));
-      this.line(line);
-    }
-  }
-
-  private line(line: string): void {
-    if (line === '') {
-      const m = this.message;
-      if (m.data.length) this.pending.push({ id: m.id, event: m.event ?? 'message', data: m.data.join('\n') });
-      this.message = { data: [] };
-      return;
-    }
-    if (line.startsWith(':')) {
-      this.comments++;
-      return;
-    }
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') this.message.data.push(value);
-    else if (field === 'event') this.message.event = value;
-    else if (field === 'id') this.message.id = value;
-    else if (field === 'retry' && /^\d+$/.test(value)) this.retry = Number(value);
   }
 }
