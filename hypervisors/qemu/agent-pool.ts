@@ -47,6 +47,8 @@ export class AgentPool {
     try {
       return await fn(await shared.client);
     } catch (err) {
+      // The caller's own verdict on an answer (a path not found): the connection is still in step.
+      if (err instanceof HypervisorError) throw err;
       // A failed request leaves the connection closed or out of step: later callers get a new one.
       if (this.agents.get(id) === shared) this.agents.delete(id);
       if (err instanceof Error && err.name === 'AbortError') throw err;

@@ -21,7 +21,11 @@ import { heartbeat } from '../common/heartbeat';
 import { KeyedMutex } from '../common/keyed-mutex';
 import { chooseAccel } from './kvm-probe';
 import { isAlive, signalIfOurs, waitForExit } from '../common/proc-identity';
-import { qgaGuestAgent } from './qga';
+import { qgaCommand, qgaGuestAgent, qgaStreamingAgent, type QgaClient } from './qga';
+import { QgaFiles } from '../guest/qga-files';
+import { runStreamingInGuest } from '../guest/stream-exec';
+import type { FileTransport } from '../guest/file-transport';
+import { QEMU_FILE_CHUNK_BYTES, qemuFileTransport } from './file-transport';
 import { QmpClient } from './qmp';
 import { AgentPool } from './agent-pool';
 import { launchQemu } from './launch';
@@ -29,7 +33,17 @@ import { createOverlay } from './overlay';
 import { raceDeadline, waitForAgent, type BootOutcome } from './readiness';
 import { processFromPidfile, readRecord, sandboxPaths, writeRecord, type Accel, type VmRecord } from './state';
 import { Semaphore } from '../common/semaphore';
-import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
+import type {
+  ExecRequest,
+  ExecResult,
+  Hypervisor,
+  OpContext,
+  OutputSink,
+  SandboxSpec,
+  StreamExecRequest,
+  VmInfo,
+  VmState,
+} from '../types';
 import type { QemuSettings } from '../../config/drivers';
 import { VM_SANDBOX_ID } from '../common/vm-sandbox-id';
 
@@ -158,11 +172,36 @@ export class QemuHypervisor implements Hypervisor {
 
   async exec(id: string, req: ExecRequest, ctx: OpContext = {}): Promise<ExecResult> {
     const plan = planExec(id, req, VM_GUEST_HOME);
+    return this.withRunningAgent(id, (agent) => runInGuest(qgaGuestAgent(agent), plan, ctx));
+  }
+
+  async execStream(id: string, req: StreamExecRequest, onOutput: OutputSink, ctx: OpContext = {}): Promise<ExecResult> {
+    const plan = planExec(id, req, VM_GUEST_HOME);
+    return this.withRunningAgent(id, (agent) => {
+      const files = new QgaFiles(id, qgaCommand(agent), QEMU_FILE_CHUNK_BYTES);
+      return runStreamingInGuest(qgaStreamingAgent(agent, files), plan, req.stdin, onOutput, ctx);
+    });
+  }
+
+  /** What the common file layer needs of this sandbox (guest/file-transport.ts). */
+  fileTransport(id: string): FileTransport {
+    return qemuFileTransport(
+      id,
+      (fn) => this.withRunningAgent(id, fn),
+      (command, opts = {}, ctx) => {
+        const req = { command, timeoutSeconds: opts.timeoutSeconds };
+        return opts.stdin ? this.execStream(id, { ...req, stdin: opts.stdin }, () => {}, ctx) : this.exec(id, req, ctx);
+      },
+    );
+  }
+
+  /** The sandbox's shared agent connection, once its QEMU runs and its vCPUs are not paused. */
+  private async withRunningAgent<T>(id: string, fn: (agent: QgaClient) => Promise<T>): Promise<T> {
     const rec = await this.requireRunning(id);
     // A paused guest would leave the agent request hanging until it times out: say so at once.
     const status = await this.qmpStatus(rec);
     if (status === 'paused') throw new BusyError(`sandbox ${id} is stopped (QMP status paused); start it before exec`);
-    return this.agents.use(id, (agent) => runInGuest(qgaGuestAgent(agent), plan, ctx));
+    return this.agents.use(id, fn);
   }
 
   async stop(id: string): Promise<void> {

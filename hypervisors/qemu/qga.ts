@@ -8,6 +8,8 @@ import type { Socket } from 'node:net';
 import { connectUnixSocket, readJsonLines, Wakeup } from '../common/unix-socket';
 import type { GuestAgent } from '../guest/exec';
 import { decodeExecStatus, guestExecArguments, type QgaExecStatus } from '../guest/qga-exec';
+import type { QgaFiles } from '../guest/qga-files';
+import type { StreamingGuestAgent } from '../guest/stream-exec';
 
 export interface QgaOptions {
   /** Per request (connect, sync, one command). */
@@ -130,3 +132,25 @@ export function qgaGuestAgent(qga: QgaClient): GuestAgent {
     pollMs: { first: 1, max: 50 },
   };
 }
+
+/** The same, plus what a streamed exec needs (guest/stream-exec.ts): stdin and file tails. */
+export function qgaStreamingAgent(qga: QgaClient, files: QgaFiles): StreamingGuestAgent {
+  const agent = qgaGuestAgent(qga);
+  return {
+    ...agent,
+    start: async (argv, env, stdin) => {
+      const args = { ...guestExecArguments(argv, env), ...(stdin ? { 'input-data': stdin.toString('base64') } : {}) };
+      return (await qga.command<{ pid: number }>('guest-exec', args)).pid;
+    },
+    tail: (path) => files.tail(path),
+    // A poll is five requests on the socket (status, then seek + read per stream), ~1 ms each.
+    tailMs: { first: 5, max: 40 },
+    readChunkBytes: files.chunkBytes,
+  };
+}
+
+/** A QgaClient as guest/qga-files.ts sends commands. */
+export const qgaCommand =
+  (qga: QgaClient) =>
+  (execute: string, args?: Record<string, unknown>): Promise<unknown> =>
+    qga.command(execute, args);

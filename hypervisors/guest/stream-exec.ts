@@ -1,0 +1,165 @@
+// execStream for the drivers whose commands run through the QEMU guest agent. qemu-ga's
+// guest-exec hands output over only once the process has exited, so the command's stdout and
+// stderr go to two files in the guest instead, which are read from while it runs (each driver
+// says how: guest-file-read on a seeked handle, or a small command for PVE), then removed.
+// Same contract as exec (guest/exec.ts): the launch script, the environment, the deadline that
+// kills the whole process tree, the capped copy of the output in the result.
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ExecResult, OpContext, OutputSink } from '../types';
+import { EXEC_OUTPUT_CAP_BYTES, EXIT_TIMED_OUT, exitCodeOf } from './contract';
+import { KILL_TREE, type GuestAgent, type GuestExecStatus } from './exec';
+import type { ExecPlan } from './exec-plan';
+import { cappedOutput } from './exec-result';
+
+/** Reads a guest file that is still growing. */
+export interface GuestFileTail {
+  /** Up to `max` bytes from `offset`; empty when there are none yet (or the file is not there yet). */
+  read(offset: number, max: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/** What a driver offers on top of GuestAgent for a streamed exec. */
+export interface StreamingGuestAgent extends GuestAgent {
+  /** guest-exec with `stdin` as its input-data (then closed). Returns the guest pid. */
+  start(argv: string[], env: Record<string, string>, stdin?: Buffer): Promise<number>;
+  tail(path: string): GuestFileTail;
+  /** Pause between reads while the command is quiet, doubling from first to max. */
+  readonly tailMs: { first: number; max: number };
+  /** Most bytes asked for in one read. */
+  readonly readChunkBytes: number;
+}
+
+/**
+ * Sends the program's stdout and stderr to "$0.out" and "$0.err", then becomes the launch script
+ * (which becomes the program): the pid the agent knows is still the program's.
+ */
+export const REDIRECT_SCRIPT = 'exec >"$0.out" 2>"$0.err" || exit 125; exec "$@"';
+
+/** Where a streamed command's output is kept while it runs; random, so a guest cannot plant it. */
+export const streamFilesBase = () => `/tmp/.hourglass-exec-${randomBytes(12).toString('hex')}`;
+
+type Stream = 'stdout' | 'stderr';
+
+/** Keeps every byte flowing to the sink and the first EXEC_OUTPUT_CAP_BYTES (+ a few) for the result. */
+class StreamCopy {
+  offset = 0;
+  private readonly kept: Buffer[] = [];
+  private keptBytes = 0;
+
+  constructor(
+    readonly stream: Stream,
+    readonly tail: GuestFileTail,
+  ) {}
+
+  take(chunk: Buffer, onOutput: OutputSink): void {
+    this.offset += chunk.length;
+    // A few bytes past the cap, so the capper sees it was passed and cuts on a character boundary.
+    const room = EXEC_OUTPUT_CAP_BYTES + 4 - this.keptBytes;
+    if (room > 0) {
+      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+      this.kept.push(Buffer.from(part));
+      this.keptBytes += part.length;
+    }
+    onOutput(this.stream, chunk);
+  }
+
+  get bytes(): Buffer {
+    return Buffer.concat(this.kept);
+  }
+}
+
+const COLLECT_MS = 2_000;
+
+export async function runStreamingInGuest(
+  agent: StreamingGuestAgent,
+  plan: ExecPlan,
+  stdin: Buffer | undefined,
+  onOutput: OutputSink,
+  ctx: OpContext = {},
+): Promise<ExecResult> {
+  const started = Date.now();
+  const base = streamFilesBase();
+  const streams = [
+    new StreamCopy('stdout', agent.tail(`${base}.out`)),
+    new StreamCopy('stderr', agent.tail(`${base}.err`)),
+  ];
+  const result = (status: GuestExecStatus, timedOut: boolean): ExecResult => {
+    // A redirect that failed (no /tmp) is reported by the shell on the agent's captured stderr.
+    const agentErr = status.stderr?.length ? status.stderr : undefined;
+    return {
+      exitCode: timedOut ? EXIT_TIMED_OUT : exitCodeOf(status),
+      ...cappedOutput({ bytes: streams[0]!.bytes }, { bytes: agentErr ?? streams[1]!.bytes }),
+      durationMs: Date.now() - started,
+      timedOut,
+    };
+  };
+  /** Reads what each file has gained; true when anything came. */
+  const drain = async (): Promise<boolean> => {
+    let got = false;
+    for (const s of streams) {
+      for (;;) {
+        const chunk = await s.tail.read(s.offset, agent.readChunkBytes);
+        if (chunk.length === 0) break;
+        got = true;
+        s.take(chunk, onOutput);
+        if (chunk.length < agent.readChunkBytes) break;
+      }
+    }
+    return got;
+  };
+
+  const pid = await agent.start(['/bin/sh', '-c', REDIRECT_SCRIPT, base, ...plan.argv], plan.env, stdin);
+  const deadline = started + plan.timeoutMs;
+  try {
+    for (let pause = agent.tailMs.first; ;) {
+      // Status before the read: once it says exited, one more read gets everything.
+      const status = await agent.status(pid);
+      if (status.exited) {
+        await drain();
+        return result(status, false);
+      }
+      const got = await drain();
+      ctx.signal?.throwIfAborted();
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      pause = got ? agent.tailMs.first : Math.min(pause * 2, agent.tailMs.max);
+      await sleep(Math.min(pause, left), undefined, { signal: ctx.signal });
+    }
+    // The deadline: kill the tree, keep what it wrote until then.
+    const killer = await killTree(agent, pid);
+    const last = await lastStatus(agent, pid);
+    if (killer !== null) await agent.status(killer).catch(() => undefined);
+    await drain().catch(() => false);
+    return result(last ?? { exited: true }, true);
+  } catch (err) {
+    if (ctx.signal?.aborted) {
+      await killTree(agent, pid);
+      ctx.signal.throwIfAborted();
+    }
+    throw err;
+  } finally {
+    await Promise.all(streams.map((s) => s.tail.close().catch(() => undefined)));
+    await removeFiles(agent, [`${base}.out`, `${base}.err`]);
+  }
+}
+
+async function killTree(agent: GuestAgent, pid: number): Promise<number | null> {
+  return agent.exec(['/bin/sh', '-c', KILL_TREE, String(pid)]).catch(() => null);
+}
+
+async function lastStatus(agent: GuestAgent, pid: number): Promise<GuestExecStatus | null> {
+  const until = Date.now() + COLLECT_MS;
+  for (let pause = agent.pollMs.first; ; pause = Math.min(pause * 2, agent.pollMs.max)) {
+    const status = await agent.status(pid).catch(() => null);
+    if (!status || status.exited) return status;
+    if (Date.now() >= until) return null;
+    await sleep(Math.min(pause, Math.max(1, until - Date.now())));
+  }
+}
+
+/** Best effort: a guest that went away takes its files with it. */
+async function removeFiles(agent: GuestAgent, paths: string[]): Promise<void> {
+  const pid = await agent.exec(['/bin/rm', '-f', ...paths]).catch(() => null);
+  if (pid !== null) await lastStatus(agent, pid);
+}
