@@ -4,7 +4,13 @@ import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { HypervisorSet } from '../hypervisors/index';
 import type { SandboxLimits } from '../hypervisors/types';
-import { recordExecEnd, recordExecInterrupted, recordExecStart, type ExecRecord } from '../registry/execs';
+import {
+  recordExecEnd,
+  recordExecInterrupted,
+  recordExecOutcome,
+  recordExecStart,
+  type ExecRecord,
+} from '../registry/execs';
 import { markDestroyed, recordTransition, recordTransitions } from '../registry/sandboxes';
 import { hypervisor, opContext, permanentAware, whileAlive } from './driver-call';
 import { createFileActivities } from './files';
@@ -54,6 +60,11 @@ export function createActivities(deps: ActivityDeps) {
 
     async recordExecInterrupted(req: { id: string; execId: string; reason: string }): Promise<void> {
       await recordExecInterrupted(pool, req.id, req.execId, req.reason);
+    },
+
+    /** Why a streamed or background command ended, when the workflow knows better than the command. */
+    async recordExecOutcome(req: { id: string; execId: string; killRequested?: boolean; error?: string }) {
+      await recordExecOutcome(pool, req.id, req.execId, req);
     },
 
     async createSandbox(req: Target & { template?: string; labels: Record<string, string>; limits?: SandboxLimits }) {
@@ -122,6 +133,11 @@ export function createActivities(deps: ActivityDeps) {
         ? { ...raw, stdout: '', stderr: '', stdoutBase64: undefined, stderrBase64: undefined }
         : raw;
       return { ...result, unrecorded: recorded ? undefined : record };
+    },
+
+    /** A background command's start, written before its update answers (the command's own write is then a no-op). */
+    async recordExecStart(record: ExecRecord): Promise<void> {
+      await recordExecStart(pool, record);
     },
 
     async recordExecEnd(req: { record: ExecRecord; output: ExecOutput }): Promise<void> {

@@ -94,9 +94,32 @@ const EXEC_COLUMNS = `exec_id AS "execId", command, env_names AS "envNames", exi
   timed_out AS "timedOut", error, started_at AS "startedAt", finished_at AS "finishedAt", duration_ms AS "durationMs",
   mode, kill_requested AS "killRequested"`;
 
-type ExecRow = Record<string, unknown> & { stdout: Buffer; stderr: Buffer; killRequested: boolean };
+/** One exec as the API shows it (GET /v1/sandboxes/:id/execs). */
+export interface ExecView {
+  execId: string;
+  command: string[];
+  envNames: string[];
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  stdoutBase64?: string;
+  stderrBase64?: string;
+  timedOut: boolean;
+  error: string | null;
+  startedAt: Date;
+  finishedAt: Date | null;
+  durationMs: number | null;
+  mode: ExecMode;
+  state: ExecState;
+}
 
-function execView({ stdout, stderr, killRequested, ...r }: ExecRow) {
+type ExecRow = Omit<ExecView, 'stdout' | 'stderr' | 'state'> & {
+  stdout: Buffer;
+  stderr: Buffer;
+  killRequested: boolean;
+};
+
+function execView({ stdout, stderr, killRequested, ...r }: ExecRow): ExecView {
   return { ...r, state: execState(r.finishedAt, killRequested, r.error), ...outputFields(stdout, stderr) };
 }
 
@@ -106,7 +129,7 @@ export function execState(finishedAt: unknown, killRequested: boolean, error: un
   return error ? 'failed' : 'exited';
 }
 
-export async function listExecs(pool: pg.Pool, sandboxId: string) {
+export async function listExecs(pool: pg.Pool, sandboxId: string): Promise<ExecView[]> {
   const { rows } = await pool.query<ExecRow>(
     `SELECT ${EXEC_COLUMNS} FROM execs WHERE sandbox_id = $1 ORDER BY started_at`,
     [sandboxId],
@@ -114,7 +137,7 @@ export async function listExecs(pool: pg.Pool, sandboxId: string) {
   return rows.map(execView);
 }
 
-export async function getExec(pool: pg.Pool, sandboxId: string, execId: string) {
+export async function getExec(pool: pg.Pool, sandboxId: string, execId: string): Promise<ExecView | null> {
   const { rows } = await pool.query<ExecRow>(
     `SELECT ${EXEC_COLUMNS} FROM execs WHERE sandbox_id = $1 AND exec_id = $2`,
     [sandboxId, execId],

@@ -7,9 +7,12 @@ import {
   awaitReadyUpdate,
   destroySignal,
   execUpdate,
+  filesUpdate,
   getStatus,
+  killExecUpdate,
   renewLeaseSignal,
   renewLeaseUpdate,
+  startExecUpdate,
   startUpdate,
   stopUpdate,
   vmLostSignal,
@@ -30,6 +33,9 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   setHandler(destroySignal, (req) => sandbox.destroy(req));
   setHandler(vmLostSignal, (req) => sandbox.vmLost(req));
   setHandler(execUpdate, (cmd) => sandbox.exec(cmd), { validator: (cmd) => sandbox.validateExec(cmd) });
+  setHandler(startExecUpdate, (cmd) => sandbox.startExec(cmd), { validator: (cmd) => sandbox.validateExec(cmd) });
+  setHandler(killExecUpdate, (req) => sandbox.killExec(req), { validator: (req) => sandbox.validateKillExec(req) });
+  setHandler(filesUpdate, (op) => sandbox.files(op), { validator: (op) => sandbox.validateFiles(op) });
   setHandler(stopUpdate, () => sandbox.stop(), { validator: () => sandbox.validateStop() });
   setHandler(startUpdate, () => sandbox.start(), { validator: () => sandbox.validateStart() });
   setHandler(awaitReadyUpdate, () => sandbox.ready());

@@ -34,6 +34,7 @@ export function canTransition(from: SandboxState, to: SandboxState): boolean {
 export const ALLOWED_STATES = {
   renewLease: ['RUNNING'],
   exec: ['RUNNING'],
+  files: ['RUNNING'],
   stop: ['RUNNING'],
   start: ['STOPPED'],
   destroy: ['REQUESTED', 'PROVISIONING', 'BOOTING', 'RUNNING', 'STOPPED', 'EXPIRED', 'FAILED'],
@@ -48,6 +49,7 @@ export function isAllowed(op: Operation, state: SandboxState): boolean {
 const OPERATION_PHRASES: Record<Operation, string> = {
   renewLease: 'renew lease',
   exec: 'exec',
+  files: 'use files',
   stop: 'stop',
   start: 'start',
   destroy: 'destroy',

@@ -69,6 +69,10 @@ export const destroySummary = (reason: string): string => oneLine(`destroy: ${re
 export const execSummary = (command: readonly string[], what: string): string =>
   `${what} '${oneLine(command.join(' '), MAX_SUMMARY_CHARS - what.length - 3)}'`;
 
+/** A file operation: `files write '/work/out.txt'` */
+export const fileOpSummary = (op: string, path: string): string =>
+  `files ${op} '${oneLine(path, MAX_SUMMARY_CHARS - op.length - 9)}'`;
+
 /** The lease's durable timer: `lease until 2026-12-03T18:00:00.000Z` */
 export const leaseTimerSummary = (expiresAt: number): string => `lease until ${new Date(expiresAt).toISOString()}`;
 

@@ -83,11 +83,24 @@ export function teardownHere(reason: string) {
  * One command, at most once: re-running a command the agent did not ask for twice could do harm.
  * The activity heartbeats, so a command lost with its worker fails in seconds, not at its timeout.
  */
-export function exec(timeoutSeconds: number, summary: string) {
+export function exec(timeoutSeconds: number, summary: string, killable = false) {
   return proxyActivities<Activities>({
     summary,
     startToCloseTimeout: `${timeoutSeconds + EXEC_GRACE_SECONDS}s`,
-    heartbeatTimeout: '10s',
+    // A kill reaches the activity with its next heartbeat (sent at most every 0.8 × this): short
+    // for the commands that can be killed; a kill waits until the command is gone.
+    heartbeatTimeout: killable ? '2s' : '10s',
+    ...(killable ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
     retry: { maximumAttempts: 1 },
+  });
+}
+
+/** A file operation: moves up to 100 MiB through the registry; reads and writes are safe to repeat. */
+export function files(summary: string) {
+  return proxyActivities<Activities>({
+    summary,
+    startToCloseTimeout: '15m',
+    heartbeatTimeout: '10s',
+    retry: { initialInterval: '1s', maximumAttempts: 3 },
   });
 }

@@ -13,9 +13,15 @@ import type { SandboxRun } from './run';
 export async function runCommand(run: SandboxRun, cmd: ExecInput, execId: string, what = 'exec'): Promise<ExecOutput> {
   const { id } = run;
   const timeoutSeconds = cmd.timeoutSeconds ?? DEFAULT_EXEC_TIMEOUT_SECONDS;
+  // Streamed and background commands can be killed; their output is in the registry, not here.
+  const killable = Boolean(cmd.stream || cmd.background);
   let out: ExecOutput;
   try {
-    const { unrecorded, ...result } = await exec(timeoutSeconds, execSummary(cmd.command, what)).execInSandbox({
+    const { unrecorded, ...result } = await exec(
+      timeoutSeconds,
+      execSummary(cmd.command, what),
+      killable,
+    ).execInSandbox({
       id,
       driver: run.request.driver,
       execId,
@@ -31,7 +37,7 @@ export async function runCommand(run: SandboxRun, cmd: ExecInput, execId: string
       const reason = `interrupted: ${rootMessage(err)}`;
       run.publish.write(() => registry.recordExecInterrupted({ id, execId, reason }));
     }
-    if (run.destroyReason) throw cutShortByDestroy(run);
+    if (run.destroyReason) throw cutShortByDestroy(run, undefined, killable ? execId : undefined);
     if (err instanceof Error && err.cause instanceof TimeoutFailure) {
       throw ApplicationFailure.nonRetryable(
         `exec in sandbox ${id} was interrupted: the worker running it was lost (${rootMessage(err)}); ` +
@@ -42,15 +48,20 @@ export async function runCommand(run: SandboxRun, cmd: ExecInput, execId: string
     throw err;
   }
   // Killed by a signal while the sandbox was being torn down: the destroy did it, not the command.
-  if (run.destroyReason && out.exitCode > 128) throw cutShortByDestroy(run, out.exitCode);
+  if (run.destroyReason && out.exitCode > 128)
+    throw cutShortByDestroy(run, out.exitCode, killable ? execId : undefined);
   return out;
 }
 
-function cutShortByDestroy(run: SandboxRun, exitCode?: number): ApplicationFailure {
+/** `execId`: a streamed or background command, whose record then says why it ended (its followers read it). */
+function cutShortByDestroy(run: SandboxRun, exitCode?: number, execId?: string): ApplicationFailure {
   const { state, destroyReason } = run;
-  return ApplicationFailure.nonRetryable(
-    `cannot exec in sandbox ${run.id}: it was destroyed while the command ran (${destroyReason})`,
-    Failure.InvalidState,
-    { state, operation: 'exec', destroyReason, ...(exitCode !== undefined ? { exitCode } : {}) },
-  );
+  const message = `cannot exec in sandbox ${run.id}: it was destroyed while the command ran (${destroyReason})`;
+  if (execId) run.publish.write(() => registry.recordExecOutcome({ id: run.id, execId, error: message }));
+  return ApplicationFailure.nonRetryable(message, Failure.InvalidState, {
+    state,
+    operation: 'exec',
+    destroyReason,
+    ...(exitCode !== undefined ? { exitCode } : {}),
+  });
 }

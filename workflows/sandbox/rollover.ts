@@ -12,11 +12,12 @@ const DEFAULT_MAX_HISTORY_EVENTS = 10_000;
 const DRAIN_HISTORY_EVENTS = 20_000;
 const DRAIN_HISTORY_BYTES = 20 * 1024 * 1024;
 
-/** History asks for a new run, and no job is running (its commands are not handlers: they would be cut). */
+/** History asks for a new run, and no job or background command runs (they are not handlers: they would be cut). */
 export function rolloverDue(run: SandboxRun): boolean {
   const info = workflowInfo();
   const maxEvents = run.request.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
-  return (info.continueAsNewSuggested || info.historyLength > maxEvents) && run.job?.state !== 'RUNNING';
+  const busy = run.job?.state === 'RUNNING' || run.execs.background > 0;
+  return (info.continueAsNewSuggested || info.historyLength > maxEvents) && !busy;
 }
 
 /** History is near its hard limits: take no new long work until the rollover. */

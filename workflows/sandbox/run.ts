@@ -22,7 +22,10 @@ import type {
   DestroyRequest,
   ExecInput,
   ExecOutput,
+  FileOp,
+  FileOpResult,
   JobStatus,
+  KillExecResult,
   RenewLeaseInput,
   RenewLeaseResult,
   SandboxInput,
@@ -31,11 +34,13 @@ import type {
   SandboxResult,
   SandboxStatus,
 } from '../types';
-import { bootWait, provisioning, teardown, teardownHere } from './activity-options';
+import { bootWait, provisioning, registry, teardown, teardownHere } from './activity-options';
 import { runCommand } from './exec';
+import { runFileOp, validateFileOp } from './files';
 import { Mutex } from './mutex';
 import { Publisher } from './publish';
 import { rootMessage } from './root-cause';
+import { RunningExecs } from './running-execs';
 
 const PROVISIONING_STATES: readonly SandboxState[] = ['REQUESTED', 'PROVISIONING', 'BOOTING'];
 
@@ -68,6 +73,8 @@ export class SandboxRun {
   private readonly provisioningScope = new CancellationScope();
   /** Stop and start each call the driver, then move the state: one at a time. */
   private readonly stopStart = new Mutex();
+  /** Streamed and background commands under way (killable). */
+  readonly execs = new RunningExecs();
 
   constructor({ request, carried }: SandboxInput) {
     this.id = request.id;
@@ -205,10 +212,62 @@ export class SandboxRun {
     if (!Array.isArray(cmd?.command) || cmd.command.length === 0) {
       throw ApplicationFailure.nonRetryable('command must be a non-empty array of strings', Failure.InvalidArgument);
     }
+    if (cmd.execId !== undefined && this.execs.has(cmd.execId)) {
+      const message = `exec ${cmd.execId} is already running in sandbox ${this.id}`;
+      throw ApplicationFailure.nonRetryable(message, Failure.InvalidArgument);
+    }
   }
 
   exec(cmd: ExecInput): Promise<ExecOutput> {
-    return runCommand(this, cmd, currentUpdateInfo()?.id ?? uuid4());
+    const execId = cmd.execId ?? currentUpdateInfo()?.id ?? uuid4();
+    if (!cmd.stream) return runCommand(this, cmd, execId);
+    return this.execs.run(execId, () => runCommand(this, cmd, execId));
+  }
+
+  /**
+   * A background command: recorded, started, and answered at once; it runs until it ends, is
+   * killed, or the sandbox goes (destroying the sandbox ends its processes).
+   */
+  async startExec(cmd: ExecInput): Promise<{ execId: string }> {
+    const execId = cmd.execId ?? currentUpdateInfo()?.id ?? uuid4();
+    const input: ExecInput = { ...cmd, background: true, stream: false, execId };
+    this.execs.background += 1;
+    const record = { sandboxId: this.id, execId, command: cmd.command, envNames: Object.keys(cmd.env ?? {}) };
+    // Recorded before the answer, so the caller can read it at once.
+    await registry.recordExecStart({ ...record, startedAt: new Date().toISOString(), mode: 'background' });
+    void this.execs
+      .run(execId, () => runCommand(this, input, execId, 'background exec'))
+      .catch((err) => log.info('background exec ended', { sandboxId: this.id, execId, error: rootMessage(err) }))
+      .finally(() => {
+        this.execs.background -= 1;
+        this.wakeups += 1;
+      });
+    return { execId };
+  }
+
+  validateKillExec(input: { execId?: unknown } | undefined): void {
+    if (typeof input?.execId !== 'string' || input.execId === '') {
+      throw ApplicationFailure.nonRetryable('execId must be a non-empty string', Failure.InvalidArgument);
+    }
+  }
+
+  /** Kills a streamed or background command and answers once it has ended. */
+  async killExec({ execId }: { execId: string }): Promise<KillExecResult> {
+    if (!this.execs.has(execId)) return { execId, killed: false };
+    // Written first, so the record says killed, not a plain exit 137, when the end lands.
+    await registry.recordExecOutcome({ id: this.id, execId, killRequested: true });
+    if (!this.execs.kill(execId)) return { execId, killed: false };
+    await condition(() => !this.execs.has(execId));
+    return { execId, killed: true };
+  }
+
+  validateFiles(op: FileOp | undefined): void {
+    this.requireState('files');
+    validateFileOp(op);
+  }
+
+  files(op: FileOp): Promise<FileOpResult> {
+    return runFileOp(this, op);
   }
 
   validateStop(): void {
@@ -337,6 +396,9 @@ export class SandboxRun {
     this.showEndReason = patched('end-reason-search-attribute-v1');
     if (this.state !== 'DESTROYING') this.transition('DESTROYING', reason);
     const { existed } = await this.destroyOnDriver(reason);
+    // Commands still streaming end with their sandbox: let them record how (asked only when some
+    // ran, so runs from before streamed commands replay as they were).
+    if (this.execs.size > 0) await condition(() => this.execs.size === 0, '30s');
     this.transition('DESTROYED', existed ? reason : `${reason} (vm already gone)`);
     return { id: this.id, state: 'DESTROYED', destroyReason: reason };
   }

@@ -125,6 +125,31 @@ export class FakeWorld {
         return out(this.vms.has(req.id) ? 0 : 137); // killed with its sandbox
       },
       recordExecEnd: async () => {},
+      recordExecStart: async (record) => {
+        note('recordExecStart', record.sandboxId, record);
+      },
+      recordExecOutcome: async (req) => {
+        note('recordExecOutcome', req.id, req);
+      },
+      fileOp: async (req) => {
+        note('fileOp', req.id, req.op);
+        const { op } = req;
+        if (op.path === 'missing') throw ApplicationFailure.nonRetryable(`no such file: ${op.path}`, 'path_not_found');
+        if (op.path === 'hold') await this.pass(`files:${req.id}`);
+        if (!this.vms.has(req.id)) throw ApplicationFailure.retryable('the sandbox is gone');
+        switch (op.op) {
+          case 'write':
+            return { op: 'write', path: op.path, size: op.size, sha256: op.sha256 };
+          case 'read':
+            return { op: 'read', path: op.path, kind: 'file', size: 0, sha256: 'e3b0c442' };
+          case 'list':
+            return { op: 'list', path: op.path, entries: [], truncated: false };
+          case 'remove':
+            return { op: 'remove', path: op.path, existed: true };
+          case 'mkdir':
+            return { op: 'mkdir', path: op.path };
+        }
+      },
       stopSandbox: async (req) => {
         note('stopSandbox', req.id);
         await this.pass(`stop:${req.id}`);

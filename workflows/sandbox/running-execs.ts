@@ -1,0 +1,47 @@
+// Streamed and background commands under way, each in a scope of its own so a kill (killExec)
+// cancels that one activity, whose driver then kills the command's whole process tree.
+import { CancellationScope, isCancellation } from '@temporalio/workflow';
+import type { ExecOutput } from '../types';
+
+/** What a killed command answers: like a process ended by SIGKILL, as a shell reports it. */
+export const KILLED_EXIT_CODE = 137;
+
+export class RunningExecs {
+  private readonly scopes = new Map<string, CancellationScope>();
+  private readonly killed = new Set<string>();
+  /** Background commands still running: the run must not continue as new under them. */
+  background = 0;
+
+  get size(): number {
+    return this.scopes.size;
+  }
+
+  has(execId: string): boolean {
+    return this.scopes.has(execId);
+  }
+
+  /** Runs a command in its own scope; a kill makes it answer KILLED_EXIT_CODE rather than fail. */
+  async run(execId: string, command: () => Promise<ExecOutput>): Promise<ExecOutput> {
+    const scope = new CancellationScope();
+    this.scopes.set(execId, scope);
+    const started = Date.now();
+    try {
+      return await scope.run(command);
+    } catch (err) {
+      if (!(this.killed.has(execId) && isCancellation(err))) throw err;
+      const durationMs = Date.now() - started;
+      return { exitCode: KILLED_EXIT_CODE, stdout: '', stderr: '', durationMs, timedOut: false };
+    } finally {
+      this.scopes.delete(execId);
+    }
+  }
+
+  /** Cancels the command's activity; false when no such command is running. */
+  kill(execId: string): boolean {
+    const scope = this.scopes.get(execId);
+    if (!scope) return false;
+    this.killed.add(execId);
+    scope.cancel();
+    return true;
+  }
+}
