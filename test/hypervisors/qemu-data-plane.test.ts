@@ -1,5 +1,6 @@
 // The data plane on the qemu driver (a real microVM, TCG here): streamed exec and file bytes over
-// its own qemu-ga socket client. Run: HOURGLASS_SKIP_GLOBAL_SETUP=1 npx vitest run test/hypervisors/qemu-data-plane.test.ts
+// its own qemu-ga socket client.
+// Run: HOURGLASS_SKIP_GLOBAL_SETUP=1 npx vitest run test/hypervisors/qemu-data-plane.test.ts
 import { rm } from 'node:fs/promises';
 import { driverSettings } from '../../config/drivers';
 import { createQemuHypervisor, type QemuHypervisor } from '../../hypervisors/qemu/driver';
