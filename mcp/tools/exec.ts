@@ -1,0 +1,85 @@
+// exec: runs a command through the streaming exec, so a long one reports its output as it comes
+// (progress notifications) and the answer is the whole run, cut to a size a model can read.
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { execBody } from '../../api/schemas';
+import type { HourglassClient } from '../../client';
+import type { ExecEvent } from '../../client';
+import { CappedOutput } from './capped-output';
+import { progressOf } from './progress';
+import { failure, guarded, text } from './result';
+import { sandboxId } from './sandbox-id';
+
+/** Per stream: the first and the last bytes kept in the answer (≈ 16 KiB of text each at most). */
+const HEAD_BYTES = 4 * 1024;
+const TAIL_BYTES = 12 * 1024;
+/** The newest output a progress notification carries. */
+const PROGRESS_BYTES = 2 * 1024;
+
+const fields = execBody.shape;
+
+export function registerExecTool(server: McpServer, client: HourglassClient): void {
+  server.registerTool(
+    'exec',
+    {
+      title: 'Run a command in a sandbox',
+      description:
+        "Runs a command in a sandbox and waits for it to end; the working directory is the sandbox's " +
+        'workspace. "command" is an argv list, not a shell line: for pipes, redirects or cd use ' +
+        '["sh", "-c", "cd src && make 2>&1 | tail -50"]. Returns the exit code, stdout and stderr; each is ' +
+        `cut to its first ${HEAD_BYTES / 1024} KiB and last ${TAIL_BYTES / 1024} KiB with a note saying how ` +
+        'much was left out. While it runs, progress notifications carry its newest output (when the caller ' +
+        'asks for progress). A non-zero exit code is a normal answer, not a tool error.',
+      inputSchema: {
+        sandboxId,
+        command: fields.command.describe('Program and arguments, e.g. ["python3", "main.py"]'),
+        timeoutSeconds: fields.timeoutSeconds.describe('Kill the command after this many seconds'),
+        env: fields.env.describe('Extra environment variables'),
+      },
+      annotations: { readOnlyHint: false, destructiveHint: true, openWorldHint: true },
+    },
+    guarded('exec', async ({ sandboxId: id, ...body }, extra) => {
+      const out = {
+        stdout: new CappedOutput(HEAD_BYTES, TAIL_BYTES),
+        stderr: new CappedOutput(HEAD_BYTES, TAIL_BYTES),
+      };
+      const recent = new CappedOutput(0, PROGRESS_BYTES);
+      const progress = progressOf(extra);
+      const notices: string[] = [];
+      let end: Extract<ExecEvent, { type: 'exit' | 'error' }> | undefined;
+      try {
+        for await (const event of client.execStream(id, body, { signal: extra.signal })) {
+          if (event.type === 'stdout' || event.type === 'stderr') {
+            out[event.type].push(event.data);
+            recent.push(event.data);
+            progress.report(out.stdout.total + out.stderr.total, () => recent.text(() => '…'));
+          } else if (event.type === 'notice') {
+            notices.push(event.message);
+          } else if (event.type === 'exit' || event.type === 'error') {
+            end = event;
+          }
+        }
+      } finally {
+        await progress.finish();
+      }
+      const output = renderOutput(out.stdout, out.stderr, notices);
+      if (!end) return failure('error: the output stream ended without an exit event', output);
+      if (end.type === 'error') return failure(`${end.error.code}: ${end.error.message}`, output);
+      const timedOut = end.timedOut ? ' — timed out, killed' : '';
+      return text(`exit code ${end.exitCode} (${(end.durationMs / 1000).toFixed(1)} s${timedOut})`, output);
+    }),
+  );
+}
+
+function renderOutput(stdout: CappedOutput, stderr: CappedOutput, notices: string[]): string {
+  const part = (name: string, o: CappedOutput) =>
+    o.total === 0
+      ? `${name}: (empty)`
+      : `${name}:\n${o.text(
+          (n) =>
+            `[… ${n.toLocaleString('en')} bytes of ${name} left out; to see them, write the output to a file ` +
+            'and look with head, tail or grep …]',
+        )}`;
+  const lines = [part('stdout', stdout), part('stderr', stderr)];
+  if (notices.length) lines.push(`notices:\n${notices.join('\n')}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,59 @@
+// Progress notifications for one tool call: only when the caller sent a progressToken, at most one
+// per interval (a chatty command must not flood the client), never after the result.
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+
+export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+export interface Progress {
+  /** `progress` must grow from one call to the next (the protocol's rule); the message is the latest. */
+  report(progress: number, message: () => string): void;
+  /** Sends what is pending now and stops: the result follows. */
+  finish(): Promise<void>;
+}
+
+const NONE: Progress = { report: () => {}, finish: async () => {} };
+
+export function progressOf(extra: ToolExtra, intervalMs = 200): Progress {
+  const progressToken = extra._meta?.progressToken;
+  if (progressToken === undefined) return NONE;
+  let sentAt = 0;
+  let sent = -Infinity;
+  let pending: { progress: number; message: () => string } | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let done = false;
+  let sending = Promise.resolve();
+
+  const send = () => {
+    timer = undefined;
+    if (!pending || pending.progress <= sent) return;
+    const { progress, message } = pending;
+    pending = undefined;
+    sent = progress;
+    sentAt = Date.now();
+    const notification = {
+      method: 'notifications/progress' as const,
+      params: { progressToken, progress, message: message() },
+    };
+    // A closed transport: the call is over anyway, nothing to tell.
+    sending = sending.then(() => extra.sendNotification(notification)).catch(() => {});
+  };
+
+  return {
+    report(progress, message) {
+      if (done) return;
+      pending = { progress, message };
+      if (timer) return;
+      const wait = sentAt + intervalMs - Date.now();
+      if (wait <= 0) send();
+      else timer = setTimeout(send, wait);
+    },
+    async finish() {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      send();
+      await sending;
+    },
+  };
+}

@@ -1,0 +1,231 @@
+// `hourglass mcp` as an agent's MCP client runs it: the SDK's own Client spawns the real command over
+// stdio, against the real API, worker and process driver (test/support/harness.ts).
+import { createHash, randomBytes } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SessionStatus } from '../workflows/messages';
+import type { SandboxStatus } from '../workflows/types';
+import { eventually, startHarness, type Harness } from './support/harness';
+import { REPO } from './support/service-run';
+
+const TOKEN = randomBytes(16).toString('hex');
+const OWNER = 'mcp-agent';
+const TOOLS = [
+  'create_sandbox',
+  'destroy_sandbox',
+  'exec',
+  'list_files',
+  'list_sandboxes',
+  'read_file',
+  'renew_lease',
+  'write_file',
+];
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({ tokens: [{ owner: OWNER, role: 'user', token: TOKEN }] });
+});
+afterAll(() => h?.close());
+
+interface Connection {
+  client: Client;
+  transport: StdioClientTransport;
+  stderr: () => string;
+}
+
+/** Spawns `hourglass mcp` as an MCP client would (URL as a flag, token from the environment). */
+async function connect(): Promise<Connection> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  // vitest's loader hooks must not leak into the child.
+  delete env.NODE_OPTIONS;
+  env.HOURGLASS_TOKEN = TOKEN;
+  env.LOG_LEVEL = 'info';
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: ['--import', 'tsx', 'cli/main.ts', 'mcp', '--url', h.baseUrl],
+    cwd: REPO,
+    env,
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const client = new Client({ name: 'hourglass-test', version: '1.0.0' });
+  // Anything but protocol on the server's stdout would arrive here as a parse error.
+  const protocolErrors: Error[] = [];
+  client.onerror = (err) => protocolErrors.push(err);
+  await client.connect(transport);
+  return { client, transport, stderr: () => stderr + protocolErrors.map((e) => `\nprotocol: ${e.message}`).join('') };
+}
+
+const call = (c: Connection, name: string, args: Record<string, unknown>, onprogress?: (p: Progress) => void) =>
+  c.client.callTool({ name, arguments: args }, undefined, {
+    onprogress,
+    timeout: 90_000,
+  }) as Promise<CallToolResult>;
+
+/** The text of a result's content items. */
+const texts = (r: CallToolResult) => r.content.map((c) => (c.type === 'text' ? c.text : `<${c.type}>`));
+const jsonOf = <T>(r: CallToolResult): T => {
+  expect(r.isError, texts(r).join('\n')).toBeFalsy();
+  return JSON.parse(texts(r)[0]!) as T;
+};
+const sandbox = async (id: string) => (await h.api<SandboxStatus>('GET', `/v1/sandboxes/${id}`)).body;
+
+describe('hourglass mcp', () => {
+  it('lists its eight tools, each with an input schema', async () => {
+    const c = await connect();
+    try {
+      const { tools } = await c.client.listTools();
+      expect(tools.map((t) => t.name).sort()).toEqual(TOOLS);
+      for (const t of tools) {
+        expect(t.inputSchema.type, t.name).toBe('object');
+        expect(t.description?.length, t.name).toBeGreaterThan(40);
+      }
+      const exec = tools.find((t) => t.name === 'exec')!;
+      expect(exec.inputSchema.required).toEqual(expect.arrayContaining(['sandboxId', 'command']));
+      expect(exec.inputSchema.properties).toMatchObject({ command: { type: 'array', minItems: 1 } });
+      // The API's own limits came along (renewBody's ttlSeconds), not a restatement.
+      const renew = tools.find((t) => t.name === 'renew_lease')!;
+      expect(renew.inputSchema.properties).toMatchObject({
+        ttlSeconds: { type: 'integer', exclusiveMinimum: 0, maximum: 366 * 24 * 3600 },
+      });
+    } finally {
+      await c.client.close();
+    }
+  });
+
+  it('create → write_file → exec (with progress) → read_file → list_files → renew → destroy', async () => {
+    const c = await connect();
+    try {
+      const created = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', { ttlSeconds: 300, labels: { t: 'mcp' } }));
+      expect(created).toMatchObject({ state: 'RUNNING', driver: 'process', labels: { t: 'mcp' } });
+      expect(created.sessionId).toMatch(/^ses-/);
+      const id = created.id;
+
+      // A directory that does not exist yet: write_file makes it (mkdir -p), as an agent expects.
+      const content = 'héllo ✓\nsecond line\n';
+      const written = jsonOf<{ path: string; size: number; sha256: string }>(
+        await call(c, 'write_file', { sandboxId: id, path: 'notes/hello.txt', content }),
+      );
+      expect(written.path).toMatch(/\/notes\/hello\.txt$/);
+      expect(written.size).toBe(Buffer.byteLength(content));
+      expect(written.sha256).toBe(createHash('sha256').update(content).digest('hex'));
+
+      // Prints for ~1.5 s: progress notifications carry the output while it runs.
+      const progress: Progress[] = [];
+      const script =
+        'for i in 1 2 3 4 5 6; do echo line $i; sleep 0.25; done; cat notes/hello.txt; echo oops >&2; exit 3';
+      const ran = await call(c, 'exec', { sandboxId: id, command: ['sh', '-c', script] }, (p) => progress.push(p));
+      expect(ran.isError, texts(ran).join('\n')).toBeFalsy();
+      const [head, output] = texts(ran);
+      expect(head).toMatch(/^exit code 3 \(\d+\.\d s\)$/);
+      expect(output).toBe(
+        'stdout:\nline 1\nline 2\nline 3\nline 4\nline 5\nline 6\nhéllo ✓\nsecond line\n\nstderr:\noops\n',
+      );
+      expect(progress.length).toBeGreaterThanOrEqual(2);
+      // Strictly growing, as the protocol requires.
+      const values = progress.map((p) => p.progress);
+      expect(values).toEqual([...values].sort((x, y) => x - y));
+      expect(new Set(values).size).toBe(values.length);
+      // One came while the command still ran (before its last line), one has the end of the output.
+      expect(progress.some((p) => p.message?.includes('line 1') && !p.message.includes('line 6'))).toBe(true);
+      expect(progress.at(-1)!.message).toContain('oops');
+
+      const read = await call(c, 'read_file', { sandboxId: id, path: 'notes/hello.txt' });
+      expect(read.isError).toBeFalsy();
+      expect(texts(read)[0]).toBe(content);
+      expect(JSON.parse(texts(read)[1]!)).toMatchObject({
+        encoding: 'utf-8',
+        size: written.size,
+        sha256: written.sha256,
+      });
+
+      // Bytes that are not UTF-8 go both ways as base64.
+      const bytes = Buffer.from([0, 1, 2, 0xff, 0xfe, 10]);
+      jsonOf(await call(c, 'write_file', { sandboxId: id, path: 'bin.dat', contentBase64: bytes.toString('base64') }));
+      const readBytes = await call(c, 'read_file', { sandboxId: id, path: 'bin.dat' });
+      expect(Buffer.from(texts(readBytes)[0]!, 'base64')).toEqual(bytes);
+      expect(JSON.parse(texts(readBytes)[1]!)).toMatchObject({ encoding: 'base64', size: 6 });
+
+      const listed = await call(c, 'list_files', { sandboxId: id, path: 'notes' });
+      expect(listed.isError).toBeFalsy();
+      expect(texts(listed)[0]).toMatch(new RegExp(`^- 644 ${written.size} \\S+ hello\\.txt$`, 'm'));
+      const top = texts(await call(c, 'list_files', { sandboxId: id }))[0]!;
+      expect(top).toMatch(/^d \d+ \d+ \S+ notes\/$/m);
+      expect(top).toMatch(/^- \d+ 6 \S+ bin\.dat$/m);
+
+      const mine = jsonOf<{ items: { id: string }[] }>(await call(c, 'list_sandboxes', {}));
+      expect(mine.items.map((s) => s.id)).toEqual([id]);
+
+      const before = Date.parse((await sandbox(id)).expiresAt!);
+      const renewed = jsonOf<{ expiresAt: string }>(await call(c, 'renew_lease', { sandboxId: id, ttlSeconds: 1200 }));
+      expect(Date.parse(renewed.expiresAt)).toBeGreaterThan(before + 800_000);
+
+      const destroyed = jsonOf<SandboxStatus>(await call(c, 'destroy_sandbox', { sandboxId: id }));
+      expect(destroyed.state).toBe('DESTROYED');
+      expect(destroyed.destroyReason).toContain('destroyed by the agent over MCP');
+    } finally {
+      await c.client.close();
+    }
+  });
+
+  it('answers refusals as tool errors with the API code, and keeps serving', async () => {
+    const c = await connect();
+    try {
+      const { id } = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', {}));
+      const escape = await call(c, 'read_file', { sandboxId: id, path: '../../../../etc/passwd' });
+      expect(escape.isError).toBe(true);
+      expect(texts(escape)[0]).toMatch(/^invalid_argument: /);
+
+      const unknown = await call(c, 'exec', { sandboxId: 'sbx-doesnotexist', command: ['true'] });
+      expect(unknown.isError).toBe(true);
+      expect(texts(unknown)[0]).toMatch(/^not_found: /);
+
+      const both = await call(c, 'write_file', { sandboxId: id, path: 'x', content: 'a', contentBase64: 'YQ==' });
+      expect(both.isError).toBe(true);
+      expect(texts(both)[0]).toMatch(/^invalid_argument: .*exactly one/);
+
+      // Input the schema refuses never reaches the API (the SDK answers with its validation error).
+      const bad = await call(c, 'exec', { sandboxId: id, command: [] });
+      expect(bad.isError).toBe(true);
+      expect(texts(bad)[0]).toMatch(/must name a program/);
+
+      jsonOf(await call(c, 'destroy_sandbox', { sandboxId: id }));
+      const late = await call(c, 'exec', { sandboxId: id, command: ['true'] });
+      expect(late.isError).toBe(true);
+      expect(texts(late)[0]).toMatch(/^invalid_state: .*DESTROY/);
+
+      // Still serving after all that.
+      expect((await c.client.listTools()).tools).toHaveLength(TOOLS.length);
+    } finally {
+      await c.client.close();
+    }
+  });
+
+  it('ends its session when the client disconnects: its sandboxes are destroyed', async () => {
+    const c = await connect();
+    const a = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', { ttlSeconds: 600 }));
+    const b = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', { ttlSeconds: 600 }));
+    expect(b.sessionId).toBe(a.sessionId);
+    const pid = c.transport.pid!;
+    const closedAt = Date.now();
+    await c.client.close();
+    // It exits by itself once stdin closes, before the SDK client's SIGTERM (2 s later).
+    expect(Date.now() - closedAt).toBeLessThan(2000);
+    expect(() => process.kill(pid, 0)).toThrow();
+    for (const id of [a.id, b.id]) {
+      const s = await eventually(async () => {
+        const status = await sandbox(id);
+        return status.state === 'DESTROYED' ? status : undefined;
+      }, 30_000);
+      expect(s.destroyReason).toContain('session ended');
+    }
+    const session = await h.api<SessionStatus>('GET', `/v1/sessions/${a.sessionId}`);
+    expect(session.body).toMatchObject({ state: 'ENDED' });
+    expect(c.stderr()).toMatch(/session ended \(stdin closed\)/);
+    console.log(`mcp: both sandboxes DESTROYED ${Date.now() - closedAt} ms after the client closed`);
+  });
+});
