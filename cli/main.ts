@@ -79,6 +79,16 @@ program
   .action(() => serve({ worker: false, api: true }));
 addSandboxCommands(program);
 addOperatorCommands(program);
+program
+  .command('mcp')
+  .description('an MCP server on stdio for agents; its sandboxes are destroyed when the MCP client disconnects')
+  .option('--session-timeout <seconds>', 'should this process die: its sandboxes end this long after', Number, 60)
+  .action(async (o: { sessionTimeout: number }, cmd: Command) => {
+    const { url, token } = cmd.optsWithGlobals<{ url: string; token?: string }>();
+    // Loaded on demand: the other commands need none of the MCP SDK.
+    const { runMcpServer } = await import('../mcp/main');
+    await runMcpServer({ url, token, sessionTimeoutSeconds: o.sessionTimeout });
+  });
 
 program.parseAsync().catch((err: unknown) => {
   const json = program.opts().json;
