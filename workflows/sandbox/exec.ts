@@ -48,8 +48,9 @@ export async function runCommand(run: SandboxRun, cmd: ExecInput, execId: string
     throw err;
   }
   // Killed by a signal while the sandbox was being torn down: the destroy did it, not the command.
-  if (run.destroyReason && out.exitCode > 128)
+  if (run.destroyReason && out.exitCode > 128) {
     throw cutShortByDestroy(run, out.exitCode, killable ? execId : undefined);
+  }
   return out;
 }
 
