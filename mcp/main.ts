@@ -25,7 +25,7 @@ export async function runMcpServer(opts: McpOptions): Promise<void> {
   let closing: Promise<void> | undefined;
   const shutdown = (why: string, code = 0) =>
     (closing ??= (async () => {
-      log.info(`${why}: ending the session and exiting`);
+      log.info(`${why}: shutting down`);
       await session.end(why);
       await server.close().catch(() => {});
       process.exit(code);
