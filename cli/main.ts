@@ -7,9 +7,8 @@ import { sdkPrometheusExporter } from '../metrics/sdk-metrics';
 import { closeInheritedFds } from '../worker/inherited-fds';
 import { SdkLogger } from '../worker/sdk-logger';
 import { startRuntime, type Runtime as HourglassRuntime, type RuntimeOptions } from '../worker/runtime';
-import { CliError } from './api-client';
-import { describeError } from './describe-error';
-import { addOperatorCommands, addSandboxCommands } from './sandbox-commands';
+import { addApiCommands } from './commands/index';
+import { reportError } from './report-error';
 
 const program = new Command('hourglass')
   .description('Hourglass: every sandbox is one Temporal workflow, destroyed on time')
@@ -77,8 +76,7 @@ program
   .command('api')
   .description('run the REST API only')
   .action(() => serve({ worker: false, api: true }));
-addSandboxCommands(program);
-addOperatorCommands(program);
+addApiCommands(program);
 program
   .command('mcp')
   .description('an MCP server on stdio for agents; its sandboxes are destroyed when the MCP client disconnects')
@@ -91,11 +89,6 @@ program
   });
 
 program.parseAsync().catch((err: unknown) => {
-  const json = program.opts().json;
-  if (err instanceof CliError) {
-    console.error(json && err.body ? JSON.stringify(err.body, null, 2) : `error: ${err.message}`);
-  } else {
-    console.error(`error: ${describeError(err)}`);
-  }
+  reportError(err, Boolean(program.opts().json));
   process.exit(1);
 });
