@@ -1,6 +1,6 @@
 // The files update: the workflow checks the sandbox may be used and runs one file operation as an
 // activity; the bytes go through the registry's transfers, never through this history.
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
 import { Failure } from '../failures';
 import { fileOpSummary } from '../summaries';
 import type { FileOp, FileOpResult } from '../types';
@@ -19,10 +19,13 @@ export function validateFileOp(op: FileOp | undefined): void {
   }
 }
 
+/** Runs in a scope of its own, which a destroy cancels once the VM is gone (its retries would only fail). */
 export async function runFileOp(run: SandboxRun, op: FileOp): Promise<FileOpResult> {
   const { id } = run;
+  const scope = new CancellationScope();
+  run.fileOps.add(scope);
   try {
-    return await files(fileOpSummary(op.op, op.path)).fileOp({ id, driver: run.request.driver, op });
+    return await scope.run(() => files(fileOpSummary(op.op, op.path)).fileOp({ id, driver: run.request.driver, op }));
   } catch (err) {
     if (run.destroyReason) {
       throw ApplicationFailure.nonRetryable(
@@ -34,5 +37,7 @@ export async function runFileOp(run: SandboxRun, op: FileOp): Promise<FileOpResu
     const type = rootType(err);
     if (type && CALLER_ERRORS.includes(type)) throw ApplicationFailure.nonRetryable(rootMessage(err), type);
     throw err;
+  } finally {
+    run.fileOps.delete(scope);
   }
 }

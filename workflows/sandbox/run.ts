@@ -75,6 +75,8 @@ export class SandboxRun {
   private readonly stopStart = new Mutex();
   /** Streamed and background commands under way (killable). */
   readonly execs = new RunningExecs();
+  /** File operations under way: a destroy cancels them once the VM is gone. */
+  readonly fileOps = new Set<CancellationScope>();
 
   constructor({ request, carried }: SandboxInput) {
     this.id = request.id;
@@ -396,9 +398,12 @@ export class SandboxRun {
     this.showEndReason = patched('end-reason-search-attribute-v1');
     if (this.state !== 'DESTROYING') this.transition('DESTROYING', reason);
     const { existed } = await this.destroyOnDriver(reason);
-    // Commands still streaming end with their sandbox: let them record how (asked only when some
-    // ran, so runs from before streamed commands replay as they were).
-    if (this.execs.size > 0) await condition(() => this.execs.size === 0, '30s');
+    // Commands still streaming end with their sandbox, file operations are cut: let them answer and
+    // record how (asked only when some ran, so runs from before the data plane replay as they were).
+    for (const op of this.fileOps) op.cancel();
+    if (this.execs.size > 0 || this.fileOps.size > 0) {
+      await condition(() => this.execs.size === 0 && this.fileOps.size === 0, '30s');
+    }
     this.transition('DESTROYED', existed ? reason : `${reason} (vm already gone)`);
     return { id: this.id, state: 'DESTROYED', destroyReason: reason };
   }

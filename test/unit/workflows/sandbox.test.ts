@@ -15,7 +15,10 @@ import { sandboxWorkflowId, sessionWorkflowId } from '../../../workflows/ids';
 import {
   destroySignal,
   execUpdate,
+  filesUpdate,
   getSessionStatus,
+  killExecUpdate,
+  startExecUpdate,
   getStatus,
   renewLeaseSignal,
   renewLeaseUpdate,
@@ -372,5 +375,116 @@ describe('histories recorded before the reshape', () => {
     }
     expect(files.length).toBeGreaterThan(10);
     expect(failures).toEqual([]);
+  });
+});
+
+describe('data plane', () => {
+  it('a background exec answers at once, recorded first; kill ends it (137) and answers once it has ended', async () => {
+    const sbx = await bed.startSandbox();
+    await untilState(sbx, 'RUNNING');
+    bed.world.hold('server');
+    const { execId } = await sbx.executeUpdate(startExecUpdate, {
+      args: [{ command: commands.hold('server'), execId: 'bg-1' }],
+    });
+    expect(execId).toBe('bg-1');
+    expect(bed.world.called('recordExecStart', sbx.id)).toBe(1);
+    await until(async () => bed.world.called('execInSandbox', sbx.id) === 1);
+
+    const killed = await sbx.executeUpdate(killExecUpdate, { args: [{ execId }] });
+    expect(killed).toEqual({ execId, killed: true });
+    const outcomes = bed.world.calls.filter((c) => c.activity === 'recordExecOutcome' && c.id === sbx.id);
+    expect(outcomes.map((c) => c.input)).toEqual([{ id: sbx.id, execId, killRequested: true }]);
+    // A second kill finds nothing running.
+    expect(await sbx.executeUpdate(killExecUpdate, { args: [{ execId }] })).toEqual({ execId, killed: false });
+    await sbx.signal(destroySignal, {});
+    await sbx.result();
+  });
+
+  it('a streamed exec killed mid-way answers exit 137; a kill without an execId is refused', async () => {
+    const sbx = await bed.startSandbox();
+    await untilState(sbx, 'RUNNING');
+    bed.world.hold('stream');
+    const streaming = await sbx.startUpdate(execUpdate, {
+      args: [{ command: commands.hold('stream'), stream: true, execId: 'st-1' }],
+      waitForStage: WorkflowUpdateStage.ACCEPTED,
+    });
+    await until(async () => bed.world.called('execInSandbox', sbx.id) === 1);
+    // The same exec id cannot start twice while it runs.
+    const twice = sbx.executeUpdate(execUpdate, { args: [{ command: ['true'], stream: true, execId: 'st-1' }] });
+    expect(await outcome(twice)).toMatchObject({ type: Failure.InvalidArgument });
+    expect(await outcome(sbx.executeUpdate(killExecUpdate, { args: [{} as { execId: string }] }))).toMatchObject({
+      type: Failure.InvalidArgument,
+    });
+    await sbx.executeUpdate(killExecUpdate, { args: [{ execId: 'st-1' }] });
+    expect(await outcome(streaming.result())).toMatchObject({ value: { exitCode: 137, timedOut: false } });
+    await sbx.signal(destroySignal, {});
+    await sbx.result();
+  });
+
+  it('a destroy during a background exec waits for it and records why it ended', async () => {
+    const sbx = await bed.startSandbox();
+    await untilState(sbx, 'RUNNING');
+    bed.world.hold('until-destroyed', { ignoresCancel: true });
+    await sbx.executeUpdate(startExecUpdate, { args: [{ command: commands.hold('until-destroyed'), execId: 'bg-2' }] });
+    await until(async () => bed.world.called('execInSandbox', sbx.id) === 1);
+    await sbx.signal(destroySignal, { reason: 'done with it' });
+    await until(async () => bed.world.called('destroySandbox', sbx.id) === 1);
+    bed.world.release('until-destroyed'); // the fake answers 137 once its VM is gone
+    expect(await sbx.result()).toMatchObject({ state: 'DESTROYED' });
+    const outcome = bed.world.calls.find((c) => c.activity === 'recordExecOutcome' && c.id === sbx.id);
+    expect(outcome?.input).toMatchObject({ execId: 'bg-2', error: expect.stringContaining('(done with it)') });
+  });
+
+  it('a background exec holds the rollover back until it ends', async () => {
+    const sbx = await bed.startSandbox({ maxHistoryEvents: 30 });
+    await untilState(sbx, 'RUNNING');
+    bed.world.hold('long');
+    await sbx.executeUpdate(startExecUpdate, { args: [{ command: commands.hold('long'), execId: 'bg-3' }] });
+    const firstRun = (await sbx.describe()).runId;
+    for (let i = 0; (await sbx.describe()).historyLength <= 45; i++) {
+      await sbx.signal(renewLeaseSignal, { ttlSeconds: 120 + i });
+    }
+    await sbx.executeUpdate(renewLeaseUpdate, { args: [{ ttlSeconds: 600 }] });
+    expect((await sbx.describe()).runId).toBe(firstRun);
+    bed.world.release('long');
+    const latest = bed.env.client.workflow.getHandle(sandboxWorkflowId(sbx.id));
+    await until(async () => (await latest.describe()).runId !== firstRun);
+    await latest.signal(destroySignal, {});
+    await latest.result();
+  });
+
+  it('files: refused outside RUNNING naming the state; a missing path is path_not_found; destroy is named', async () => {
+    const sbx = await bed.startSandbox();
+    await untilState(sbx, 'RUNNING');
+    const list = await sbx.executeUpdate(filesUpdate, { args: [{ op: 'list', path: '/work', limit: 10 }] });
+    expect(list).toEqual({ op: 'list', path: '/work', entries: [], truncated: false });
+    const missing = sbx.executeUpdate(filesUpdate, { args: [{ op: 'read', path: 'missing', transferId: 't1' }] });
+    expect(await outcome(missing)).toMatchObject({
+      type: Failure.PathNotFound,
+      message: expect.stringContaining('missing'),
+    });
+
+    bed.world.hold(`files:${sbx.id}`, { ignoresCancel: true });
+    const held = sbx.executeUpdate(filesUpdate, { args: [{ op: 'remove', path: 'hold', recursive: false }] });
+    await until(async () => bed.world.called('fileOp', sbx.id) === 3);
+    await sbx.signal(destroySignal, { reason: 'bye' });
+    await until(async () => bed.world.called('destroySandbox', sbx.id) === 1);
+    bed.world.release(`files:${sbx.id}`);
+    expect(await outcome(held)).toMatchObject({
+      type: Failure.InvalidState,
+      message: expect.stringContaining('(bye)'),
+    });
+    await sbx.result();
+
+    const stopped = await bed.startSandbox();
+    await untilState(stopped, 'RUNNING');
+    await stopped.executeUpdate(stopUpdate);
+    const refused = stopped.executeUpdate(filesUpdate, { args: [{ op: 'mkdir', path: 'a', parents: true }] });
+    expect(await outcome(refused)).toMatchObject({
+      type: Failure.InvalidState,
+      message: 'cannot use files in STOPPED state; valid states: RUNNING',
+    });
+    await stopped.signal(destroySignal, {});
+    await stopped.result();
   });
 });
