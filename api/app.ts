@@ -6,6 +6,9 @@ import { codecCors, codecRoutes } from './codec-routes';
 import { errorHandler, notFoundRoute } from './errors';
 import { EventHub } from './events/hub';
 import { eventRoutes } from './events/routes';
+import { ExecOutputHub } from './execs/output-hub';
+import { execRoutes } from './execs/routes';
+import { fileRoutes } from './files/routes';
 import { cleanStrings, utf8BodiesOnly } from './input-hygiene';
 import { jobRoutes } from './jobs';
 import { metricsRoute, observeApiRequests } from '../metrics/api';
@@ -32,6 +35,8 @@ export interface AppDeps {
   codec?: { codec: PayloadCodec; uiOrigins: string[] };
   /** Live event streams (one hub per process; close() it before the server). Default: one on the registry pool. */
   events?: EventHub;
+  /** Exec output streams (one LISTEN per process; close() it before the server). Default: one on the registry pool. */
+  execOutput?: ExecOutputHub;
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -52,6 +57,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(bearerAuth(deps.tokens, { insecure: deps.insecureNoAuth }));
   // After auth on purpose: with tokens, only an admin reads metrics; without, loopback only (README).
   app.get('/metrics', metricsRoute);
+  // Before the body parsers: an upload's body is raw bytes, streamed into the registry.
+  app.use('/v1/sandboxes', fileRoutes(deps.sandboxes.context));
   app.use(utf8BodiesOnly);
   // Batches of encrypted payloads (exec outputs up to 256 KiB each) outgrow the API's 1 MB bodies.
   if (deps.codec) app.use('/v1/codec', express.json({ limit: '16mb' }));
@@ -60,6 +67,10 @@ export function createApp(deps: AppDeps): express.Express {
   if (deps.codec) app.use('/v1/codec', codecRoutes(deps.codec.codec));
   // Before the sandbox routes: GET /v1/sandboxes/:id/events without follow falls through to them.
   app.use('/v1', eventRoutes(deps.events ?? new EventHub(deps.sandboxes.registryPool), deps.sandboxes));
+  app.use(
+    '/v1/sandboxes',
+    execRoutes(deps.sandboxes.context, deps.execOutput ?? new ExecOutputHub(deps.sandboxes.registryPool)),
+  );
   app.use('/v1/sandboxes', sandboxRoutes(deps.sandboxes, { graceSeconds: deps.reaperGraceSeconds }));
   app.use('/v1/sessions', sessionRoutes(deps.sessions));
   app.use('/v1/jobs', jobRoutes(deps.sandboxes));

@@ -40,6 +40,9 @@ export function fromTemporal(err: unknown): ApiError | undefined {
     if (type === Failure.InvalidState) return new ApiError(409, 'invalid_state', cause.message, details);
     if (type === Failure.InvalidArgument) return new ApiError(400, 'invalid_argument', cause.message, details);
     if (type === Failure.Busy) return new ApiError(503, 'busy', cause.message, details);
+    // The data plane's file operations: a path that escapes the workspace, or one that is not there.
+    if (type === Failure.BadSpec) return new ApiError(400, 'invalid_argument', cause.message, details);
+    if (type === Failure.PathNotFound) return new ApiError(404, 'path_not_found', cause.message, details);
   }
   if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError) {
     return new ApiError(502, 'operation_failed', rootMessage(err));
@@ -73,7 +76,8 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   res.status(apiError.status).json({ error: { code, message, ...(details !== undefined ? { details } : {}) } });
 };
 
-function toApiError(err: unknown): ApiError {
+/** Any error as the API answers it (also inside a stream whose headers are sent: its `error` event). */
+export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ZodError) {
     const first = err.issues[0];

@@ -50,6 +50,10 @@ const command = z
     'the program (first element) must be a name, not empty or NAME=VALUE',
   );
 
+/** Standard input travels through workflow history (the update's input): kept small. */
+export const MAX_STDIN_BYTES = 256 * 1024;
+const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+
 export const execBody = z
   .object({
     command,
@@ -60,8 +64,32 @@ export const execBody = z
         argString,
       )
       .optional(),
+    /** Server-Sent Events as the output comes (also with `Accept: text/event-stream`). */
+    stream: z.boolean().optional(),
+    /** 202 with the execId at once; the command runs on (GET /execs/:execId, its output, kill). */
+    background: z.boolean().optional(),
+    stdin: z.string().optional().openapi({ description: 'Standard input as UTF-8 text (≤ 256 KiB)' }),
+    stdinBase64: base64.optional().openapi({ description: 'Standard input as base64 (≤ 256 KiB decoded)' }),
   })
   .strict();
+
+/** execBody with the checks across its fields (a plain object schema stays usable for its shape). */
+export const execRequest = execBody
+  .refine((b) => !(b.stream && b.background), { message: 'give stream or background, not both', path: ['stream'] })
+  .refine((b) => b.stdin === undefined || b.stdinBase64 === undefined, {
+    message: 'give stdin or stdinBase64, not both',
+    path: ['stdin'],
+  })
+  .refine((b) => stdinBytes(b) <= MAX_STDIN_BYTES, {
+    message: `at most ${MAX_STDIN_BYTES} bytes of standard input`,
+    path: ['stdin'],
+  });
+export type ExecBody = z.infer<typeof execBody>;
+
+function stdinBytes(b: { stdin?: string; stdinBase64?: string }): number {
+  if (b.stdin !== undefined) return Buffer.byteLength(b.stdin);
+  return b.stdinBase64 === undefined ? 0 : Buffer.from(b.stdinBase64, 'base64').length;
+}
 
 export const renewBody = z
   .object({

@@ -6,6 +6,7 @@ import { NativeConnection } from '@temporalio/worker';
 import type pg from 'pg';
 import { createApp } from '../api/app';
 import { EventHub } from '../api/events/hub';
+import { ExecOutputHub } from '../api/execs/output-hub';
 import { SandboxService } from '../api/sandboxes/service';
 import { SessionService } from '../api/sessions/service';
 import { WebhookService } from '../api/webhooks/service';
@@ -150,11 +151,13 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
       });
       // Live event streams; closed before the server, whose close() would wait for them forever.
       const events = new EventHub(pool);
+      const execOutput = new ExecOutputHub(pool);
       const app = createApp({
         sandboxes,
         sessions,
         webhooks,
         events,
+        execOutput,
         reaperGraceSeconds: config.reaperGraceSeconds,
         tokens: config.tokens,
         insecureNoAuth: config.insecureNoAuth,
@@ -166,6 +169,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
       });
       stops.push(() => new Promise((r) => server.close(r)));
       stops.push(() => events.close());
+      stops.push(() => execOutput.close());
       const address = server.address();
       const shownHost = isLoopback(config.host)
         ? 'localhost'

@@ -45,9 +45,15 @@ export class SseStream {
 
   /** Writes one event; false when the stream is (now) closed. */
   send(e: FeedEvent): boolean {
+    return this.event(e.type, e, e.id);
+  }
+
+  /** Writes one event of any kind (an exec's output, its end); `id` only for events a client resumes after. */
+  event(type: string, data: unknown, id?: string): boolean {
     // JSON.stringify escapes line breaks, so `data:` stays one line.
-    if (!this.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`)) return false;
-    this.lastId = e.id;
+    const frame = `${id !== undefined ? `id: ${id}\n` : ''}event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+    if (!this.write(frame)) return false;
+    if (id !== undefined) this.lastId = id;
     return true;
   }
 

@@ -11,6 +11,8 @@ import { readFileSync } from 'node:fs';
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import { registerCodecPaths } from './paths/codec';
 import { registerEventPaths } from './paths/events';
+import { registerExecPaths } from './paths/execs';
+import { registerFilePaths } from './paths/files';
 import { registerJobPaths } from './paths/jobs';
 import { registerSandboxPaths } from './paths/sandboxes';
 import { registerServicePaths } from './paths/service';
@@ -20,6 +22,8 @@ import { registerWebhookPaths } from './paths/webhooks';
 const PATH_GROUPS: ((registry: OpenAPIRegistry) => void)[] = [
   registerServicePaths,
   registerSandboxPaths,
+  registerExecPaths,
+  registerFilePaths,
   registerEventPaths,
   registerSessionPaths,
   registerJobPaths,
@@ -29,6 +33,7 @@ const PATH_GROUPS: ((registry: OpenAPIRegistry) => void)[] = [
 
 const TAGS = [
   { name: 'sandboxes', description: 'Sandboxes: create, run commands, renew the lease, stop/start, destroy' },
+  { name: 'files', description: 'Files in a sandbox: upload, download (a directory as a tar), list, remove, mkdir' },
   { name: 'events', description: 'Live events: every sandbox transition in commit order, JSON or Server-Sent Events' },
   { name: 'sessions', description: 'Sessions: sandboxes that end together when heartbeats stop' },
   { name: 'jobs', description: 'Jobs: a sandbox that runs commands in order, then is destroyed' },

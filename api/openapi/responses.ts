@@ -86,7 +86,7 @@ const SandboxEvent = shapeOf<SandboxEventRow>()(
 export const SandboxEvents = z.object({ items: z.array(SandboxEvent) }).openapi('SandboxEvents');
 
 /** registry/execs.ts listExecs (its rows are untyped: kept by hand). */
-const ExecRecord = z
+export const ExecRecord = z
   .object({
     execId: z.string(),
     command: z.array(z.string()),
@@ -101,6 +101,10 @@ const ExecRecord = z
     startedAt: isoTime,
     finishedAt: isoTime.nullable().openapi({ description: 'null while the command runs' }),
     durationMs: z.number().int().nullable(),
+    mode: z.enum(['wait', 'stream', 'background']).openapi({ description: 'How the exec was asked for' }),
+    state: z.enum(['running', 'exited', 'killed', 'failed']).openapi({
+      description: 'running until finishedAt; killed on request; failed: it could not run to its end (see error)',
+    }),
   })
   .openapi('ExecRecord');
 export const ExecRecords = z.object({ items: z.array(ExecRecord) }).openapi('ExecRecords');

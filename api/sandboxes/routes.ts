@@ -4,7 +4,7 @@ import { Failure } from '../../workflows/failures';
 import { principalOf, requesterOf, requireAdmin } from '../auth';
 import { ApiError } from '../errors';
 import { checkIdParam, idempotencyKey } from '../request-params';
-import { bulkDestroyBody, createSandboxBody, destroyBody, execBody, listQuery, pruneBody, renewBody } from '../schemas';
+import { bulkDestroyBody, createSandboxBody, destroyBody, listQuery, pruneBody, renewBody } from '../schemas';
 import { wrap } from '../wrap';
 import type { SandboxService } from './service';
 
@@ -55,11 +55,6 @@ export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: n
     res.json({ items: await service.execs(principalOf(req), req.params.id!) });
   });
 
-  const exec = wrap(async (req, res) => {
-    const body = execBody.parse(req.body ?? {});
-    res.json(await service.exec(principalOf(req), req.params.id!, body, idempotencyKey(req)));
-  });
-
   const renew = wrap(async (req, res) => {
     const body = renewBody.parse(req.body ?? {});
     if (body.async) {
@@ -97,7 +92,6 @@ export function sandboxRoutes(service: SandboxService, reaper: { graceSeconds: n
   r.get('/:id', get);
   r.get('/:id/events', events);
   r.get('/:id/execs', execs);
-  r.post('/:id/exec', exec);
   r.post('/:id/lease/renew', renew);
   r.post('/:id/stop', stop);
   r.post('/:id/start', start);

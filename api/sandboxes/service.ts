@@ -21,6 +21,11 @@ export class SandboxService {
     this.ctx = { client, pool, opts, sessions, pending: { creates: 0 } };
   }
 
+  /** What the data plane's routes (api/execs, api/files) work with: the same client, pool and settings. */
+  get context(): SandboxContext {
+    return this.ctx;
+  }
+
   /** The registry pool (the event feed reads it; api/events). */
   get registryPool(): pg.Pool {
     return this.ctx.pool;

@@ -2,20 +2,11 @@
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { SANDBOX_STATES } from '../../../workflows/states';
-import {
-  bulkDestroyBody,
-  createSandboxBody,
-  destroyBody,
-  execBody,
-  listQuery,
-  pruneBody,
-  renewBody,
-} from '../../schemas';
+import { bulkDestroyBody, createSandboxBody, destroyBody, listQuery, pruneBody, renewBody } from '../../schemas';
 import { authErrors, idParams, idempotencyKeyHeader, json } from '../common';
 import { eventStream, sandboxEventsRequest, streamLimit } from './events';
 import {
   BulkDestroyResult,
-  ExecOutput,
   ExecRecords,
   ForcedDestroy,
   PruneReport,
@@ -137,21 +128,6 @@ export function registerSandboxPaths(registry: OpenAPIRegistry): void {
     summary: 'The commands run in a sandbox and their results, oldest first',
     request: { params },
     responses: { 200: { description: 'Its execs', content: json(ExecRecords) }, ...authErrors(404) },
-  });
-  registry.registerPath({
-    method: 'post',
-    path: '/v1/sandboxes/{id}/exec',
-    tags,
-    summary: 'Run a command in a RUNNING sandbox and wait for its result',
-    request: {
-      params,
-      headers: idempotencyKeyHeader('Names one exec: a retry with the same key gets the first run’s result'),
-      body: { required: true, content: json(execBody.openapi('ExecRequest')) },
-    },
-    responses: {
-      200: { description: 'The command’s result (a non-zero exit code is still a 200)', content: json(ExecOutput) },
-      ...authErrors(404, 409, 413, 502, 503, 504),
-    },
   });
   registry.registerPath({
     method: 'post',

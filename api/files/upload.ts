@@ -1,0 +1,52 @@
+// PUT /v1/sandboxes/:id/files: the raw request body, streamed into a transfer's chunks in the
+// registry (never whole in memory), then one update has the worker write it into the sandbox.
+// The transfer is deleted whatever happens; past 100 MiB nothing is kept and the answer is a 413.
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
+import { componentLogger } from '../../log/logger';
+import { TooLargeError, createTransfer, deleteTransfer, writeTransferChunks } from '../../registry/transfers';
+import { principalOf } from '../auth';
+import { ApiError } from '../errors';
+import { authorize } from '../sandboxes/access';
+import type { SandboxContext } from '../sandboxes/context';
+import { fileOp } from './calls';
+import { MAX_UPLOAD_BYTES, writeFileQuery } from './schemas';
+
+const log = componentLogger('files');
+
+function tooLarge(res: Response): ApiError {
+  // The rest of the body is not read: close the connection rather than drain up to what is left.
+  res.set('Connection', 'close');
+  return new ApiError(413, 'too_large', `a file upload carries at most ${MAX_UPLOAD_BYTES} bytes (100 MiB)`, {
+    max: MAX_UPLOAD_BYTES,
+  });
+}
+
+export async function uploadFile(ctx: SandboxContext, req: Request, res: Response): Promise<void> {
+  const q = writeFileQuery.parse(req.query);
+  const id = req.params.id!;
+  const { owner } = await authorize(ctx, principalOf(req), id);
+  if (Number(req.get('content-length') ?? 0) > MAX_UPLOAD_BYTES) throw tooLarge(res);
+  const transferId = randomUUID();
+  await createTransfer(ctx.pool, { id: transferId, sandboxId: id, owner, direction: 'upload', path: q.path });
+  try {
+    const { size, sha256 } = await writeTransferChunks(ctx.pool, transferId, req, MAX_UPLOAD_BYTES).catch(
+      (err: unknown) => {
+        throw err instanceof TooLargeError ? tooLarge(res) : err;
+      },
+    );
+    const written = await fileOp(ctx, id, {
+      op: 'write',
+      path: q.path,
+      ...(q.mode !== undefined ? { mode: q.mode } : {}),
+      transferId,
+      size,
+      sha256,
+    });
+    res.json({ path: written.path, size: written.size, sha256: written.sha256 });
+  } finally {
+    await deleteTransfer(ctx.pool, transferId).catch((err: unknown) =>
+      log.warn({ err, sandboxId: id, transferId }, 'could not delete an upload’s transfer (the reaper will)'),
+    );
+  }
+}
