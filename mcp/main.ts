@@ -36,6 +36,12 @@ export async function runMcpServer(opts: McpOptions): Promise<void> {
   process.stdin.once('close', () => void shutdown('stdin closed'));
   transport.onclose = () => void shutdown('transport closed');
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => void shutdown(signal));
+  // A bug must not leave the sandboxes behind: end the session on the way out.
+  process.on('uncaughtException', (err) => {
+    log.error({ err }, 'uncaught exception');
+    void shutdown('uncaught exception', 1);
+  });
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (ignored)'));
 
   try {
     // Opened before the client is answered: a bad URL or token fails the start, where the user sees it.

@@ -46,9 +46,12 @@ export function registerExecTool(server: McpServer, client: HourglassClient): vo
       const progress = progressOf(extra);
       const notices: string[] = [];
       let end: Extract<ExecEvent, { type: 'exit' | 'error' }> | undefined;
+      let execId: string | undefined;
       try {
         for await (const event of client.execStream(id, body, { signal: extra.signal })) {
-          if (event.type === 'stdout' || event.type === 'stderr') {
+          if (event.type === 'start') {
+            execId = event.execId;
+          } else if (event.type === 'stdout' || event.type === 'stderr') {
             out[event.type].push(event.data);
             recent.push(event.data);
             progress.report(out.stdout.total + out.stderr.total, () => recent.text(() => '…'));
@@ -58,6 +61,10 @@ export function registerExecTool(server: McpServer, client: HourglassClient): vo
             end = event;
           }
         }
+      } catch (err) {
+        // The caller cancelled the call: the command goes too, rather than run on unseen.
+        if (extra.signal.aborted && execId) await client.killExec(id, execId).catch(() => {});
+        throw err;
       } finally {
         await progress.finish();
       }
