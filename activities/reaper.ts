@@ -5,6 +5,8 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { HypervisorSet } from '../hypervisors/index';
 import { openRows, storeReaperRun, type StoredReport } from '../registry/reaper-runs';
+import { deleteOutputOfDestroyed } from '../registry/exec-output';
+import { deleteStaleTransfers } from '../registry/transfers';
 import { getSandbox, markDestroyed } from '../registry/sandboxes';
 import {
   overdueGraceSeconds,
@@ -159,6 +161,13 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
 
     async storeReaperRun(report: StoredReport): Promise<number> {
       return storeReaperRun(pool, report);
+    },
+
+    /** exec_output of sandboxes destroyed over an hour ago; transfers (≤100 MiB each) left over a day. */
+    async pruneDataPlane(): Promise<{ outputRows: number; transfers: number }> {
+      const outputRows = await deleteOutputOfDestroyed(pool, 3600);
+      const transfers = await deleteStaleTransfers(pool, 24 * 3600);
+      return { outputRows, transfers };
     },
   };
 }

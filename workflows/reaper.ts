@@ -6,7 +6,7 @@ import { planReconciliation, type Drift, type DriftKind } from './drift';
 
 type Activities = ReturnType<typeof createActivities>;
 
-const { takeInventory, storeReaperRun } = proxyActivities<Activities>({
+const { takeInventory, storeReaperRun, pruneDataPlane } = proxyActivities<Activities>({
   startToCloseTimeout: '2m',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
 });
@@ -81,6 +81,8 @@ export async function reaperWorkflow(input: ReaperInput = {}): Promise<ReaperRep
     ...(deferred ? { deferred } : {}),
   };
   report.runId = await storeReaperRun(report);
+  // Output of long-destroyed sandboxes and transfers a crash left behind (patched: runs from before replay without).
+  if (!dryRun && patched('reaper-prunes-data-plane')) await pruneDataPlane();
   return report;
 }
 

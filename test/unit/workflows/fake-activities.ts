@@ -166,6 +166,7 @@ export class FakeWorld {
       planDrifts: unused,
       fixDrift: unused,
       storeReaperRun: unused,
+      pruneDataPlane: unused,
       waitForWebhookEvents: unused,
       deliverWebhook: unused,
       settleWebhookDelivery: unused,

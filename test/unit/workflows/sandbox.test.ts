@@ -379,7 +379,7 @@ describe('histories recorded before the reshape', () => {
 });
 
 describe('data plane', () => {
-  it('a background exec answers at once, recorded first; kill ends it (137) and answers once it has ended', async () => {
+  it('a background exec answers at once, recorded first; kill ends it (137), answering once it has ended', async () => {
     const sbx = await bed.startSandbox();
     await untilState(sbx, 'RUNNING');
     bed.world.hold('server');
@@ -453,7 +453,7 @@ describe('data plane', () => {
     await latest.result();
   });
 
-  it('files: refused outside RUNNING naming the state; a missing path is path_not_found; destroy is named', async () => {
+  it('files: refused outside RUNNING naming the state, a missing path is path_not_found, destroy named', async () => {
     const sbx = await bed.startSandbox();
     await untilState(sbx, 'RUNNING');
     const list = await sbx.executeUpdate(filesUpdate, { args: [{ op: 'list', path: '/work', limit: 10 }] });
