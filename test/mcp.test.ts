@@ -134,6 +134,9 @@ describe('hourglass mcp', () => {
       expect(progress.some((p) => p.message?.includes('line 1') && !p.message.includes('line 6'))).toBe(true);
       expect(progress.at(-1)!.message).toContain('oops');
 
+      const piped = await call(c, 'exec', { sandboxId: id, command: ['wc', '-c'], stdin: 'four' });
+      expect(texts(piped)).toEqual([expect.stringMatching(/^exit code 0 /), 'stdout:\n4\n\nstderr: (empty)']);
+
       const read = await call(c, 'read_file', { sandboxId: id, path: 'notes/hello.txt' });
       expect(read.isError).toBeFalsy();
       expect(texts(read)[0]).toBe(content);

@@ -34,6 +34,7 @@ export function registerExecTool(server: McpServer, client: HourglassClient): vo
         command: fields.command.describe('Program and arguments, e.g. ["python3", "main.py"]'),
         timeoutSeconds: fields.timeoutSeconds.describe('Kill the command after this many seconds'),
         env: fields.env.describe('Extra environment variables'),
+        stdin: fields.stdin.describe("Text written to the command's stdin (at most 256 KiB), then closed"),
       },
       annotations: { readOnlyHint: false, destructiveHint: true, openWorldHint: true },
     },

@@ -4,6 +4,7 @@ import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
+import { listFilesQuery, readFileQuery, writeFileQuery } from '../../api/files/schemas';
 import { HourglassApiError, type HourglassClient } from '../../client';
 import type { FileEntry } from '../../client';
 import { failure, guarded, text } from './result';
@@ -15,7 +16,9 @@ const DEFAULT_READ_BYTES = 64 * 1024;
 /** An MCP message is a line of JSON in memory on both sides: no more than this in one answer. */
 const MAX_READ_BYTES = 1024 * 1024;
 
-const path = z.string().min(1).describe('Path in the sandbox: relative to its workspace, or absolute beneath it');
+const path = readFileQuery.shape.path.describe(
+  'Path in the sandbox: relative to its workspace (/work, or /root in a VM), or absolute beneath it',
+);
 
 export function registerFileTools(server: McpServer, client: HourglassClient): void {
   server.registerTool(
@@ -31,11 +34,7 @@ export function registerFileTools(server: McpServer, client: HourglassClient): v
         path,
         content: z.string().optional().describe("The file's text (UTF-8)"),
         contentBase64: z.string().base64().optional().describe("The file's bytes, base64-encoded"),
-        mode: z
-          .string()
-          .regex(/^[0-7]{3,4}$/, 'an octal mode such as 644 or 755')
-          .optional()
-          .describe('Permission bits in octal, e.g. "755" for a script (default 644)'),
+        mode: writeFileQuery.shape.mode.describe('Permission bits in octal, e.g. "755" for a script (default 644)'),
       },
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true },
     },
@@ -107,8 +106,8 @@ export function registerFileTools(server: McpServer, client: HourglassClient): v
         '- file, l symlink, ? other), octal mode, size in bytes, modification time, name.',
       inputSchema: {
         sandboxId,
-        path: path.optional(),
-        limit: z.number().int().positive().max(10_000).optional().describe('At most this many entries (default 1000)'),
+        path: listFilesQuery.shape.path.describe('A directory (default: the workspace)'),
+        limit: listFilesQuery.shape.limit.describe('At most this many entries (default 1000)'),
       },
       annotations: { readOnlyHint: true },
     },
