@@ -29,11 +29,6 @@ export function confinePath(id: string, workspace: string, userPath: string): st
   return absolute;
 }
 
-/** True when `path` (from confinePath) is the workspace itself. */
-export function isWorkspace(workspace: string, path: string): boolean {
-  return path === workspace;
-}
-
 function stripSlash(p: string): string {
   return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
 }

@@ -5,7 +5,7 @@
 // (launcher.ts) joins the sandbox's cgroup first.
 import { BusyError } from '../errors';
 import { planExec } from '../guest/exec-plan';
-import { runOnHost } from '../guest/host-exec';
+import { runOnHost, type HostStream } from '../guest/host-exec';
 import { isAlive } from '../common/proc-identity';
 import type { ExecRequest, ExecResult } from '../types';
 import { dropPrivilegesArgs, SECCOMP_FD, seccompWrapperArgs } from './bwrap';
@@ -22,7 +22,10 @@ const COMMAND_OOM_SCORE_ADJ = 1000;
 
 const ENV_PREFIX = 'HOURGLASS_ENV_';
 
-/** Runs `req` in sandbox `id` (record `r`); refuses (BusyError) when the sandbox is not running whole. */
+/**
+ * Runs `req` in sandbox `id` (record `r`); refuses (BusyError) when the sandbox is not running whole.
+ * With `stream`, its output is handed over as it is read and its stdin fed (host-exec.ts).
+ */
 export async function runInSandbox(
   id: string,
   r: SandboxRecord,
@@ -30,6 +33,7 @@ export async function runInSandbox(
   files: SandboxFiles,
   bwrap: string | null,
   signal?: AbortSignal,
+  stream?: HostStream,
 ): Promise<ExecResult> {
   // HOME is the workspace, where commands start: the one place uid 65534 may write (contract.ts).
   const plan = planExec(id, req, r.mode === 'bubblewrap' ? '/work' : files.workDir(id));
@@ -53,7 +57,7 @@ export async function runInSandbox(
     }
     const argv = launchArgv({ joinCgroups, oomScoreAdj: COMMAND_OOM_SCORE_ADJ }, [...asSandboxUser, ...command]);
     const env = { PATH: TOOLS_PATH, ...hostEnv };
-    return runOnHost(argv, { cwd: files.workDir(id), env, timeoutMs: plan.timeoutMs, signal });
+    return runOnHost(argv, { cwd: files.workDir(id), env, timeoutMs: plan.timeoutMs, signal }, stream);
   }
   if (!r.holder || !(await isAlive(r.holder))) {
     throw new BusyError(`sandbox ${id} is not running (its namespace holder is gone); start it first`);
@@ -84,7 +88,7 @@ export async function runInSandbox(
       ...command,
     ],
   );
-  return runOnHost(argv, { env: { PATH: TOOLS_PATH, ...hostEnv }, timeoutMs: plan.timeoutMs, signal });
+  return runOnHost(argv, { env: { PATH: TOOLS_PATH, ...hostEnv }, timeoutMs: plan.timeoutMs, signal }, stream);
 }
 
 /**

@@ -34,7 +34,20 @@ import type { SandboxRecord } from './record';
 import { SandboxFiles } from './sandbox-files';
 import { SandboxLocks } from './sandbox-lock';
 import { workspaceMountedIn, WorkspaceImages } from './workspace';
-import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from '../types';
+import { ProcessFileTransport } from './file-transport';
+import type { HostStream } from '../guest/host-exec';
+import { TransportFileSystem } from '../guest/sandbox-file-system';
+import type {
+  ExecRequest,
+  ExecResult,
+  Hypervisor,
+  OpContext,
+  OutputSink,
+  SandboxFileSystem,
+  SandboxSpec,
+  StreamExecRequest,
+  VmInfo,
+} from '../types';
 import type { ProcessSettings } from '../../config/drivers';
 
 export type { ProcessOptions } from './config';
@@ -57,6 +70,8 @@ export class ProcessHypervisor implements Hypervisor {
   private readonly workspaces: WorkspaceImages;
   /** Per sandbox, across processes sharing this state dir. */
   private readonly locks: SandboxLocks;
+  /** Files through commands in the sandbox (guest/sandbox-file-system.ts), never the host's view of them. */
+  readonly fileSystem: SandboxFileSystem = new TransportFileSystem((id) => this.fileTransport(id));
 
   constructor(opts: ProcessOptions) {
     this.files = new SandboxFiles(opts.stateDir);
@@ -213,6 +228,26 @@ export class ProcessHypervisor implements Hypervisor {
     if (!r) throw new NotFoundError(id);
     requireServable(this.host, this.mode, r, false);
     return runInSandbox(id, r, req, this.files, this.host.bwrap, ctx?.signal);
+  }
+
+  execStream(id: string, req: StreamExecRequest, onOutput: OutputSink, ctx?: OpContext): Promise<ExecResult> {
+    return this.runStreamed(id, req, { onOutput, stdin: req.stdin }, ctx);
+  }
+
+  /** exec with its output handed over as it is read and its stdin fed (execStream, file transfers). */
+  private async runStreamed(id: string, req: ExecRequest, stream: HostStream, ctx?: OpContext): Promise<ExecResult> {
+    const r = await this.files.read(id);
+    if (!r) throw new NotFoundError(id);
+    requireServable(this.host, this.mode, r, false);
+    return runInSandbox(id, r, req, this.files, this.host.bwrap, ctx?.signal, stream);
+  }
+
+  /** Commands see the workspace at /work in their namespace; without isolation, at its host directory. */
+  private async fileTransport(id: string): Promise<ProcessFileTransport> {
+    const r = await this.files.read(id);
+    if (!r) throw new NotFoundError(id);
+    const workspace = r.mode === 'bubblewrap' ? '/work' : this.files.workDir(id);
+    return new ProcessFileTransport(id, workspace, (req, stream, ctx) => this.runStreamed(id, req, stream, ctx));
   }
 
   /** Stop ends every process but keeps the directory, cgroup and workspace; start brings up a fresh namespace. */

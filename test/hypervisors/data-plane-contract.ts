@@ -9,7 +9,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadSpecError, PathNotFoundError } from '../../hypervisors/errors';
 import { EXEC_OUTPUT_CAP_BYTES, truncationMarker } from '../../hypervisors/guest/contract';
-import type { ExecResult, Hypervisor, SandboxSpec, StreamExecRequest } from '../../hypervisors/types';
+import type {
+  ExecResult,
+  Hypervisor,
+  SandboxFileSystem,
+  SandboxSpec,
+  StreamExecRequest,
+} from '../../hypervisors/types';
 
 export interface DataPlaneOptions {
   /** TCG guests: longer timeouts. */
@@ -63,8 +69,6 @@ export function dataPlaneContract(
     const timeout = (ms: number) => (slow ? ms * 5 : ms);
     const id = opts.newId?.() ?? `dp-${randomBytes(4).toString('hex')}`;
     let hv: Hypervisor;
-    let ws: string;
-    const fs = () => hv.fileSystem;
     const run = async (script: string) => {
       const r = await hv.exec(id, { command: ['sh', '-c', script], timeoutSeconds: 60 });
       expect(r.stderr, `stderr of: ${script}`).toBe('');
@@ -81,19 +85,11 @@ export function dataPlaneContract(
       const joined = (s: 'stdout' | 'stderr') => Buffer.concat(chunks.filter((c) => c.stream === s).map((c) => c.data));
       return { result, chunks, started, ended: Date.now(), stdout: joined('stdout'), stderr: joined('stderr') };
     };
-    const readAll = async (p: string) => {
-      const parts: Buffer[] = [];
-      const r = await fs().readFile(id, p, async (c) => void parts.push(Buffer.from(c)));
-      return { ...r, bytes: Buffer.concat(parts) };
-    };
-    const write = (p: string, data: Buffer | string, mode?: number) =>
-      fs().writeFile(id, p, once(data), mode === undefined ? {} : { mode });
 
     beforeAll(async () => {
       hv = await makeDriver();
       await hv.create({ id, labels: { suite: 'data-plane' }, ...opts.spec });
       await hv.waitReady(id, opts.readyMs ?? (slow ? 90_000 : 10_000));
-      ws = await hv.fileSystem.workspaceOf(id);
     }, timeout(180_000));
     afterAll(async () => {
       await hv?.destroy(id).catch(() => undefined);
@@ -189,6 +185,48 @@ export function dataPlaneContract(
         },
         timeout(30_000),
       );
+    });
+
+    fileSystemContract(name, () => ({ fs: hv.fileSystem, id, run }), opts);
+  });
+}
+
+/** What the file-system half of the contract needs: the files, a sandbox, and a way to run a script in it. */
+export interface FileSystemUnderTest {
+  fs: SandboxFileSystem;
+  id: string;
+  /** Runs `sh -c script` in the sandbox, in its workspace; fails the test on any stderr. */
+  run: (script: string) => Promise<ExecResult>;
+}
+
+/**
+ * The files half of the data plane, on its own: for a SandboxFileSystem over any transport (the
+ * local shells of file-layer-shells.test.ts too). `under` is called once the suite runs.
+ */
+export function fileSystemContract(
+  name: string,
+  under: () => FileSystemUnderTest,
+  opts: Pick<DataPlaneOptions, 'slow'> = {},
+): void {
+  describe(`${name}: files`, () => {
+    const timeout = (ms: number) => (opts.slow ? ms * 5 : ms);
+    let fs: () => SandboxFileSystem;
+    let id: string;
+    let run: FileSystemUnderTest['run'];
+    let ws: string;
+    const readAll = async (p: string) => {
+      const parts: Buffer[] = [];
+      const r = await fs().readFile(id, p, async (c) => void parts.push(Buffer.from(c)));
+      return { ...r, bytes: Buffer.concat(parts) };
+    };
+    const write = (p: string, data: Buffer | string, mode?: number) =>
+      fs().writeFile(id, p, once(data), mode === undefined ? {} : { mode });
+    beforeAll(async () => {
+      const u = under();
+      fs = () => u.fs;
+      id = u.id;
+      run = u.run;
+      ws = await u.fs.workspaceOf(id);
     });
 
     describe('files', () => {
@@ -358,7 +396,9 @@ export function dataPlaneContract(
         'refuses a symlink to /etc/passwd or to / made inside the sandbox, and a symlinked parent',
         async () => {
           await run('ln -s /etc/passwd passwd-link && ln -s / root-link && ln -s /etc/nothing-here dangling-out');
-          await run('mkdir -p /tmp/outside && echo keep > /tmp/outside/f && ln -s /tmp/outside parent-link');
+          // Unique: the local shells' "sandbox" shares the host's /tmp.
+          const outside = `/tmp/hg-outside-${randomBytes(4).toString('hex')}`;
+          await run(`mkdir -p ${outside} && echo keep > ${outside}/f && ln -s ${outside} parent-link`);
           await refusedEverywhere('passwd-link');
           await refusedEverywhere('root-link');
           await refusedEverywhere('root-link/etc/passwd');
@@ -368,7 +408,7 @@ export function dataPlaneContract(
           await refusedEverywhere('parent-link/new');
           await refusedEverywhere('parent-link');
           // Nothing reached the other side, and the links are still what the sandbox made.
-          expect((await run('ls /tmp/outside; cat /tmp/outside/f')).stdout).toBe('f\nkeep\n');
+          expect((await run(`ls ${outside}; cat ${outside}/f; rm -r ${outside}`)).stdout).toBe('f\nkeep\n');
           expect((await run('readlink passwd-link dangling-out')).stdout).toBe('/etc/passwd\n/etc/nothing-here\n');
           expect((await run('[ -e /etc/nothing-here ] || echo absent')).stdout).toBe('absent\n');
         },

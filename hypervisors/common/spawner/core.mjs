@@ -9,21 +9,35 @@ import os from 'node:os';
 /**
  * Runs a command in its own process group and captures its output (up to maxOutputBytes of each
  * stream, counting the rest). Returns a kill function; `done` gets the result or an error.
- * @param {{ file: string, args: string[], cwd?: string, env?: Record<string,string>, input?: string,
+ * @param {{ file: string, args: string[], cwd?: string, env?: Record<string,string>, input?: string | Uint8Array,
  *   timeoutMs?: number, maxOutputBytes: number }} req
  * @param {(err: Error | null, result?: { exitCode: number, out: Buffer, outBytes: number, err: Buffer,
  *   errBytes: number, timedOut: boolean, durationMs: number }) => void} done
  */
 export function runCaptured(req, done) {
+  return runStreaming(req, {}, done).kill;
+}
+
+/**
+ * runCaptured whose output is also handed to `hooks.onChunk` as soon as it is read, and whose
+ * stdin, with `hooks.stdin`, stays open for `write` until `end` (else: req.input, then closed).
+ * `pause`/`resume` hold the output back (the caller's sink is behind): the pipes then fill and
+ * the command blocks on its writes.
+ * @param {{ onChunk?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void, stdin?: boolean }} hooks
+ * @returns {{ kill: () => void, write: (chunk: Uint8Array, cb: (err?: Error | null) => void) => void,
+ *   end: () => void, pause: () => void, resume: () => void }}
+ */
+export function runStreaming(req, hooks, done) {
   const started = Date.now();
   const max = req.maxOutputBytes;
+  const noop = () => {};
   let child;
   try {
     // detached: the command gets its own process group, so a timeout kills everything it started.
     child = spawn(req.file, req.args, { cwd: req.cwd, env: req.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   } catch (e) {
     done(e);
-    return () => {};
+    return { kill: noop, write: (_c, cb) => cb(e), end: noop, pause: noop, resume: noop };
   }
   const out = [];
   const err = [];
@@ -32,13 +46,15 @@ export function runCaptured(req, done) {
   child.stdout.on('data', (b) => {
     if (outBytes < max) out.push(b);
     outBytes += b.length;
+    hooks.onChunk?.('stdout', b);
   });
   child.stderr.on('data', (b) => {
     if (errBytes < max) err.push(b);
     errBytes += b.length;
+    hooks.onChunk?.('stderr', b);
   });
   child.stdin.on('error', () => {}); // a command that ignores its stdin closes the pipe early
-  child.stdin.end(req.input ?? '');
+  if (!hooks.stdin) child.stdin.end(req.input ?? '');
 
   let timedOut = false;
   const killGroup = () => {
@@ -72,20 +88,46 @@ export function runCaptured(req, done) {
   };
   child.once('error', (e) => finish(e));
   // A background process (`sleep 100 &`) keeps the pipes open after the command exits: answer on
-  // exit, after a short grace for the output still in flight.
-  child.once('exit', (code, sig) => {
-    const status = code ?? (sig ? 128 + (os.constants.signals[sig] ?? 0) : 1);
-    const grace = setTimeout(() => {
+  // exit, after a short grace for the output still in flight (not counted while held back).
+  let paused = false;
+  let exitStatus;
+  let grace;
+  const armGrace = () => {
+    clearTimeout(grace);
+    grace = setTimeout(() => {
+      if (paused) return;
       child.stdout.destroy();
       child.stderr.destroy();
-      finish(null, status);
+      finish(null, exitStatus);
     }, 100);
+  };
+  child.once('exit', (code, sig) => {
+    exitStatus = code ?? (sig ? 128 + (os.constants.signals[sig] ?? 0) : 1);
+    armGrace();
     child.once('close', () => {
       clearTimeout(grace);
-      finish(null, status);
+      finish(null, exitStatus);
     });
   });
-  return killGroup;
+  return {
+    kill: killGroup,
+    write: (chunk, cb) => {
+      if (finished || child.stdin.destroyed || child.stdin.writableEnded) return cb(new Error('stdin is closed'));
+      child.stdin.write(chunk, cb);
+    },
+    end: () => child.stdin.end(),
+    pause: () => {
+      paused = true;
+      child.stdout.pause();
+      child.stderr.pause();
+    },
+    resume: () => {
+      paused = false;
+      child.stdout.resume();
+      child.stderr.resume();
+      if (exitStatus !== undefined && !finished) armGrace();
+    },
+  };
 }
 
 /**

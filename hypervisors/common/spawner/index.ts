@@ -7,6 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
   runCaptured as runCapturedHere,
+  runStreaming as runStreamingHere,
   startDetached as startDetachedHere,
   type DetachRequest,
   type RunRequest,
@@ -19,6 +20,9 @@ interface Waiter {
   resolve(value: unknown): void;
   reject(err: Error): void;
   exited?: (how: string) => void;
+  /** A streaming run: its output as it comes, and its stdin chunks acknowledged. */
+  onChunk?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  onAck?: (ok: boolean) => void;
 }
 
 const SCRIPT = fileURLToPath(new URL('./process.mjs', import.meta.url));
@@ -65,9 +69,14 @@ function onMessage(msg: {
   exited?: string;
   error?: string;
   code?: string;
+  stream?: 'stdout' | 'stderr';
+  chunk?: Buffer;
+  ack?: 'ok' | 'closed';
 }): void {
   const w = waiters.get(msg.id);
   if (!w) return;
+  if (msg.chunk !== undefined) return w.onChunk?.(msg.stream!, msg.chunk);
+  if (msg.ack !== undefined) return w.onAck?.(msg.ack === 'ok');
   if (msg.exited !== undefined) {
     w.exited?.(msg.exited);
     waiters.delete(msg.id);
@@ -89,10 +98,11 @@ function request<T>(
   child: ChildProcess,
   msg: object,
   exited?: (how: string) => void,
+  streaming?: Pick<Waiter, 'onChunk' | 'onAck'>,
 ): { id: number; answer: Promise<T> } {
   const id = nextId++;
   const answer = new Promise<T>((resolve, reject) =>
-    waiters.set(id, { resolve: resolve as (v: unknown) => void, reject, exited }),
+    waiters.set(id, { resolve: resolve as (v: unknown) => void, reject, exited, ...streaming }),
   );
   if (running++ === 0) child.channel?.ref();
   child.send({ ...msg, id });
@@ -127,4 +137,99 @@ export async function spawnDetached(req: DetachRequest, exited: (how: string) =>
   const child = spawner();
   if (!child) return startDetachedHere(req, exited);
   return request<number>(child, { op: 'detach', req: { ...req, env: req.env ?? process.env } }, exited).answer;
+}
+
+/** Output of a streaming run, and where its stdin comes from. */
+export interface StreamHooks {
+  /** Each chunk as soon as it is read, in order per stream and across both. */
+  onChunk(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  /** Written as the command reads it, then stdin is closed; replaces req.input. */
+  stdin?: AsyncIterable<Buffer>;
+}
+
+/** A command running with streamed output. */
+export interface RunningCommand {
+  /** Its result (as runCaptured's); rejects with the stdin source's error, the command then killed. */
+  result: Promise<RunResult>;
+  /** Holds the output back (the sink is behind); the command blocks once the pipes are full. */
+  pause(): void;
+  resume(): void;
+}
+
+/** runCaptured with the output handed over as it is read and stdin fed from a stream. */
+export function runStreaming(req: RunRequest, hooks: StreamHooks, signal?: AbortSignal): RunningCommand {
+  const child = spawner();
+  let finished = false;
+  const acks: ((ok: boolean) => void)[] = [];
+  let controls: { kill(): void; write(chunk: Buffer): Promise<boolean>; end(): void; pause(): void; resume(): void };
+  let exited: Promise<RunResult>;
+  if (!child) {
+    exited = new Promise((resolve, reject) => {
+      const c = runStreamingHere(req, { onChunk: hooks.onChunk, stdin: Boolean(hooks.stdin) }, (err, result) =>
+        err ? reject(err) : resolve(result!),
+      );
+      controls = {
+        ...c,
+        write: (chunk) => new Promise((done) => c.write(chunk, (err) => done(!err))),
+      };
+    });
+  } else {
+    const msg = { op: 'run', stream: true, stdin: Boolean(hooks.stdin), req: { ...req, env: req.env ?? process.env } };
+    const { id, answer } = request<RunResult>(child, msg, undefined, {
+      onChunk: hooks.onChunk,
+      onAck: (ok) => acks.shift()?.(ok),
+    });
+    exited = answer;
+    controls = {
+      kill: () => child.send({ op: 'kill', id }),
+      // One chunk in flight: the next is sent once the spawner has it in the pipe.
+      write: (data) =>
+        new Promise((done) => {
+          acks.push(done);
+          child.send({ op: 'stdin', id, data });
+        }),
+      end: () => child.send({ op: 'stdin-end', id }),
+      pause: () => child.send({ op: 'pause', id }),
+      resume: () => child.send({ op: 'resume', id }),
+    };
+  }
+  const kill = () => controls.kill();
+  signal?.addEventListener('abort', kill, { once: true });
+  const ended = exited.finally(() => {
+    finished = true;
+    for (const ack of acks.splice(0)) ack(false);
+    signal?.removeEventListener('abort', kill);
+  });
+  // A failed stdin source kills the command; its error is the answer. A source still waiting
+  // when the command ends (killed at its timeout) is not waited for.
+  let sourceError: unknown;
+  if (hooks.stdin) {
+    feed(hooks.stdin, controls!, () => finished).catch((err: unknown) => {
+      sourceError ??= err ?? new Error('the stdin source failed');
+      kill();
+    });
+  }
+  return {
+    result: ended.then((r) => {
+      if (sourceError !== undefined) throw sourceError;
+      return r;
+    }),
+    pause: () => controls.pause(),
+    resume: () => controls.resume(),
+  };
+}
+
+/** Copies `source` into the command's stdin, one chunk at a time, then closes it. */
+async function feed(
+  source: AsyncIterable<Buffer>,
+  stdin: { write(chunk: Buffer): Promise<boolean>; end(): void },
+  finished: () => boolean,
+): Promise<void> {
+  try {
+    for await (const chunk of source) {
+      if (finished() || !(await stdin.write(chunk))) return; // the command ended or closed its stdin
+    }
+  } finally {
+    if (!finished()) stdin.end();
+  }
 }
