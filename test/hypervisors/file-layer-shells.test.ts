@@ -1,0 +1,161 @@
+// The common file layer (hypervisors/guest/sandbox-file-system.ts) under each shape of shell and
+// tools a sandbox may have: dash with GNU coreutils (process sandboxes see the host's /usr) and
+// busybox 1.35 ash with its applets only (the VM guests), with and without a streaming transport
+// (qemu-ga returns output at exit: directories then go through a temporary tar, big listings
+// through a temporary file). Commands run on this host in a temporary workspace: what is under
+// test is the scripts and the layer, not a sandbox's confinement (the driver suites test that).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cappedOutput } from '../../hypervisors/guest/exec-result';
+import type { FileTransport } from '../../hypervisors/guest/file-transport';
+import { TransportFileSystem } from '../../hypervisors/guest/sandbox-file-system';
+import type { ExecResult } from '../../hypervisors/types';
+import { fileSystemContract } from './data-plane-contract';
+
+interface Shape {
+  name: string;
+  /** The shell `/bin/sh` stands for. */
+  sh: string;
+  PATH: string;
+  streaming: boolean;
+}
+
+const root = mkdtempSync(path.join(os.tmpdir(), 'hg-file-layer-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** A directory holding only busybox's applets: the tools a VM guest has. */
+function busyboxBin(): string {
+  const bin = path.join(root, 'busybox-bin');
+  mkdirSync(bin);
+  const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+  if (!busybox) throw new Error('busybox is needed for this test (Debian: apt-get install busybox)');
+  const applets = spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  for (const applet of applets) symlinkSync(busybox, path.join(bin, applet));
+  return bin;
+}
+
+const bb = busyboxBin();
+const shapes: Shape[] = [
+  { name: 'dash + coreutils, streaming', sh: '/bin/sh', PATH: '/usr/bin:/bin', streaming: true },
+  { name: 'busybox ash, streaming', sh: path.join(bb, 'sh'), PATH: bb, streaming: true },
+  { name: 'busybox ash, output at exit', sh: path.join(bb, 'sh'), PATH: bb, streaming: false },
+  { name: 'dash + coreutils, output at exit', sh: '/bin/sh', PATH: '/usr/bin:/bin', streaming: false },
+];
+
+/** Runs argv on this host in `cwd`, `/bin/sh` meaning the shape's shell; stdin streamed in, stdout out. */
+function spawnIn(
+  shape: Shape,
+  cwd: string,
+  argv: string[],
+  stdin: AsyncIterable<Buffer> | Buffer | undefined,
+  onStdout: (chunk: Buffer) => Promise<void> | void,
+): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }> {
+  const [file, ...args] = argv;
+  const child = spawn(file === '/bin/sh' ? shape.sh : file!, args, { cwd, env: { PATH: shape.PATH } });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let sinking = Promise.resolve();
+  child.stdout.on('data', (c: Buffer) => {
+    out.push(c);
+    child.stdout.pause();
+    sinking = sinking.then(() => onStdout(c)).finally(() => child.stdout.resume());
+  });
+  child.stderr.on('data', (c: Buffer) => err.push(c));
+  child.stdin.on('error', () => undefined);
+  const fed = (async () => {
+    if (stdin === undefined || Buffer.isBuffer(stdin)) return child.stdin.end(stdin ?? '');
+    for await (const chunk of stdin) {
+      if (!child.stdin.write(chunk)) await new Promise((r) => child.stdin.once('drain', r));
+    }
+    child.stdin.end();
+  })();
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      Promise.all([fed, sinking]).then(() => {
+        const exitCode = code ?? 128 + (os.constants.signals[signal as NodeJS.Signals] ?? 0);
+        resolve({ exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
+      }, reject);
+    });
+  });
+}
+
+function localTransport(shape: Shape, id: string, workspace: string): FileTransport {
+  const run = async (command: string[], opts: { stdin?: Buffer } = {}): Promise<ExecResult> => {
+    const started = Date.now();
+    const r = await spawnIn(shape, workspace, command, opts.stdin, () => undefined);
+    return {
+      exitCode: r.exitCode,
+      ...cappedOutput({ bytes: r.stdout }, { bytes: r.stderr }),
+      durationMs: Date.now() - started,
+      timedOut: false,
+    };
+  };
+  const streamOutput = async (command: string[], sink: (chunk: Buffer) => Promise<void>) => {
+    let size = 0;
+    const r = await spawnIn(shape, workspace, command, undefined, async (c) => {
+      size += c.length;
+      await sink(c);
+    });
+    return { exitCode: r.exitCode, stderr: r.stderr.toString('utf8'), size };
+  };
+  return {
+    id,
+    workspace,
+    run,
+    async writeBytes(p, data) {
+      let size = 0;
+      async function* counted() {
+        for await (const c of data) {
+          size += c.length;
+          yield c;
+        }
+      }
+      const r = await spawnIn(shape, workspace, ['/bin/sh', '-c', 'cat > "$1"', 'w', p], counted(), () => undefined);
+      if (r.exitCode !== 0) throw new Error(`writing ${p}: ${r.stderr.toString()}`);
+      return size;
+    },
+    async readBytes(p, sink) {
+      const r = await streamOutput(['cat', '--', p], sink);
+      if (r.exitCode !== 0) throw new Error(`reading ${p}: ${r.stderr}`);
+      return r.size;
+    },
+    ...(shape.streaming ? { streamOutput } : {}),
+  };
+}
+
+for (const shape of shapes) {
+  const id = `local-${shapes.indexOf(shape)}`;
+  const workspace = path.join(root, id, 'ws');
+  mkdirSync(workspace, { recursive: true });
+  const transport = localTransport(shape, id, workspace);
+  const fs = new TransportFileSystem(async () => transport);
+  const run = async (script: string) => {
+    const r = await transport.run(['/bin/sh', '-c', script]);
+    expect(r.stderr, `stderr of: ${script}`).toBe('');
+    return r;
+  };
+
+  fileSystemContract(`file layer (${shape.name})`, () => ({ fs, id, run }));
+
+  describe(`file layer (${shape.name}): large listings`, () => {
+    it('lists 3,000 long names (more than an exec result holds), sorted, limit applied', async () => {
+      await fs.makeDirectory(id, 'many', { parents: false });
+      const long = 'n'.repeat(100);
+      await run(`cd many && i=0; while [ $i -lt 3000 ]; do : > "${long}-$((10000 + i))"; i=$((i + 1)); done`);
+      const all = await fs.listFiles(id, 'many', { limit: 10_000 });
+      expect(all.truncated).toBe(false);
+      expect(all.entries).toHaveLength(3000);
+      expect(all.entries[0]!.name).toBe(`${long}-10000`);
+      expect(all.entries[2999]!.name).toBe(`${long}-12999`);
+      const some = await fs.listFiles(id, 'many', { limit: 10 });
+      expect(some).toMatchObject({ truncated: true });
+      expect(some.entries.map((e) => e.name)).toEqual(Array.from({ length: 10 }, (_, i) => `${long}-${10000 + i}`));
+      // No temporary file left.
+      expect((await run('ls -a /tmp | grep -c "^.hourglass-out" || true')).stdout).toBe('0\n');
+    }, 60_000);
+  });
+}
