@@ -208,6 +208,62 @@ describe('hourglass mcp', () => {
     }
   });
 
+  it('cuts big answers to a size for a model, saying so', async () => {
+    const c = await connect();
+    try {
+      const { id } = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', {}));
+      // ~1.3 MB of stdout: the first 4 KiB and the last 12 KiB come back, with the count of the rest.
+      const ran = await call(c, 'exec', { sandboxId: id, command: ['sh', '-c', 'seq 1 200000 | tee big.txt'] });
+      const output = texts(ran)[1]!;
+      const total = Buffer.byteLength(Array.from({ length: 200_000 }, (_, i) => `${i + 1}\n`).join(''));
+      expect(output.startsWith('stdout:\n1\n2\n3\n')).toBe(true);
+      expect(output).toContain(`[… ${(total - 16 * 1024).toLocaleString('en')} bytes of stdout left out;`);
+      expect(output).toMatch(/\n199999\n200000\n\nstderr: \(empty\)$/);
+      expect(Buffer.byteLength(output)).toBeLessThan(17 * 1024);
+
+      const read = await call(c, 'read_file', { sandboxId: id, path: 'big.txt', maxBytes: 1000 });
+      expect(texts(read)[0]).toHaveLength(1000);
+      expect(JSON.parse(texts(read)[1]!)).toMatchObject({
+        size: total,
+        truncated: `only the first 1000 of ${total} bytes are shown`,
+      });
+    } finally {
+      await c.client.close();
+    }
+  });
+
+  it('ends an exec that its sandbox is destroyed under with a tool error naming why', async () => {
+    const c = await connect();
+    try {
+      const { id } = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', {}));
+      const progress: Progress[] = [];
+      const running = call(c, 'exec', { sandboxId: id, command: ['sh', '-c', 'echo started; sleep 60'] }, (p) =>
+        progress.push(p),
+      );
+      await eventually(async () => progress.some((p) => p.message?.includes('started')));
+      expect((await h.api('POST', `/v1/sandboxes/${id}/destroy`, { reason: 'pulled' })).status).toBeLessThan(300);
+      const ended = await running;
+      expect(ended.isError).toBe(true);
+      expect(texts(ended)[0]).toMatch(/^invalid_state: .*destroyed while the command ran \(pulled/);
+      expect(texts(ended)[1]).toContain('started');
+    } finally {
+      await c.client.close();
+    }
+  });
+
+  it('ends its session on SIGTERM too', async () => {
+    const c = await connect();
+    const { id } = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', {}));
+    process.kill(c.transport.pid!, 'SIGTERM');
+    const s = await eventually(async () => {
+      const status = await sandbox(id);
+      return status.state === 'DESTROYED' ? status : undefined;
+    }, 30_000);
+    expect(s.destroyReason).toContain('session ended');
+    await c.client.close();
+    expect(c.stderr()).toMatch(/session ended \(SIGTERM\)/);
+  });
+
   it('ends its session when the client disconnects: its sandboxes are destroyed', async () => {
     const c = await connect();
     const a = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', { ttlSeconds: 600 }));
