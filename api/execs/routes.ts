@@ -36,6 +36,10 @@ export function execRoutes(ctx: SandboxContext, hub: ExecOutputHub): Router {
       return;
     }
     if (!body.stream && !acceptsEvents(req)) {
+      if (input.stdinBase64 !== undefined) {
+        const message = 'stdin: only a streamed or background exec reads input; add "stream": true';
+        throw new ApiError(400, 'invalid_argument', message);
+      }
       res.json(await waitedExec(ctx, p, id, input, key));
       return;
     }
@@ -74,8 +78,9 @@ export function execRoutes(ctx: SandboxContext, hub: ExecOutputHub): Router {
       res.json(await outputPage(ctx, p, id, execId, q.after, q.limit));
       return;
     }
+    const after = resumeSeq(req, q.after);
     await execRecord(ctx, p, id, execId); // 404 before the stream
-    const follower = new ExecFollower(hub, { sandboxId: id, execId, after: resumeSeq(req, q.after) });
+    const follower = new ExecFollower(hub, { sandboxId: id, execId, after });
     await register(follower);
     follower.start(res, rowProbe(ctx.pool, id, execId), {});
   });
