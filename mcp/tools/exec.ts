@@ -14,6 +14,8 @@ const HEAD_BYTES = 4 * 1024;
 const TAIL_BYTES = 12 * 1024;
 /** The newest output a progress notification carries. */
 const PROGRESS_BYTES = 2 * 1024;
+/** A quiet command still reports this often: a client that resets its timeout on progress waits on. */
+const KEEPALIVE_MS = 10_000;
 
 const fields = execBody.shape;
 
@@ -27,8 +29,8 @@ export function registerExecTool(server: McpServer, client: HourglassClient): vo
         'workspace. "command" is an argv list, not a shell line: for pipes, redirects or cd use ' +
         '["sh", "-c", "cd src && make 2>&1 | tail -50"]. Returns the exit code, stdout and stderr; each is ' +
         `cut to its first ${HEAD_BYTES / 1024} KiB and last ${TAIL_BYTES / 1024} KiB with a note saying how ` +
-        'much was left out. While it runs, progress notifications carry its newest output (when the caller ' +
-        'asks for progress). A non-zero exit code is a normal answer, not a tool error.',
+        'much was left out. While it runs, progress notifications (progress = seconds so far) carry its newest ' +
+        'output, when the caller asks for progress. A non-zero exit code is a normal answer, not a tool error.',
       inputSchema: {
         sandboxId,
         command: fields.command.describe('Program and arguments, e.g. ["python3", "main.py"]'),
@@ -48,6 +50,13 @@ export function registerExecTool(server: McpServer, client: HourglassClient): vo
       const notices: string[] = [];
       let end: Extract<ExecEvent, { type: 'exit' | 'error' }> | undefined;
       let execId: string | undefined;
+      // progress = seconds since the start: it grows with every notification, output or not.
+      const started = Date.now();
+      const report = () =>
+        progress.report((Date.now() - started) / 1000, () =>
+          recent.total ? recent.text(() => '…') : `running for ${Math.round((Date.now() - started) / 1000)} s`,
+        );
+      const keepalive = setInterval(report, KEEPALIVE_MS);
       try {
         for await (const event of client.execStream(id, body, { signal: extra.signal })) {
           if (event.type === 'start') {
@@ -55,7 +64,7 @@ export function registerExecTool(server: McpServer, client: HourglassClient): vo
           } else if (event.type === 'stdout' || event.type === 'stderr') {
             out[event.type].push(event.data);
             recent.push(event.data);
-            progress.report(out.stdout.total + out.stderr.total, () => recent.text(() => '…'));
+            report();
           } else if (event.type === 'notice') {
             notices.push(event.message);
           } else if (event.type === 'exit' || event.type === 'error') {
@@ -67,6 +76,7 @@ export function registerExecTool(server: McpServer, client: HourglassClient): vo
         if (extra.signal.aborted && execId) await client.killExec(id, execId).catch(() => {});
         throw err;
       } finally {
+        clearInterval(keepalive);
         await progress.finish();
       }
       const output = renderOutput(out.stdout, out.stderr, notices);
