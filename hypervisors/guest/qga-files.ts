@@ -2,10 +2,15 @@
 // that speak to qemu-ga directly: qemu (its socket) and libvirt (virsh qemu-agent-command). They
 // differ only in how one command travels (QgaCommand) and how big a chunk may be.
 import { PathNotFoundError } from '../errors';
-import type { GuestFileTail } from './stream-exec';
+import type { GuestExecStatus } from './exec';
+import { decodeExecStatus, type QgaExecStatus } from './qga-exec';
+import type { OutputFiles } from './stream-exec';
 
 /** Sends one qemu-ga command and resolves to its "return" member (rejects with its error). */
 export type QgaCommand = (execute: string, args?: Record<string, unknown>) => Promise<unknown>;
+
+/** Several commands in order, their "return" members in order (virsh: one process for all). */
+export type QgaBatch = (commands: { execute: string; arguments?: Record<string, unknown> }[]) => Promise<unknown[]>;
 
 const NOT_FOUND = /No such file or directory/;
 
@@ -15,6 +20,11 @@ export class QgaFiles {
     private readonly command: QgaCommand,
     /** Bytes per guest-file-read / guest-file-write (base64 makes the message 4/3 of it). */
     readonly chunkBytes: number,
+    private readonly batch: QgaBatch = async (commands) => {
+      const answers: unknown[] = [];
+      for (const c of commands) answers.push(await command(c.execute, c.arguments));
+      return answers;
+    },
   ) {}
 
   async open(path: string, mode: 'r' | 'w'): Promise<number> {
@@ -83,27 +93,46 @@ export class QgaFiles {
   }
 
   /**
-   * A growing file read from a kept handle, seeked before every read: glibc's fread keeps EOF
-   * once it has hit it, and a seek clears it. Opened on first use (the file may not exist yet).
+   * A streamed command's output files, read from kept handles seeked before every read: glibc's
+   * fread keeps EOF once it has hit it, and a seek clears it. Each poll is one batch (status,
+   * seek, read, seek, read). A file is opened once it exists (the command's shell makes it).
    */
-  tail(path: string): GuestFileTail {
-    let handle: number | undefined;
+  outputs(stdoutPath: string, stderrPath: string): OutputFiles {
+    const paths = [stdoutPath, stderrPath];
+    const handles: (number | undefined)[] = [undefined, undefined];
     return {
-      read: async (offset, max) => {
-        if (handle === undefined) {
-          try {
-            handle = await this.open(path, 'r');
-          } catch (err) {
-            if (err instanceof PathNotFoundError) return Buffer.alloc(0);
+      poll: async (pid, offsets, max) => {
+        for (const i of [0, 1]) {
+          if (handles[i] !== undefined) continue;
+          handles[i] = await this.open(paths[i]!, 'r').catch((err: unknown) => {
+            if (err instanceof PathNotFoundError) return undefined;
             throw err;
-          }
+          });
         }
-        await this.seek(handle, offset);
-        return (await this.read(handle, Math.min(max, this.chunkBytes))).data;
+        const count = Math.min(max, this.chunkBytes);
+        const commands = [
+          ...(pid !== null ? [{ execute: 'guest-exec-status', arguments: { pid } }] : []),
+          ...[0, 1].flatMap((i) => {
+            const handle = handles[i];
+            if (handle === undefined) return [];
+            return [
+              { execute: 'guest-file-seek', arguments: { handle, offset: offsets[i], whence: 'set' } },
+              { execute: 'guest-file-read', arguments: { handle, count } },
+            ];
+          }),
+        ];
+        const answers = await this.batch(commands);
+        const status: GuestExecStatus | undefined =
+          pid !== null ? decodeExecStatus(answers.shift() as QgaExecStatus) : undefined;
+        const chunks = [0, 1].map((i) => {
+          if (handles[i] === undefined) return Buffer.alloc(0);
+          answers.shift(); // the seek's
+          return Buffer.from((answers.shift() as { 'buf-b64': string })['buf-b64'], 'base64');
+        });
+        return { status, chunks: chunks as [Buffer, Buffer] };
       },
       close: async () => {
-        if (handle !== undefined) await this.close(handle);
-        handle = undefined;
+        for (const h of handles) if (h !== undefined) await this.close(h).catch(() => undefined);
       },
     };
   }

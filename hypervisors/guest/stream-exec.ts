@@ -12,21 +12,30 @@ import { KILL_TREE, type GuestAgent, type GuestExecStatus } from './exec';
 import type { ExecPlan } from './exec-plan';
 import { cappedOutput } from './exec-result';
 
-/** Reads a guest file that is still growing. */
-export interface GuestFileTail {
-  /** Up to `max` bytes from `offset`; empty when there are none yet (or the file is not there yet). */
-  read(offset: number, max: number): Promise<Buffer>;
+/** The two output files of a streamed command, read as they grow. */
+export interface OutputFiles {
+  /**
+   * The command's status (when `pid` is given), then up to `max` bytes of stdout's and of stderr's
+   * file from their offsets, read after the status: once it says exited, they hold everything.
+   * A file not there yet reads as empty.
+   */
+  poll(pid: number | null, offsets: [number, number], max: number): Promise<OutputPoll>;
   close(): Promise<void>;
+}
+
+export interface OutputPoll {
+  status?: GuestExecStatus;
+  chunks: [Buffer, Buffer];
 }
 
 /** What a driver offers on top of GuestAgent for a streamed exec. */
 export interface StreamingGuestAgent extends GuestAgent {
   /** guest-exec with `stdin` as its input-data (then closed). Returns the guest pid. */
   start(argv: string[], env: Record<string, string>, stdin?: Buffer): Promise<number>;
-  tail(path: string): GuestFileTail;
-  /** Pause between reads while the command is quiet, doubling from first to max. */
+  outputs(stdoutPath: string, stderrPath: string): OutputFiles;
+  /** Pause between polls while the command is quiet, doubling from first to max. */
   readonly tailMs: { first: number; max: number };
-  /** Most bytes asked for in one read. */
+  /** Most bytes asked for per file and poll. */
   readonly readChunkBytes: number;
 }
 
@@ -47,10 +56,7 @@ class StreamCopy {
   private readonly kept: Buffer[] = [];
   private keptBytes = 0;
 
-  constructor(
-    readonly stream: Stream,
-    readonly tail: GuestFileTail,
-  ) {}
+  constructor(readonly stream: Stream) {}
 
   take(chunk: Buffer, onOutput: OutputSink): void {
     this.offset += chunk.length;
@@ -80,46 +86,42 @@ export async function runStreamingInGuest(
 ): Promise<ExecResult> {
   const started = Date.now();
   const base = streamFilesBase();
-  const streams = [
-    new StreamCopy('stdout', agent.tail(`${base}.out`)),
-    new StreamCopy('stderr', agent.tail(`${base}.err`)),
-  ];
+  const streams = [new StreamCopy('stdout'), new StreamCopy('stderr')] as const;
+  const files = agent.outputs(`${base}.out`, `${base}.err`);
   const result = (status: GuestExecStatus, timedOut: boolean): ExecResult => {
     // A redirect that failed (no /tmp) is reported by the shell on the agent's captured stderr.
     const agentErr = status.stderr?.length ? status.stderr : undefined;
     return {
       exitCode: timedOut ? EXIT_TIMED_OUT : exitCodeOf(status),
-      ...cappedOutput({ bytes: streams[0]!.bytes }, { bytes: agentErr ?? streams[1]!.bytes }),
+      ...cappedOutput({ bytes: streams[0].bytes }, { bytes: agentErr ?? streams[1].bytes }),
       durationMs: Date.now() - started,
       timedOut,
     };
   };
-  /** Reads what each file has gained; true when anything came. */
-  const drain = async (): Promise<boolean> => {
+  /** One poll: the status (if asked), and what each file gained; again while a read came back full. */
+  const poll = async (pid: number | null): Promise<{ status?: GuestExecStatus; got: boolean }> => {
+    let status: GuestExecStatus | undefined;
     let got = false;
-    for (const s of streams) {
-      for (;;) {
-        const chunk = await s.tail.read(s.offset, agent.readChunkBytes);
-        if (chunk.length === 0) break;
+    for (let first = true; ; first = false) {
+      const answer = await files.poll(first ? pid : null, [streams[0].offset, streams[1].offset], agent.readChunkBytes);
+      if (first) status = answer.status;
+      let full = false;
+      answer.chunks.forEach((chunk, i) => {
+        if (chunk.length === 0) return;
         got = true;
-        s.take(chunk, onOutput);
-        if (chunk.length < agent.readChunkBytes) break;
-      }
+        full ||= chunk.length >= agent.readChunkBytes;
+        streams[i]!.take(chunk, onOutput);
+      });
+      if (!full) return { status, got };
     }
-    return got;
   };
 
   const pid = await agent.start(['/bin/sh', '-c', REDIRECT_SCRIPT, base, ...plan.argv], plan.env, stdin);
   const deadline = started + plan.timeoutMs;
   try {
     for (let pause = agent.tailMs.first; ;) {
-      // Status before the read: once it says exited, one more read gets everything.
-      const status = await agent.status(pid);
-      if (status.exited) {
-        await drain();
-        return result(status, false);
-      }
-      const got = await drain();
+      const { status, got } = await poll(pid);
+      if (status?.exited) return result(status, false);
       ctx.signal?.throwIfAborted();
       const left = deadline - Date.now();
       if (left <= 0) break;
@@ -130,7 +132,7 @@ export async function runStreamingInGuest(
     const killer = await killTree(agent, pid);
     const last = await lastStatus(agent, pid);
     if (killer !== null) await agent.status(killer).catch(() => undefined);
-    await drain().catch(() => false);
+    await poll(null).catch(() => undefined);
     return result(last ?? { exited: true }, true);
   } catch (err) {
     if (ctx.signal?.aborted) {
@@ -139,7 +141,7 @@ export async function runStreamingInGuest(
     }
     throw err;
   } finally {
-    await Promise.all(streams.map((s) => s.tail.close().catch(() => undefined)));
+    await files.close().catch(() => undefined);
     await removeFiles(agent, [`${base}.out`, `${base}.err`]);
   }
 }

@@ -10,10 +10,24 @@ import { BadSpecError, NotFoundError, NotReadyError } from '../errors';
 import { VM_GUEST_HOME } from '../guest/contract';
 import { runInGuest } from '../guest/exec';
 import { planExec } from '../guest/exec-plan';
-import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo } from '../types';
+import type {
+  ExecRequest,
+  ExecResult,
+  Hypervisor,
+  OpContext,
+  OutputSink,
+  SandboxFileSystem,
+  SandboxSpec,
+  StreamExecRequest,
+  VmInfo,
+} from '../types';
 import { buildDomainXml, domainNameFor } from './domain-xml';
 import { listOurDomains, lookupDomain, vmState, type OurDomain } from './domains';
-import { virshGuestAgent } from './guest-agent';
+import { virshGuestAgent, virshStreamingAgent } from './guest-agent';
+import { libvirtFileTransport } from './file-transport';
+import type { FileTransport } from '../guest/file-transport';
+import { TransportFileSystem } from '../guest/sandbox-file-system';
+import { runStreamingInGuest } from '../guest/stream-exec';
 import { SandboxFiles } from './sandbox-files';
 import { Virsh } from './virsh';
 import type { LibvirtSettings } from '../../config/drivers';
@@ -41,6 +55,8 @@ export function createLibvirtHypervisor(settings: LibvirtSettings, stateDir: str
 
 export class LibvirtHypervisor implements Hypervisor {
   readonly name = 'libvirt';
+  /** Files through the common layer (guest/sandbox-file-system.ts) over this driver's FileTransport. */
+  readonly fileSystem: SandboxFileSystem = new TransportFileSystem(async (id) => this.fileTransport(id));
   private readonly virsh: Virsh;
   private readonly files: SandboxFiles;
 
@@ -149,8 +165,25 @@ export class LibvirtHypervisor implements Hypervisor {
 
   async exec(id: string, req: ExecRequest, ctx?: OpContext): Promise<ExecResult> {
     const plan = planExec(id, req, VM_GUEST_HOME);
-    const agent = virshGuestAgent(this.virsh, id, async () => (await this.ours(id)).libvirtState);
-    return runInGuest(agent, plan, ctx);
+    return runInGuest(virshGuestAgent(this.virsh, id, this.domainState(id)), plan, ctx);
+  }
+
+  async execStream(id: string, req: StreamExecRequest, onOutput: OutputSink, ctx?: OpContext): Promise<ExecResult> {
+    const plan = planExec(id, req, VM_GUEST_HOME);
+    const agent = virshStreamingAgent(this.virsh, id, this.domainState(id));
+    return runStreamingInGuest(agent, plan, req.stdin, onOutput, ctx);
+  }
+
+  /** What the common file layer needs of this sandbox (guest/file-transport.ts). */
+  fileTransport(id: string): FileTransport {
+    return libvirtFileTransport(this.virsh, checkId(id), this.domainState(id), (command, opts = {}, ctx) => {
+      const req = { command, timeoutSeconds: opts.timeoutSeconds };
+      return opts.stdin ? this.execStream(id, { ...req, stdin: opts.stdin }, () => {}, ctx) : this.exec(id, req, ctx);
+    });
+  }
+
+  private domainState(id: string): () => Promise<string> {
+    return async () => (await this.ours(id)).libvirtState;
   }
 
   // stop/start = suspend/resume: the guest's memory and processes are kept; it just gets no CPU.

@@ -68,6 +68,8 @@ export interface RequestOptions {
   /** Retry on transient errors too (default: GET only). exec-status must not: it forgets pids. */
   idempotent?: boolean;
   signal?: AbortSignal;
+  /** Send the body as JSON: no percent-encoding, so a base64 parameter keeps its size (§0). */
+  json?: boolean;
 }
 
 export interface PveClientOptions {
@@ -166,7 +168,7 @@ export class PveClient {
     const idempotent = opts.idempotent ?? method === 'GET';
     for (let attempt = 0; ; attempt++) {
       try {
-        return (await this.once(method, path, params, opts.signal)) as T;
+        return (await this.once(method, path, params, opts.signal, opts.json)) as T;
       } catch (err) {
         const retryable = wasNotProcessed(err) || (idempotent && isTransientPveError(err));
         const delay = RETRY_DELAYS_MS[attempt];
@@ -207,9 +209,15 @@ export class PveClient {
     this.agent.destroy();
   }
 
-  private once(method: string, path: string, params: PveParams | undefined, signal?: AbortSignal): Promise<unknown> {
-    const encoded = encodeParams(params);
+  private once(
+    method: string,
+    path: string,
+    params: PveParams | undefined,
+    signal?: AbortSignal,
+    json = false,
+  ): Promise<unknown> {
     const hasBody = method === 'POST' || method === 'PUT';
+    const encoded = hasBody && json ? JSON.stringify(params ?? {}) : encodeParams(params);
     const url = new URL(this.base.href + path);
     if (!hasBody && encoded) url.search = encoded;
     const transport = url.protocol === 'https:' ? https : http;
@@ -225,7 +233,10 @@ export class PveClient {
             authorization: this.authorization,
             accept: 'application/json',
             ...(hasBody
-              ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(encoded) }
+              ? {
+                  'content-type': json ? 'application/json' : 'application/x-www-form-urlencoded',
+                  'content-length': Buffer.byteLength(encoded),
+                }
               : {}),
           },
         },

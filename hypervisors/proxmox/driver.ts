@@ -5,11 +5,26 @@ import { BadSpecError, HypervisorError, NotReadyError } from '../errors';
 import { VM_GUEST_HOME } from '../guest/contract';
 import { runInGuest } from '../guest/exec';
 import { planExec } from '../guest/exec-plan';
-import type { ExecRequest, ExecResult, Hypervisor, OpContext, SandboxSpec, VmInfo, VmState } from '../types';
+import type {
+  ExecRequest,
+  ExecResult,
+  Hypervisor,
+  OpContext,
+  OutputSink,
+  SandboxFileSystem,
+  SandboxSpec,
+  StreamExecRequest,
+  VmInfo,
+  VmState,
+} from '../types';
+import type { FileTransport } from '../guest/file-transport';
+import { TransportFileSystem } from '../guest/sandbox-file-system';
+import { runStreamingInGuest } from '../guest/stream-exec';
+import { PveFiles } from './files';
 import type { ProxmoxSettings } from '../../config/drivers';
 import { PveApiError, PveClient, sleep } from './client';
 import { mapErrors, toHypervisorError, VM_GONE } from './errors';
-import { PveGuestAgent } from './guest-agent';
+import { PveGuestAgent, PveStreamingAgent } from './guest-agent';
 import { vmName } from './identity';
 import { destroyVm, shutdownVm, startVm } from './power';
 import { PveTasks, vmPath } from './tasks';
@@ -40,6 +55,8 @@ export interface ProxmoxOptions {
 
 export class ProxmoxHypervisor implements Hypervisor {
   readonly name = 'proxmox';
+  /** Files through the common layer (guest/sandbox-file-system.ts) over this driver's FileTransport. */
+  readonly fileSystem: SandboxFileSystem = new TransportFileSystem(async (id) => this.fileTransport(id));
   private readonly client: PveClient;
   private readonly tasks: PveTasks;
   private readonly vms: SandboxVms;
@@ -126,6 +143,37 @@ export class ProxmoxHypervisor implements Hypervisor {
       const vm = await this.vms.require(id);
       return runInGuest(new PveGuestAgent(this.client, vm, this.tasks.retryDelaysMs), plan, ctx);
     });
+  }
+
+  async execStream(id: string, req: StreamExecRequest, onOutput: OutputSink, ctx: OpContext = {}): Promise<ExecResult> {
+    const plan = planExec(id, req, VM_GUEST_HOME);
+    return mapErrors(id, async () => {
+      const vm = await this.vms.require(id);
+      const agent = new PveStreamingAgent(this.client, vm, this.tasks.retryDelaysMs, this.files(id, vm));
+      return runStreamingInGuest(agent, plan, req.stdin, onOutput, ctx);
+    });
+  }
+
+  /** What the common file layer needs of this sandbox (guest/file-transport.ts). */
+  fileTransport(id: string): FileTransport {
+    const run: FileTransport['run'] = (command, opts = {}, ctx) => {
+      const req = { command, timeoutSeconds: opts.timeoutSeconds };
+      return opts.stdin ? this.execStream(id, { ...req, stdin: opts.stdin }, () => {}, ctx) : this.exec(id, req, ctx);
+    };
+    const files = async () => this.files(id, await mapErrors(id, () => this.vms.require(id)));
+    return {
+      id,
+      workspace: VM_GUEST_HOME,
+      run,
+      writeBytes: async (path, data, ctx) =>
+        mapErrors(id, async () => (await files()).writeFile(path, data, ctx?.signal)),
+      readBytes: async (path, sink, ctx) =>
+        mapErrors(id, async () => (await files()).readFile(path, sink, ctx?.signal)),
+    };
+  }
+
+  private files(id: string, vm: SandboxVm): PveFiles {
+    return new PveFiles(id, this.client, vm, (argv) => this.exec(id, { command: argv }));
   }
 
   async stop(id: string, ctx: OpContext = {}): Promise<void> {

@@ -1,8 +1,11 @@
 // A VM's guest agent through the PVE API (agent/exec, agent/exec-status), as the exec contract's
-// runner drives it (guest/exec.ts). Reference: docs/proxmox-api.md §8.
+// runners drive it (guest/exec.ts, guest/stream-exec.ts). Reference: docs/proxmox-api.md §8.
+import { randomBytes } from 'node:crypto';
 import { HypervisorError } from '../errors';
 import type { GuestAgent, GuestExecStatus } from '../guest/exec';
+import type { OutputFiles, StreamingGuestAgent } from '../guest/stream-exec';
 import { isTransientPveError, PveApiError, sleep, type PveClient } from './client';
+import type { PveFiles } from './files';
 
 /** agent/exec-status's answer: PVE has already decoded the output; its booleans are 0/1. */
 interface PveExecStatus {
@@ -58,8 +61,9 @@ export class PveGuestAgent implements GuestAgent {
         exited: Number(answer.exited) === 1,
         exitcode: answer.exitcode,
         signal: answer.signal,
-        stdout: Buffer.from(answer['out-data'] ?? '', 'utf8'),
-        stderr: Buffer.from(answer['err-data'] ?? '', 'utf8'),
+        // PVE's JSON carries each output byte as one character U+0000..U+00FF (proxmox-api.md §8a).
+        stdout: Buffer.from(answer['out-data'] ?? '', 'latin1'),
+        stderr: Buffer.from(answer['err-data'] ?? '', 'latin1'),
         stdoutTruncated: Number(answer['out-truncated'] ?? 0) === 1,
         stderrTruncated: Number(answer['err-truncated'] ?? 0) === 1,
       };
@@ -68,5 +72,69 @@ export class PveGuestAgent implements GuestAgent {
 
   private path(call: 'exec' | 'exec-status'): string {
     return `/nodes/${this.vm.node}/qemu/${this.vm.vmid}/agent/${call}`;
+  }
+}
+
+/**
+ * Up to $3 bytes of each output file from its offset ($1, $2): stdout's on stdout, stderr's on
+ * stderr, so one agent/exec answers both. A file not there yet reads as nothing.
+ */
+const TAIL_SCRIPT =
+  'tail -c +$(($1 + 1)) "$0.out" 2>/dev/null | head -c $3; tail -c +$(($2 + 1)) "$0.err" 2>/dev/null | head -c $3 >&2';
+
+/**
+ * What a streamed exec needs, through PVE. agent/exec's input-data is no way to send bytes (PVE
+ * base64-encodes the parameter's characters, and its body cap is 64 KiB), so stdin is uploaded to a
+ * guest file first and the command reads it from there. A poll is three requests or more (status,
+ * then an exec of TAIL_SCRIPT and its status): PVE has no guest-file-seek/read of its own.
+ */
+export class PveStreamingAgent extends PveGuestAgent implements StreamingGuestAgent {
+  readonly tailMs = { first: 10, max: 100 };
+  readonly readChunkBytes = 1024 * 1024;
+
+  constructor(
+    client: PveClient,
+    vm: { node: string; vmid: number },
+    retryDelaysMs: number[],
+    private readonly files: PveFiles,
+  ) {
+    super(client, vm, retryDelaysMs);
+  }
+
+  async start(argv: string[], env: Record<string, string>, stdin?: Buffer): Promise<number> {
+    if (!stdin) return this.exec(argv, env);
+    const input = `/tmp/.hourglass-stdin-${randomBytes(12).toString('hex')}`;
+    await this.files.writeFile(
+      input,
+      (async function* () {
+        yield stdin;
+      })(),
+    );
+    // The shell opens the file as stdin, removes it, then becomes the command.
+    return this.exec(['/bin/sh', '-c', 'exec <"$0" && rm -f "$0" && exec "$@"', input, ...argv], env);
+  }
+
+  outputs(stdoutPath: string, _stderrPath: string): OutputFiles {
+    const base = stdoutPath.replace(/\.out$/, '');
+    return {
+      poll: async (pid, offsets, max) => {
+        const status = pid !== null ? await this.status(pid) : undefined;
+        const tail = await this.exec([
+          '/bin/sh',
+          '-c',
+          TAIL_SCRIPT,
+          base,
+          String(offsets[0]),
+          String(offsets[1]),
+          String(max),
+        ]);
+        for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
+          const done = await this.status(tail);
+          if (done.exited) return { status, chunks: [done.stdout ?? Buffer.alloc(0), done.stderr ?? Buffer.alloc(0)] };
+          await sleep(pause);
+        }
+      },
+      close: async () => {},
+    };
   }
 }

@@ -25,6 +25,7 @@ import { qgaCommand, qgaGuestAgent, qgaStreamingAgent, type QgaClient } from './
 import { QgaFiles } from '../guest/qga-files';
 import { runStreamingInGuest } from '../guest/stream-exec';
 import type { FileTransport } from '../guest/file-transport';
+import { TransportFileSystem } from '../guest/sandbox-file-system';
 import { QEMU_FILE_CHUNK_BYTES, qemuFileTransport } from './file-transport';
 import { QmpClient } from './qmp';
 import { AgentPool } from './agent-pool';
@@ -39,6 +40,7 @@ import type {
   Hypervisor,
   OpContext,
   OutputSink,
+  SandboxFileSystem,
   SandboxSpec,
   StreamExecRequest,
   VmInfo,
@@ -77,6 +79,8 @@ export function createQemuHypervisor(settings: QemuSettings, stateDir: string): 
 
 export class QemuHypervisor implements Hypervisor {
   readonly name = 'qemu';
+  /** Files through the common layer (guest/sandbox-file-system.ts) over this driver's FileTransport. */
+  readonly fileSystem: SandboxFileSystem = new TransportFileSystem(async (id) => this.fileTransport(id));
   /** Caps concurrent boots: under TCG each one burns a core for a few seconds. */
   private readonly bootSlots: Semaphore;
   private readonly locks = new KeyedMutex();

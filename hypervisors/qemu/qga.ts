@@ -142,7 +142,7 @@ export function qgaStreamingAgent(qga: QgaClient, files: QgaFiles): StreamingGue
       const args = { ...guestExecArguments(argv, env), ...(stdin ? { 'input-data': stdin.toString('base64') } : {}) };
       return (await qga.command<{ pid: number }>('guest-exec', args)).pid;
     },
-    tail: (path) => files.tail(path),
+    outputs: (out, err) => files.outputs(out, err),
     // A poll is five requests on the socket (status, then seek + read per stream), ~1 ms each.
     tailMs: { first: 5, max: 40 },
     readChunkBytes: files.chunkBytes,

@@ -75,7 +75,7 @@ describe('proxmox driver: lifecycle', () => {
     const echo = await hv.exec(id, { command: ['echo', 'hello from the guest'] });
     expect(echo).toMatchObject({ exitCode: 0, stdout: 'hello from the guest\n', stderr: '', timedOut: false });
     const pwd = await hv.exec(id, { command: ['pwd'] });
-    expect(pwd.stdout).toMatch(new RegExp(`vm-${info.details.vmid}\\n$`)); // each VM has its own "disk"
+    expect(pwd.stdout).toBe('/root\n'); // each VM has its own "disk": the simulator's vm-<vmid>/root
 
     await hv.stop(id);
     expect((await hv.describe(id))?.state).toBe('stopped');

@@ -1,26 +1,35 @@
 // The data plane on the qemu driver (a real microVM, TCG here): streamed exec and file bytes over
-// its own qemu-ga socket client.
+// its own qemu-ga socket client. One VM: the driver's own tests, then the shared contract.
 // Run: HOURGLASS_SKIP_GLOBAL_SETUP=1 npx vitest run test/hypervisors/qemu-data-plane.test.ts
 import { rm } from 'node:fs/promises';
 import { driverSettings } from '../../config/drivers';
 import { createQemuHypervisor, type QemuHypervisor } from '../../hypervisors/qemu/driver';
 import { ensureGuestImage, qemuEnv, vmStateDir } from '../support/vm-drivers';
+import { dataPlaneContract } from './data-plane-contract';
 import { guestDataPlane } from './guest-data-plane';
 
+const id = 'data-plane-1';
 let stateDir: string | undefined;
-
-guestDataPlane('qemu', {
-  driver: async () => {
+let made: Promise<QemuHypervisor> | undefined;
+const driver = () =>
+  (made ??= (async () => {
     await ensureGuestImage();
     stateDir = await vmStateDir('hg-qd-');
-    return createQemuHypervisor(driverSettings('qemu', qemuEnv()), stateDir);
-  },
-  transport: (hv, id) => (hv as QemuHypervisor).fileTransport(id),
-  id: 'data-plane-1',
+    return createQemuHypervisor(driverSettings('qemu', qemuEnv()), stateDir) as QemuHypervisor;
+  })());
+
+guestDataPlane('qemu', {
+  driver,
+  transport: (hv, sandbox) => (hv as QemuHypervisor).fileTransport(sandbox),
+  id,
   readyMs: 90_000,
-  transferBytes: 50 * 1024 * 1024,
-  transferTimeoutMs: 300_000,
   firstByteBoundMs: 500,
+});
+
+dataPlaneContract('qemu', driver, {
+  slow: true,
+  newId: () => id,
+  readyMs: 90_000,
   cleanup: async () => {
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   },

@@ -1,13 +1,16 @@
 // The QEMU guest agent of each simulated VM. guest-exec really runs the command on this host
-// (no shell, a per-VM temp dir as cwd, a kill timeout) so tests see real output (proxmox-api.md §8). Guest
-// pids are the host pids, so the drivers' kill-tree script really finds and kills a process tree.
+// (no shell; in a mount namespace where the VM's own /root and /tmp are in place, guest-fs.ts; a kill
+// timeout) so tests see real output (proxmox-api.md §8). Guest pids are the host pids, so the
+// drivers' kill-tree script really finds and kills a process tree. file-read and file-write act on
+// the VM's files as PVE's do (§8a): 16 MiB read cap, 60 KiB writes that truncate, bytes as Latin-1.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { KILL_TREE } from '../../hypervisors/guest/exec';
 import { die, pveText } from './errors';
 import type { FaultBook, SimOp } from './faults';
 import { agentEnabled, type SimState, type SimVm } from './state';
+import { GuestFs } from './guest-fs';
 
 export interface AgentOptions {
   /** The agent answers only this long after the VM started ("boot time"). */
@@ -36,6 +39,32 @@ interface ExecJob {
 }
 
 const GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** PVE's agent/file-read cap and the guest-file-read size it asks for (Agent.pm). */
+const FILE_READ_MAX = 16 * 1024 * 1024;
+const FILE_READ_CHUNK = 1024 * 1024;
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: 'No such file or directory',
+  EACCES: 'Permission denied',
+  EISDIR: 'Is a directory',
+  ENOTDIR: 'Not a directory',
+  ELOOP: 'Too many levels of symbolic links',
+};
+
+/** A character PVE's encode_base64 cannot take as a byte. */
+const beyondLatin1 = (text: string) => [...text].some((c) => c.codePointAt(0)! > 0xff);
+
+/** glib's spawn looks the program up in the agent's PATH (or takes a path as is). */
+function findProgram(program: string): boolean {
+  const candidates = program.includes('/') ? [program] : GUEST_PATH.split(':').map((d) => join(d, program));
+  return candidates.some((c) => {
+    try {
+      accessSync(c, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15, SIGPIPE: 13 };
 
 export class GuestAgents {
@@ -68,31 +97,26 @@ export class GuestAgents {
 
   async exec(vmid: number, command: string[] | undefined, inputData: string | undefined): Promise<{ pid: number }> {
     if (!command?.length) throw die('command or input-data (or both) required');
+    // PVE base64-encodes the parameter's characters as bytes: one above U+00FF kills its perl.
+    if (inputData !== undefined && beyondLatin1(inputData)) throw die(pveText.wideCharacter);
     this.reachAgent(vmid, 'agent-exec', 'guest-exec');
     const [program, ...args] = this.withinGuest(vmid, command) as [string, ...string[]];
-    const cwd = this.workdir(vmid);
-    const child = spawn(program, args, {
-      cwd,
-      env: { PATH: GUEST_PATH, HOME: cwd, LANG: 'C.UTF-8' },
+    const fs = this.guestFs(vmid);
+    if (!findProgram(program)) {
+      const failed = `Failed to execute child process "${program}" (No such file or directory)`;
+      throw die(pveText.qmpFailed(vmid, 'guest-exec', `Guest agent command failed, error was '${failed}'`));
+    }
+    const [file, ...argv] = fs.guestCommand([program, ...args]) as [string, ...string[]];
+    const child = spawn(file, argv, {
+      cwd: fs.dir,
+      env: { PATH: GUEST_PATH, HOME: '/root', LANG: 'C.UTF-8' },
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true, // own process group, so stop/destroy can kill the whole tree
     });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', reject);
-      });
-    } catch (err) {
-      const reason =
-        (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : String((err as Error).message);
-      throw die(
-        pveText.qmpFailed(
-          vmid,
-          'guest-exec',
-          `Guest agent command failed, error was 'Failed to execute child process "${program}" (${reason})'`,
-        ),
-      );
-    }
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
     const job: ExecJob = {
       child,
       exited: false,
@@ -125,7 +149,7 @@ export class GuestAgents {
       else job.exitcode = code ?? 0;
     });
     child.stdin!.on('error', () => {}); // the command may exit before reading its input
-    child.stdin!.end(inputData ?? '');
+    child.stdin!.end(Buffer.from(inputData ?? '', 'latin1'));
     const pid = child.pid!;
     this.jobsOf(vmid).set(pid, job);
     return { pid };
@@ -138,17 +162,69 @@ export class GuestAgents {
     if (!job.exited || job.hang) return { exited: 0 };
     // qemu-ga forgets the pid after the first exited answer (proxmox-api.md §8).
     this.jobsOf(vmid).delete(pid);
-    // PVE has already base64-decoded out-data/err-data; booleans are 0/1.
+    // PVE has already base64-decoded out-data/err-data: its JSON carries each byte as one
+    // character (U+0000..U+00FF, encoded in UTF-8 on the wire); booleans are 0/1.
     const answer: Record<string, unknown> = {
       exited: 1,
-      'out-data': Buffer.concat(job.out).toString('utf8'),
-      'err-data': Buffer.concat(job.err).toString('utf8'),
+      'out-data': Buffer.concat(job.out).toString('latin1'),
+      'err-data': Buffer.concat(job.err).toString('latin1'),
     };
     if (job.signal !== undefined) answer.signal = job.signal;
     else answer.exitcode = job.exitcode;
     if (job.outTruncated) answer['out-truncated'] = 1;
     if (job.errTruncated) answer['err-truncated'] = 1;
     return answer;
+  }
+
+  /** agent/file-read: up to 16 MiB read in 1 MiB guest-file-reads; `truncated` when no read hit EOF. */
+  fileRead(vmid: number, file: string): Record<string, unknown> {
+    this.reachAgent(vmid, 'agent-file-read', 'guest-file-open');
+    const fd = this.openGuestFile(vmid, file, 'r');
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let eof = false;
+    try {
+      while (total < FILE_READ_MAX && !eof) {
+        const buf = Buffer.alloc(FILE_READ_CHUNK);
+        const n = readSync(fd, buf, 0, FILE_READ_CHUNK, null);
+        chunks.push(buf.subarray(0, n));
+        total += n;
+        eof = n < FILE_READ_CHUNK; // fread sets EOF only on a short read
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return {
+      content: Buffer.concat(chunks).toString('latin1'),
+      'bytes-read': total,
+      ...(eof ? {} : { truncated: 1 }),
+    };
+  }
+
+  /** agent/file-write: opens with mode wb (truncates), one write, close. */
+  fileWrite(vmid: number, file: string, content: string, encode: boolean): void {
+    if (encode && beyondLatin1(content)) throw die(pveText.wideCharacter);
+    this.reachAgent(vmid, 'agent-file-write', 'guest-file-open');
+    const bytes = encode ? Buffer.from(content, 'latin1') : Buffer.from(content, 'base64');
+    const fd = this.openGuestFile(vmid, file, 'wb');
+    try {
+      writeSync(fd, bytes);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private openGuestFile(vmid: number, file: string, mode: 'r' | 'wb'): number {
+    const host = this.guestFs(vmid).hostPath(file);
+    try {
+      if (host === null) throw Object.assign(new Error('outside'), { code: 'EACCES' });
+      return openSync(host, mode === 'r' ? 'r' : 'w', 0o666);
+    } catch (err) {
+      const reason = ERRNO_TEXT[(err as NodeJS.ErrnoException).code ?? ''] ?? 'Input/output error';
+      throw die(
+        pveText.qmpFailed(vmid, 'guest-file-open', `failed to open file '${file}' (mode: '${mode}'): ${reason}`),
+      );
+    }
   }
 
   /** Power-off: every guest process dies and the agent forgets its pids. */
@@ -177,10 +253,8 @@ export class GuestAgents {
     return target && !target.exited ? command : ['true'];
   }
 
-  private workdir(vmid: number): string {
-    const dir = join(this.opts.workRoot, `vm-${vmid}`);
-    mkdirSync(dir, { recursive: true });
-    return dir;
+  private guestFs(vmid: number): GuestFs {
+    return new GuestFs(join(this.opts.workRoot, `vm-${vmid}`));
   }
 
   private jobsOf(vmid: number): Map<number, ExecJob> {

@@ -37,6 +37,10 @@ export const pveText = {
   qmpFailed: (vmid: number, command: string, detail: string) =>
     `VM ${vmid} qmp command '${command}' failed - ${detail}`,
   noQuorum: 'cluster not ready - no quorum?',
+  /** encode_base64 of a parameter with a character above U+00FF (exec input-data, file-write content). */
+  wideCharacter: 'Wide character in subroutine entry at /usr/share/perl5/PVE/QemuServer/Agent.pm line 150.',
+  /** pveproxy refuses a POST/PUT body over $limit_max_post (64 KiB before pve-http-server 5.2.1). */
+  bodyTooLarge: 'for data too large',
   proxyConnect: 'Errors during connection establishment, proxy handshake: Connection refused',
   brokenPipe: 'Broken pipe',
   connectionTimedOut: 'Connection timed out',

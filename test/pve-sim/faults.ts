@@ -19,6 +19,8 @@ export type SimOp =
   | 'agent-ping'
   | 'agent-exec'
   | 'agent-exec-status'
+  | 'agent-file-read'
+  | 'agent-file-write'
   | 'any';
 
 export type FaultKind =

@@ -506,6 +506,32 @@ export function buildRoutes(sim: SimContext): Route[] {
         return agents.exec(vmid, p.command as string[] | undefined, p['input-data'] as string | undefined);
       },
     },
+    // §8a: file-read (≤ 16 MiB from the start) and file-write (≤ 60 KiB, truncates).
+    {
+      method: 'GET',
+      pattern: '/nodes/{node}/qemu/{vmid}/agent/file-read',
+      op: 'agent-file-read',
+      handler: (ctx) => {
+        const vmid = vmidOf(ctx);
+        const p = checkParams(ctx.params, { file: { type: 'string' } });
+        return agents.fileRead(vmid, p.file as string);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/nodes/{node}/qemu/{vmid}/agent/file-write',
+      op: 'agent-file-write',
+      handler: (ctx) => {
+        const vmid = vmidOf(ctx);
+        const p = checkParams(ctx.params, {
+          file: { type: 'string' },
+          content: { type: 'string', maxLength: 61440 },
+          encode: { type: 'boolean', optional: true },
+        });
+        agents.fileWrite(vmid, p.file as string, p.content as string, (p.encode as boolean | undefined) ?? true);
+        return null;
+      },
+    },
     {
       method: 'GET',
       pattern: '/nodes/{node}/qemu/{vmid}/agent/exec-status',

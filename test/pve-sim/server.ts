@@ -37,6 +37,9 @@ function compile(route: Route): CompiledRoute {
   return { ...route, regex: new RegExp(`^${source}$`), names };
 }
 
+/** pve-http-server's $limit_max_post before 5.2.1 (PVE 8.0-8.3); 512 KiB after. */
+const MAX_POST_BYTES = 64 * 1024;
+
 /** Form bodies: repeated keys become arrays (proxmox-api.md §0). */
 function formToParams(search: URLSearchParams, into: RawParams): void {
   for (const key of new Set(search.keys())) {
@@ -119,6 +122,10 @@ export function createPveServer(sim: SimContext, routes: Route[], opts: ServerOp
         res.writeHead(401, reasonPhrase(auth.fail), { 'content-length': 0 });
         res.end(); // empty body (proxmox-api.md §1)
         return;
+      }
+      // pveproxy answers a body over $limit_max_post before reading it (pve-http-server AnyEvent.pm).
+      if (Number(req.headers['content-length'] ?? 0) > MAX_POST_BYTES) {
+        throw new PveError(501, pveText.bodyTooLarge);
       }
       const params: RawParams = {};
       formToParams(url.searchParams, params);
