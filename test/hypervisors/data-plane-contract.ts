@@ -1,7 +1,7 @@
 // The data plane every driver keeps (Hypervisor.execStream and Hypervisor.fileSystem, hypervisors/types.ts),
 // as one suite each driver runs from its own test file with its own setup. The tests share one
 // sandbox and run in order: a VM boot costs seconds.
-import { createCipheriv, createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadSpecError, PathNotFoundError } from '../../hypervisors/errors';
 import { EXEC_OUTPUT_CAP_BYTES, truncationMarker } from '../../hypervisors/guest/contract';
+import { seededBytes } from '../../bench/lib/seeded-bytes';
 import type {
   ExecResult,
   Hypervisor,
@@ -32,28 +33,7 @@ export interface DataPlaneOptions {
 
 const MiB = 1024 * 1024;
 
-/** `size` bytes from a seeded stream (AES-CTR of zeros), in 1 MiB chunks, and their sha256 when it ends. */
-export function seededBytes(seed: string, size: number): { chunks: AsyncIterable<Buffer>; sha256: () => string } {
-  const hash = createHash('sha256');
-  let digest: string | undefined;
-  async function* chunks() {
-    const key = createHash('sha256').update(seed).digest();
-    const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
-    for (let left = size; left > 0; left -= MiB) {
-      const chunk = cipher.update(Buffer.alloc(Math.min(MiB, left)));
-      hash.update(chunk);
-      yield chunk;
-    }
-    digest = hash.digest('hex');
-  }
-  return {
-    chunks: chunks(),
-    sha256: () => {
-      if (digest === undefined) throw new Error('the seeded stream was not read to its end');
-      return digest;
-    },
-  };
-}
+export { seededBytes };
 
 async function* once(data: Buffer | string): AsyncIterable<Buffer> {
   yield Buffer.from(data);

@@ -149,7 +149,7 @@ export interface StreamHooks {
 
 /** A command running with streamed output. */
 export interface RunningCommand {
-  /** Its result (as runCaptured's); rejects with the stdin source's error, the command then killed. */
+  /** Its result (as runCaptured's); rejects with the error of onChunk or of the stdin source (the command killed). */
   result: Promise<RunResult>;
   /** Holds the output back (the sink is behind); the command blocks once the pipes are full. */
   pause(): void;
@@ -160,12 +160,27 @@ export interface RunningCommand {
 export function runStreaming(req: RunRequest, hooks: StreamHooks, signal?: AbortSignal): RunningCommand {
   const child = spawner();
   let finished = false;
+  // The first failure of the caller's side (its output sink threw, its stdin source failed): the
+  // command is killed and this is the answer.
+  let failure: { error: unknown } | undefined;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+    kill();
+  };
+  const onChunk = (stream: 'stdout' | 'stderr', chunk: Buffer) => {
+    if (failure) return;
+    try {
+      hooks.onChunk(stream, chunk);
+    } catch (err) {
+      fail(err);
+    }
+  };
   const acks: ((ok: boolean) => void)[] = [];
   let controls: { kill(): void; write(chunk: Buffer): Promise<boolean>; end(): void; pause(): void; resume(): void };
   let exited: Promise<RunResult>;
   if (!child) {
     exited = new Promise((resolve, reject) => {
-      const c = runStreamingHere(req, { onChunk: hooks.onChunk, stdin: Boolean(hooks.stdin) }, (err, result) =>
+      const c = runStreamingHere(req, { onChunk, stdin: Boolean(hooks.stdin) }, (err, result) =>
         err ? reject(err) : resolve(result!),
       );
       controls = {
@@ -176,13 +191,13 @@ export function runStreaming(req: RunRequest, hooks: StreamHooks, signal?: Abort
   } else {
     const msg = { op: 'run', stream: true, stdin: Boolean(hooks.stdin), req: { ...req, env: req.env ?? process.env } };
     const { id, answer } = request<RunResult>(child, msg, undefined, {
-      onChunk: hooks.onChunk,
+      onChunk,
       onAck: (ok) => acks.shift()?.(ok),
     });
     exited = answer;
     controls = {
       kill: () => child.send({ op: 'kill', id }),
-      // One chunk in flight: the next is sent once the spawner has it in the pipe.
+      // Acknowledged in order, once the spawner has the chunk in the pipe.
       write: (data) =>
         new Promise((done) => {
           acks.push(done);
@@ -193,25 +208,22 @@ export function runStreaming(req: RunRequest, hooks: StreamHooks, signal?: Abort
       resume: () => child.send({ op: 'resume', id }),
     };
   }
-  const kill = () => controls.kill();
+  function kill() {
+    controls.kill();
+  }
   signal?.addEventListener('abort', kill, { once: true });
   const ended = exited.finally(() => {
     finished = true;
     for (const ack of acks.splice(0)) ack(false);
     signal?.removeEventListener('abort', kill);
   });
-  // A failed stdin source kills the command; its error is the answer. A source still waiting
-  // when the command ends (killed at its timeout) is not waited for.
-  let sourceError: unknown;
+  // A source still waiting when the command ends (killed at its timeout) is not waited for.
   if (hooks.stdin) {
-    feed(hooks.stdin, controls!, () => finished).catch((err: unknown) => {
-      sourceError ??= err ?? new Error('the stdin source failed');
-      kill();
-    });
+    feed(hooks.stdin, controls!, () => finished).catch((err: unknown) => fail(err ?? new Error('stdin')));
   }
   return {
     result: ended.then((r) => {
-      if (sourceError !== undefined) throw sourceError;
+      if (failure) throw failure.error;
       return r;
     }),
     pause: () => controls.pause(),
@@ -219,16 +231,24 @@ export function runStreaming(req: RunRequest, hooks: StreamHooks, signal?: Abort
   };
 }
 
-/** Copies `source` into the command's stdin, one chunk at a time, then closes it. */
+/** Chunks written to a command's stdin and not yet in its pipe: bounds memory, keeps the pipe busy. */
+const STDIN_WINDOW = 4;
+
+/** Copies `source` into the command's stdin, a few chunks in flight, then closes it. */
 async function feed(
   source: AsyncIterable<Buffer>,
   stdin: { write(chunk: Buffer): Promise<boolean>; end(): void },
   finished: () => boolean,
 ): Promise<void> {
+  const inFlight: Promise<boolean>[] = [];
   try {
     for await (const chunk of source) {
-      if (finished() || !(await stdin.write(chunk))) return; // the command ended or closed its stdin
+      if (finished()) return;
+      inFlight.push(stdin.write(chunk));
+      // The command ended or closed its stdin: stop reading the source.
+      if (inFlight.length >= STDIN_WINDOW && !(await inFlight.shift())) return;
     }
+    for (const written of inFlight) if (!(await written)) return;
   } finally {
     if (!finished()) stdin.end();
   }
