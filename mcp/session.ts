@@ -18,6 +18,8 @@ const END_TIMEOUT_MS = 3000;
 
 export class McpSession {
   private opening?: Promise<string>;
+  /** The id of the open session, once it is open. */
+  private current?: string;
   private timer?: NodeJS.Timeout;
   private ended = false;
 
@@ -61,6 +63,21 @@ export class McpSession {
     }
   }
 
+  /**
+   * The session `id` ended under this server (a late heartbeat, someone ended it): its sandboxes are
+   * gone, and the next id() opens a new session.
+   */
+  lost(id: string, why: string): void {
+    if (this.ended || this.current !== id) return;
+    this.opts.log.warn(
+      { sessionId: id },
+      `session ended under this MCP server: ${why}; the next sandbox opens a new one`,
+    );
+    clearInterval(this.timer);
+    this.current = undefined;
+    this.opening = undefined;
+  }
+
   private async open(): Promise<string> {
     const { heartbeatTimeoutSeconds } = this.opts;
     const session = await this.client.createSession({ heartbeatTimeoutSeconds });
@@ -68,6 +85,7 @@ export class McpSession {
     clearInterval(this.timer);
     this.timer = setInterval(() => void this.beat(session.id), (heartbeatTimeoutSeconds * 1000) / 3);
     this.timer.unref(); // stdin keeps the process alive, not the heartbeat
+    this.current = session.id;
     return session.id;
   }
 
@@ -77,12 +95,7 @@ export class McpSession {
     } catch (err) {
       if (this.ended) return;
       if (err instanceof HourglassApiError && (err.code === 'invalid_state' || err.code === 'not_found')) {
-        // Ended under us (a heartbeat came too late, or someone ended it): its sandboxes are gone;
-        // the next create_sandbox opens a new session.
-        this.opts.log.warn({ sessionId: id }, `session ended under this MCP server: ${err.message}`);
-        clearInterval(this.timer);
-        this.opening = undefined;
-        return;
+        return this.lost(id, err.message);
       }
       this.opts.log.warn({ sessionId: id, err }, 'session heartbeat failed; retrying at the next one');
     }

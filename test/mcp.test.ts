@@ -162,6 +162,10 @@ describe('hourglass mcp', () => {
 
       const mine = jsonOf<{ items: { id: string }[] }>(await call(c, 'list_sandboxes', {}));
       expect(mine.items.map((s) => s.id)).toEqual([id]);
+      const running = jsonOf<{ items: { id: string }[] }>(
+        await call(c, 'list_sandboxes', { all: true, state: ['RUNNING'] }),
+      );
+      expect(running.items.map((s) => s.id)).toContain(id);
 
       const before = Date.parse((await sandbox(id)).expiresAt!);
       const renewed = jsonOf<{ expiresAt: string }>(await call(c, 'renew_lease', { sandboxId: id, ttlSeconds: 1200 }));
@@ -249,6 +253,21 @@ describe('hourglass mcp', () => {
     } finally {
       await c.client.close();
     }
+  });
+
+  it('opens a new session when its session was ended under it', async () => {
+    const c = await connect();
+    const a = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', {}));
+    expect((await h.api('DELETE', `/v1/sessions/${a.sessionId}`)).status).toBe(202);
+    await eventually(async () => (await sandbox(a.id)).state === 'DESTROYED', 30_000);
+    const b = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', {}));
+    expect(b.state).toBe('RUNNING');
+    expect(b.sessionId).toMatch(/^ses-/);
+    expect(b.sessionId).not.toBe(a.sessionId);
+    await c.client.close();
+    // The new session is the one that ends with the connection.
+    await eventually(async () => (await sandbox(b.id)).state === 'DESTROYED', 30_000);
+    expect(c.stderr()).toContain(`session ended under this MCP server`);
   });
 
   it('ends its session on SIGTERM too', async () => {

@@ -6,7 +6,10 @@ import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sd
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
 export interface Progress {
-  /** `progress` must grow from one call to the next (the protocol's rule); the message is the latest. */
+  /**
+   * The latest progress and message. The protocol wants `progress` to grow from one notification to
+   * the next: one not above the last sent goes out a thousandth above it (news in the same millisecond).
+   */
   report(progress: number, message: () => string): void;
   /** Sends what is pending now and stops: the result follows. */
   finish(): Promise<void>;
@@ -26,8 +29,9 @@ export function progressOf(extra: ToolExtra, intervalMs = 200): Progress {
 
   const send = () => {
     timer = undefined;
-    if (!pending || pending.progress <= sent) return;
-    const { progress, message } = pending;
+    if (!pending) return;
+    const progress = Math.max(pending.progress, sent + 0.001);
+    const { message } = pending;
     pending = undefined;
     sent = progress;
     sentAt = Date.now();

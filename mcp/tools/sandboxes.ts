@@ -2,7 +2,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { createSandboxBody, destroyBody, renewBody } from '../../api/schemas';
-import type { HourglassClient } from '../../client';
+import { HourglassApiError, type HourglassClient } from '../../client';
 import type { SandboxStatus } from '../../client';
 import { SANDBOX_STATES } from '../../workflows/states';
 import type { McpSession } from '../session';
@@ -38,14 +38,23 @@ export function registerSandboxTools(server: McpServer, client: HourglassClient,
       annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: false },
     },
     guarded('create_sandbox', async (args) => {
-      const status = await client.createSandbox({
-        ...args,
-        ttlSeconds: args.ttlSeconds ?? DEFAULT_TTL_SECONDS,
-        // Joining the connection's session is what destroys the sandbox when the client goes away.
-        sessionId: await session.id(),
-        wait: true,
-      });
-      return json(status);
+      const create = async () =>
+        client.createSandbox({
+          ...args,
+          ttlSeconds: args.ttlSeconds ?? DEFAULT_TTL_SECONDS,
+          // Joining the connection's session is what destroys the sandbox when the client goes away.
+          sessionId: await session.id(),
+          wait: true,
+        });
+      try {
+        return json(await create());
+      } catch (err) {
+        // The session ended under us (the API refuses to join it): once more, in a new one.
+        const ended = err instanceof HourglassApiError && err.code === 'invalid_state' && sessionOf(err);
+        if (!ended) throw err;
+        session.lost(ended, err.message);
+        return json(await create());
+      }
     }),
   );
 
@@ -117,6 +126,12 @@ async function untilDestroyed(client: HourglassClient, id: string): Promise<Sand
     if (status.state === 'DESTROYED' || Date.now() > deadline) return status;
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** The session a refusal names (details.sessionId), if any. */
+function sessionOf(err: HourglassApiError): string | undefined {
+  const d = err.details as { sessionId?: unknown } | undefined;
+  return typeof d?.sessionId === 'string' ? d.sessionId : undefined;
 }
 
 /** What a model needs to tell sandboxes apart, without the full record. */

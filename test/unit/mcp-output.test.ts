@@ -64,4 +64,16 @@ describe('progressOf', () => {
     expect(sent.map((n) => n.params.progress)).toEqual([1, 100, 101]);
     expect(sent.map((n) => n.params.message)).toEqual(['m1', 'm100', 'm101']);
   });
+
+  it('keeps progress growing when news comes with the same value (the same millisecond)', async () => {
+    const sent: { params: { progress: number; message: string } }[] = [];
+    const p = progressOf(extraWith('t', sent), 0);
+    p.report(2, () => 'a');
+    p.report(2, () => 'b');
+    await p.finish();
+    expect(sent.map((n) => [n.params.progress, n.params.message])).toEqual([
+      [2, 'a'],
+      [2.001, 'b'],
+    ]);
+  });
 });
