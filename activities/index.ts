@@ -13,8 +13,10 @@ import {
 } from '../registry/execs';
 import { markDestroyed, recordTransition, recordTransitions } from '../registry/sandboxes';
 import { hypervisor, opContext, permanentAware, whileAlive } from './driver-call';
+import { ExecKills } from './exec-kills';
 import { createFileActivities } from './files';
 import { OutputRecorder } from './output-recorder';
+import { EXIT_KILLED } from '../hypervisors/guest/contract';
 import { countReaperWork } from '../metrics/reaper';
 import { observeTransitions } from '../metrics/transitions';
 import { createReaperActivities } from './reaper';
@@ -38,6 +40,7 @@ interface Target {
 
 export function createActivities(deps: ActivityDeps) {
   const { pool, hypervisors } = deps;
+  const kills = new ExecKills(pool);
   return {
     ...countReaperWork(createReaperActivities(deps)),
     ...createWebhookActivities(deps),
@@ -101,6 +104,10 @@ export function createActivities(deps: ActivityDeps) {
       };
       await recordExecStart(pool, record).catch(() => {});
       const recorder = streamed ? new OutputRecorder(pool, req.id, record.execId) : null;
+      const kill = streamed ? await kills.watch(req.id, record.execId) : null;
+      const started = Date.now();
+      const ctx = opContext();
+      if (kill) ctx.signal = ctx.signal ? AbortSignal.any([ctx.signal, kill.signal]) : kill.signal;
       const request = {
         command: input.command,
         timeoutSeconds: input.timeoutSeconds,
@@ -111,15 +118,19 @@ export function createActivities(deps: ActivityDeps) {
       try {
         raw = await whileAlive(() =>
           permanentAware(() =>
-            recorder
-              ? driver.execStream(req.id, request, recorder.sink, opContext())
-              : driver.exec(req.id, request, opContext()),
+            recorder ? driver.execStream(req.id, request, recorder.sink, ctx) : driver.exec(req.id, request, ctx),
           ),
         );
       } catch (err) {
         await recorder?.drain();
-        await recordExecEnd(pool, record, { error: (err as Error).message }).catch(() => {});
-        throw err;
+        // Killed on request (not cancelled by Temporal): an end like SIGKILL's, recorded as killed.
+        if (!kill?.signal.aborted || Context.current().cancellationSignal.aborted) {
+          await recordExecEnd(pool, record, { error: (err as Error).message }).catch(() => {});
+          throw err;
+        }
+        raw = { exitCode: EXIT_KILLED, stdout: '', stderr: '', durationMs: Date.now() - started, timedOut: false };
+      } finally {
+        kill?.release();
       }
       // Every chunk is in before the end is: a follower that sees the end has seen all the output.
       await recorder?.drain();

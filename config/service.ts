@@ -19,6 +19,7 @@ const workerTuningSchema = z
     HOURGLASS_MAX_CACHED_WORKFLOWS: intVar(2000),
     HOURGLASS_WEBHOOK_CONCURRENCY: intVar(500),
     HOURGLASS_WEBHOOK_WAIT_CONCURRENCY: intVar(2000),
+    HOURGLASS_EXEC_CONCURRENCY: intVar(1000),
   })
   .transform((e) => ({
     /** Creates (and boot waits) run at once per worker, on their own task queue. */
@@ -31,6 +32,8 @@ const workerTuningSchema = z
     webhookConcurrency: e.HOURGLASS_WEBHOOK_CONCURRENCY || 1,
     /** Webhook waits (one idle long poll per subscription) per worker, on `<queue>-webhook-waits`. */
     webhookWaitConcurrency: e.HOURGLASS_WEBHOOK_WAIT_CONCURRENCY || 1,
+    /** Streamed and background commands running at once per worker, on `<queue>-execs`. */
+    execConcurrency: e.HOURGLASS_EXEC_CONCURRENCY || 1,
   }));
 export type WorkerTuning = z.output<typeof workerTuningSchema>;
 

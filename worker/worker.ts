@@ -10,7 +10,7 @@ import { createActivities } from '../activities';
 import type { WebhookSettings } from '../activities/webhooks';
 import type { HypervisorSet } from '../hypervisors/index';
 import { instrumentHypervisors } from '../metrics/instrumented-hypervisors';
-import { provisionQueue, teardownQueue, webhookQueue, webhookWaitQueue } from '../workflows/task-queues';
+import { execQueue, provisionQueue, teardownQueue, webhookQueue, webhookWaitQueue } from '../workflows/task-queues';
 import { workerTuning, type WorkerTuning } from '../config/service';
 import { bundlerLogger } from './sdk-logger';
 
@@ -97,7 +97,13 @@ export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
     taskQueue: webhookWaitQueue(deps.taskQueue),
     maxConcurrentActivityTaskExecutions: tuning.webhookWaitConcurrency,
   });
-  const workers = [main, provision, teardown, webhooks, webhookWaits];
+  // Streamed and background commands: a slot each for as long as they run.
+  const execs = await Worker.create({
+    ...common,
+    taskQueue: execQueue(deps.taskQueue),
+    maxConcurrentActivityTaskExecutions: tuning.execConcurrency,
+  });
+  const workers = [main, provision, teardown, webhooks, webhookWaits, execs];
   const shutdown = () => {
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
   };

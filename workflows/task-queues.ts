@@ -4,6 +4,13 @@
 /** Creates and boot waits: slow, CPU-heavy, limited per worker. */
 export const provisionQueue = (taskQueue: string): string => `${taskQueue}-provision`;
 
+/**
+ * Streamed and background commands: each holds a slot for as long as it runs (a dev server: hours),
+ * so they get slots of their own, many of them (they wait on pipes, not on the CPU), and never
+ * take one a registry write or a plain exec on the main queue needs.
+ */
+export const execQueue = (taskQueue: string): string => `${taskQueue}-execs`;
+
 /** Destroys: never refused, never queued behind creates. */
 export const teardownQueue = (taskQueue: string): string => `${taskQueue}-teardown`;
 

@@ -28,6 +28,8 @@ export const MAX_EXEC_TIMEOUT_SECONDS = 3600;
 
 /** A timed-out command (its whole process tree killed) exits 124, as with coreutils' timeout(1). */
 export const EXIT_TIMED_OUT = 124;
+/** A command killed on request (POST …/execs/:execId/kill) ends as if by SIGKILL: 128 + 9. */
+export const EXIT_KILLED = 137;
 /** A program that does not exist exits 127, as in a shell, with a stderr line saying so. */
 export const EXIT_NOT_FOUND = 127;
 

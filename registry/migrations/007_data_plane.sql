@@ -30,6 +30,16 @@ END $$;
 CREATE TRIGGER execs_notify_end AFTER INSERT OR UPDATE ON execs
   FOR EACH ROW EXECUTE FUNCTION execs_notify_end();
 
+-- A kill reaches the worker running the command at once: it LISTENs on exec_kill (Temporal's
+-- cancellation would wait for the command's next heartbeat).
+CREATE FUNCTION execs_notify_kill() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('exec_kill', NEW.sandbox_id || ' ' || NEW.exec_id);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER execs_notify_kill AFTER UPDATE OF kill_requested ON execs
+  FOR EACH ROW WHEN (NEW.kill_requested AND NOT OLD.kill_requested) EXECUTE FUNCTION execs_notify_kill();
+
 -- A file on its way in or out of a sandbox, in chunks of up to 1 MiB. Upload: the API writes the
 -- chunks, then the worker copies them into the sandbox. Download: the worker writes them, the API
 -- streams them out. Either way the rows go once the transfer is done; the reaper removes any a

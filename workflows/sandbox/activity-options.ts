@@ -4,7 +4,7 @@
 import { ActivityCancellationType, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
 import { bootSummary, destroySummary } from '../summaries';
-import { provisionQueue, teardownQueue } from '../task-queues';
+import { execQueue, provisionQueue, teardownQueue } from '../task-queues';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -84,13 +84,23 @@ export function teardownHere(reason: string) {
  * The activity heartbeats, so a command lost with its worker fails in seconds, not at its timeout.
  */
 export function exec(timeoutSeconds: number, summary: string, killable = false) {
+  if (!killable) {
+    return proxyActivities<Activities>({
+      summary,
+      startToCloseTimeout: `${timeoutSeconds + EXEC_GRACE_SECONDS}s`,
+      heartbeatTimeout: '10s',
+      retry: { maximumAttempts: 1 },
+    });
+  }
+  // Streamed and background commands, on their own queue. A kill reaches the worker through the
+  // registry at once (activities/exec-kills.ts); this cancellation, delivered with a heartbeat, is
+  // the fallback — a slow heartbeat keeps 1,000 background commands from costing ~600 RPCs a second.
   return proxyActivities<Activities>({
     summary,
+    taskQueue: execQueue(workflowInfo().taskQueue),
     startToCloseTimeout: `${timeoutSeconds + EXEC_GRACE_SECONDS}s`,
-    // A kill reaches the activity with its next heartbeat (sent at most every 0.8 × this): short
-    // for the commands that can be killed; a kill waits until the command is gone.
-    heartbeatTimeout: killable ? '2s' : '10s',
-    ...(killable ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
+    heartbeatTimeout: '20s',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 1 },
   });
 }

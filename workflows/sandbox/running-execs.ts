@@ -1,10 +1,8 @@
 // Streamed and background commands under way, each in a scope of its own so a kill (killExec)
 // cancels that one activity, whose driver then kills the command's whole process tree.
 import { CancellationScope, isCancellation } from '@temporalio/workflow';
+import { EXIT_KILLED } from '../../hypervisors/guest/contract';
 import type { ExecOutput } from '../types';
-
-/** What a killed command answers: like a process ended by SIGKILL, as a shell reports it. */
-export const KILLED_EXIT_CODE = 137;
 
 export class RunningExecs {
   private readonly scopes = new Map<string, CancellationScope>();
@@ -20,7 +18,7 @@ export class RunningExecs {
     return this.scopes.has(execId);
   }
 
-  /** Runs a command in its own scope; a kill makes it answer KILLED_EXIT_CODE rather than fail. */
+  /** Runs a command in its own scope; a kill makes it answer EXIT_KILLED rather than fail. */
   async run(execId: string, command: () => Promise<ExecOutput>): Promise<ExecOutput> {
     const scope = new CancellationScope();
     this.scopes.set(execId, scope);
@@ -30,7 +28,7 @@ export class RunningExecs {
     } catch (err) {
       if (!(this.killed.has(execId) && isCancellation(err))) throw err;
       const durationMs = Date.now() - started;
-      return { exitCode: KILLED_EXIT_CODE, stdout: '', stderr: '', durationMs, timedOut: false };
+      return { exitCode: EXIT_KILLED, stdout: '', stderr: '', durationMs, timedOut: false };
     } finally {
       this.scopes.delete(execId);
     }

@@ -1,4 +1,4 @@
-// One time-skipping server, one workflow bundle and the three workers of a queue (main, provision,
+// One time-skipping server, one workflow bundle and the workers of a queue (main, provision, execs,
 // teardown) for a test file: the real workflows over the fake activities. Bundling takes seconds:
 // once per file, so workflow tests live in few files.
 import { randomBytes } from 'node:crypto';
@@ -11,7 +11,7 @@ import { sandboxWorkflowId } from '../../../workflows/ids';
 import { getStatus } from '../../../workflows/messages';
 import { sandboxWorkflow } from '../../../workflows/sandbox';
 import { ALL_SEARCH_ATTRIBUTES } from '../../../workflows/search-attributes';
-import { provisionQueue, teardownQueue } from '../../../workflows/task-queues';
+import { execQueue, provisionQueue, teardownQueue } from '../../../workflows/task-queues';
 import { startTimeSkipping } from '../support/time-skipping';
 import type { SandboxState } from '../../../workflows/states';
 import type { SandboxRequest } from '../../../workflows/types';
@@ -71,6 +71,7 @@ export async function startWorkflowTestBed(): Promise<WorkflowTestBed> {
     Worker.create({ ...common, taskQueue, workflowBundle }),
     Worker.create({ ...common, taskQueue: provisionQueue(taskQueue) }),
     Worker.create({ ...common, taskQueue: teardownQueue(taskQueue) }),
+    Worker.create({ ...common, taskQueue: execQueue(taskQueue) }),
   ]);
   const running = Promise.all(workers.map((w) => w.run()));
   let started = 0;
