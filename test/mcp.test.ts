@@ -118,8 +118,15 @@ describe('hourglass mcp', () => {
       const progress: Progress[] = [];
       const script =
         'for i in 1 2 3 4 5 6; do echo line $i; sleep 0.25; done; cat notes/hello.txt; echo oops >&2; exit 3';
-      const ran = await call(c, 'exec', { sandboxId: id, command: ['sh', '-c', script] }, (p) => progress.push(p));
+      const calledAt = Date.now();
+      let firstAt = 0;
+      const ran = await call(c, 'exec', { sandboxId: id, command: ['sh', '-c', script] }, (p) => {
+        firstAt ||= Date.now();
+        progress.push(p);
+      });
       expect(ran.isError, texts(ran).join('\n')).toBeFalsy();
+      const tookMs = Date.now() - calledAt;
+      console.log(`mcp: exec answered in ${tookMs} ms, first progress ${firstAt - calledAt} ms after the call`);
       const [head, output] = texts(ran);
       expect(head).toMatch(/^exit code 3 \(\d+\.\d s\)$/);
       expect(output).toBe(
