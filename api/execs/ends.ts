@@ -51,23 +51,26 @@ const REASON_GRACE_MS = 2000;
 
 /** The end of a follower's stream: the execs row, once finished_at is set. */
 export function rowProbe(pool: pg.Pool, sandboxId: string, execId: string): EndProbe {
-  let signalSeenAt: number | undefined;
   return async () => {
-    const row = await getExec(pool, sandboxId, execId);
+    let row = await getExec(pool, sandboxId, execId);
     if (!row?.finishedAt) return undefined;
+    // Killed by a signal and no reason yet: give the workflow its moment (the output is all in by now).
+    for (let waited = 0; signalled(row) && waited < REASON_GRACE_MS; waited += 200) {
+      await new Promise((r) => setTimeout(r, 200));
+      row = (await getExec(pool, sandboxId, execId)) ?? row;
+    }
     const error = typeof row.error === 'string' ? row.error : undefined;
     if (error) return errorEnd({ code: rowErrorCode(error), message: error } as ApiError);
-    const exitCode = typeof row.exitCode === 'number' ? row.exitCode : -1;
-    if (exitCode > 128 && row.state !== 'killed') {
-      signalSeenAt ??= Date.now();
-      if (Date.now() - signalSeenAt < REASON_GRACE_MS) return undefined;
-    }
     return exitEnd(execId, {
-      exitCode,
+      exitCode: typeof row.exitCode === 'number' ? row.exitCode : -1,
       durationMs: typeof row.durationMs === 'number' ? row.durationMs : 0,
       timedOut: row.timedOut === true,
     });
   };
+}
+
+function signalled(row: { exitCode?: unknown; error?: unknown; state: string }): boolean {
+  return typeof row.exitCode === 'number' && row.exitCode > 128 && !row.error && row.state !== 'killed';
 }
 
 /** The row keeps only the message: a destroy is the sandbox's state, anything else a failed run. */

@@ -16,7 +16,7 @@ export interface ExecOutputHubOptions {
   safetyPollMs: number;
 }
 
-export const DEFAULT_EXEC_HUB_OPTIONS: ExecOutputHubOptions = { maxStreams: 1000, safetyPollMs: 1000 };
+export const DEFAULT_EXEC_HUB_OPTIONS: ExecOutputHubOptions = { maxStreams: 1000, safetyPollMs: 5000 };
 
 /** Too many exec streams in this process: another API instance, or this one a little later, can take it. */
 export class ExecStreamLimitError extends Error {
