@@ -1,12 +1,6 @@
 // The `hourglass` command: run the service (dev / worker / api) or talk to its API.
-import { Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
-import { loadConfig } from '../config/service';
-import { componentLogger } from '../log/logger';
-import { sdkPrometheusExporter } from '../metrics/sdk-metrics';
-import { closeInheritedFds } from '../worker/inherited-fds';
-import { SdkLogger } from '../worker/sdk-logger';
-import { startRuntime, type Runtime as HourglassRuntime, type RuntimeOptions } from '../worker/runtime';
+import type { Runtime as HourglassRuntime, RuntimeOptions } from '../worker/runtime';
 import { addApiCommands } from './commands/index';
 import { reportError } from './report-error';
 
@@ -21,6 +15,19 @@ const program = new Command('hourglass')
   .option('--json', 'print raw JSON');
 
 async function serve(opts: RuntimeOptions): Promise<void> {
+  // Loaded here, not at the top: the API commands (sandbox, job …) need none of the service, and
+  // loading it took seconds before each of them.
+  const [{ Runtime }, { loadConfig }, { componentLogger }, { sdkPrometheusExporter }] = await Promise.all([
+    import('@temporalio/worker'),
+    import('../config/service'),
+    import('../log/logger'),
+    import('../metrics/sdk-metrics'),
+  ]);
+  const [{ closeInheritedFds }, { SdkLogger }, { startRuntime }] = await Promise.all([
+    import('../worker/inherited-fds'),
+    import('../worker/sdk-logger'),
+    import('../worker/runtime'),
+  ]);
   // The service's messages are log lines (JSON unless on a terminal); the CLI's answers stay plain.
   const log = componentLogger('runtime');
   // Only fds 0–2 may reach sandboxes: drop what this process inherited before it spawns anything.

@@ -6,6 +6,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ID_PATTERN } from '../api/schemas';
+import { SANDBOX_ID_PATTERN, parseOperand } from '../cli/sandbox-path';
 import { eventually, startHarness, type Harness } from './support/harness';
 import { REPO } from './support/service-run';
 
@@ -261,6 +263,15 @@ describe('hourglass sandbox (data plane)', () => {
 
     expect((await ok(['sandbox', 'rm', id, 'in', '-r'])).stdout).toMatch(/^(\/work\/)?in: removed\n$/);
     expect((await ok(['sandbox', 'rm', id, 'in', '-r'])).stdout).toMatch(/^(\/work\/)?in: did not exist\n$/);
+  });
+
+  it('cp tells sandbox operands from local ones by the API id pattern', () => {
+    expect(SANDBOX_ID_PATTERN.source).toBe(ID_PATTERN.source);
+    expect(parseOperand('sbx-1:/work/a.txt')).toEqual({ sandbox: 'sbx-1', path: '/work/a.txt' });
+    expect(parseOperand('sbx-1:')).toEqual({ sandbox: 'sbx-1', path: '.' });
+    for (const local of ['./sbx-1:a', '/tmp/x:y', 'a.txt', '-', 'bad id:x']) {
+      expect(parseOperand(local)).toEqual({ local });
+    }
   });
 
   it('cp refuses paths out of the sandbox and two local operands', async () => {
