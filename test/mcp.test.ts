@@ -262,6 +262,36 @@ describe('hourglass mcp', () => {
     }
   });
 
+  it('kills the command when the caller cancels the exec call', async () => {
+    const c = await connect();
+    try {
+      const { id } = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', {}));
+      const progress: Progress[] = [];
+      const cancel = new AbortController();
+      const running = c.client.callTool(
+        { name: 'exec', arguments: { sandboxId: id, command: ['sh', '-c', 'echo started; sleep 60'] } },
+        undefined,
+        { signal: cancel.signal, onprogress: (p) => progress.push(p) },
+      );
+      await eventually(async () => progress.some((p) => p.message?.includes('started')));
+      cancel.abort('enough');
+      await expect(running).rejects.toThrow();
+      const killed = await eventually(async () => {
+        const { body } = await h.api<{ items: { state: string; command: string[] }[] }>(
+          'GET',
+          `/v1/sandboxes/${id}/execs`,
+        );
+        return body.items.find((e) => e.command[2]?.includes('sleep 60') && e.state === 'killed');
+      }, 15_000);
+      expect(killed.state).toBe('killed');
+      // The server goes on serving.
+      const after = await call(c, 'exec', { sandboxId: id, command: ['echo', 'still here'] });
+      expect(texts(after)[1]).toBe('stdout:\nstill here\n\nstderr: (empty)');
+    } finally {
+      await c.client.close();
+    }
+  });
+
   it('opens a new session when its session was ended under it', async () => {
     const c = await connect();
     const a = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', {}));
