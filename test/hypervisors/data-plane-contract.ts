@@ -328,6 +328,12 @@ export function fileSystemContract(
           expect(await fs().makeDirectory(id, 'm/n/o', { parents: true })).toEqual({ path: `${ws}/m/n/o` });
           await write('m/n/o/f', 'x');
           await expect(fs().removeFile(id, 'm', { recursive: false })).rejects.toBeInstanceOf(BadSpecError);
+          // A directory is not replaced by a file, nor a file by a directory; modes are permission bits.
+          await expect(write('m/n', 'x')).rejects.toBeInstanceOf(BadSpecError);
+          await expect(fs().makeDirectory(id, 'm/n/o/f', { parents: true })).rejects.toBeInstanceOf(BadSpecError);
+          await expect(write('m/bad-mode', 'x', 0o10000)).rejects.toBeInstanceOf(BadSpecError);
+          await write('m/run.sh', 'echo ran', 0o755);
+          expect((await run('./m/run.sh')).stdout).toBe('ran\n');
           expect(await fs().removeFile(id, 'm/n/o/f', { recursive: false })).toEqual({ existed: true });
           expect(await fs().removeFile(id, 'm/n/o/f', { recursive: false })).toEqual({ existed: false });
           expect(await fs().removeFile(id, 'm', { recursive: true })).toEqual({ existed: true });
