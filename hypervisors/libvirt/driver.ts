@@ -7,9 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errorText } from '../common/error-text';
 import { exists } from '../common/files';
 import { BadSpecError, NotFoundError, NotReadyError } from '../errors';
-import { VM_GUEST_HOME } from '../guest/contract';
 import { runInGuest } from '../guest/exec';
-import { planExec } from '../guest/exec-plan';
+import { planVmExec } from '../guest/vm-exec-plan';
 import type {
   ExecRequest,
   ExecResult,
@@ -164,12 +163,12 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   async exec(id: string, req: ExecRequest, ctx?: OpContext): Promise<ExecResult> {
-    const plan = planExec(id, req, VM_GUEST_HOME);
+    const plan = planVmExec(id, req);
     return runInGuest(virshGuestAgent(this.virsh, id, this.domainState(id)), plan, ctx);
   }
 
   async execStream(id: string, req: StreamExecRequest, onOutput: OutputSink, ctx?: OpContext): Promise<ExecResult> {
-    const plan = planExec(id, req, VM_GUEST_HOME);
+    const plan = planVmExec(id, req);
     const agent = virshStreamingAgent(this.virsh, id, this.domainState(id));
     return runStreamingInGuest(agent, plan, req.stdin, onOutput, ctx);
   }

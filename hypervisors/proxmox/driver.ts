@@ -4,7 +4,7 @@
 import { BadSpecError, HypervisorError, NotReadyError } from '../errors';
 import { VM_GUEST_HOME } from '../guest/contract';
 import { runInGuest } from '../guest/exec';
-import { planExec } from '../guest/exec-plan';
+import { planVmExec } from '../guest/vm-exec-plan';
 import type {
   ExecRequest,
   ExecResult,
@@ -138,7 +138,7 @@ export class ProxmoxHypervisor implements Hypervisor {
   }
 
   async exec(id: string, req: ExecRequest, ctx: OpContext = {}): Promise<ExecResult> {
-    const plan = planExec(id, req, VM_GUEST_HOME);
+    const plan = planVmExec(id, req);
     return mapErrors(id, async () => {
       const vm = await this.vms.require(id);
       return runInGuest(new PveGuestAgent(this.client, vm, this.tasks.retryDelaysMs), plan, ctx);
@@ -146,7 +146,7 @@ export class ProxmoxHypervisor implements Hypervisor {
   }
 
   async execStream(id: string, req: StreamExecRequest, onOutput: OutputSink, ctx: OpContext = {}): Promise<ExecResult> {
-    const plan = planExec(id, req, VM_GUEST_HOME);
+    const plan = planVmExec(id, req);
     return mapErrors(id, async () => {
       const vm = await this.vms.require(id);
       const agent = new PveStreamingAgent(this.client, vm, this.tasks.retryDelaysMs, this.files(id, vm));

@@ -13,9 +13,8 @@ import { join, resolve } from 'node:path';
 import { errorText } from '../common/error-text';
 import { BadSpecError, BusyError, HypervisorError, NotFoundError, NotReadyError } from '../errors';
 import { tail } from '../common/file-tail';
-import { VM_GUEST_HOME } from '../guest/contract';
 import { runInGuest } from '../guest/exec';
-import { planExec } from '../guest/exec-plan';
+import { planVmExec } from '../guest/vm-exec-plan';
 import { resolveGuestImage, type GuestImage } from '../guest/image';
 import { heartbeat } from '../common/heartbeat';
 import { KeyedMutex } from '../common/keyed-mutex';
@@ -175,12 +174,12 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   async exec(id: string, req: ExecRequest, ctx: OpContext = {}): Promise<ExecResult> {
-    const plan = planExec(id, req, VM_GUEST_HOME);
+    const plan = planVmExec(id, req);
     return this.withRunningAgent(id, (agent) => runInGuest(qgaGuestAgent(agent), plan, ctx));
   }
 
   async execStream(id: string, req: StreamExecRequest, onOutput: OutputSink, ctx: OpContext = {}): Promise<ExecResult> {
-    const plan = planExec(id, req, VM_GUEST_HOME);
+    const plan = planVmExec(id, req);
     return this.withRunningAgent(id, (agent) => {
       const files = new QgaFiles(id, qgaCommand(agent), QEMU_FILE_CHUNK_BYTES);
       return runStreamingInGuest(qgaStreamingAgent(agent, files), plan, req.stdin, onOutput, ctx);
