@@ -2,6 +2,7 @@
 // it from the update's outcome; a follower (reconnect, background) from the execs row.
 import type pg from 'pg';
 import { getExec } from '../../registry/execs';
+import { getSandbox } from '../../registry/sandboxes';
 import type { ExecOutput } from '../../workflows/types';
 import type { ApiError } from '../errors';
 
@@ -54,8 +55,9 @@ export function rowProbe(pool: pg.Pool, sandboxId: string, execId: string): EndP
   return async () => {
     let row = await getExec(pool, sandboxId, execId);
     if (!row?.finishedAt) return undefined;
-    // Killed by a signal and no reason yet: give the workflow its moment (the output is all in by now).
-    for (let waited = 0; signalled(row) && waited < REASON_GRACE_MS; waited += 200) {
+    // The command's own account may come first: give the workflow its moment to say why (the
+    // output is all in by now, so this only delays the terminal event).
+    for (let waited = 0; waited < REASON_GRACE_MS && (await reasonPending(pool, sandboxId, row)); waited += 200) {
       await new Promise((r) => setTimeout(r, 200));
       row = (await getExec(pool, sandboxId, execId)) ?? row;
     }
@@ -69,11 +71,26 @@ export function rowProbe(pool: pg.Pool, sandboxId: string, execId: string): EndP
   };
 }
 
-function signalled(row: { exitCode?: unknown; error?: unknown; state: string }): boolean {
-  return typeof row.exitCode === 'number' && row.exitCode > 128 && !row.error && row.state !== 'killed';
+type EndedRow = { exitCode?: unknown; error?: unknown; state: string };
+
+/**
+ * Whether the workflow may still write why the exec ended: it died of a signal with no reason
+ * given, or its sandbox is going away and the error is the command's own (a lost guest agent),
+ * not the destroy's (recordExecOutcome, written a moment after the activity's end).
+ */
+async function reasonPending(pool: pg.Pool, sandboxId: string, row: EndedRow): Promise<boolean> {
+  if (row.state === 'killed') return false;
+  if (typeof row.error !== 'string') return typeof row.exitCode === 'number' && row.exitCode > 128;
+  if (DESTROY_REASON.test(row.error)) return false;
+  const sandbox = await getSandbox(pool, sandboxId);
+  return sandbox !== null && ENDING.includes(sandbox.state);
 }
+
+/** How the workflow words a destroy's reason (workflows/sandbox/exec.ts cutShortByDestroy). */
+const DESTROY_REASON = /destroyed while the command ran/;
+const ENDING: readonly string[] = ['EXPIRED', 'FAILED', 'DESTROYING', 'DESTROYED'];
 
 /** The row keeps only the message: a destroy is the sandbox's state, anything else a failed run. */
 function rowErrorCode(message: string): string {
-  return /destroy/i.test(message) ? 'invalid_state' : 'operation_failed';
+  return DESTROY_REASON.test(message) ? 'invalid_state' : 'operation_failed';
 }
