@@ -38,7 +38,10 @@ interface Run {
 }
 
 /** `hourglass <args>` as a process of its own; `input` is written to its stdin. */
-function hourglass(args: string[], opts: { input?: Buffer | string; token?: string; url?: string } = {}): Promise<Run> {
+function hourglass(
+  args: string[],
+  opts: { input?: Buffer | string; token?: string; url?: string; interruptOn?: string } = {},
+): Promise<Run> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HOURGLASS_URL: opts.url ?? h.baseUrl,
@@ -53,7 +56,11 @@ function hourglass(args: string[], opts: { input?: Buffer | string; token?: stri
   });
   const out: Buffer[] = [];
   let stderr = '';
-  child.stdout.on('data', (c: Buffer) => out.push(c));
+  child.stdout.on('data', (c: Buffer) => {
+    out.push(c);
+    // Ctrl-C, once the output says the command runs.
+    if (opts.interruptOn && Buffer.concat(out).includes(opts.interruptOn)) child.kill('SIGINT');
+  });
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   child.stdin.end(opts.input ?? '');
   return new Promise((resolve, reject) => {
@@ -209,6 +216,15 @@ describe('hourglass sandbox (data plane)', () => {
       .map((l) => JSON.parse(l) as { type: string });
     expect(events.map((e) => e.type)).toEqual(['start', 'stdout', 'exit']);
     expect(events[1]).toMatchObject({ text: 'hi\n' });
+  });
+
+  it('exec --stream: Ctrl-C kills the command in the sandbox and exits 130', async () => {
+    const r = await hourglass(['sandbox', 'exec', id, '--stream', '--', 'sh', '-c', 'echo started; exec sleep 600'], {
+      interruptOn: 'started',
+    });
+    expect(r.code).toBe(130);
+    const all = await json<{ items: { command: string[]; state: string }[] }>(['sandbox', 'execs', id]);
+    expect(all.items.find((e) => e.command.includes('echo started; exec sleep 600'))?.state).toBe('killed');
   });
 
   it('exec --background prints the execId; execs, output --follow and kill work on it', async () => {

@@ -1,7 +1,7 @@
 // `hourglass sandbox exec|execs|output|kill`: commands in a sandbox, waited for, streamed or in the background.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { ExecRecord } from '../../client/index';
+import type { CommandRequest, ExecRecord, HourglassClient } from '../../client/index';
 import { contextOf } from '../context';
 import { writeExecEvents } from '../exec-output';
 import { collectPairs, integer, shown } from '../format';
@@ -14,7 +14,7 @@ export function addExecCommands(sandbox: Command): void {
     .command('exec <id> <command...>')
     .description(
       'run a command; streams its output as it comes when stdout is a terminal (else waits for the result), ' +
-        "and exits with the command's exit code",
+        "and exits with the command's exit code; Ctrl-C while streaming kills it",
     )
     .option('--timeout <seconds>', 'command timeout', integer)
     .option('--env <NAME=VALUE>', 'an environment variable (repeat for more)', collectPairs('--env'), {})
@@ -36,7 +36,7 @@ export function addExecCommands(sandbox: Command): void {
       }
       // --json alone keeps the one JSON answer scripts expect; --stream says otherwise.
       if (o.stream ?? (process.stdout.isTTY && !json)) {
-        process.exitCode = await writeExecEvents(client.execStream(id, body), json);
+        process.exitCode = await streamKillingOnInterrupt(client, id, body, json);
         return;
       }
       const out = await client.exec(id, body);
@@ -88,6 +88,38 @@ export function addExecCommands(sandbox: Command): void {
       const killed = await client.killExec(id, execId);
       print(killed, () => formatExec(killed));
     });
+}
+
+/** Ctrl-C kills the command in the sandbox too, as it would a local one (exit 130, as a shell's). */
+async function streamKillingOnInterrupt(
+  client: HourglassClient,
+  id: string,
+  body: CommandRequest,
+  json: boolean,
+): Promise<number> {
+  let execId: string | undefined;
+  const onInterrupt = () => {
+    const kill = execId ? client.killExec(id, execId) : Promise.resolve();
+    void kill.catch(() => {}).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onInterrupt);
+  try {
+    return await writeExecEvents(
+      tap(client.execStream(id, body), (e) => {
+        if (e.type === 'start') execId = e.execId;
+      }),
+      json,
+    );
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
+}
+
+async function* tap<T>(items: AsyncIterable<T>, see: (item: T) => void): AsyncGenerator<T> {
+  for await (const item of items) {
+    see(item);
+    yield item;
+  }
 }
 
 function formatExec(e: ExecRecord): string {
