@@ -135,10 +135,9 @@ export async function runStreamingInGuest(
     await poll(null).catch(() => undefined);
     return result(last ?? { exited: true }, true);
   } catch (err) {
-    if (ctx.signal?.aborted) {
-      await killTree(agent, pid);
-      ctx.signal.throwIfAborted();
-    }
+    // Cancelled, a sink that threw, or a failed poll: the command must not run on unwatched.
+    await killTree(agent, pid);
+    ctx.signal?.throwIfAborted();
     throw err;
   } finally {
     await files.close().catch(() => undefined);

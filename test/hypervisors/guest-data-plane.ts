@@ -85,6 +85,15 @@ export function guestDataPlane(name: string, opts: GuestDataPlaneOptions): void 
       expect(left.stdout.trim()).toBe('0');
     }, 60_000);
 
+    it('kills the command when onOutput throws, and fails with that error', async () => {
+      const failing = hv.execStream(id, { command: ['sh', '-c', 'echo x; sleep 45; echo y'] }, () => {
+        throw new Error('sink refused');
+      });
+      await expect(failing).rejects.toThrow('sink refused');
+      const left = await hv.exec(id, { command: ['sh', '-c', 'ps -o args | grep -c "^sleep 45" || true'] });
+      expect(left.stdout.trim()).toBe('0');
+    }, 60_000);
+
     it('leaves no output files behind in the guest', async () => {
       const r = await hv.exec(id, { command: ['sh', '-c', 'ls -a /tmp | grep -c hourglass-exec || true'] });
       expect(r.stdout.trim()).toBe('0');
