@@ -3,7 +3,7 @@
 // throughput, and 50 MiB file upload/download rates. Prints figures, asserts nothing.
 // Usage: npx tsx bench/data-plane.ts [rounds=5] [isolation=bubblewrap|none]   (as root, with bwrap)
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ProcessHypervisor } from '../hypervisors/process/driver';
@@ -80,6 +80,7 @@ async function transfers(hv: Hypervisor): Promise<{ up: number[]; down: number[]
 }
 
 const stateDir = await mkdtemp(path.join(os.tmpdir(), 'hg-bench-dp-'));
+await chmod(stateDir, 0o711); // without isolation, commands (uid 65534) reach the workspace through it
 const hv = new ProcessHypervisor({ stateDir, isolation, limits: { diskMiB: 512, memoryMiB: 512 } });
 try {
   await hv.create({ id, labels: {} });

@@ -18,6 +18,8 @@ export const FileExit = {
   WrongKind: 82,
   /** A directory's entries changed between listing and stat: list again. */
   Changed: 84,
+  /** The workspace itself cannot be resolved from inside (missing, or an ancestor not searchable). */
+  NoWorkspace: 85,
 } as const;
 
 /**
@@ -28,7 +30,7 @@ export const FileExit = {
  */
 const GUARD = `export LC_ALL=C
 W=$1; P=$2
-WR=$(readlink -f -- "$W" && echo .) || { printf '%s' "$W" >&2; exit ${FileExit.NotFound}; }
+WR=$(readlink -f -- "$W" && echo .) || exit ${FileExit.NoWorkspace}
 WR=\${WR%.}; WR=\${WR%?}
 guard() {
   a=$1

@@ -227,6 +227,12 @@ export class TransportFileSystem implements SandboxFileSystem {
         return new PathNotFoundError(t.id, detail || userPath);
       case FileExit.WrongKind:
         return new BadSpecError(`sandbox ${t.id}: path ${path} ${detail}`);
+      case FileExit.NoWorkspace:
+        // Without isolation: a directory above the host work dir that uid 65534 may not search.
+        return new BusyError(
+          `sandbox ${t.id}: its workspace ${t.workspace} cannot be resolved from inside it: it must exist and ` +
+            'every directory above it be searchable by the user commands run as',
+        );
       case FileExit.Changed:
         return new BusyError(`sandbox ${t.id}: the directory ${path} kept changing while it was listed; try again`);
     }
