@@ -83,10 +83,15 @@ async function create(driver: Driver): Promise<SandboxStatus> {
 const url = (p: string) => h.baseUrl + p;
 const auth = (token = ALICE) => ({ authorization: `Bearer ${token}` });
 
-async function execStream(id: string, body: Record<string, unknown>, token = ALICE): Promise<ExecStream> {
+async function execStream(
+  id: string,
+  body: Record<string, unknown>,
+  token = ALICE,
+  headers: Record<string, string> = {},
+): Promise<ExecStream> {
   const s = await openStream(url(`/v1/sandboxes/${id}/exec`), {
     method: 'POST',
-    headers: { ...auth(token), 'content-type': 'application/json' },
+    headers: { ...auth(token), 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ stream: true, ...body }),
   });
   streams.push(s);
@@ -202,6 +207,24 @@ describe.each(DRIVERS)('the data plane on %s', (driver) => {
     },
     VM_MS,
   );
+
+  it('a retry with the same Idempotency-Key follows the same exec (Accept: text/event-stream streams)', async () => {
+    const key = `dp-${randomBytes(6).toString('hex')}`;
+    const command = ['cat', '/proc/sys/kernel/random/uuid'];
+    const first = await execStream(sbx.id, { command }, ALICE, { 'idempotency-key': key });
+    const one = await first.untilEnd(60_000);
+    const retry = await openStream(url(`/v1/sandboxes/${sbx.id}/exec`), {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/json', 'idempotency-key': key },
+      body: JSON.stringify({ command }),
+    });
+    streams.push(retry);
+    const two = await retry.untilEnd(60_000);
+    expect(retry.res.headers.get('hourglass-exec-id')).toBe(first.res.headers.get('hourglass-exec-id'));
+    expect(stdoutOf(two).toString()).toMatch(/^[0-9a-f-]{36}\n$/);
+    expect(stdoutOf(two).toString()).toBe(stdoutOf(one).toString());
+    expect(two.at(-1)!.event).toBe('exit');
+  });
 
   it(
     'runs a background command with stdin: polled, its output followed, killed, listed',
