@@ -5,7 +5,7 @@ import { Readable, Transform, pipeline } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { HourglassApiError } from './errors';
 import { seg, type Http } from './http';
-import type { FileKind, FileListing, WriteFileResult } from './types';
+import type { FileKind, FileListing, MadeDirectory, RemovedFile, WriteFileResult } from './types';
 
 const files = (id: string) => `/v1/sandboxes/${seg(id)}/files`;
 
@@ -75,7 +75,7 @@ export function removeFile(
   id: string,
   path: string,
   opts: { recursive?: boolean } = {},
-): Promise<{ path: string; existed: boolean }> {
+): Promise<RemovedFile> {
   return http.json('DELETE', files(id), { query: { path, recursive: opts.recursive ? 'true' : undefined } });
 }
 
@@ -84,7 +84,7 @@ export function makeDirectory(
   id: string,
   path: string,
   opts: { parents?: boolean } = {},
-): Promise<{ path: string }> {
+): Promise<MadeDirectory> {
   return http.json('POST', `${files(id)}/mkdir`, { body: { path, ...opts } });
 }
 

@@ -12,7 +12,7 @@ import type {
   createSandboxBody,
   createSessionBody,
   destroyBody,
-  execBody,
+  execRequest,
   listQuery,
   pruneBody,
 } from '../api/schemas';
@@ -25,13 +25,13 @@ import type {
 } from '../api/webhooks/schemas';
 import type { FileEntry } from '../hypervisors/types';
 import type { SessionStatus } from '../workflows/messages';
-import type { ExecMode, ExecOutput, RenewLeaseResult, SandboxStatus } from '../workflows/types';
+import type { ExecMode, ExecOutput, FileOpResult, RenewLeaseResult, SandboxStatus } from '../workflows/types';
 
 export type { ExecMode, ExecOutput, ExecState, FeedEvent, FileEntry, RenewLeaseResult, SandboxStatus, SessionStatus };
 
 // ── requests ────────────────────────────────────────────────────────────────
 export type CreateSandboxRequest = z.input<typeof createSandboxBody>;
-export type ExecRequest = z.input<typeof execBody>;
+export type ExecRequest = z.input<typeof execRequest>;
 /** A streamed or background exec: the mode is the method's, not a field. */
 export type CommandRequest = Omit<ExecRequest, 'stream' | 'background'>;
 export type DestroyRequest = NonNullable<z.input<typeof destroyBody>>;
@@ -54,11 +54,8 @@ export type EventsQuery = Omit<z.input<typeof eventsQuery>, 'follow' | 'label'> 
 export type SandboxPage = z.infer<typeof responses.SandboxPage>;
 export type SandboxRecord = SandboxPage['items'][number];
 export type SandboxEvent = z.infer<typeof responses.SandboxEvents>['items'][number];
-/** One exec as GET /execs lists it; mode and state came with the data plane. */
-export type ExecRecord = z.infer<typeof responses.ExecRecords>['items'][number] & {
-  mode: ExecMode;
-  state: ExecState;
-};
+/** One exec as GET /execs lists it. */
+export type ExecRecord = z.infer<typeof responses.ExecRecord>;
 export type RenewAccepted = z.infer<typeof responses.RenewAccepted>;
 export type ForcedDestroy = z.infer<typeof responses.ForcedDestroy>;
 export type BulkDestroyResult = z.infer<typeof responses.BulkDestroyResult>;
@@ -94,14 +91,10 @@ export type ExecEvent =
   | { type: 'exit'; execId: string; exitCode: number; durationMs: number; timedOut: boolean }
   | { type: 'error'; error: { code: string; message: string; details?: unknown } };
 
-export interface WriteFileResult {
-  path: string;
-  size: number;
-  sha256: string;
-}
-export interface FileListing {
-  path: string;
-  entries: FileEntry[];
-  truncated: boolean;
-}
-export type FileKind = 'file' | 'directory';
+/** What the workflow's file operation answers, as the API passes it on (without the op). */
+type FileAnswer<Op extends FileOpResult['op']> = Omit<Extract<FileOpResult, { op: Op }>, 'op'>;
+export type WriteFileResult = FileAnswer<'write'>;
+export type FileListing = FileAnswer<'list'>;
+export type RemovedFile = FileAnswer<'remove'>;
+export type MadeDirectory = FileAnswer<'mkdir'>;
+export type FileKind = FileAnswer<'read'>['kind'];
