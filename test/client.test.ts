@@ -322,6 +322,17 @@ describe('data plane through the client', () => {
     expect(await c.removeFile(s.id, 'dir', { recursive: true })).toMatchObject({ existed: false });
   });
 
+  it('an upload past 100 MiB is refused as too_large while it streams', async () => {
+    const mib = Buffer.alloc(1024 * 1024, 1);
+    const tooBig = Readable.from(
+      (function* () {
+        for (let i = 0; i < 101; i++) yield mib;
+      })(),
+    );
+    const err = await refusal(c.writeFile(s.id, 'big.bin', tooBig));
+    expect(err).toMatchObject({ status: 413, code: 'too_large' });
+  });
+
   it('refuses paths outside the sandbox and names missing ones', async () => {
     for (const escape of ['../etc/passwd', '/etc/passwd', 'a/../../x']) {
       const err = await refusal(c.writeFile(s.id, escape, 'x'));
