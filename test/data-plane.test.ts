@@ -494,6 +494,8 @@ describe.each(DRIVERS)('the data plane on %s', (driver) => {
       const refused = await execStream(doomed.id, { command: ['true'] });
       expect(refused.res.status).toBe(409);
       expect(refused.res.headers.get('content-type')).toMatch(/^application\/json/);
+      expect((await putFile(doomed.id, 'late.txt', 'too late')).status).toBe(409);
+      expect((await getFile(doomed.id, 'late.txt')).status).toBe(409);
     },
     VM_MS,
   );

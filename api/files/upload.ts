@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { componentLogger } from '../../log/logger';
+import { invalidStateMessage, isAllowed } from '../../workflows/states';
 import { TooLargeError, createTransfer, deleteTransfer, writeTransferChunks } from '../../registry/transfers';
 import { principalOf } from '../auth';
 import { ApiError } from '../errors';
@@ -25,8 +26,13 @@ function tooLarge(res: Response): ApiError {
 export async function uploadFile(ctx: SandboxContext, req: Request, res: Response): Promise<void> {
   const q = writeFileQuery.parse(req.query);
   const id = req.params.id!;
-  const { owner } = await authorize(ctx, principalOf(req), id);
+  const { owner, row } = await authorize(ctx, principalOf(req), id);
   if (Number(req.get('content-length') ?? 0) > MAX_UPLOAD_BYTES) throw tooLarge(res);
+  // The workflow decides; this only spares storing up to 100 MiB that it would refuse anyway.
+  if (row && !isAllowed('exec', row.state)) {
+    res.set('Connection', 'close');
+    throw new ApiError(409, 'invalid_state', invalidStateMessage('exec', row.state), { state: row.state });
+  }
   const transferId = randomUUID();
   await createTransfer(ctx.pool, { id: transferId, sandboxId: id, owner, direction: 'upload', path: q.path });
   try {
