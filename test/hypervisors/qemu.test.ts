@@ -80,7 +80,7 @@ describe('qemu driver: one sandbox through its life', () => {
     expect(uname).toMatchObject({ exitCode: 0, timedOut: false, stderr: '' });
     expect(uname.stdout).toMatch(/^Linux sandbox /);
     const root = await hv.exec(id, { command: ['sh', '-c', 'id -u; echo "$PWD"; echo hi > /root/f; cat /root/f'] });
-    expect(root.stdout).toBe('0\n/\nhi\n');
+    expect(root.stdout).toBe('0\n/root\nhi\n'); // commands start in the workspace (guest/vm-exec-plan.ts)
 
     // Asking again is cheap and must not queue behind the connection the execs keep open.
     const again = Date.now();
