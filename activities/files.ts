@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { FileOp, FileOpResult } from '../workflows/types';
 import { BadSpecError } from '../hypervisors/errors';
+import { confinePath } from '../hypervisors/guest/sandbox-paths';
 import { readTransferChunks, TransferWriter } from '../registry/transfers';
 import type { ActivityDeps } from './index';
 import { hypervisor, opContext, permanentAware, whileAlive } from './driver-call';
@@ -42,7 +43,9 @@ export function createFileActivities({ pool, hypervisors }: Pick<ActivityDeps, '
             }
             case 'remove': {
               const { existed } = await files.removeFile(id, op.path, { recursive: op.recursive }, opContext());
-              return { op: 'remove', path: op.path, existed };
+              // Absolute, as every other operation answers it (checked already by removeFile).
+              const path = confinePath(id, await files.workspaceOf(id), op.path);
+              return { op: 'remove', path, existed };
             }
             case 'mkdir': {
               const made = await files.makeDirectory(id, op.path, { parents: op.parents }, opContext());

@@ -118,7 +118,11 @@ export function createActivities(deps: ActivityDeps) {
       try {
         raw = await whileAlive(() =>
           permanentAware(() =>
-            recorder ? driver.execStream(req.id, request, recorder.sink, ctx) : driver.exec(req.id, request, ctx),
+            recorder
+              ? driver.execStream(req.id, request, recorder.sink, ctx)
+              : request.stdin // only the streaming path takes stdin; the result has the output anyway
+                ? driver.execStream(req.id, request, () => {}, ctx)
+                : driver.exec(req.id, request, ctx),
           ),
         );
       } catch (err) {
