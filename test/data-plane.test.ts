@@ -547,10 +547,10 @@ describe('owners', () => {
       const res = await alice('POST', `${base}/exec`, body);
       expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400);
     }
-    // A waited exec reads no input (only streamed and background ones are fed): refused, not ignored.
+    // Every mode reads stdin: a waited exec answers with what the command made of it.
     const waited = await alice('POST', `${base}/exec`, { command: ['cat'], stdin: 'plain stdin\n' });
-    expect(waited.status).toBe(400);
-    expect(waited.body.error.message).toMatch(/^stdin: /);
+    expect(waited.status).toBe(200);
+    expect(waited.body.stdout).toBe('plain stdin\n');
     const fed = await execStream(sbx.id, { command: ['cat'], stdin: 'fed stdin\n' });
     expect(stdoutOf(await fed.untilEnd(30_000)).toString()).toBe('fed stdin\n');
     const badSeq = await follow(sbx.id, 'whatever', { 'last-event-id': 'abc' });

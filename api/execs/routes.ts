@@ -36,10 +36,6 @@ export function execRoutes(ctx: SandboxContext, hub: ExecOutputHub): Router {
       return;
     }
     if (!body.stream && !acceptsEvents(req)) {
-      if (input.stdinBase64 !== undefined) {
-        const message = 'stdin: only a streamed or background exec reads input; add "stream": true';
-        throw new ApiError(400, 'invalid_argument', message);
-      }
       res.json(await waitedExec(ctx, p, id, input, key));
       return;
     }
