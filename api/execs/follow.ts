@@ -20,6 +20,8 @@ export interface ExecFollowRequest {
   execId: string;
   /** Output after this seq (0: from the start). */
   after: number;
+  /** Whose stream it is (streams are capped per owner). */
+  owner: string;
 }
 
 /** The text of a chunk when it is valid UTF-8 (JSON carries it as is), else its bytes in base64. */
@@ -40,7 +42,7 @@ export class ExecFollower {
 
   /** Joins the hub; throws ExecStreamLimitError before anything is written. */
   async register(): Promise<void> {
-    this.unwatch = await this.hub.watch(this.req.sandboxId, this.req.execId, {
+    this.unwatch = await this.hub.watch(this.req.sandboxId, this.req.execId, this.req.owner, {
       wake: () => this.wake(),
       close: () => this.stream?.cut(),
     });

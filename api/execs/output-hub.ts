@@ -12,16 +12,32 @@ const log = componentLogger('exec-output');
 export interface ExecOutputHubOptions {
   /** Exec streams this process holds open at once (each costs a socket and a buffer). */
   maxStreams: number;
+  /** Of those, one owner's: no tenant can take all of them. */
+  maxStreamsPerOwner: number;
   /** A stream re-reads this often even without a notification. */
   safetyPollMs: number;
 }
 
-export const DEFAULT_EXEC_HUB_OPTIONS: ExecOutputHubOptions = { maxStreams: 1000, safetyPollMs: 5000 };
+export const DEFAULT_EXEC_HUB_OPTIONS: ExecOutputHubOptions = {
+  maxStreams: 1000,
+  maxStreamsPerOwner: 100,
+  safetyPollMs: 5000,
+};
 
 /** Too many exec streams in this process: another API instance, or this one a little later, can take it. */
 export class ExecStreamLimitError extends Error {
   constructor(readonly max: number) {
     super(`${max} exec streams already open in this API process`);
+  }
+}
+
+/** One owner holds its share of this process's exec streams: a 429 (its own doing), not a 503. */
+export class OwnerExecStreamLimitError extends Error {
+  constructor(
+    readonly owner: string,
+    readonly max: number,
+  ) {
+    super(`${owner} holds ${max} exec streams in this API process`);
   }
 }
 
@@ -36,6 +52,7 @@ export class ExecOutputHub {
   /** The process's LISTEN connection on exec_output (public for tests' eyes: its backend pid). */
   readonly listener: EventListener;
   private readonly byExec = new Map<string, Set<ExecWatcher>>();
+  private readonly perOwner = new Map<string, number>();
   private count = 0;
   private subscription: Promise<() => void> | undefined;
 
@@ -61,8 +78,11 @@ export class ExecOutputHub {
    * unnoticed); resolves once LISTEN is on (or its first attempt failed: the safety poll covers it).
    * Returns the unregister function. Throws ExecStreamLimitError when the process is full.
    */
-  async watch(sandboxId: string, execId: string, w: ExecWatcher): Promise<() => void> {
+  async watch(sandboxId: string, execId: string, owner: string, w: ExecWatcher): Promise<() => void> {
+    const owned = this.perOwner.get(owner) ?? 0;
+    if (owned >= this.opts.maxStreamsPerOwner) throw new OwnerExecStreamLimitError(owner, this.opts.maxStreamsPerOwner);
     if (this.count >= this.opts.maxStreams) throw new ExecStreamLimitError(this.opts.maxStreams);
+    this.perOwner.set(owner, owned + 1);
     const key = `${sandboxId} ${execId}`;
     let set = this.byExec.get(key);
     if (!set) this.byExec.set(key, (set = new Set()));
@@ -73,6 +93,9 @@ export class ExecOutputHub {
     const remove = () => {
       if (removed) return;
       removed = true;
+      const left = (this.perOwner.get(owner) ?? 1) - 1;
+      if (left > 0) this.perOwner.set(owner, left);
+      else this.perOwner.delete(owner);
       set.delete(w);
       if (set.size === 0 && this.byExec.get(key) === set) this.byExec.delete(key);
       if (--this.count === 0 && this.subscription === subscription) {

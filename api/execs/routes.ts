@@ -20,7 +20,7 @@ import {
 } from './calls';
 import { outcomeProbe, rowProbe } from './ends';
 import { ExecFollower } from './follow';
-import { ExecStreamLimitError, type ExecOutputHub } from './output-hub';
+import { ExecStreamLimitError, OwnerExecStreamLimitError, type ExecOutputHub } from './output-hub';
 import { outputQuery, outputSeq } from './schemas';
 
 export function execRoutes(ctx: SandboxContext, hub: ExecOutputHub): Router {
@@ -41,7 +41,7 @@ export function execRoutes(ctx: SandboxContext, hub: ExecOutputHub): Router {
     }
     const execId = execIdFor(key);
     // Registered before the exec starts: a full process refuses it before it runs, and no output is missed.
-    const follower = new ExecFollower(hub, { sandboxId: id, execId, after: 0 });
+    const follower = new ExecFollower(hub, { sandboxId: id, execId, after: 0, owner: p.owner });
     await register(follower);
     let live: Awaited<ReturnType<typeof startStreamingExec>>;
     try {
@@ -76,7 +76,7 @@ export function execRoutes(ctx: SandboxContext, hub: ExecOutputHub): Router {
     }
     const after = resumeSeq(req, q.after);
     await execRecord(ctx, p, id, execId); // 404 before the stream
-    const follower = new ExecFollower(hub, { sandboxId: id, execId, after });
+    const follower = new ExecFollower(hub, { sandboxId: id, execId, after, owner: p.owner });
     await register(follower);
     follower.start(res, rowProbe(ctx.pool, id, execId), {});
   });
@@ -101,6 +101,10 @@ async function register(follower: ExecFollower): Promise<void> {
   try {
     await follower.register();
   } catch (err) {
+    if (err instanceof OwnerExecStreamLimitError) {
+      const message = `${err.owner} already has ${err.max} exec streams open; close one first`;
+      throw new ApiError(429, 'rate_limited', message, { max: err.max }, 5);
+    }
     if (!(err instanceof ExecStreamLimitError)) throw err;
     // Not the caller's doing: another API instance (or this one, a little later) can take it.
     throw new ApiError(503, 'unavailable', `this API instance has ${err.max} exec streams open; try again`, {}, 5);

@@ -30,6 +30,11 @@ const execEventStream = (withStart: boolean): ResponseConfig['content'] => ({
 });
 
 const tooManyStreams = {
+  429: {
+    description: 'rate_limited: the owner has too many exec streams open in this API process (100); see Retry-After',
+    headers: z.object({ 'Retry-After': z.string().optional() }),
+    content: json(ErrorEnvelope),
+  },
   503: {
     description:
       'unavailable (this API process has too many exec streams open, 1,000; see Retry-After) or busy ' +
