@@ -8,5 +8,7 @@ import { planExec, type ExecPlan } from './exec-plan';
 export function planVmExec(id: string, req: ExecRequest): ExecPlan {
   const plan = planExec(id, req, VM_GUEST_HOME);
   // The same launch script (contract.ts), after a cd: still one shell, which becomes the program.
-  return { ...plan, argv: ['/bin/sh', '-c', `cd ${VM_GUEST_HOME} && ${LAUNCH_SCRIPT}`, ...plan.argv.slice(3)] };
+  // cd exports OLDPWD, which is not the command's to see (the contract's environment is exact).
+  const script = `cd ${VM_GUEST_HOME} && unset OLDPWD && ${LAUNCH_SCRIPT}`;
+  return { ...plan, argv: ['/bin/sh', '-c', script, ...plan.argv.slice(3)] };
 }
