@@ -3,7 +3,7 @@
 // of guest/stream-exec.ts, and their FileTransport. Each *-data-plane.test.ts runs this first, on the
 // sandbox it creates, then the contract on the same sandbox (its create is idempotent), which
 // destroys it: one VM boot per file.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { notFoundMessage } from '../../hypervisors/guest/contract';
@@ -78,19 +78,22 @@ export function guestDataPlane(name: string, opts: GuestDataPlaneOptions): void 
       expect(missing.result.exitCode).toBe(127);
       expect(missing.stderr.toString()).toBe(notFoundMessage('no-such-program-hg'));
       // The deadline kills the whole tree: the background sleep too.
-      const slow = await stream(['sh', '-c', 'echo started; sleep 60 & sleep 60'], { timeoutSeconds: 2 });
+      // A duration no other test uses: the simulator's guests share the host's processes.
+      const secs = 1000 + randomInt(8999);
+      const slow = await stream(['sh', '-c', `echo started; sleep ${secs} & sleep ${secs}`], { timeoutSeconds: 2 });
       expect(slow.result).toMatchObject({ exitCode: 124, timedOut: true });
       expect(slow.stdout.toString()).toBe('started\n');
-      const left = await hv.exec(id, { command: ['sh', '-c', 'ps -o args | grep -c "^sleep 60" || true'] });
+      const left = await hv.exec(id, { command: ['sh', '-c', `ps -o args | grep -c "^sleep ${secs}" || true`] });
       expect(left.stdout.trim()).toBe('0');
     }, 60_000);
 
     it('kills the command when onOutput throws, and fails with that error', async () => {
-      const failing = hv.execStream(id, { command: ['sh', '-c', 'echo x; sleep 45; echo y'] }, () => {
+      const secs = 1000 + randomInt(8999);
+      const failing = hv.execStream(id, { command: ['sh', '-c', `echo x; sleep ${secs}; echo y`] }, () => {
         throw new Error('sink refused');
       });
       await expect(failing).rejects.toThrow('sink refused');
-      const left = await hv.exec(id, { command: ['sh', '-c', 'ps -o args | grep -c "^sleep 45" || true'] });
+      const left = await hv.exec(id, { command: ['sh', '-c', `ps -o args | grep -c "^sleep ${secs}" || true`] });
       expect(left.stdout.trim()).toBe('0');
     }, 60_000);
 
