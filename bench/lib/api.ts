@@ -14,7 +14,8 @@ export class ApiClient {
 
   constructor(
     readonly baseUrl: string,
-    private readonly token: string,
+    /** Also what a bench's typed client (client/) authenticates with. */
+    readonly token: string,
   ) {}
 
   async call<T = unknown>(method: string, urlPath: string, body?: unknown, timeoutMs = 300_000): Promise<ApiResult<T>> {
