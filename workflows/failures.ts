@@ -17,6 +17,8 @@ export const Failure = {
   NotFound: 'not_found',
   /** A file path inside a sandbox that does not exist (API 404). */
   PathNotFound: 'path_not_found',
+  /** A file larger than one transfer may carry (API 413). */
+  TooLarge: 'too_large',
   BadSpec: 'bad_spec',
   NotReady: 'not_ready',
   IsolationUnavailable: 'isolation_unavailable',

@@ -2,14 +2,14 @@
 // bytes over `virsh qemu-agent-command`, a process per call.
 // Run: HOURGLASS_SKIP_GLOBAL_SETUP=1 npx vitest run test/hypervisors/libvirt-data-plane.test.ts
 //
-// Not yet the shared contract (data-plane-contract.ts): its 50 MiB round trip would take ~8 minutes
-// through virsh (~0.1 MB/s under TCG, hypervisors/libvirt/guest-agent.ts). Once the contract takes a
-// smaller size, call it here after guestDataPlane, as qemu-data-plane.test.ts does.
+// Then the shared contract (data-plane-contract.ts) on the same VM, with a 2 MiB round trip: 50 MiB
+// would take ~8 minutes through virsh (~0.1 MB/s under TCG, hypervisors/libvirt/guest-agent.ts).
 import { rm } from 'node:fs/promises';
 import { afterAll } from 'vitest';
 import { driverSettings } from '../../config/drivers';
 import { createLibvirtHypervisor, type LibvirtHypervisor } from '../../hypervisors/libvirt/driver';
 import { ensureGuestImage, ensureLibvirtd, vmStateDir } from '../support/vm-drivers';
+import { dataPlaneContract } from './data-plane-contract';
 import { guestDataPlane } from './guest-data-plane';
 
 const id = `dp${Date.now().toString(36)}`;
@@ -32,6 +32,13 @@ guestDataPlane('libvirt', {
   transferBytes: 2 * 1024 * 1024,
   transferTimeoutMs: 180_000,
   firstByteBoundMs: 1500,
+});
+
+dataPlaneContract('libvirt', driver, {
+  slow: true,
+  newId: () => id,
+  readyMs: 90_000,
+  roundTripBytes: 2 * 1024 * 1024,
 });
 
 afterAll(async () => {
