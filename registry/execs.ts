@@ -84,7 +84,8 @@ export async function recordExecOutcome(
   outcome: { killRequested?: boolean; error?: string },
 ): Promise<void> {
   await pool.query(
-    `UPDATE execs SET kill_requested = kill_requested OR $3, error = COALESCE($4, error)
+    // A kill that lands after the command ended on its own changes nothing: it exited, it was not killed.
+    `UPDATE execs SET kill_requested = kill_requested OR ($3 AND finished_at IS NULL), error = COALESCE($4, error)
       WHERE sandbox_id = $1 AND exec_id = $2`,
     [sandboxId, execId, outcome.killRequested ?? false, outcome.error ? storableText(outcome.error) : null],
   );

@@ -54,7 +54,7 @@ describe('output recorder', () => {
 
   it('keeps the first maxRetainedBytes, then one notice; the command goes on', async () => {
     const sandboxId = newId('sbx-cap');
-    const opts = { maxRetainedBytes: 1000, chunkBytes: 256, retryDelaysMs: [] };
+    const opts = { maxRetainedBytes: 1000, maxPendingBytes: 1 << 20, chunkBytes: 256, retryDelaysMs: [] };
     const recorder = new OutputRecorder(pool, sandboxId, 'e1', opts);
     for (let i = 0; i < 50; i++) recorder.sink('stdout', Buffer.alloc(100, 'x'));
     await recorder.drain();
@@ -65,6 +65,21 @@ describe('output recorder', () => {
       expect.stringContaining('is not kept'),
     ]);
     expect(chunks.every((c) => c.data.length <= 256)).toBe(true);
+  });
+
+  it('holds at most maxPendingBytes waiting for the registry; what it drops is said in a notice', async () => {
+    const sandboxId = newId('sbx-mem');
+    const opts = { maxRetainedBytes: 1 << 20, maxPendingBytes: 1000, chunkBytes: 256, retryDelaysMs: [] };
+    const recorder = new OutputRecorder(pool, sandboxId, 'e1', opts);
+    // Written in one go: the first 500 bytes go out at once, the next 500 wait, the rest has no room.
+    for (let i = 0; i < 10; i++) recorder.sink('stdout', Buffer.alloc(500, 'y'));
+    await recorder.drain();
+    const chunks = await allOutput(sandboxId, 'e1');
+    expect(chunks.filter((c) => c.stream === 'stdout').reduce((n, c) => n + c.data.length, 0)).toBe(1000);
+    expect(chunks.filter((c) => c.stream === 'notice').map((c) => c.data.toString())).toEqual([
+      '4000 bytes of output were lost here (they came faster than they could be stored)',
+    ]);
+    expect(recorder.lostBytes).toBe(4000);
   });
 
   it('NOTIFYs followers on new output and when the exec ends, and the row tells killed from exited', async () => {
