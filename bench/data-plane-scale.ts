@@ -12,19 +12,20 @@
 //   streamed execs (one per sandbox; the API allows 100 exec streams per owner); --files: sandboxes
 //   moving a file at once; --timeout: seconds a phase may wait (all running, a stream, a file).
 //   Quick run: `npm run bench:data-plane-scale -- 50 --streams 10 --files 5`.
-//   Each background command holds one of the worker's exec slots (HOURGLASS_EXEC_CONCURRENCY,
-//   default 1000) while it runs: past N + streams of them, streams wait for a slot (the bench warns).
+//   Each running command holds one of the worker's exec slots (HOURGLASS_EXEC_CONCURRENCY, default
+//   1000): the bench sets it to N + streams + 16 unless the environment sets it (with N at or above
+//   it, the commands past it never start and streams get no byte: the bench warns).
 // Starts its own stack (embedded Temporal and PostgreSQL on free ports, its own state dir);
 // HOURGLASS_* settings in the environment pass through to it.
 import { readFileSync } from 'node:fs';
 import { HourglassClient } from '../client/index';
 import { Failures } from './lib/api';
 import { parseParams } from './lib/args';
-import { cpuSeconds, cpuSpent, type CpuReading } from './lib/cpu';
+import { cpuSpent, isService, reading, type Part } from './lib/cpu';
 import { addFailure, download, seqOutput, streamedRun, upload, type StreamedRun } from './lib/data-plane-ops';
 import { heading, line, log, table } from './lib/output';
 import { abort, forEachLimit } from './lib/pool';
-import { classify, memoryUsage } from './lib/processes';
+import { classify } from './lib/processes';
 import { StateWatcher } from './lib/registry';
 import { runBench } from './lib/run';
 import { createRunning, warmUp } from './lib/sandboxes';
@@ -59,12 +60,16 @@ const latencyRow = (step: string, s: Summary, failed: number, wallMs: number) =>
 await runBench('data-plane-scale', params, async (bench) => {
   const { n, concurrency: c } = params;
   const timeoutMs = params.timeout * 1000;
-  const slots = Number(process.env.HOURGLASS_EXEC_CONCURRENCY || 1000);
-  if (n + params.streams > slots) {
+  // Each running command holds an exec slot: raised to fit, like the owner quota, unless set.
+  process.env.HOURGLASS_EXEC_CONCURRENCY ||= String(n + params.streams + 16);
+  const slots = Number(process.env.HOURGLASS_EXEC_CONCURRENCY);
+  if (n >= slots) {
     log(
-      `warning: ${n} background commands + ${params.streams} streams > ${slots} exec slots ` +
-        '(HOURGLASS_EXEC_CONCURRENCY): streams past the slots wait until a command ends',
+      `warning: ${n} background commands ≥ ${slots} exec slots (HOURGLASS_EXEC_CONCURRENCY): those past the ` +
+        'slots are accepted (202, state running) but do not start, and no stream gets a byte until a kill',
     );
+  } else if (n + params.streams > slots) {
+    log(`warning: ${slots - n} exec slots left beside the background commands: streams past them queue`);
   }
   const stack = await bench.startStack({ sandboxes: n });
   const client = new HourglassClient({ baseUrl: stack.api.baseUrl, token: stack.api.token });
@@ -76,13 +81,12 @@ await runBench('data-plane-scale', params, async (bench) => {
   const leader = stack.leader.pid!;
 
   // What each phase cost the stack's processes: CPU between readings, memory at each phase's end.
-  const phases: { phase: string; wallMs: number; cpu: CpuReading; rssMiB: Record<string, number> }[] = [];
-  let mark = { at: performance.now(), cpu: cpuSeconds(stack.stateDir, leader) };
+  const phases: { phase: string; wallMs: number; cpu: Record<Part, number>; rssMiB: Record<Part, number> }[] = [];
+  let mark = { at: performance.now(), reading: reading(stack.stateDir, leader) };
   const endPhase = (phase: string) => {
-    const now = { at: performance.now(), cpu: cpuSeconds(stack.stateDir, leader) };
-    const memory = memoryUsage(stack.stateDir, leader);
-    const rssMiB = Object.fromEntries(Object.entries(memory).map(([k, u]) => [k, u.rssMiB]));
-    phases.push({ phase, wallMs: now.at - mark.at, cpu: cpuSpent(mark.cpu, now.cpu), rssMiB });
+    const now = { at: performance.now(), reading: reading(stack.stateDir, leader) };
+    const cpu = cpuSpent(mark.reading, now.reading);
+    phases.push({ phase, wallMs: now.at - mark.at, cpu, rssMiB: now.reading.rssMiB });
     mark = now;
   };
 
@@ -266,7 +270,7 @@ await runBench('data-plane-scale', params, async (bench) => {
   endPhase('kill');
 
   // 6. The service's processes, and the data plane's rows left in the registry.
-  const hourglass = classify(stack.stateDir, leader).get('hourglass')!;
+  const hourglass = classify(stack.stateDir, leader).get('hourglass')!.filter(isService);
   const peaks = hourglass.map((p) => ({
     pid: p.pid,
     command: p.argv.slice(0, 6).join(' ').slice(0, 80),
@@ -294,7 +298,9 @@ await runBench('data-plane-scale', params, async (bench) => {
   };
   const fails = (prefix: string) =>
     Object.entries(failures.counts).reduce((a, [k, v]) => (k.startsWith(prefix) ? a + v : a), 0);
-  heading(`data plane at scale: ${ids.length} sandboxes with a background command each (process driver)`);
+  heading(
+    `data plane at scale: ${ids.length} sandboxes with a background command each (process driver, ${slots} exec slots)`,
+  );
   table(LATENCY_HEADERS, [
     latencyRow('create → RUNNING', s.create, n - ids.length, createWallMs),
     latencyRow('background exec: POST → 202', s.accept, fails('background start'), bgWallMs),
@@ -356,22 +362,39 @@ await runBench('data-plane-scale', params, async (bench) => {
     `running before the kill ${runningBeforeKill}/${bgIds.length}, after ${runningAfterKill}; ` +
       `ended as ${JSON.stringify(endedAs)}\n`,
   );
-  heading('what each phase cost the stack (CPU s and share of one core; RSS at its end, MiB, summed over processes)');
+  heading('what each phase cost the stack: CPU s (share of one core), RSS at its end (MiB, summed over processes)');
+  const cpuCell = (p: (typeof phases)[number], k: Part) =>
+    `${p.cpu[k]} (${Math.round((p.cpu[k] / (p.wallMs / 1000)) * 100)} %)`;
   table(
-    ['phase', 'wall s', 'hourglass CPU s', 'postgres CPU s', 'temporal CPU s', 'hourglass RSS', 'postgres RSS'],
+    [
+      'phase',
+      'wall s',
+      'service CPU',
+      'commands CPU',
+      'postgres CPU',
+      'temporal CPU',
+      'service RSS',
+      'commands RSS',
+      'postgres RSS',
+    ],
     phases.map((p) => [
       p.phase,
       p.wallMs / 1000,
-      `${p.cpu.hourglass} (${Math.round((p.cpu.hourglass / (p.wallMs / 1000)) * 100)} %)`,
-      `${p.cpu.postgres} (${Math.round((p.cpu.postgres / (p.wallMs / 1000)) * 100)} %)`,
-      `${p.cpu.temporal} (${Math.round((p.cpu.temporal / (p.wallMs / 1000)) * 100)} %)`,
-      p.rssMiB.hourglass ?? NaN,
-      p.rssMiB.postgres ?? NaN,
+      cpuCell(p, 'service'),
+      cpuCell(p, 'commands'),
+      cpuCell(p, 'postgres'),
+      cpuCell(p, 'temporal'),
+      p.rssMiB.service,
+      p.rssMiB.commands,
+      p.rssMiB.postgres,
     ]),
   );
   line(
-    `hourglass processes (\`dev\`: API and worker in one): ` +
-      `${peaks.map((p) => `${p.pid} peak RSS ${p.peakRssMiB} MiB (${p.command})`).join('; ')}`,
+    "service: the node process (`dev`: API and worker in one), the process driver's spawner, esbuild; " +
+      'commands: what the spawner runs for the sandboxes (bwrap, sh, sleep, seq …)',
+  );
+  line(
+    `service processes: ` + `${peaks.map((p) => `${p.pid} peak RSS ${p.peakRssMiB} MiB (${p.command})`).join('; ')}`,
   );
   line(
     `registry rows left before the destroy: exec_output ${rowsLeft.execOutput.rows} ` +
