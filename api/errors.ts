@@ -40,9 +40,12 @@ export function fromTemporal(err: unknown): ApiError | undefined {
     if (type === Failure.InvalidState) return new ApiError(409, 'invalid_state', cause.message, details);
     if (type === Failure.InvalidArgument) return new ApiError(400, 'invalid_argument', cause.message, details);
     if (type === Failure.Busy) return new ApiError(503, 'busy', cause.message, details);
+    if (type === Failure.RateLimited) return new ApiError(429, 'rate_limited', cause.message, details);
     // The data plane's file operations: a path that escapes the workspace, or one that is not there.
     if (type === Failure.BadSpec) return new ApiError(400, 'invalid_argument', cause.message, details);
     if (type === Failure.PathNotFound) return new ApiError(404, 'path_not_found', cause.message, details);
+    // A download past what one transfer may carry (the worker stops copying at the cap).
+    if (type === Failure.TooLarge) return new ApiError(413, 'too_large', cause.message, details);
   }
   if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError) {
     return new ApiError(502, 'operation_failed', rootMessage(err));

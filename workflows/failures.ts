@@ -17,6 +17,8 @@ export const Failure = {
   NotFound: 'not_found',
   /** A file path inside a sandbox that does not exist (API 404). */
   PathNotFound: 'path_not_found',
+  /** Too many at once of something capped (streamed and background commands in a sandbox): API 429. */
+  RateLimited: 'rate_limited',
   /** A file larger than one transfer may carry (API 413). */
   TooLarge: 'too_large',
   BadSpec: 'bad_spec',

@@ -33,7 +33,9 @@ export async function sandboxWorkflow(input: SandboxInput): Promise<SandboxResul
   setHandler(destroySignal, (req) => sandbox.destroy(req));
   setHandler(vmLostSignal, (req) => sandbox.vmLost(req));
   setHandler(execUpdate, (cmd) => sandbox.exec(cmd), { validator: (cmd) => sandbox.validateExec(cmd) });
-  setHandler(startExecUpdate, (cmd) => sandbox.startExec(cmd), { validator: (cmd) => sandbox.validateExec(cmd) });
+  setHandler(startExecUpdate, (cmd) => sandbox.startExec(cmd), {
+    validator: (cmd) => sandbox.validateExec(cmd, true),
+  });
   setHandler(killExecUpdate, (req) => sandbox.killExec(req), { validator: (req) => sandbox.validateKillExec(req) });
   setHandler(filesUpdate, (op) => sandbox.files(op), { validator: (op) => sandbox.validateFiles(op) });
   setHandler(stopUpdate, () => sandbox.stop(), { validator: () => sandbox.validateStop() });

@@ -10,6 +10,8 @@ type Activities = ReturnType<typeof createActivities>;
 
 /** Past a command's own timeout, the time its driver has to kill it and answer. */
 export const EXEC_GRACE_SECONDS = 30;
+/** A streamed or background command waiting this long for a free exec slot is refused (busy), not run late. */
+export const EXEC_START_TIMEOUT_SECONDS = 60;
 
 // Registry writes never block the lifecycle (PostgreSQL is a read model): retried forever, awaited
 // only before the run closes. Rows are upserted by sequence number, so order of arrival is irrelevant.
@@ -98,6 +100,7 @@ export function exec(timeoutSeconds: number, summary: string, killable = false) 
   return proxyActivities<Activities>({
     summary,
     taskQueue: execQueue(workflowInfo().taskQueue),
+    scheduleToStartTimeout: `${EXEC_START_TIMEOUT_SECONDS}s`,
     startToCloseTimeout: `${timeoutSeconds + EXEC_GRACE_SECONDS}s`,
     heartbeatTimeout: '20s',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

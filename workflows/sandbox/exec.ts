@@ -5,7 +5,7 @@ import { DEFAULT_EXEC_TIMEOUT_SECONDS } from '../../hypervisors/guest/contract';
 import { Failure } from '../failures';
 import { execSummary } from '../summaries';
 import type { ExecInput, ExecOutput } from '../types';
-import { exec, registry } from './activity-options';
+import { exec, EXEC_START_TIMEOUT_SECONDS, registry } from './activity-options';
 import { rootMessage } from './root-cause';
 import type { SandboxRun } from './run';
 
@@ -38,6 +38,13 @@ export async function runCommand(run: SandboxRun, cmd: ExecInput, execId: string
       run.publish.write(() => registry.recordExecInterrupted({ id, execId, reason }));
     }
     if (run.destroyReason) throw cutShortByDestroy(run, undefined, killable ? execId : undefined);
+    if (err instanceof Error && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START') {
+      throw ApplicationFailure.nonRetryable(
+        `exec in sandbox ${id} did not start: no worker had a free slot for streamed and background commands ` +
+          `within ${EXEC_START_TIMEOUT_SECONDS} s (HOURGLASS_EXEC_CONCURRENCY per worker); try again`,
+        Failure.Busy,
+      );
+    }
     if (err instanceof Error && err.cause instanceof TimeoutFailure) {
       throw ApplicationFailure.nonRetryable(
         `exec in sandbox ${id} was interrupted: the worker running it was lost (${rootMessage(err)}); ` +

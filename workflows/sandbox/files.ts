@@ -10,7 +10,7 @@ import type { SandboxRun } from './run';
 
 const OPS = ['write', 'read', 'list', 'remove', 'mkdir'] as const;
 /** A driver's answer that names the caller's mistake: passed on as it is (400, 404), not as an activity failure. */
-const CALLER_ERRORS: readonly string[] = [Failure.BadSpec, Failure.PathNotFound];
+const CALLER_ERRORS: readonly string[] = [Failure.BadSpec, Failure.PathNotFound, Failure.TooLarge];
 
 export function validateFileOp(op: FileOp | undefined): void {
   if (!op || !OPS.includes(op.op) || typeof op.path !== 'string' || op.path === '') {

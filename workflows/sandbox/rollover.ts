@@ -16,7 +16,7 @@ const DRAIN_HISTORY_BYTES = 20 * 1024 * 1024;
 export function rolloverDue(run: SandboxRun): boolean {
   const info = workflowInfo();
   const maxEvents = run.request.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
-  const busy = run.job?.state === 'RUNNING' || run.execs.background > 0;
+  const busy = run.job?.state === 'RUNNING' || run.execs.background.size > 0;
   return (info.continueAsNewSuggested || info.historyLength > maxEvents) && !busy;
 }
 

@@ -4,12 +4,10 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  currentUpdateInfo,
   getExternalWorkflowHandle,
   isCancellation,
   log,
   patched,
-  uuid4,
 } from '@temporalio/workflow';
 import { createFailed as createFailedReason, EndReason } from '../end-reasons';
 import { Failure, failureType } from '../failures';
@@ -34,8 +32,16 @@ import type {
   SandboxResult,
   SandboxStatus,
 } from '../types';
-import { bootWait, provisioning, registry, teardown, teardownHere } from './activity-options';
-import { runCommand } from './exec';
+import { bootWait, provisioning, teardown, teardownHere } from './activity-options';
+import {
+  drainingMessage,
+  exec,
+  killExec,
+  settleAfterDestroy,
+  startExec,
+  validateCommand,
+  validateKillExec,
+} from './exec-handlers';
 import { runFileOp, validateFileOp } from './files';
 import { Mutex } from './mutex';
 import { Publisher } from './publish';
@@ -151,8 +157,7 @@ export class SandboxRun {
     }
     // A renewal is instant and always welcome; longer work would hold the rollover back.
     if (this.draining && op !== 'renewLease') {
-      const message = `sandbox ${id} is continuing as new; retry in a moment`;
-      return ApplicationFailure.nonRetryable(message, Failure.Busy, { state });
+      return ApplicationFailure.nonRetryable(drainingMessage(this), Failure.Busy, { state });
     }
     return undefined;
   }
@@ -209,58 +214,25 @@ export class SandboxRun {
     this.requestDestroy('vm lost', EndReason.VmLost);
   }
 
-  validateExec(cmd: ExecInput | undefined): void {
+  validateExec(cmd: ExecInput | undefined, background = false): void {
     this.requireState('exec');
-    if (!Array.isArray(cmd?.command) || cmd.command.length === 0) {
-      throw ApplicationFailure.nonRetryable('command must be a non-empty array of strings', Failure.InvalidArgument);
-    }
-    if (cmd.execId !== undefined && this.execs.has(cmd.execId)) {
-      const message = `exec ${cmd.execId} is already running in sandbox ${this.id}`;
-      throw ApplicationFailure.nonRetryable(message, Failure.InvalidArgument);
-    }
+    validateCommand(this, cmd, background);
   }
 
   exec(cmd: ExecInput): Promise<ExecOutput> {
-    const execId = cmd.execId ?? currentUpdateInfo()?.id ?? uuid4();
-    if (!cmd.stream) return runCommand(this, cmd, execId);
-    return this.execs.run(execId, () => runCommand(this, cmd, execId));
+    return exec(this, cmd);
   }
 
-  /**
-   * A background command: recorded, started, and answered at once; it runs until it ends, is
-   * killed, or the sandbox goes (destroying the sandbox ends its processes).
-   */
-  async startExec(cmd: ExecInput): Promise<{ execId: string }> {
-    const execId = cmd.execId ?? currentUpdateInfo()?.id ?? uuid4();
-    const input: ExecInput = { ...cmd, background: true, stream: false, execId };
-    this.execs.background += 1;
-    const record = { sandboxId: this.id, execId, command: cmd.command, envNames: Object.keys(cmd.env ?? {}) };
-    // Recorded before the answer, so the caller can read it at once.
-    await registry.recordExecStart({ ...record, startedAt: new Date().toISOString(), mode: 'background' });
-    void this.execs
-      .run(execId, () => runCommand(this, input, execId, 'background exec'))
-      .catch((err) => log.info('background exec ended', { sandboxId: this.id, execId, error: rootMessage(err) }))
-      .finally(() => {
-        this.execs.background -= 1;
-        this.wakeups += 1;
-      });
-    return { execId };
+  startExec(cmd: ExecInput): Promise<{ execId: string }> {
+    return startExec(this, cmd);
   }
 
   validateKillExec(input: { execId?: unknown } | undefined): void {
-    if (typeof input?.execId !== 'string' || input.execId === '') {
-      throw ApplicationFailure.nonRetryable('execId must be a non-empty string', Failure.InvalidArgument);
-    }
+    validateKillExec(input);
   }
 
-  /** Kills a streamed or background command and answers once it has ended. */
-  async killExec({ execId }: { execId: string }): Promise<KillExecResult> {
-    if (!this.execs.has(execId)) return { execId, killed: false };
-    // Written first, so the record says killed, not a plain exit 137, when the end lands.
-    await registry.recordExecOutcome({ id: this.id, execId, killRequested: true });
-    if (!this.execs.kill(execId)) return { execId, killed: false };
-    await condition(() => !this.execs.has(execId));
-    return { execId, killed: true };
+  killExec(input: { execId: string }): Promise<KillExecResult> {
+    return killExec(this, input);
   }
 
   validateFiles(op: FileOp | undefined): void {
@@ -398,12 +370,7 @@ export class SandboxRun {
     this.showEndReason = patched('end-reason-search-attribute-v1');
     if (this.state !== 'DESTROYING') this.transition('DESTROYING', reason);
     const { existed } = await this.destroyOnDriver(reason);
-    // Commands still streaming end with their sandbox, file operations are cut: let them answer and
-    // record how (asked only when some ran, so runs from before the data plane replay as they were).
-    for (const op of this.fileOps) op.cancel();
-    if (this.execs.size > 0 || this.fileOps.size > 0) {
-      await condition(() => this.execs.size === 0 && this.fileOps.size === 0, '30s');
-    }
+    await settleAfterDestroy(this, reason);
     this.transition('DESTROYED', existed ? reason : `${reason} (vm already gone)`);
     return { id: this.id, state: 'DESTROYED', destroyReason: reason };
   }

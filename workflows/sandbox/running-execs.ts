@@ -8,10 +8,14 @@ export class RunningExecs {
   private readonly scopes = new Map<string, CancellationScope>();
   private readonly killed = new Set<string>();
   /** Background commands still running: the run must not continue as new under them. */
-  background = 0;
+  readonly background = new Set<string>();
 
   get size(): number {
     return this.scopes.size;
+  }
+
+  ids(): string[] {
+    return [...this.scopes.keys()];
   }
 
   has(execId: string): boolean {

@@ -29,6 +29,7 @@ import {
 import { SandboxEndReason, SandboxState } from '../../../workflows/search-attributes';
 import { sessionWorkflow } from '../../../workflows/session';
 import type { ExecInput, JobSpec } from '../../../workflows/types';
+import { MAX_RUNNING_EXECS } from '../../../workflows/sandbox/exec-handlers';
 import { commands } from './fake-activities';
 import { startWorkflowTestBed, until, untilState, type SandboxHandle, type WorkflowTestBed } from './test-bed';
 
@@ -486,5 +487,55 @@ describe('data plane', () => {
     });
     await stopped.signal(destroySignal, {});
     await stopped.result();
+  });
+
+  it('caps streamed and background commands per sandbox (rate_limited), plain execs are not counted', async () => {
+    const sbx = await bed.startSandbox();
+    await untilState(sbx, 'RUNNING');
+    bed.world.hold('many');
+    for (let i = 0; i < MAX_RUNNING_EXECS; i++) {
+      await sbx.executeUpdate(startExecUpdate, { args: [{ command: commands.hold('many'), execId: `bg-${i}` }] });
+    }
+    const refused = sbx.executeUpdate(startExecUpdate, { args: [{ command: ['true'], execId: 'one-too-many' }] });
+    expect(await outcome(refused)).toMatchObject({ type: Failure.RateLimited, message: expect.stringMatching(/32/) });
+    expect(await sbx.executeUpdate(execUpdate, { args: [{ command: ['exit', '0'] }] })).toMatchObject({ exitCode: 0 });
+    bed.world.release('many');
+    await sbx.signal(destroySignal, {});
+    await sbx.result();
+  });
+
+  it('records as interrupted a command that has not ended 30 s after its sandbox was destroyed', async () => {
+    const sbx = await bed.startSandbox();
+    await untilState(sbx, 'RUNNING');
+    bed.world.hold('stuck', { ignoresCancel: true });
+    await sbx.executeUpdate(startExecUpdate, { args: [{ command: commands.hold('stuck'), execId: 'bg-stuck' }] });
+    await until(async () => bed.world.called('execInSandbox', sbx.id) === 1);
+    await sbx.signal(destroySignal, { reason: 'gone' });
+    expect(await sbx.result()).toMatchObject({ state: 'DESTROYED' });
+    const interrupted = bed.world.calls.find((c) => c.activity === 'recordExecInterrupted' && c.id === sbx.id);
+    expect(interrupted?.input).toMatchObject({ execId: 'bg-stuck', reason: expect.stringContaining('(gone)') });
+    await bed.endOrphanedCommand('stuck');
+  }, 60_000); // time does not skip while the stuck activity runs: the 30 s pass for real
+
+  it('keeps replaying a run that used the data plane (recorded as fixtures/data-plane-1.bin with RECORD_FIXTURES=1)', async () => {
+    const sbx = await bed.startSandbox();
+    await untilState(sbx, 'RUNNING');
+    await sbx.executeUpdate(execUpdate, { args: [{ command: ['echo', 'streamed'], stream: true, execId: 'st-f' }] });
+    bed.world.hold('fixture-bg');
+    await sbx.executeUpdate(startExecUpdate, { args: [{ command: commands.hold('fixture-bg'), execId: 'bg-f' }] });
+    await until(async () => bed.world.called('execInSandbox', sbx.id) === 2);
+    await sbx.executeUpdate(killExecUpdate, { args: [{ execId: 'bg-f' }] });
+    await sbx.executeUpdate(filesUpdate, { args: [{ op: 'mkdir', path: 'out', parents: true }] });
+    await sbx.signal(destroySignal, { reason: 'fixture' });
+    await sbx.result();
+    const history = await sbx.fetchHistory();
+    if (process.env.RECORD_FIXTURES) {
+      writeFileSync(
+        path.join(FIXTURES, 'data-plane-1.bin'),
+        proto.temporal.api.history.v1.History.encode(history).finish(),
+      );
+    }
+    const replayed = await Worker.runReplayHistory({ workflowBundle: bed.workflowBundle }, history, sbx.id);
+    expect(replayed).toBeUndefined();
   });
 });
