@@ -363,6 +363,7 @@ describe('end reason', () => {
 // path through the sandbox and session workflows; every run of a continued-as-new chain is a file.
 // end-reason-1.bin came later, from the 'end reason' test above (RECORD_FIXTURES=1): a run with the
 // end-reason-search-attribute-v1 patch, activity and timer summaries.
+// data-plane-1.bin: a streamed exec, a background exec killed, a files update, a destroy (issue 11).
 describe('histories recorded before the reshape', () => {
   it('each replays against the current code without nondeterminism', async () => {
     const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.bin'));
@@ -517,7 +518,7 @@ describe('data plane', () => {
     await bed.endOrphanedCommand('stuck');
   }, 60_000); // time does not skip while the stuck activity runs: the 30 s pass for real
 
-  it('keeps replaying a run that used the data plane (recorded as fixtures/data-plane-1.bin with RECORD_FIXTURES=1)', async () => {
+  it('replays a run that used the data plane (fixtures/data-plane-1.bin with RECORD_FIXTURES=1)', async () => {
     const sbx = await bed.startSandbox();
     await untilState(sbx, 'RUNNING');
     await sbx.executeUpdate(execUpdate, { args: [{ command: ['echo', 'streamed'], stream: true, execId: 'st-f' }] });
