@@ -31,6 +31,8 @@ export interface ActivityDeps {
   taskQueue: string;
   /** Webhook deliveries: the codec keys that open signing secrets, the address guard, the retry window. */
   webhooks?: WebhookSettings;
+  /** Kills of streamed and background commands (one listener per worker process; closed by its owner). */
+  execKills?: ExecKills;
 }
 
 interface Target {
@@ -40,7 +42,8 @@ interface Target {
 
 export function createActivities(deps: ActivityDeps) {
   const { pool, hypervisors } = deps;
-  const kills = new ExecKills(pool);
+  // Made here when the caller gives none (tests): its listener then closes itself when idle.
+  const kills = deps.execKills ?? new ExecKills(pool);
   return {
     ...countReaperWork(createReaperActivities(deps)),
     ...createWebhookActivities(deps),

@@ -7,6 +7,7 @@ import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkerOptions } from '@temporalio/worker';
 import type pg from 'pg';
 import { createActivities } from '../activities';
+import { ExecKills } from '../activities/exec-kills';
 import type { WebhookSettings } from '../activities/webhooks';
 import type { HypervisorSet } from '../hypervisors/index';
 import { instrumentHypervisors } from '../metrics/instrumented-hypervisors';
@@ -43,7 +44,9 @@ export interface WorkerGroup {
 
 export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
   const tuning = deps.tuning ?? workerTuning({}); // the documented defaults
+  const execKills = new ExecKills(deps.pool);
   const activities = createActivities({
+    execKills,
     pool: deps.pool,
     // Every driver call the activities make is counted and timed (metrics/instrumented-hypervisors.ts).
     hypervisors: instrumentHypervisors(deps.hypervisors),
@@ -116,6 +119,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<WorkerGroup> {
       } finally {
         shutdown();
         await Promise.allSettled(runs);
+        await execKills.close(); // after the last command: its listener goes with the workers
       }
     },
     shutdown,
