@@ -22,7 +22,8 @@ CREATE TABLE exec_output (
 -- Followers wake when an exec ends (its row's finished_at is set) as well as on new output.
 CREATE FUNCTION execs_notify_end() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.finished_at IS NOT NULL AND (TG_OP = 'INSERT' OR OLD.finished_at IS NULL OR OLD.error IS DISTINCT FROM NEW.error) THEN
+  IF NEW.finished_at IS NOT NULL
+     AND (TG_OP = 'INSERT' OR OLD.finished_at IS NULL OR OLD.error IS DISTINCT FROM NEW.error) THEN
     PERFORM pg_notify('exec_output', NEW.sandbox_id || ' ' || NEW.exec_id);
   END IF;
   RETURN NULL;
