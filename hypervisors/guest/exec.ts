@@ -85,13 +85,13 @@ export async function runInGuest(agent: GuestAgent, plan: ExecPlan, ctx: OpConte
   return result(last ?? { exited: true }, true);
 }
 
-/** Best effort; returns the killer's pid. */
-async function killTree(agent: GuestAgent, pid: number): Promise<number | null> {
+/** Kills a guest process's tree (KILL_TREE). Best effort; returns the killer's pid. */
+export async function killTree(agent: GuestAgent, pid: number): Promise<number | null> {
   return agent.exec(['/bin/sh', '-c', KILL_TREE, String(pid)]).catch(() => null);
 }
 
 /** The killed process's exited status (what it printed until then), if the agent gives it soon. */
-async function lastStatus(agent: GuestAgent, pid: number): Promise<GuestExecStatus | null> {
+export async function lastStatus(agent: GuestAgent, pid: number): Promise<GuestExecStatus | null> {
   const until = Date.now() + COLLECT_MS;
   for (let pause = agent.pollMs.first; ; pause = Math.min(pause * 2, agent.pollMs.max)) {
     const status = await agent.status(pid).catch(() => null);

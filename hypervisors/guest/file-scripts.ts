@@ -1,8 +1,8 @@
 // The POSIX sh scripts the common file layer (sandbox-file-system.ts) runs inside a sandbox, and
 // the parsing of what they print. They must run under dash with GNU coreutils (process sandboxes
 // see the host's /usr) and under busybox 1.35 ash (the VM guests): only `readlink -f`, `stat -c`,
-// `mktemp`, `tar -c`, `mkdir`, `rm`, `mv`, `chmod` and shell builtins. Every path is an argument,
-// never part of the script text.
+// `find -exec {} +`, `mktemp`, `tar -c`, `cat`, `mkdir`, `rm`, `mv`, `chmod`, `sh` and shell
+// builtins. Every path is an argument, never part of the script text.
 //
 // Each script starts with GUARD: the symlink check, made by the same command that then acts, so
 // what it checked is what it acts on (short of a race inside the sandbox, which can only reach
@@ -107,24 +107,22 @@ chmod "$M" "$T" && mv -f -- "$T" "$P"
 export const REMOVE_TEMP_SCRIPT = 'rm -f -- "$1"';
 
 /**
- * Lists $2 (a directory's entries, or a file itself). Per glob (names, dot-names, dot-dot-names):
- * a count line, then each name NUL-terminated, then one `stat -c '%f %s %Y'` line each, in the
- * same order (hex mode, size, mtime).
+ * Lists $2 (a directory's entries, or a file itself). Per batch of names (find hands them out in
+ * batches that fit a command line: a directory of any size never makes one argv too long): a count
+ * line, then each name NUL-terminated, then one `stat -c '%f %s %Y'` line each, in the same order
+ * (hex mode, size, mtime). An unreadable directory lists as empty.
  */
 export const LIST_SCRIPT = `${GUARD}
 [ -e "$P" ] || missing "$P"
-emit() {
-  [ "$#" -eq 1 ] && ! exists "$1" && return
-  printf '%s\\n' "$#"
-  printf '%s\\0' "$@"
-  stat -c '%f %s %Y' -- "$@" 2>/dev/null || exit ${FileExit.Changed}
-}
+E='printf "%s\\n" "$#"; for f; do printf "%s\\0" "\${f#./}"; done
+stat -c "%f %s %Y" -- "$@" 2>/dev/null'
 if [ -d "$P" ]; then
   cd -- "$r" || exit 1
-  emit *; emit .[!.]*; emit ..?*
+  [ -r . ] || exit 0
+  find . -mindepth 1 -maxdepth 1 -exec sh -c "$E" sh {} + || exit ${FileExit.Changed}
 else
   cd -- "\${r%/*}/" || exit 1
-  emit "\${r##*/}"
+  sh -c "$E" sh "\${r##*/}" || exit ${FileExit.Changed}
 fi
 `;
 

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecResult, OpContext, OutputSink } from '../types';
 import { EXEC_OUTPUT_CAP_BYTES, EXIT_TIMED_OUT, exitCodeOf } from './contract';
-import { KILL_TREE, type GuestAgent, type GuestExecStatus } from './exec';
+import { killTree, lastStatus, type GuestAgent, type GuestExecStatus } from './exec';
 import type { ExecPlan } from './exec-plan';
 import { cappedOutput } from './exec-result';
 
@@ -17,9 +17,9 @@ export interface OutputFiles {
   /**
    * The command's status (when `pid` is given), then up to `max` bytes of stdout's and of stderr's
    * file from their offsets, read after the status: once it says exited, they hold everything.
-   * A file not there yet reads as empty.
+   * A file not there yet reads as empty. `signal` cuts short a wait inside one poll.
    */
-  poll(pid: number | null, offsets: [number, number], max: number): Promise<OutputPoll>;
+  poll(pid: number | null, offsets: [number, number], max: number, signal?: AbortSignal): Promise<OutputPoll>;
   close(): Promise<void>;
 }
 
@@ -75,7 +75,14 @@ class StreamCopy {
   }
 }
 
+/** How long a killed command's last status and output are waited for. */
 const COLLECT_MS = 2_000;
+
+/**
+ * Reads per poll, at most. A command writing faster than we read would otherwise keep one poll
+ * going for ever, past its deadline and any kill: its output is its problem, the deadline is ours.
+ */
+const MAX_READS_PER_POLL = 8;
 
 export async function runStreamingInGuest(
   agent: StreamingGuestAgent,
@@ -98,13 +105,21 @@ export async function runStreamingInGuest(
       timedOut,
     };
   };
-  /** One poll: the status (if asked), and what each file gained; again while a read came back full. */
-  const poll = async (pid: number | null): Promise<{ status?: GuestExecStatus; got: boolean }> => {
+  /**
+   * One poll: the status (if asked), and what each file gained; again while a read came back full,
+   * up to MAX_READS_PER_POLL reads and not past `until`. `drained`: the last read was not full.
+   */
+  const poll = async (pid: number | null, until: number) => {
     let status: GuestExecStatus | undefined;
     let got = false;
-    for (let first = true; ; first = false) {
-      const answer = await files.poll(first ? pid : null, [streams[0].offset, streams[1].offset], agent.readChunkBytes);
-      if (first) status = answer.status;
+    for (let reads = 0; reads < MAX_READS_PER_POLL; reads++) {
+      if (reads > 0) {
+        ctx.signal?.throwIfAborted();
+        if (Date.now() >= until) break;
+      }
+      const offsets: [number, number] = [streams[0].offset, streams[1].offset];
+      const answer = await files.poll(reads === 0 ? pid : null, offsets, agent.readChunkBytes, ctx.signal);
+      if (reads === 0) status = answer.status;
       let full = false;
       answer.chunks.forEach((chunk, i) => {
         if (chunk.length === 0) return;
@@ -112,50 +127,43 @@ export async function runStreamingInGuest(
         full ||= chunk.length >= agent.readChunkBytes;
         streams[i]!.take(chunk, onOutput);
       });
-      if (!full) return { status, got };
+      if (!full) return { status, got, drained: true };
     }
+    return { status, got, drained: false };
   };
 
   const pid = await agent.start(['/bin/sh', '-c', REDIRECT_SCRIPT, base, ...plan.argv], plan.env, stdin);
   const deadline = started + plan.timeoutMs;
+  // Its status once it has exited (the agent answers that only once); its files may still hold more.
+  let exited: GuestExecStatus | undefined;
   try {
     for (let pause = agent.tailMs.first; ;) {
-      const { status, got } = await poll(pid);
-      if (status?.exited) return result(status, false);
+      const { status, got, drained } = await poll(exited ? null : pid, deadline);
+      if (status?.exited) exited = status;
+      if (exited && drained) return result(exited, false);
       ctx.signal?.throwIfAborted();
       const left = deadline - Date.now();
       if (left <= 0) break;
+      if (!drained) continue; // more is waiting: read on at once
       pause = got ? agent.tailMs.first : Math.min(pause * 2, agent.tailMs.max);
       await sleep(Math.min(pause, left), undefined, { signal: ctx.signal });
     }
-    // The deadline: kill the tree, keep what it wrote until then.
+    // It ended but its output outran us until the deadline: as late as a command still running.
+    if (exited) return result(exited, true);
+    // The deadline: kill the tree, keep (some of) what it wrote until then.
     const killer = await killTree(agent, pid);
     const last = await lastStatus(agent, pid);
     if (killer !== null) await agent.status(killer).catch(() => undefined);
-    await poll(null).catch(() => undefined);
+    await poll(null, Date.now() + COLLECT_MS).catch(() => undefined);
     return result(last ?? { exited: true }, true);
   } catch (err) {
     // Cancelled, a sink that threw, or a failed poll: the command must not run on unwatched.
-    await killTree(agent, pid);
+    if (!exited) await killTree(agent, pid);
     ctx.signal?.throwIfAborted();
     throw err;
   } finally {
     await files.close().catch(() => undefined);
     await removeFiles(agent, [`${base}.out`, `${base}.err`]);
-  }
-}
-
-async function killTree(agent: GuestAgent, pid: number): Promise<number | null> {
-  return agent.exec(['/bin/sh', '-c', KILL_TREE, String(pid)]).catch(() => null);
-}
-
-async function lastStatus(agent: GuestAgent, pid: number): Promise<GuestExecStatus | null> {
-  const until = Date.now() + COLLECT_MS;
-  for (let pause = agent.pollMs.first; ; pause = Math.min(pause * 2, agent.pollMs.max)) {
-    const status = await agent.status(pid).catch(() => null);
-    if (!status || status.exited) return status;
-    if (Date.now() >= until) return null;
-    await sleep(Math.min(pause, Math.max(1, until - Date.now())));
   }
 }
 

@@ -2,7 +2,7 @@
 // runners drive it (guest/exec.ts, guest/stream-exec.ts). Reference: docs/proxmox-api.md §8.
 import { randomBytes } from 'node:crypto';
 import { HypervisorError } from '../errors';
-import type { GuestAgent, GuestExecStatus } from '../guest/exec';
+import { killTree, type GuestAgent, type GuestExecStatus } from '../guest/exec';
 import type { OutputFiles, StreamingGuestAgent } from '../guest/stream-exec';
 import { isTransientPveError, PveApiError, sleep, type PveClient } from './client';
 import type { PveFiles } from './files';
@@ -25,7 +25,7 @@ export class PveGuestAgent implements GuestAgent {
 
   constructor(
     private readonly client: PveClient,
-    private readonly vm: { node: string; vmid: number },
+    protected readonly vm: { node: string; vmid: number },
     /** Pauses between tries of a status request that failed transiently. */
     private readonly retryDelaysMs: number[],
   ) {}
@@ -82,6 +82,9 @@ export class PveGuestAgent implements GuestAgent {
 const TAIL_SCRIPT =
   'tail -c +$(($1 + 1)) "$0.out" 2>/dev/null | head -c $3; tail -c +$(($2 + 1)) "$0.err" 2>/dev/null | head -c $3 >&2';
 
+/** How long one TAIL_SCRIPT may take: a guest that stops answering must not hold the exec past its deadline. */
+const TAIL_TIMEOUT_MS = 30_000;
+
 /**
  * What a streamed exec needs, through PVE. agent/exec's input-data is no way to send bytes (PVE
  * base64-encodes the parameter's characters, and its body cap is 64 KiB), so stdin is uploaded to a
@@ -117,21 +120,25 @@ export class PveStreamingAgent extends PveGuestAgent implements StreamingGuestAg
   outputs(stdoutPath: string, _stderrPath: string): OutputFiles {
     const base = stdoutPath.replace(/\.out$/, '');
     return {
-      poll: async (pid, offsets, max) => {
+      poll: async (pid, offsets, max, signal) => {
         const status = pid !== null ? await this.status(pid) : undefined;
-        const tail = await this.exec([
-          '/bin/sh',
-          '-c',
-          TAIL_SCRIPT,
-          base,
-          String(offsets[0]),
-          String(offsets[1]),
-          String(max),
-        ]);
-        for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
-          const done = await this.status(tail);
-          if (done.exited) return { status, chunks: [done.stdout ?? Buffer.alloc(0), done.stderr ?? Buffer.alloc(0)] };
-          await sleep(pause);
+        const args = [base, String(offsets[0]), String(offsets[1]), String(max)];
+        const tail = await this.exec(['/bin/sh', '-c', TAIL_SCRIPT, ...args]);
+        const until = Date.now() + TAIL_TIMEOUT_MS;
+        try {
+          for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
+            const done = await this.status(tail);
+            const none = Buffer.alloc(0);
+            if (done.exited) return { status, chunks: [done.stdout ?? none, done.stderr ?? none] };
+            if (Date.now() >= until) {
+              const what = `reading a command's output in VM ${this.vm.vmid} took over ${TAIL_TIMEOUT_MS / 1000} s`;
+              throw new HypervisorError(what, 'exec_output_stalled', false);
+            }
+            await sleep(pause, signal);
+          }
+        } catch (err) {
+          await killTree(this, tail); // not exited (its status would have returned): do not leave it behind
+          throw err;
         }
       },
       close: async () => {},

@@ -21,6 +21,11 @@ export interface GuestDataPlaneOptions {
   transferTimeoutMs?: number;
   /** Upper bound asserted on the time to first byte (the figure itself is printed). */
   firstByteBoundMs: number;
+  /**
+   * A command writing `line` for ever, faster than the driver reads it back (default: yes). The
+   * simulator's guests are the host's processes, whose yes would write GBs a second to its /tmp.
+   */
+  flood?: (line: string) => string[];
   /** The driver's own tests, on the same sandbox (declared inside the suite, before its teardown). */
   more?: (hv: () => Hypervisor) => void;
 }
@@ -84,6 +89,32 @@ export function guestDataPlane(name: string, opts: GuestDataPlaneOptions): void 
       expect(slow.result).toMatchObject({ exitCode: 124, timedOut: true });
       expect(slow.stdout.toString()).toBe('started\n');
       const left = await hv.exec(id, { command: ['sh', '-c', `ps -o args | grep -c "^sleep ${secs}" || true`] });
+      expect(left.stdout.trim()).toBe('0');
+    }, 60_000);
+
+    it('ends a command that writes faster than it is read at its deadline, and on a kill', async () => {
+      const marker = `hgflood${randomBytes(4).toString('hex')}`;
+      const command = (opts.flood ?? ((line) => ['yes', line]))(marker.repeat(1000 / marker.length));
+      let bytes = 0;
+      const t0 = Date.now();
+      const timed = await hv.execStream(id, { command, timeoutSeconds: 3 }, (_s, d) => void (bytes += d.length));
+      const tookMs = Date.now() - t0;
+      console.log(`[${name}] flood: timedOut after ${tookMs} ms, ${(bytes / 2 ** 20).toFixed(1)} MiB read`);
+      expect(timed).toMatchObject({ exitCode: 124, timedOut: true });
+      expect(bytes).toBeGreaterThan(0);
+      expect(tookMs).toBeLessThan(3_000 + 7_000);
+
+      const abort = new AbortController();
+      const t1 = Date.now();
+      setTimeout(() => abort.abort(new Error('cancelled by the test')), 1_000);
+      const cancelled = hv.execStream(id, { command }, () => {}, { signal: abort.signal });
+      await expect(cancelled).rejects.toThrow('cancelled by the test');
+      const cancelMs = Date.now() - t1;
+      console.log(`[${name}] flood: cancelled 1000 ms in, returned after ${cancelMs} ms`);
+      expect(cancelMs).toBeLessThan(1_000 + 5_000);
+      // [x]: the check's own command line holds the marker too, but not as this pattern matches.
+      const pattern = `[${marker[0]}]${marker.slice(1)}`;
+      const left = await hv.exec(id, { command: ['sh', '-c', `ps -o args | grep -c "${pattern}" || true`] });
       expect(left.stdout.trim()).toBe('0');
     }, 60_000);
 

@@ -25,6 +25,7 @@ guestDataPlane('proxmox', {
   id,
   readyMs: 10_000,
   firstByteBoundMs: 500,
+  flood: (line) => ['sh', '-c', 'while :; do echo "$0"; done', line],
   more: (hv) => proxmoxLimits(() => hv() as ProxmoxHypervisor),
 });
 
