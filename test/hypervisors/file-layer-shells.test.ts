@@ -5,7 +5,7 @@
 // through a temporary file). Commands run on this host in a temporary workspace: what is under
 // test is the scripts and the layer, not a sandbox's confinement (the driver suites test that).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -157,5 +157,22 @@ for (const shape of shapes) {
       // No temporary file left.
       expect((await run('ls -a /tmp | grep -c "^.hourglass-out" || true')).stdout).toBe('0\n');
     }, 60_000);
+
+    it('lists 30,000 entries (more names than one command line may hold), limit applied', async () => {
+      const dir = path.join(workspace, 'huge');
+      mkdirSync(dir);
+      // 30,000 names of 106 bytes: ~3.4 MB of arguments, past the usual 2 MB ARG_MAX.
+      const long = 'h'.repeat(100);
+      for (let i = 0; i < 30_000; i++) closeSync(openSync(path.join(dir, `${long}-${10000 + i}`), 'w'));
+      try {
+        const some = await fs.listFiles(id, 'huge', { limit: 1000 });
+        expect(some.truncated).toBe(true);
+        expect(some.entries).toHaveLength(1000);
+        expect(some.entries[0]!.name).toBe(`${long}-10000`);
+        expect(some.entries[999]!.name).toBe(`${long}-10999`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }, 120_000);
   });
 }
