@@ -44,7 +44,7 @@ export const KILL_TREE =
   'read -r p c st pp rest < "$s" 2>/dev/null && [ "$pp" = "$1" ] && k "$p"; done; kill -9 "$1"; }; k "$0"';
 
 /** How long a killed command's last status (its output so far) is waited for. */
-const COLLECT_MS = 2_000;
+export const COLLECT_MS = 2_000;
 
 /** Runs a planned command (exec-plan.ts) to its end or its deadline. */
 export async function runInGuest(agent: GuestAgent, plan: ExecPlan, ctx: OpContext = {}): Promise<ExecResult> {

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecResult, OpContext, OutputSink } from '../types';
 import { EXEC_OUTPUT_CAP_BYTES, EXIT_TIMED_OUT, exitCodeOf } from './contract';
-import { killTree, lastStatus, type GuestAgent, type GuestExecStatus } from './exec';
+import { COLLECT_MS, killTree, lastStatus, type GuestAgent, type GuestExecStatus } from './exec';
 import type { ExecPlan } from './exec-plan';
 import { cappedOutput } from './exec-result';
 
@@ -74,9 +74,6 @@ class StreamCopy {
     return Buffer.concat(this.kept);
   }
 }
-
-/** How long a killed command's last status and output are waited for. */
-const COLLECT_MS = 2_000;
 
 /**
  * Reads per poll, at most. A command writing faster than we read would otherwise keep one poll
