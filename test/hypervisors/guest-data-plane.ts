@@ -102,7 +102,9 @@ export function guestDataPlane(name: string, opts: GuestDataPlaneOptions): void 
       console.log(`[${name}] flood: timedOut after ${tookMs} ms, ${(bytes / 2 ** 20).toFixed(1)} MiB read`);
       expect(timed).toMatchObject({ exitCode: 124, timedOut: true });
       expect(bytes).toBeGreaterThan(0);
-      expect(tookMs).toBeLessThan(3_000 + 7_000);
+      // Past the deadline: the kill, its last status, a last read (≤ 2 s), removing the files. Before
+      // the fix it never ended. Loose: qemu under TCG took 6-8 s with other VMs running.
+      expect(tookMs).toBeLessThan(3_000 + 12_000);
 
       const abort = new AbortController();
       const t1 = Date.now();
