@@ -78,6 +78,8 @@ const serviceSchema = z
     HOURGLASS_INSECURE_NO_AUTH: oneOfVar(['0', '1'], '0'),
     HOURGLASS_MAX_SANDBOXES_PER_OWNER: intVar(100),
     HOURGLASS_MAX_WEBHOOKS_PER_OWNER: intVar(20),
+    HOURGLASS_MAX_RUNNING_EXECS_PER_OWNER: intVar(64, 1),
+    HOURGLASS_MAX_TRANSFERS_PER_OWNER: intVar(8, 1),
     HOURGLASS_CODEC_CORS_ORIGINS: z.string().optional(),
     TEMPORAL_ADDRESS: optionalTextVar,
     TEMPORAL_NAMESPACE: textVar('default'),
@@ -107,6 +109,10 @@ const serviceSchema = z
     maxSandboxesPerOwner: e.HOURGLASS_MAX_SANDBOXES_PER_OWNER,
     /** Live webhooks a `user` owner may have (each is a workflow and a wait on every worker). */
     maxWebhooksPerOwner: e.HOURGLASS_MAX_WEBHOOKS_PER_OWNER,
+    /** Streamed and background commands one owner may have running at once (429 rate_limited past it). */
+    maxRunningExecsPerOwner: e.HOURGLASS_MAX_RUNNING_EXECS_PER_OWNER,
+    /** File uploads and downloads one owner may have under way at once (429 rate_limited past it). */
+    maxTransfersPerOwner: e.HOURGLASS_MAX_TRANSFERS_PER_OWNER,
     /** Browser origins allowed to call the codec endpoint; unset = the embedded Temporal UI's. */
     codecCorsOrigins: e.HOURGLASS_CODEC_CORS_ORIGINS?.split(',')
       .map((o) => o.trim())

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { createApp } from '../api/app';
 import { EventHub } from '../api/events/hub';
 import { ExecOutputHub } from '../api/execs/output-hub';
+import { applyServerTimeouts } from '../api/server-timeouts';
 import { SandboxService } from '../api/sandboxes/service';
 import { SessionService } from '../api/sessions/service';
 import { WebhookService } from '../api/webhooks/service';
@@ -140,6 +141,8 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
           limits: config.limits,
           maxSandboxesPerOwner: config.maxSandboxesPerOwner,
           maxPendingCreates: config.maxPendingCreates,
+          maxRunningExecsPerOwner: config.maxRunningExecsPerOwner,
+          maxTransfersPerOwner: config.maxTransfersPerOwner,
         },
         sessions,
       );
@@ -166,6 +169,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
       });
       const server: Server = await new Promise((resolve, reject) => {
         const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
+        applyServerTimeouts(s); // a slow 100 MiB upload is not cut at Node's 300 s
       });
       stops.push(() => new Promise((r) => server.close(r)));
       stops.push(() => events.close());

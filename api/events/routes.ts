@@ -100,7 +100,7 @@ async function refuseFutureId(hub: EventHub, field: string | undefined, id: stri
 }
 
 /** `follow=true`, or (follow not given) an EventSource's Accept header. */
-function wantsStream(req: Request, followParam: boolean): boolean {
+function wantsStream(req: Request, followParam: boolean | undefined): boolean {
   if (followParam) return true;
   return req.query.follow === undefined && (req.get('accept') ?? '').includes('text/event-stream');
 }

@@ -2,16 +2,15 @@
 import '../openapi/extend-zod';
 import { z } from 'zod';
 import { eventIdSchema } from '../../registry/event-id';
+import { queryFlag } from '../query-flag';
 import { listQuery } from '../schemas';
 
 /** A global event id: a decimal bigint (what `id:` carries and Last-Event-ID sends back). */
 export const eventId = eventIdSchema.openapi({ example: '1234' });
 
-const follow = z
-  .enum(['true', 'false', '1', '0'])
-  .optional()
-  .transform((v) => v === 'true' || v === '1')
-  .openapi({ description: 'Stream Server-Sent Events (the connection stays open) instead of one JSON answer' });
+const follow = queryFlag.openapi({
+  description: 'Stream Server-Sent Events (the connection stays open) instead of one JSON answer',
+});
 
 export const eventsQuery = z.object({
   follow,

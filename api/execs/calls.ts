@@ -1,7 +1,6 @@
 // The data plane's exec operations on a sandbox's workflow (streaming, background, kill) and its
 // reads of the registry (an exec, a page of its output). The workflow says whether; the registry
 // holds the record and the bytes.
-import { createHash, randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, WorkflowUpdateStage } from '@temporalio/client';
 import { DEFAULT_EXEC_TIMEOUT_SECONDS } from '../../hypervisors/guest/contract';
 import { readOutput } from '../../registry/exec-output';
@@ -25,15 +24,6 @@ export function execInputOf(body: ExecBody): ExecInput {
   const { stdin, stdinBase64, stream: _stream, background: _background, ...rest } = body;
   const base64 = stdin !== undefined ? Buffer.from(stdin, 'utf8').toString('base64') : stdinBase64;
   return { ...rest, ...(base64 !== undefined ? { stdinBase64: base64 } : {}) };
-}
-
-/**
- * The exec's id: random, or derived from the Idempotency-Key so a retry names the same exec (its
- * update id dedupes in the workflow, and the retry follows the first run's output).
- */
-export function execIdFor(idempotencyKey: string | undefined): string {
-  if (idempotencyKey === undefined) return randomUUID();
-  return `k-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 32)}`;
 }
 
 /**
@@ -114,20 +104,31 @@ const ended = (execId: string, state: string) =>
 export async function killExec(ctx: SandboxContext, p: Principal, id: string, execId: string) {
   const row = await execRecord(ctx, p, id, execId);
   if (row.state !== 'running') throw ended(execId, row.state);
-  const result = await callSandbox(ctx, id, 'exec', () =>
-    ctx.client.withDeadline(Date.now() + 60_000, () =>
-      sandboxHandle(ctx.client, id).executeUpdate(killExecUpdate, { args: [{ execId }] }),
-    ),
-  );
+  // The workflow records a streamed exec a moment before it holds its command: a kill in between
+  // finds nothing to kill. Asked again while the row says running (≤ 10 s).
+  for (let asked = 1; ; asked++) {
+    const result = await callSandbox(ctx, id, 'exec', () =>
+      ctx.client.withDeadline(Date.now() + 60_000, () =>
+        sandboxHandle(ctx.client, id).executeUpdate(killExecUpdate, { args: [{ execId }] }),
+      ),
+    );
+    if (result.killed) break;
+    const now = await getExec(ctx.pool, id, execId);
+    if (!now) throw notFound(`exec ${execId} of sandbox ${id}`);
+    if (now.finishedAt) throw ended(execId, now.state);
+    if (asked >= KILL_ASKS) return now; // running, and the workflow does not know it
+    await new Promise((r) => setTimeout(r, 200));
+  }
   // The workflow answers once the command has ended; its row may trail it by a write.
   for (let waited = 0; ; waited += 100) {
     const now = await getExec(ctx.pool, id, execId);
     if (!now) throw notFound(`exec ${execId} of sandbox ${id}`);
-    if (!result.killed && now.finishedAt) throw ended(execId, now.state);
     if (now.state === 'killed' || (now.finishedAt && waited >= 2000) || waited >= 10_000) return now;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+const KILL_ASKS = 50;
 
 /** A page of an exec's output; `finished` once the exec has ended and this page holds the last of it. */
 export async function outputPage(

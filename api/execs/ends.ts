@@ -54,7 +54,8 @@ const REASON_GRACE_MS = 2000;
 export function rowProbe(pool: pg.Pool, sandboxId: string, execId: string): EndProbe {
   return async () => {
     let row = await getExec(pool, sandboxId, execId);
-    if (!row?.finishedAt) return undefined;
+    if (!row) return undefined;
+    if (!row.finishedAt) return orphanEnd(pool, sandboxId, execId);
     // The command's own account may come first: give the workflow its moment to say why (the
     // output is all in by now, so this only delays the terminal event).
     for (let waited = 0; waited < REASON_GRACE_MS && (await reasonPending(pool, sandboxId, row)); waited += 200) {
@@ -70,6 +71,26 @@ export function rowProbe(pool: pg.Pool, sandboxId: string, execId: string): EndP
     });
   };
 }
+
+/**
+ * An exec whose end will never be written: its sandbox is gone (DESTROYED or FAILED) and the
+ * workflow that would have recorded the end with it (a terminated or completed run) is done.
+ * Without this a follower would poll forever.
+ */
+async function orphanEnd(pool: pg.Pool, sandboxId: string, execId: string): Promise<ExecEnd | undefined> {
+  const sandbox = await getSandbox(pool, sandboxId);
+  if (!sandbox || !GONE.includes(sandbox.state)) return undefined;
+  // The end may have landed since the first read: it wins.
+  const again = await getExec(pool, sandboxId, execId);
+  if (again?.finishedAt) return undefined;
+  const why = sandbox.destroyReason ? ` (${sandbox.destroyReason})` : '';
+  const message =
+    `the sandbox was ${sandbox.state === 'FAILED' ? 'failed' : 'destroyed'} while the command ran${why}; ` +
+    `exec ${execId} never recorded its end`;
+  return errorEnd({ code: 'invalid_state', message, details: { state: sandbox.state } } as ApiError);
+}
+
+const GONE: readonly string[] = ['DESTROYED', 'FAILED'];
 
 type EndedRow = { exitCode?: unknown; error?: unknown; state: string };
 

@@ -2,14 +2,16 @@
 // Events) or run in the background; one exec's record, output (a page or a stream) and kill.
 import { Router, type Request } from 'express';
 import { principalOf } from '../auth';
+import { getExec } from '../../registry/execs';
+import { requireExecSlot } from '../data-plane-caps';
 import { ApiError } from '../errors';
 import { checkIdParam, idempotencyKey } from '../request-params';
+import { authorize } from '../sandboxes/access';
 import { exec as waitedExec } from '../sandboxes/ops';
 import type { SandboxContext } from '../sandboxes/context';
 import { ID_PATTERN, execRequest } from '../schemas';
 import { wrap } from '../wrap';
 import {
-  execIdFor,
   execInputOf,
   execRecord,
   killExec,
@@ -19,6 +21,7 @@ import {
   startStreamingExec,
 } from './calls';
 import { outcomeProbe, rowProbe } from './ends';
+import { execIdFor } from './exec-id';
 import { ExecFollower } from './follow';
 import { ExecStreamLimitError, OwnerExecStreamLimitError, type ExecOutputHub } from './output-hub';
 import { outputQuery, outputSeq } from './schemas';
@@ -30,16 +33,38 @@ export function execRoutes(ctx: SandboxContext, hub: ExecOutputHub): Router {
     const id = req.params.id!;
     const key = idempotencyKey(req);
     const input = execInputOf(body);
-    if (body.background) {
-      const { execId } = await startBackgroundExec(ctx, p, id, input, execIdFor(key));
-      res.status(202).location(`/v1/sandboxes/${id}/execs/${execId}`).json({ execId, sandboxId: id, state: 'running' });
-      return;
-    }
-    if (!body.stream && !acceptsEvents(req)) {
+    const streaming = !body.background && (body.stream || acceptsEvents(req));
+    if (!body.background && !streaming) {
       res.json(await waitedExec(ctx, p, id, input, key));
       return;
     }
     const execId = execIdFor(key);
+    // A retry of a keyed exec (even after the run continued as new, where the update id no longer
+    // dedupes): the exec is there, so it is followed or answered, never started a second time.
+    const { owner } = await authorize(ctx, p, id); // a 404 comes before any cap
+    const existing = key === undefined ? null : await getExec(ctx.pool, id, execId);
+    if (existing && body.background) {
+      res.status(200).location(`/v1/sandboxes/${id}/execs/${execId}`).json(existing);
+      return;
+    }
+    if (existing) {
+      const follower = new ExecFollower(hub, { sandboxId: id, execId, after: 0, owner: p.owner });
+      await register(follower);
+      res.setHeader('Hourglass-Exec-Id', execId);
+      const first = { event: 'start', data: { execId, sandboxId: id } };
+      follower.start(res, rowProbe(ctx.pool, id, execId), { first });
+      return;
+    }
+    // Counted against the sandbox's owner (an admin acting on it uses that owner's share).
+    await requireExecSlot(ctx.pool, ctx.opts, owner);
+    if (body.background) {
+      const started = await startBackgroundExec(ctx, p, id, input, execId);
+      res
+        .status(202)
+        .location(`/v1/sandboxes/${id}/execs/${started.execId}`)
+        .json({ execId: started.execId, sandboxId: id, state: 'running' });
+      return;
+    }
     // Registered before the exec starts: a full process refuses it before it runs, and no output is missed.
     const follower = new ExecFollower(hub, { sandboxId: id, execId, after: 0, owner: p.owner });
     await register(follower);

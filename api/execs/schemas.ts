@@ -1,6 +1,7 @@
 // Query strings and headers of the exec routes (the OpenAPI document uses them too).
 import '../openapi/extend-zod';
 import { z } from 'zod';
+import { queryFlag } from '../query-flag';
 import { ID_PATTERN } from '../schemas';
 
 /** An exec id as the API hands them out (a UUID, or k-<hex> from an Idempotency-Key). */
@@ -19,11 +20,7 @@ export const execIdParams = z.object({
 export const outputSeq = z.coerce.number().int().min(0).max(2_147_483_647);
 
 export const outputQuery = z.object({
-  follow: z
-    .enum(['true', 'false', '1', '0'])
-    .optional()
-    .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1'))
-    .openapi({ description: 'Stream Server-Sent Events until the exec ends, instead of one JSON page' }),
+  follow: queryFlag.openapi({ description: 'Stream Server-Sent Events until the exec ends, instead of one JSON page' }),
   after: outputSeq.default(0).openapi({ description: 'Output after this seq (Last-Event-ID wins when following)' }),
   limit: z.coerce.number().int().min(1).max(1000).default(500).openapi({ description: 'JSON page size' }),
 });

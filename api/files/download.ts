@@ -7,6 +7,7 @@ import type { Request, Response } from 'express';
 import { componentLogger } from '../../log/logger';
 import { createTransfer, deleteTransfer, readTransferChunks } from '../../registry/transfers';
 import { principalOf } from '../auth';
+import { requireTransferSlot } from '../data-plane-caps';
 import { authorize } from '../sandboxes/access';
 import type { SandboxContext } from '../sandboxes/context';
 import { fileOp } from './calls';
@@ -18,6 +19,7 @@ export async function downloadFile(ctx: SandboxContext, req: Request, res: Respo
   const q = readFileQuery.parse(req.query);
   const id = req.params.id!;
   const { owner } = await authorize(ctx, principalOf(req), id);
+  await requireTransferSlot(ctx.pool, ctx.opts, owner);
   const transferId = randomUUID();
   await createTransfer(ctx.pool, { id: transferId, sandboxId: id, owner, direction: 'download', path: q.path });
   try {

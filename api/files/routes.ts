@@ -26,7 +26,7 @@ export function fileRoutes(ctx: SandboxContext): Router {
     const q = removeFileQuery.parse(req.query);
     const id = req.params.id!;
     await authorize(ctx, principalOf(req), id);
-    const { path, existed } = await fileOp(ctx, id, { op: 'remove', path: q.path, recursive: q.recursive });
+    const { path, existed } = await fileOp(ctx, id, { op: 'remove', path: q.path, recursive: q.recursive ?? false });
     res.json({ path, existed });
   });
 

@@ -2,9 +2,7 @@
 // shaped here; the sandbox itself confines them to its workspace (escapes are 400s from there).
 import '../openapi/extend-zod';
 import { z } from 'zod';
-
-/** The largest file one upload may carry. */
-export const MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
+import { queryFlag } from '../query-flag';
 
 const filePath = z
   .string()
@@ -14,11 +12,6 @@ const filePath = z
     description: 'Relative to the sandbox’s workspace (/work, or /root in a VM), or an absolute path beneath it',
     example: 'src/main.py',
   });
-
-const flag = z
-  .enum(['true', 'false', '1', '0'])
-  .optional()
-  .transform((v) => v === 'true' || v === '1');
 
 export const writeFileQuery = z.object({
   path: filePath,
@@ -34,7 +27,7 @@ export const readFileQuery = z.object({ path: filePath });
 
 export const removeFileQuery = z.object({
   path: filePath,
-  recursive: flag.openapi({ description: 'Remove a directory and everything in it' }),
+  recursive: queryFlag.openapi({ description: 'Remove a directory and everything in it' }),
 });
 
 export const listFilesQuery = z.object({

@@ -5,21 +5,28 @@ import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { componentLogger } from '../../log/logger';
 import { invalidStateMessage, isAllowed } from '../../workflows/states';
-import { TooLargeError, createTransfer, deleteTransfer, writeTransferChunks } from '../../registry/transfers';
+import {
+  MAX_TRANSFER_BYTES,
+  TooLargeError,
+  createTransfer,
+  deleteTransfer,
+  writeTransferChunks,
+} from '../../registry/transfers';
 import { principalOf } from '../auth';
+import { requireTransferSlot } from '../data-plane-caps';
 import { ApiError } from '../errors';
 import { authorize } from '../sandboxes/access';
 import type { SandboxContext } from '../sandboxes/context';
 import { fileOp } from './calls';
-import { MAX_UPLOAD_BYTES, writeFileQuery } from './schemas';
+import { writeFileQuery } from './schemas';
 
 const log = componentLogger('files');
 
 function tooLarge(res: Response): ApiError {
   // The rest of the body is not read: close the connection rather than drain up to what is left.
   res.set('Connection', 'close');
-  return new ApiError(413, 'too_large', `a file upload carries at most ${MAX_UPLOAD_BYTES} bytes (100 MiB)`, {
-    max: MAX_UPLOAD_BYTES,
+  return new ApiError(413, 'too_large', `a file upload carries at most ${MAX_TRANSFER_BYTES} bytes (100 MiB)`, {
+    max: MAX_TRANSFER_BYTES,
   });
 }
 
@@ -27,16 +34,20 @@ export async function uploadFile(ctx: SandboxContext, req: Request, res: Respons
   const q = writeFileQuery.parse(req.query);
   const id = req.params.id!;
   const { owner, row } = await authorize(ctx, principalOf(req), id);
-  if (Number(req.get('content-length') ?? 0) > MAX_UPLOAD_BYTES) throw tooLarge(res);
+  if (Number(req.get('content-length') ?? 0) > MAX_TRANSFER_BYTES) throw tooLarge(res);
   // The workflow decides; this only spares storing up to 100 MiB that it would refuse anyway.
   if (row && !isAllowed('exec', row.state)) {
     res.set('Connection', 'close');
     throw new ApiError(409, 'invalid_state', invalidStateMessage('exec', row.state), { state: row.state });
   }
+  await requireTransferSlot(ctx.pool, ctx.opts, owner).catch((err: unknown) => {
+    res.set('Connection', 'close'); // the body is not read
+    throw err;
+  });
   const transferId = randomUUID();
   await createTransfer(ctx.pool, { id: transferId, sandboxId: id, owner, direction: 'upload', path: q.path });
   try {
-    const { size, sha256 } = await writeTransferChunks(ctx.pool, transferId, req, MAX_UPLOAD_BYTES).catch(
+    const { size, sha256 } = await writeTransferChunks(ctx.pool, transferId, req, MAX_TRANSFER_BYTES).catch(
       (err: unknown) => {
         throw err instanceof TooLargeError ? tooLarge(res) : err;
       },

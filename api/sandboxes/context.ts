@@ -15,6 +15,10 @@ export interface SandboxServiceOptions {
   maxSandboxesPerOwner: number;
   /** Creates under way at once before new ones get 429 (0: no limit). */
   maxPendingCreates?: number;
+  /** Streamed/background commands one owner may have running (HOURGLASS_MAX_RUNNING_EXECS_PER_OWNER; default 64). */
+  maxRunningExecsPerOwner?: number;
+  /** Uploads and downloads one owner may have under way (HOURGLASS_MAX_TRANSFERS_PER_OWNER; default 8). */
+  maxTransfersPerOwner?: number;
 }
 
 export interface SandboxContext {

@@ -31,7 +31,10 @@ const execEventStream = (withStart: boolean): ResponseConfig['content'] => ({
 
 const tooManyStreams = {
   429: {
-    description: 'rate_limited: the owner has too many exec streams open in this API process (100); see Retry-After',
+    description:
+      'rate_limited: the owner has too many exec streams open in this API process (100), or (starting a streamed ' +
+      'or background command) already runs HOURGLASS_MAX_RUNNING_EXECS_PER_OWNER (64) of them — `details.cap` ' +
+      'is `running_execs` then; see Retry-After',
     headers: z.object({ 'Retry-After': z.string().optional() }),
     content: json(ErrorEnvelope),
   },
@@ -101,6 +104,7 @@ export function registerExecPaths(registry: OpenAPIRegistry): void {
         content: json(BackgroundStarted),
       },
       ...authErrors(404, 409, 413, 502, 504),
+      // 200 also answers a background retry whose Idempotency-Key names an exec already there: its ExecRecord.
       ...tooManyStreams,
     },
   });

@@ -44,6 +44,16 @@ const FileList = z
   })
   .openapi('FileList');
 
+const tooManyTransfers = {
+  429: {
+    description:
+      'rate_limited: the owner already has HOURGLASS_MAX_TRANSFERS_PER_OWNER (8) uploads and downloads under way ' +
+      '(`details.cap`: `transfers`); see Retry-After',
+    headers: z.object({ 'Retry-After': z.string().optional() }),
+    content: json(ErrorEnvelope),
+  },
+};
+
 const bytes = z.string().openapi({ format: 'binary' });
 
 export function registerFilePaths(registry: OpenAPIRegistry): void {
@@ -61,6 +71,7 @@ export function registerFilePaths(registry: OpenAPIRegistry): void {
       200: { description: 'Written', content: json(WrittenFile) },
       ...fileErrors,
       413: { description: 'too_large: over 100 MiB; nothing was written', content: json(ErrorEnvelope) },
+      ...tooManyTransfers,
     },
   });
   registry.registerPath({
@@ -80,6 +91,11 @@ export function registerFilePaths(registry: OpenAPIRegistry): void {
         content: { 'application/octet-stream': { schema: bytes }, 'application/x-tar': { schema: bytes } },
       },
       ...fileErrors,
+      413: {
+        description: 'too_large: the file (or a directory’s tar) is over 100 MiB; nothing was sent',
+        content: json(ErrorEnvelope),
+      },
+      ...tooManyTransfers,
     },
   });
   registry.registerPath({
