@@ -31,12 +31,13 @@ export function exec(
  * Runs a command and yields its output as it is produced, then one exit (or error) event. A dropped
  * connection is picked up again from the exec's output with Last-Event-ID: no chunk twice, none lost.
  * Refusals (the sandbox not RUNNING, a bad body) throw HourglassApiError before anything is yielded.
+ * With an idempotencyKey, a retry of the same call follows the same exec instead of starting another.
  */
 export async function* execStream(
   http: Http,
   id: string,
   body: CommandRequest,
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; idempotencyKey?: string } = {},
 ): AsyncGenerator<ExecEvent> {
   let execId: string | undefined;
   const messages = followSse({
@@ -46,7 +47,7 @@ export async function* execStream(
       if (!reopen) {
         const res = await http.send('POST', `${base(id)}/exec`, {
           body: { ...body, stream: true },
-          headers: { accept: SSE },
+          headers: { accept: SSE, 'idempotency-key': opts.idempotencyKey },
           signal,
         });
         execId = res.headers.get('hourglass-exec-id') ?? undefined;

@@ -40,7 +40,14 @@ interface Run {
 /** `hourglass <args>` as a process of its own; `input` is written to its stdin. */
 function hourglass(
   args: string[],
-  opts: { input?: Buffer | string; token?: string; url?: string; interruptOn?: string } = {},
+  opts: {
+    input?: Buffer | string;
+    token?: string;
+    url?: string;
+    interruptOn?: string;
+    /** Called with everything printed so far, on each piece of stdout. */
+    onStdout?: (all: Buffer) => void;
+  } = {},
 ): Promise<Run> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -60,6 +67,7 @@ function hourglass(
     out.push(c);
     // Ctrl-C, once the output says the command runs.
     if (opts.interruptOn && Buffer.concat(out).includes(opts.interruptOn)) child.kill('SIGINT');
+    opts.onStdout?.(Buffer.concat(out));
   });
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   child.stdin.end(opts.input ?? '');
@@ -233,8 +241,13 @@ describe('hourglass sandbox (data plane)', () => {
     expect(execId).toMatch(/^[A-Za-z0-9][A-Za-z0-9_.@-]*$/);
     expect((await ok(['sandbox', 'execs', id, execId])).stdout).toMatch(/running +background/);
     await eventually(async () => (await ok(['sandbox', 'output', id, execId])).stdout === 'up\n');
-    const following = hourglass(['sandbox', 'output', id, execId, '--follow']);
-    await new Promise((r) => setTimeout(r, 1000));
+    // The kill comes once the follower has printed the first line: it is following by then.
+    let followed1st!: () => void;
+    const firstLine = new Promise<void>((r) => (followed1st = r));
+    const following = hourglass(['sandbox', 'output', id, execId, '--follow'], {
+      onStdout: (all) => all.includes('up\n') && followed1st(),
+    });
+    await firstLine;
     expect((await ok(['sandbox', 'kill', id, execId])).stdout).toMatch(/killed/);
     const followed = await following;
     expect(followed.stdout).toBe('up\n');

@@ -1,6 +1,8 @@
 // `hourglass mcp` as an agent's MCP client runs it: the SDK's own Client spawns the real command over
 // stdio, against the real API, worker and process driver (test/support/harness.ts).
 import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
@@ -36,7 +38,7 @@ interface Connection {
 }
 
 /** Spawns `hourglass mcp` as an MCP client would (URL as a flag, token from the environment). */
-async function connect(): Promise<Connection> {
+async function connect(url = h.baseUrl): Promise<Connection> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
   // vitest's loader hooks must not leak into the child.
@@ -45,7 +47,7 @@ async function connect(): Promise<Connection> {
   env.LOG_LEVEL = 'info';
   const transport = new StdioClientTransport({
     command: process.execPath,
-    args: ['--import', 'tsx', 'cli/main.ts', 'mcp', '--url', h.baseUrl],
+    args: ['--import', 'tsx', 'cli/main.ts', 'mcp', '--url', url],
     cwd: REPO,
     env,
     stderr: 'pipe',
@@ -289,6 +291,53 @@ describe('hourglass mcp', () => {
       expect(texts(after)[1]).toBe('stdout:\nstill here\n\nstderr: (empty)');
     } finally {
       await c.client.close();
+    }
+  });
+
+  it('kills the command when the caller cancels the exec call before its stream started', async () => {
+    // A proxy in front of the API holds back the answer to POST …/exec: the command runs, the MCP
+    // server has not seen its `start` (nor its Hourglass-Exec-Id header) when the call is cancelled.
+    let posted!: () => void;
+    const execPosted = new Promise<void>((r) => (posted = r));
+    const proxy = http.createServer((req, res) => {
+      const up = http.request(h.baseUrl + req.url, { method: req.method, headers: req.headers }, (answer) => {
+        const held = req.method === 'POST' && /\/exec$/.test(req.url ?? '');
+        if (held) posted();
+        res.on('close', () => answer.destroy());
+        if (held) return; // never answered: the client gives up first
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const c = await connect(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+    try {
+      const { id } = jsonOf<SandboxStatus>(await call(c, 'create_sandbox', {}));
+      const cancel = new AbortController();
+      const running = c.client.callTool(
+        { name: 'exec', arguments: { sandboxId: id, command: ['sh', '-c', 'echo held; sleep 120'] } },
+        undefined,
+        { signal: cancel.signal },
+      );
+      await execPosted;
+      cancel.abort('before start');
+      await expect(running).rejects.toThrow();
+      const killed = await eventually(async () => {
+        const { body } = await h.api<{ items: { state: string; command: string[]; execId: string }[] }>(
+          'GET',
+          `/v1/sandboxes/${id}/execs`,
+        );
+        return body.items.find((e) => e.command[2]?.includes('sleep 120') && e.state === 'killed');
+      }, 30_000).catch((err: unknown) => {
+        throw new Error(`not killed; the MCP server's log:\n${c.stderr()}`, { cause: err });
+      });
+      expect(killed.execId).toMatch(/^k-[0-9a-f]{32}$/); // named by the key the MCP server sent
+    } finally {
+      await c.client.close();
+      proxy.closeAllConnections();
+      proxy.close();
     }
   });
 

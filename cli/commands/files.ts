@@ -2,7 +2,8 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +11,7 @@ import type { Command } from 'commander';
 import { contextOf, type CommandContext } from '../context';
 import { formatEntry, integer, shown } from '../format';
 import { parseOperand } from '../sandbox-path';
+import { checkTarMembers } from '../tar-members';
 
 const CP_HELP = `
 Operands: <sandbox-id>:<path> is in a sandbox (relative to its workspace, or absolute beneath it),
@@ -19,8 +21,9 @@ anything else is local; '-' is stdin (upload) or stdout (download).
   echo hi | hourglass sandbox cp - sbx-1:hi.txt
 A sandbox directory comes down as a tar archive: written as it is (to <dest>, or <dest>/<name>.tar
 when <dest> is a directory, or to stdout with '-'), or unpacked into <dest> with --extract (this
-machine's tar, without owners or permissions from the archive). Uploading a directory is not
-supported: upload a tar and run tar -x in the sandbox.`;
+machine's tar, without owners or permissions from the archive; an archive with an absolute or '..'
+name, a link pointing outside <dest>, or a device is refused before anything is unpacked).
+Uploading a directory is not supported: upload a tar and run tar -x in the sandbox.`;
 
 export function addFileCommands(sandbox: Command): void {
   sandbox
@@ -123,13 +126,23 @@ async function download(
   print({ ...summary, file }, () => `${from.sandbox}:${from.path} → ${file}  ${got.size} bytes  sha256 ${got.sha256}`);
 }
 
-/** This machine's tar, told not to take owners or permissions from an archive a sandbox made. */
+/**
+ * Unpacks with this machine's tar, told not to take owners or permissions from an archive a sandbox
+ * made. The archive is kept in a private temp file first and its members checked (tar-members.ts):
+ * not every tar refuses `..`, absolute names or links pointing out.
+ */
 async function untar(archive: Readable, dir: string): Promise<void> {
-  const tar = spawn('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner', '--no-same-permissions'], {
-    stdio: ['pipe', 'inherit', 'inherit'],
-  });
-  const exited = once(tar, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  await pipeline(archive, tar.stdin);
-  const [code, signal] = await exited;
-  if (code !== 0) throw new Error(`tar -x into ${dir} failed (${signal ?? `exit ${code}`})`);
+  const tmp = await mkdtemp(path.join(tmpdir(), 'hourglass-cp-'));
+  try {
+    const file = path.join(tmp, 'archive.tar');
+    await pipeline(archive, createWriteStream(file, { mode: 0o600 }));
+    await checkTarMembers(file);
+    const tar = spawn('tar', ['-x', '-f', file, '-C', dir, '--no-same-owner', '--no-same-permissions'], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const [code, signal] = (await once(tar, 'exit')) as [number | null, NodeJS.Signals | null];
+    if (code !== 0) throw new Error(`tar -x into ${dir} failed (${signal ?? `exit ${code}`})`);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }

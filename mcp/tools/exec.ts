@@ -2,10 +2,13 @@
 // (progress notifications) and the answer is the whole run, cut to a size a model can read.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { execBody } from '../../api/schemas';
-import type { HourglassClient } from '../../client';
+import { randomUUID } from 'node:crypto';
+import { execIdFor } from '../../api/execs/exec-id';
+import { HourglassApiError, type HourglassClient } from '../../client';
 import type { ExecEvent } from '../../client';
 import { CappedOutput } from './capped-output';
 import { progressOf } from './progress';
+import { mcpLog } from '../log';
 import { failure, guarded, text } from './result';
 import { sandboxId } from './sandbox-id';
 
@@ -57,8 +60,10 @@ export function registerExecTool(server: McpServer, client: HourglassClient): vo
           recent.total ? recent.text(() => '…') : `running for ${Math.round((Date.now() - started) / 1000)} s`,
         );
       const keepalive = setInterval(report, KEEPALIVE_MS);
+      // A key of our own names the exec before any answer: a cancel before `start` can still kill it.
+      const idempotencyKey = `mcp-${randomUUID()}`;
       try {
-        for await (const event of client.execStream(id, body, { signal: extra.signal })) {
+        for await (const event of client.execStream(id, body, { signal: extra.signal, idempotencyKey })) {
           if (event.type === 'start') {
             execId = event.execId;
           } else if (event.type === 'stdout' || event.type === 'stderr') {
@@ -72,8 +77,18 @@ export function registerExecTool(server: McpServer, client: HourglassClient): vo
           }
         }
       } catch (err) {
-        // The caller cancelled the call: the command goes too, rather than run on unseen.
-        if (extra.signal.aborted && execId) await client.killExec(id, execId).catch(() => {});
+        // The caller cancelled the call: the command goes too, rather than run on unseen. Before its
+        // `start` the exec may not exist yet (the API starts it even though we left): killed once it does.
+        if (extra.signal.aborted) {
+          if (execId) {
+            await client.killExec(id, execId).catch(() => {});
+          } else {
+            const named = execIdFor(idempotencyKey);
+            void killOnceStarted(client, id, named).then((outcome) =>
+              mcpLog.info({ sandboxId: id, execId: named, outcome }, `exec cancelled before its start: ${outcome}`),
+            );
+          }
+        }
         throw err;
       } finally {
         clearInterval(keepalive);
@@ -86,6 +101,31 @@ export function registerExecTool(server: McpServer, client: HourglassClient): vo
       return text(`exit code ${end.exitCode} (${(end.durationMs / 1000).toFixed(1)} s${timedOut})`, output);
     }),
   );
+}
+
+/** How long a cancelled exec may take to appear: the API's wait for the workflow to accept it, and some. */
+const START_WINDOW_MS = 45_000;
+const KILL_RETRY_MS = 500;
+
+/** Kills an exec that may not exist yet: 404 means not yet (retried), 409 that it has already ended. */
+export async function killOnceStarted(
+  client: Pick<HourglassClient, 'killExec'>,
+  id: string,
+  execId: string,
+  windowMs = START_WINDOW_MS,
+): Promise<'killed' | 'ended' | 'gave up'> {
+  for (const until = Date.now() + windowMs; ;) {
+    try {
+      // Still running: the workflow did not hold it yet (just recorded), so once more.
+      if ((await client.killExec(id, execId)).state !== 'running') return 'killed';
+    } catch (err) {
+      const status = err instanceof HourglassApiError ? err.status : 0;
+      if (status === 409) return 'ended';
+      if (status !== 404 && status !== 0 && status < 500) return 'gave up';
+    }
+    if (Date.now() >= until) return 'gave up';
+    await new Promise((r) => setTimeout(r, KILL_RETRY_MS));
+  }
 }
 
 function renderOutput(stdout: CappedOutput, stderr: CappedOutput, notices: string[]): string {

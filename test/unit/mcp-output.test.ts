@@ -1,5 +1,5 @@
 // The MCP exec tool's pieces: output cut to head + tail at character boundaries, progress throttled.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CappedOutput } from '../../mcp/tools/capped-output';
 import { progressOf, type ToolExtra } from '../../mcp/tools/progress';
 
@@ -53,16 +53,24 @@ describe('progressOf', () => {
   });
 
   it('sends at most one per interval, the latest, and the pending one at the end', async () => {
-    const sent: { params: { progress: number; message: string } }[] = [];
-    const p = progressOf(extraWith('t', sent), 50);
-    for (let i = 1; i <= 100; i++) p.report(i, () => `m${i}`);
-    await new Promise((r) => setTimeout(r, 80));
-    p.report(101, () => 'm101');
-    await p.finish();
-    p.report(102, () => 'late');
-    await new Promise((r) => setTimeout(r, 80));
-    expect(sent.map((n) => n.params.progress)).toEqual([1, 100, 101]);
-    expect(sent.map((n) => n.params.message)).toEqual(['m1', 'm100', 'm101']);
+    // Fake clock: the 50 ms throttle is tested by the clock it reads, not by a loaded machine's sleeps.
+    vi.useFakeTimers();
+    try {
+      const sent: { params: { progress: number; message: string } }[] = [];
+      const p = progressOf(extraWith('t', sent), 50);
+      for (let i = 1; i <= 100; i++) p.report(i, () => `m${i}`);
+      await vi.advanceTimersByTimeAsync(49);
+      expect(sent.map((n) => n.params.progress)).toEqual([1]); // the rest wait for the interval
+      await vi.advanceTimersByTimeAsync(31);
+      p.report(101, () => 'm101');
+      await p.finish();
+      p.report(102, () => 'late');
+      await vi.advanceTimersByTimeAsync(80);
+      expect(sent.map((n) => n.params.progress)).toEqual([1, 100, 101]);
+      expect(sent.map((n) => n.params.message)).toEqual(['m1', 'm100', 'm101']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('keeps progress growing when news comes with the same value (the same millisecond)', async () => {
