@@ -1,10 +1,16 @@
 // File operations in a sandbox, for the workflow's files update. The bytes never enter the
 // workflow: an upload's are read here from its transfer's chunks, a download's written there.
-import { createHash } from 'node:crypto';
 import type { FileOp, FileOpResult } from '../workflows/types';
 import { BadSpecError } from '../hypervisors/errors';
 import { confinePath } from '../hypervisors/guest/sandbox-paths';
-import { readTransferChunks, TransferWriter } from '../registry/transfers';
+import { TooLargeError } from '../hypervisors/guest/capped-sink';
+import {
+  MAX_TRANSFER_BYTES,
+  readTransferChunks,
+  TooLargeError as TransferTooLargeError,
+  TransferIncompleteError,
+  TransferWriter,
+} from '../registry/transfers';
 import type { ActivityDeps } from './index';
 import { hypervisor, opContext, permanentAware, whileAlive } from './driver-call';
 
@@ -17,23 +23,19 @@ export function createFileActivities({ pool, hypervisors }: Pick<ActivityDeps, '
         permanentAware(async (): Promise<FileOpResult> => {
           switch (op.op) {
             case 'write': {
-              const hash = createHash('sha256');
-              const source = hashed(readTransferChunks(pool, op.transferId), hash);
-              const written = await files.writeFile(id, op.path, source, { mode: op.mode }, opContext());
-              const sha256 = hash.digest('hex');
-              // The API counted and hashed the bytes it stored: anything else reached the sandbox is wrong.
-              if (written.size !== op.size || sha256 !== op.sha256) {
-                throw new BadSpecError(
-                  `sandbox ${id}: upload ${op.transferId} is not what was sent ` +
-                    `(${written.size} bytes, sha256 ${sha256}; expected ${op.size}, ${op.sha256})`,
-                );
-              }
-              return { op: 'write', path: written.path, size: written.size, sha256 };
+              // The layer checks size and sha256 (what the API counted and hashed as it stored them)
+              // before the file replaces anything: a transfer cut short never becomes the file.
+              const source = transferSource(readTransferChunks(pool, op.transferId, op.size));
+              const expect = { size: op.size, sha256: op.sha256 };
+              const written = await files.writeFile(id, op.path, source, { mode: op.mode, expect }, opContext());
+              return { op: 'write', path: written.path, size: written.size, sha256: op.sha256 };
             }
             case 'read': {
-              // A retried read starts the transfer over.
-              const out = await TransferWriter.restart(pool, op.transferId);
-              const read = await files.readFile(id, op.path, (chunk) => out.write(chunk), opContext());
+              // A retried read starts the transfer over. The layer stops past the cap (too_large);
+              // the writer's own cap is the last guard of PostgreSQL.
+              const out = await TransferWriter.restart(pool, op.transferId, MAX_TRANSFER_BYTES);
+              const sink = (chunk: Buffer) => out.write(chunk).catch(tooLargeAsPermanent);
+              const read = await files.readFile(id, op.path, sink, opContext(), { maxBytes: MAX_TRANSFER_BYTES });
               const { size, sha256 } = await out.finish(read.kind);
               return { op: 'read', path: read.path, kind: read.kind, size, sha256 };
             }
@@ -58,9 +60,17 @@ export function createFileActivities({ pool, hypervisors }: Pick<ActivityDeps, '
   };
 }
 
-async function* hashed(source: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash>): AsyncGenerator<Buffer> {
-  for await (const chunk of source) {
-    hash.update(chunk);
-    yield chunk;
+/** An upload's chunks; a transfer deleted or cut short mid-copy cannot come back: a permanent failure. */
+async function* transferSource(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  try {
+    yield* chunks;
+  } catch (err) {
+    if (err instanceof TransferIncompleteError) throw new BadSpecError(err.message);
+    throw err;
   }
+}
+
+function tooLargeAsPermanent(err: unknown): never {
+  if (err instanceof TransferTooLargeError) throw new TooLargeError(`the file read is ${err.message}`);
+  throw err;
 }

@@ -87,22 +87,30 @@ export interface FileEntry {
 export interface SandboxFileSystem {
   /** The directory paths are confined to, as commands in the sandbox see it ('/work', '/root'). */
   workspaceOf(id: string): Promise<string>;
-  /** Creates or replaces `path` whole (written beside it, then renamed: never half a file). */
+  /**
+   * Creates or replaces `path` whole (written beside it, then renamed: never half a file). Mode:
+   * permission bits ≤ 1777 (no setuid/setgid). With `expect`, bytes of another size or sha256 are
+   * BadSpecError and the target is left as it was.
+   */
   writeFile(
     id: string,
     path: string,
     data: AsyncIterable<Buffer>,
-    opts: { mode?: number },
+    opts: { mode?: number; expect?: { size: number; sha256: string } },
     ctx?: OpContext,
   ): Promise<{ path: string; size: number }>;
-  /** A file's bytes, or a directory as a tar archive, handed to `sink` in order. */
+  /**
+   * A file's bytes, or a directory as a tar archive, handed to `sink` in order. Past `maxBytes`
+   * (a growing or sparse file too) it stops reading: HypervisorError code too_large, permanent.
+   */
   readFile(
     id: string,
     path: string,
     sink: (chunk: Buffer) => Promise<void>,
     ctx?: OpContext,
+    opts?: { maxBytes?: number },
   ): Promise<{ path: string; kind: 'file' | 'directory'; size: number }>;
-  /** At most `limit` entries, sorted by name; truncated says some were left out. */
+  /** At most `limit` entries (and ~256 KiB of JSON), sorted by name; truncated says some were left out. */
   listFiles(
     id: string,
     path: string,

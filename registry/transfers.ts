@@ -6,6 +6,9 @@ import type pg from 'pg';
 /** Bytes per chunk row: large enough for few round trips, small enough to hold a few in memory. */
 export const TRANSFER_CHUNK_BYTES = 1024 * 1024;
 
+/** The most one transfer carries, either way (100 MiB): an upload's body, a download's file or tar. */
+export const MAX_TRANSFER_BYTES = 100 * 1024 * 1024;
+
 export type TransferDirection = 'upload' | 'download';
 
 export interface TransferRow {
@@ -87,9 +90,9 @@ export class TransferWriter {
   ) {}
 
   /** A writer for a transfer written before (a retried download): its old chunks go first. */
-  static async restart(pool: pg.Pool, id: string): Promise<TransferWriter> {
+  static async restart(pool: pg.Pool, id: string, maxBytes: number): Promise<TransferWriter> {
     await pool.query(`DELETE FROM transfer_chunks WHERE transfer_id = $1`, [id]);
-    return new TransferWriter(pool, id);
+    return new TransferWriter(pool, id, maxBytes);
   }
 
   async write(piece: Buffer | Uint8Array | string): Promise<void> {
@@ -139,15 +142,37 @@ export async function writeTransferChunks(
   return writer.finish();
 }
 
-/** A transfer's bytes in order, a chunk per query. */
-export async function* readTransferChunks(pool: pg.Pool, id: string): AsyncGenerator<Buffer> {
-  for (let seq = 1; ; seq++) {
+/**
+ * A transfer's bytes in order, a chunk per query. With `expectedSize` (an upload's, counted as it
+ * was stored) the end is that size: a chunk missing before it (the transfer deleted mid-copy) or
+ * bytes past it are TransferIncompleteError, never a quiet end of the stream.
+ */
+export async function* readTransferChunks(pool: pg.Pool, id: string, expectedSize?: number): AsyncGenerator<Buffer> {
+  let read = 0;
+  for (let seq = 1; expectedSize === undefined || read < expectedSize; seq++) {
     const { rows } = await pool.query<{ data: Buffer }>(
       `SELECT data FROM transfer_chunks WHERE transfer_id = $1 AND seq = $2`,
       [id, seq],
     );
-    if (!rows[0]) return;
-    yield rows[0].data;
+    const data = rows[0]?.data;
+    if (!data && expectedSize === undefined) return;
+    if (!data) throw new TransferIncompleteError(id, `chunk ${seq} is missing after ${read} of ${expectedSize} bytes`);
+    read += data.length;
+    if (expectedSize !== undefined && read > expectedSize) {
+      throw new TransferIncompleteError(id, `it holds more than the ${expectedSize} bytes stored`);
+    }
+    yield data;
+  }
+}
+
+/** A transfer's chunks are not the bytes that were stored (deleted or changed while being read). */
+export class TransferIncompleteError extends Error {
+  constructor(
+    readonly transferId: string,
+    detail: string,
+  ) {
+    super(`transfer ${transferId} is incomplete: ${detail}`);
+    this.name = 'TransferIncompleteError';
   }
 }
 

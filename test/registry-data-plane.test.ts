@@ -15,6 +15,7 @@ import {
   readTransferChunks,
   TooLargeError,
   TRANSFER_CHUNK_BYTES,
+  TransferIncompleteError,
   TransferWriter,
   writeTransferChunks,
 } from '../registry/transfers';
@@ -152,7 +153,7 @@ describe('transfers', () => {
     const id = await newTransfer('download');
     const first = new TransferWriter(pool, id);
     await first.write(Buffer.alloc(TRANSFER_CHUNK_BYTES + 10, 1));
-    const again = await TransferWriter.restart(pool, id);
+    const again = await TransferWriter.restart(pool, id, 100);
     await again.write('tar bytes');
     const done = await again.finish('directory');
     const back: Buffer[] = [];
@@ -165,5 +166,45 @@ describe('transfers', () => {
     expect(await getTransfer(pool, id)).toBeNull();
     const { rows } = await pool.query(`SELECT count(*)::int AS n FROM transfer_chunks WHERE transfer_id = $1`, [id]);
     expect(rows[0].n).toBe(0);
+  });
+
+  it('a restarted download keeps its cap: past it nothing more is stored', async () => {
+    const id = await newTransfer('download');
+    const writer = await TransferWriter.restart(pool, id, TRANSFER_CHUNK_BYTES + 10);
+    await writer.write(Buffer.alloc(TRANSFER_CHUNK_BYTES, 1));
+    await expect(writer.write(Buffer.alloc(11, 2))).rejects.toBeInstanceOf(TooLargeError);
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM transfer_chunks WHERE transfer_id = $1`, [id]);
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('read to the expected size: a chunk missing before it, or bytes past it, throw instead of ending', async () => {
+    const id = await newTransfer();
+    const bytes = randomBytes(3 * TRANSFER_CHUNK_BYTES);
+    await writeTransferChunks(
+      pool,
+      id,
+      (async function* () {
+        yield bytes;
+      })(),
+    );
+    const readAll = async (expectedSize: number) => {
+      const back: Buffer[] = [];
+      for await (const chunk of readTransferChunks(pool, id, expectedSize)) back.push(chunk);
+      return Buffer.concat(back);
+    };
+    expect((await readAll(bytes.length)).equals(bytes)).toBe(true);
+    await expect(readAll(bytes.length - 1)).rejects.toThrow(/holds more than/);
+    // Deleted mid-copy: the first chunk was read, then the rest went.
+    const reading = readTransferChunks(pool, id, bytes.length);
+    expect((await reading.next()).value).toHaveLength(TRANSFER_CHUNK_BYTES);
+    await pool.query(`DELETE FROM transfer_chunks WHERE transfer_id = $1 AND seq > 1`, [id]);
+    await expect(reading.next()).rejects.toThrow(
+      new TransferIncompleteError(id, `chunk 2 is missing after ${TRANSFER_CHUNK_BYTES} of ${bytes.length} bytes`),
+    );
+    // Without the expected size a missing chunk is the end; none expected, none read.
+    const rest: Buffer[] = [];
+    for await (const chunk of readTransferChunks(pool, id)) rest.push(chunk);
+    expect(rest.map((c) => c.length)).toEqual([TRANSFER_CHUNK_BYTES]);
+    expect((await readAll(0)).length).toBe(0);
   });
 });

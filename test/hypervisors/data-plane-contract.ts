@@ -261,7 +261,8 @@ export function fileSystemContract(
           expect(hash.digest('hex')).toBe(source.sha256());
           const mbps = (ms: number) => (size / MiB / (ms / 1000)).toFixed(1);
           console.log(
-            `${name}: ${size / MiB} MiB upload ${upMs} ms (${mbps(upMs)} MB/s), download ${downMs} ms (${mbps(downMs)} MB/s)`,
+            `${name}: ${size / MiB} MiB upload ${upMs} ms (${mbps(upMs)} MB/s), ` +
+              `download ${downMs} ms (${mbps(downMs)} MB/s)`,
           );
           await fs().removeFile(id, 'big.bin', { recursive: false });
         },
@@ -341,6 +342,57 @@ export function fileSystemContract(
           expect(await fs().removeFile(id, 'm', { recursive: true })).toEqual({ existed: true });
           expect((await run('ls -a')).stdout).not.toMatch(/^m$/m);
           await expect(fs().removeFile(id, '.', { recursive: true })).rejects.toBeInstanceOf(BadSpecError);
+        },
+        timeout(60_000),
+      );
+
+      it(
+        'an upload whose bytes are not the ones sent never replaces the target, nor leaves a temporary file',
+        async () => {
+          await write('keep.txt', 'original');
+          const expect9 = { size: 9, sha256: createHash('sha256').update('truncated').digest('hex') };
+          const upload = (data: string) => fs().writeFile(id, 'keep.txt', once(data), { expect: expect9 });
+          // Cut short (the same size or not), or longer than sent.
+          for (const wrong of ['trunc', 'truncatex', 'truncated and more']) {
+            await expect(upload(wrong), wrong).rejects.toThrow(
+              expect.objectContaining({ code: 'bad_spec', message: expect.stringContaining('left as it was') }),
+            );
+            expect((await readAll('keep.txt')).bytes.toString()).toBe('original');
+          }
+          const names = (await fs().listFiles(id, '.', { limit: 1000 })).entries.map((e) => e.name);
+          expect(names.filter((n) => n.includes('hourglass'))).toEqual([]);
+          expect(await upload('truncated')).toEqual({ path: `${ws}/keep.txt`, size: 9 });
+          expect((await readAll('keep.txt')).bytes.toString()).toBe('truncated');
+        },
+        timeout(60_000),
+      );
+
+      it(
+        'refuses setuid and setgid modes',
+        async () => {
+          for (const mode of [0o4755, 0o2755, 0o6777]) {
+            await expect(write('suid', 'x', mode)).rejects.toThrow(
+              expect.objectContaining({ code: 'bad_spec', message: expect.stringContaining('setuid') }),
+            );
+          }
+          expect((await run('[ -e suid ] || echo absent')).stdout).toBe('absent\n');
+        },
+        timeout(30_000),
+      );
+
+      it(
+        'stops a read past maxBytes: too_large, and no byte past the cap handed on',
+        async () => {
+          await write('sized.bin', randomBytes(300_000));
+          for (const p of ['sized.bin', '.']) {
+            let got = 0;
+            const reading = fs().readFile(id, p, async (c) => void (got += c.length), undefined, { maxBytes: 1000 });
+            await expect(reading, p).rejects.toThrow(
+              expect.objectContaining({ code: 'too_large', permanent: true, message: expect.stringContaining('1000') }),
+            );
+            expect(got).toBeLessThanOrEqual(1000);
+          }
+          expect((await readAll('sized.bin')).size).toBe(300_000);
         },
         timeout(60_000),
       );

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cappedOutput } from '../../hypervisors/guest/exec-result';
 import type { FileTransport } from '../../hypervisors/guest/file-transport';
+import { MAX_LISTING_RESULT_BYTES } from '../../hypervisors/guest/listing-result';
 import { TransportFileSystem } from '../../hypervisors/guest/sandbox-file-system';
 import type { ExecResult } from '../../hypervisors/types';
 import { fileSystemContract } from './data-plane-contract';
@@ -57,11 +58,20 @@ function spawnIn(
   const child = spawn(file === '/bin/sh' ? shape.sh : file!, args, { cwd, env: { PATH: shape.PATH } });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
+  // A failing source or sink ends the command (as the drivers do) and is the error.
+  let failed: { err: unknown } | undefined;
+  const fail = (err: unknown) => {
+    failed ??= { err };
+    child.kill('SIGKILL');
+  };
   let sinking = Promise.resolve();
   child.stdout.on('data', (c: Buffer) => {
     out.push(c);
     child.stdout.pause();
-    sinking = sinking.then(() => onStdout(c)).finally(() => child.stdout.resume());
+    sinking = sinking
+      .then(() => (failed ? undefined : onStdout(c)))
+      .catch(fail)
+      .finally(() => child.stdout.resume());
   });
   child.stderr.on('data', (c: Buffer) => err.push(c));
   child.stdin.on('error', () => undefined);
@@ -71,14 +81,15 @@ function spawnIn(
       if (!child.stdin.write(chunk)) await new Promise((r) => child.stdin.once('drain', r));
     }
     child.stdin.end();
-  })();
+  })().catch(fail);
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code, signal) => {
-      Promise.all([fed, sinking]).then(() => {
+      void Promise.all([fed, sinking]).then(() => {
+        if (failed) return reject(failed.err);
         const exitCode = code ?? 128 + (os.constants.signals[signal as NodeJS.Signals] ?? 0);
         resolve({ exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
-      }, reject);
+      });
     });
   });
 }
@@ -142,18 +153,26 @@ for (const shape of shapes) {
   fileSystemContract(`file layer (${shape.name})`, () => ({ fs, id, run }));
 
   describe(`file layer (${shape.name}): large listings`, () => {
-    it('lists 3,000 long names (more than an exec result holds), sorted, limit applied', async () => {
+    it('lists 3,000 long names (more than an exec result holds), sorted, limit and the size cap applied', async () => {
       await fs.makeDirectory(id, 'many', { parents: false });
       const long = 'n'.repeat(100);
       await run(`cd many && i=0; while [ $i -lt 3000 ]; do : > "${long}-$((10000 + i))"; i=$((i + 1)); done`);
+      // ~190 bytes of JSON an entry: the first ~1,400 fit the 256 KiB a result may take through history.
       const all = await fs.listFiles(id, 'many', { limit: 10_000 });
-      expect(all.truncated).toBe(false);
-      expect(all.entries).toHaveLength(3000);
-      expect(all.entries[0]!.name).toBe(`${long}-10000`);
-      expect(all.entries[2999]!.name).toBe(`${long}-12999`);
+      expect(all.truncated).toBe(true);
+      expect(Buffer.byteLength(JSON.stringify(all))).toBeLessThanOrEqual(MAX_LISTING_RESULT_BYTES);
+      expect(Buffer.byteLength(JSON.stringify(all))).toBeGreaterThan(MAX_LISTING_RESULT_BYTES - 1000);
+      expect(all.entries.length).toBeGreaterThan(1000);
+      expect(all.entries.map((e) => e.name)).toEqual(all.entries.map((_, i) => `${long}-${10000 + i}`));
       const some = await fs.listFiles(id, 'many', { limit: 10 });
       expect(some).toMatchObject({ truncated: true });
       expect(some.entries.map((e) => e.name)).toEqual(Array.from({ length: 10 }, (_, i) => `${long}-${10000 + i}`));
+      // Short names (~85 bytes of JSON each): all 2,000 fit.
+      await fs.makeDirectory(id, 'short', { parents: false });
+      await run(`cd short && i=0; while [ $i -lt 2000 ]; do : > "$((10000 + i))"; i=$((i + 1)); done`);
+      const short = await fs.listFiles(id, 'short', { limit: 10_000 });
+      expect(short.truncated).toBe(false);
+      expect(short.entries).toHaveLength(2000);
       // No temporary file left.
       expect((await run('ls -a /tmp | grep -c "^.hourglass-out" || true')).stdout).toBe('0\n');
     }, 60_000);

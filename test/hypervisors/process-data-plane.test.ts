@@ -106,6 +106,29 @@ describe('process driver: transfers under pressure', () => {
     expect(Buffer.concat(parts).toString()).toBe('old');
   }, 60_000);
 
+  it('a read past maxBytes stops at once, a 1 TB sparse file and a growing one alike: too_large', async () => {
+    const hv = driver();
+    await hv.create({ id: 's7', labels: {} });
+    await hv.exec('s7', { command: ['sh', '-c', 'truncate -s 1T sparse.bin'] });
+    // A file that grows as fast as the sandbox can write it.
+    const grower = hv.exec('s7', { command: ['sh', '-c', 'yes > growing.txt'], timeoutSeconds: 60 });
+    await expect
+      .poll(async () => (await hv.exec('s7', { command: ['stat', '-c', '%s', 'growing.txt'] })).stdout)
+      .not.toBe('');
+    for (const p of ['sparse.bin', 'growing.txt']) {
+      const started = Date.now();
+      let got = 0;
+      const reading = hv.fileSystem.readFile('s7', p, async (c) => void (got += c.length), undefined, {
+        maxBytes: 8 * MiB,
+      });
+      await expect(reading, p).rejects.toMatchObject({ code: 'too_large', permanent: true });
+      expect(got).toBeLessThanOrEqual(8 * MiB);
+      expect(Date.now() - started, p).toBeLessThan(10_000);
+    }
+    await hv.destroy('s7');
+    await grower.catch(() => undefined);
+  }, 60_000);
+
   it('an onOutput that throws ends the command; execStream rejects with its error', async () => {
     const hv = driver();
     await hv.create({ id: 's6', labels: {} });
