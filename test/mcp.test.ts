@@ -330,8 +330,12 @@ describe('hourglass mcp', () => {
           `/v1/sandboxes/${id}/execs`,
         );
         return body.items.find((e) => e.command[2]?.includes('sleep 120') && e.state === 'killed');
-      }, 30_000).catch((err: unknown) => {
-        throw new Error(`not killed; the MCP server's log:\n${c.stderr()}`, { cause: err });
+      }, 30_000).catch(async (err: unknown) => {
+        const { rows } = await h.pool.query(
+          'SELECT exec_id, finished_at, error, kill_requested FROM execs WHERE sandbox_id = $1',
+          [id],
+        );
+        throw new Error(`not killed: ${JSON.stringify(rows)}; the MCP server's log:\n${c.stderr()}`, { cause: err });
       });
       expect(killed.execId).toMatch(/^k-[0-9a-f]{32}$/); // named by the key the MCP server sent
     } finally {
