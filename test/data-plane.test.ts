@@ -577,7 +577,7 @@ describe.each(DRIVERS)('the data plane on %s', (driver) => {
   );
 });
 
-describe('owners', () => {
+describe.runIf(DRIVERS.includes('process'))('owners', () => {
   it('another owner gets 404 on every data-plane route of a sandbox', async () => {
     const sbx = await sandboxes.get('process')!.main;
     const started = await alice('POST', `/v1/sandboxes/${sbx.id}/exec`, {
@@ -634,7 +634,7 @@ describe('owners', () => {
   });
 });
 
-describe('per-owner caps', () => {
+describe.runIf(DRIVERS.includes('process'))('per-owner caps', () => {
   it('429 rate_limited past the running streamed/background commands an owner may have, naming the cap', async () => {
     const sbx = await sandboxes.get('process')!.main;
     const base = `/v1/sandboxes/${sbx.id}`;
