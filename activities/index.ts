@@ -116,6 +116,7 @@ export function createActivities(deps: ActivityDeps) {
         timeoutSeconds: input.timeoutSeconds,
         env: input.env,
         ...(input.stdinBase64 !== undefined ? { stdin: Buffer.from(input.stdinBase64, 'base64') } : {}),
+        ...(recorder ? { onStart: recorder.attach } : {}),
       };
       let raw: ExecOutput;
       try {

@@ -4,7 +4,7 @@
 // Memory is bounded: output waiting for the registry (slower than the command, or down) is held up
 // to a budget per exec and one per worker; past either it is dropped, and a notice says how much.
 import type pg from 'pg';
-import type { OutputSink } from '../hypervisors/types';
+import type { OutputFlow, OutputSink } from '../hypervisors/types';
 import { componentLogger } from '../log/logger';
 import { appendOutput, type OutputChunk, type OutputStreamName } from '../registry/exec-output';
 
@@ -55,6 +55,9 @@ export class OutputRecorder {
   private refused = 0;
   /** Bytes lost in all, for the activity's log. */
   lostBytes = 0;
+  /** The command's flow, when its driver can hold it back: then nothing is dropped for want of room. */
+  private flow: OutputFlow | null = null;
+  private paused = false;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -63,18 +66,30 @@ export class OutputRecorder {
     private readonly opts: OutputRecorderOptions = DEFAULT_RECORDER_OPTIONS,
   ) {}
 
+  /** The driver's flow control (StreamExecRequest.onStart): past maxPendingBytes waiting, the command is paused. */
+  readonly attach = (flow: OutputFlow): void => {
+    this.flow = flow;
+  };
+
   /** The driver's OutputSink: synchronous, never throws. */
   readonly sink: OutputSink = (stream, chunk) => {
     if (this.capped || chunk.length === 0) return;
     const room = this.opts.maxRetainedBytes - this.retained;
     let kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
-    const holdable = Math.min(this.opts.maxPendingBytes - this.pendingBytes, WORKER_PENDING_BUDGET - workerPending);
+    // A command that can be held back is, at maxPendingBytes; what arrives meanwhile (a pipe's worth)
+    // is kept. Only the worker's budget, a last resort, drops output then.
+    const ownRoom = this.flow ? Number.POSITIVE_INFINITY : this.opts.maxPendingBytes - this.pendingBytes;
+    const holdable = Math.min(ownRoom, WORKER_PENDING_BUDGET - workerPending);
     if (kept.length > holdable) {
       this.drop(kept.length - Math.max(0, holdable));
       kept = kept.subarray(0, Math.max(0, holdable));
     }
     this.retained += kept.length;
     this.add(stream, kept);
+    if (this.flow && !this.paused && this.pendingBytes >= this.opts.maxPendingBytes) {
+      this.paused = true;
+      this.flow.pause();
+    }
     if (chunk.length > room) {
       this.capped = true;
       this.notice(`output past ${Math.round(this.opts.maxRetainedBytes / MiB)} MiB is not kept (the command goes on)`);
@@ -137,6 +152,10 @@ export class OutputRecorder {
     ).finally(() => {
       this.pendingBytes -= bytes;
       workerPending -= bytes;
+      if (this.paused && this.pendingBytes <= this.opts.maxPendingBytes / 4) {
+        this.paused = false;
+        this.flow?.resume();
+      }
       this.inFlight = null;
       this.kick();
     });

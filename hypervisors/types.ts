@@ -60,10 +60,21 @@ export interface ExecResult {
 /** Where a streaming exec hands its output, in the order the driver read it (≤100 ms after it was written). */
 export type OutputSink = (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 
+/** A running command's output, held back while its reader is behind. */
+export interface OutputFlow {
+  pause(): void;
+  resume(): void;
+}
+
 /** An exec whose output streams (execStream) and which may be fed a small stdin. */
 export interface StreamExecRequest extends ExecRequest {
   /** Given to the command's standard input, which is then closed (empty: closed at once). */
   stdin?: Buffer;
+  /**
+   * Hears the command's output flow once it has started, so a sink that falls behind can hold the
+   * command back instead of dropping output (drivers whose agent cannot pause a command never call it).
+   */
+  onStart?: (flow: OutputFlow) => void;
 }
 
 /** One entry of a directory listing. */

@@ -83,6 +83,21 @@ describe('output recorder', () => {
     expect(recorder.lostBytes).toBe(4000);
   });
 
+  it('holds a command back (pause/resume) instead of dropping, when its driver can', async () => {
+    const sandboxId = newId('sbx-flow');
+    const opts = { maxRetainedBytes: 1 << 20, maxPendingBytes: 1000, chunkBytes: 256, retryDelaysMs: [] };
+    const recorder = new OutputRecorder(pool, sandboxId, 'e1', opts);
+    const calls: string[] = [];
+    recorder.attach({ pause: () => calls.push('pause'), resume: () => calls.push('resume') });
+    for (let i = 0; i < 10; i++) recorder.sink('stdout', Buffer.alloc(500, 'z'));
+    await recorder.drain();
+    const chunks = await allOutput(sandboxId, 'e1');
+    expect(chunks.every((c) => c.stream === 'stdout')).toBe(true);
+    expect(chunks.reduce((n, c) => n + c.data.length, 0)).toBe(5000);
+    expect(calls).toEqual(['pause', 'resume']);
+    expect(recorder.lostBytes).toBe(0);
+  });
+
   it('NOTIFYs followers on new output and when the exec ends, and the row tells killed from exited', async () => {
     const sandboxId = newId('sbx-ntf');
     const listener = new pg.Client({ connectionString: inject('databaseUrl') });

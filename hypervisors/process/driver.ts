@@ -231,7 +231,7 @@ export class ProcessHypervisor implements Hypervisor {
   }
 
   execStream(id: string, req: StreamExecRequest, onOutput: OutputSink, ctx?: OpContext): Promise<ExecResult> {
-    return this.runStreamed(id, req, { onOutput, stdin: req.stdin }, ctx);
+    return this.runStreamed(id, req, { onOutput, stdin: req.stdin, onStart: req.onStart }, ctx);
   }
 
   /** exec with its output handed over as it is read and its stdin fed (execStream, file transfers). */
