@@ -131,8 +131,9 @@ export function createActivities(deps: ActivityDeps) {
         );
       } catch (err) {
         await recorder?.drain();
-        // Killed on request (not cancelled by Temporal): an end like SIGKILL's, recorded as killed.
-        if (!kill?.signal.aborted || Context.current().cancellationSignal.aborted) {
+        // Killed on request (Temporal's cancellation may have come too, as the fallback): an end like
+        // SIGKILL's, recorded as killed, whatever words the driver's abort came with.
+        if (!kill?.signal.aborted) {
           await recordExecEnd(pool, record, { error: (err as Error).message }).catch(() => {});
           throw err;
         }

@@ -139,9 +139,9 @@ describe('hourglass mcp', () => {
       const values = progress.map((p) => p.progress);
       expect(values).toEqual([...values].sort((x, y) => x - y));
       expect(new Set(values).size).toBe(values.length);
-      // One came while the command still ran (before its last line), one has the end of the output.
+      // One came while the command still ran (before its last line), the last has the end of stdout.
       expect(progress.some((p) => p.message?.includes('line 1') && !p.message.includes('line 6'))).toBe(true);
-      expect(progress.at(-1)!.message).toContain('oops');
+      expect(progress.at(-1)!.message).toContain('second line');
 
       const piped = await call(c, 'exec', { sandboxId: id, command: ['wc', '-c'], stdin: 'four' });
       expect(texts(piped)).toEqual([expect.stringMatching(/^exit code 0 /), 'stdout:\n4\n\nstderr: (empty)']);

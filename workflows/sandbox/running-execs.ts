@@ -1,6 +1,6 @@
 // Streamed and background commands under way, each in a scope of its own so a kill (killExec)
 // cancels that one activity, whose driver then kills the command's whole process tree.
-import { CancellationScope, isCancellation } from '@temporalio/workflow';
+import { CancellationScope } from '@temporalio/workflow';
 import { EXIT_KILLED } from '../../hypervisors/guest/contract';
 import type { ExecOutput } from '../types';
 
@@ -30,7 +30,8 @@ export class RunningExecs {
     try {
       return await scope.run(command);
     } catch (err) {
-      if (!(this.killed.has(execId) && isCancellation(err))) throw err;
+      // Asked to die, it did: however its activity ended (cancelled, or the driver's abort), it was killed.
+      if (!this.killed.has(execId)) throw err;
       const durationMs = Date.now() - started;
       return { exitCode: EXIT_KILLED, stdout: '', stderr: '', durationMs, timedOut: false };
     } finally {
