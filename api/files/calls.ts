@@ -15,7 +15,7 @@ export async function fileOp<K extends FileOp['op']>(
   op: Extract<FileOp, { op: K }>,
 ): Promise<Extract<FileOpResult, { op: K }>> {
   const ms = op.op === 'write' || op.op === 'read' ? TRANSFER_DEADLINE_MS : OTHER_DEADLINE_MS;
-  const result = await callSandbox(ctx, id, 'exec', () =>
+  const result = await callSandbox(ctx, id, 'files', () =>
     ctx.client.withDeadline(Date.now() + ms, () =>
       sandboxHandle(ctx.client, id).executeUpdate(filesUpdate, { args: [op] }),
     ),

@@ -36,9 +36,9 @@ export async function uploadFile(ctx: SandboxContext, req: Request, res: Respons
   const { owner, row } = await authorize(ctx, principalOf(req), id);
   if (Number(req.get('content-length') ?? 0) > MAX_TRANSFER_BYTES) throw tooLarge(res);
   // The workflow decides; this only spares storing up to 100 MiB that it would refuse anyway.
-  if (row && !isAllowed('exec', row.state)) {
+  if (row && !isAllowed('files', row.state)) {
     res.set('Connection', 'close');
-    throw new ApiError(409, 'invalid_state', invalidStateMessage('exec', row.state), { state: row.state });
+    throw new ApiError(409, 'invalid_state', invalidStateMessage('files', row.state), { state: row.state });
   }
   await requireTransferSlot(ctx.pool, ctx.opts, owner).catch((err: unknown) => {
     res.set('Connection', 'close'); // the body is not read
