@@ -104,20 +104,17 @@ const ended = (execId: string, state: string) =>
 export async function killExec(ctx: SandboxContext, p: Principal, id: string, execId: string) {
   const row = await execRecord(ctx, p, id, execId);
   if (row.state !== 'running') throw ended(execId, row.state);
-  // The workflow records a streamed exec a moment before it holds its command: a kill in between
-  // finds nothing to kill. Asked again while the row says running (≤ 10 s).
-  for (let asked = 1; ; asked++) {
-    const result = await callSandbox(ctx, id, 'exec', () =>
-      ctx.client.withDeadline(Date.now() + 60_000, () =>
-        sandboxHandle(ctx.client, id).executeUpdate(killExecUpdate, { args: [{ execId }] }),
-      ),
-    );
-    if (result.killed) break;
+  // A command recorded but not yet started is waited for by the workflow, not missed.
+  const result = await callSandbox(ctx, id, 'exec', () =>
+    ctx.client.withDeadline(Date.now() + 60_000, () =>
+      sandboxHandle(ctx.client, id).executeUpdate(killExecUpdate, { args: [{ execId }] }),
+    ),
+  );
+  if (!result.killed) {
     const now = await getExec(ctx.pool, id, execId);
     if (!now) throw notFound(`exec ${execId} of sandbox ${id}`);
     if (now.finishedAt) throw ended(execId, now.state);
-    if (asked >= KILL_ASKS) return now; // running, and the workflow does not know it
-    await new Promise((r) => setTimeout(r, 200));
+    return now; // running, and the workflow does not know it
   }
   // The workflow answers once the command has ended; its row may trail it by a write.
   for (let waited = 0; ; waited += 100) {
@@ -127,8 +124,6 @@ export async function killExec(ctx: SandboxContext, p: Principal, id: string, ex
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
-const KILL_ASKS = 50;
 
 /** A page of an exec's output; `finished` once the exec has ended and this page holds the last of it. */
 export async function outputPage(

@@ -70,6 +70,7 @@ export function validateKillExec(input: { execId?: unknown } | undefined): void 
 
 /** Kills a streamed or background command and answers once it has ended. */
 export async function killExec(run: SandboxRun, { execId }: { execId: string }): Promise<KillExecResult> {
+  if (run.execs.starting.has(execId)) await condition(() => !run.execs.starting.has(execId));
   if (!run.execs.has(execId)) return { execId, killed: false };
   // Written first: the worker running it hears of it at once (NOTIFY exec_kill), and the record says
   // killed, not a plain exit 137, when the end lands.
@@ -105,8 +106,18 @@ export function drainingMessage(run: SandboxRun): string {
   );
 }
 
+/**
+ * Marked starting from here until run.execs.run takes it: a kill that found the record waits for
+ * the command to start rather than miss it (killExec).
+ */
 async function recordStart(run: SandboxRun, cmd: ExecInput, execId: string, mode: ExecMode): Promise<void> {
   const envNames = Object.keys(cmd.env ?? {});
   const startedAt = new Date().toISOString();
-  await registryLocal.recordExecStart({ sandboxId: run.id, execId, command: cmd.command, envNames, startedAt, mode });
+  run.execs.starting.add(execId);
+  try {
+    await registryLocal.recordExecStart({ sandboxId: run.id, execId, command: cmd.command, envNames, startedAt, mode });
+  } catch (err) {
+    run.execs.starting.delete(execId);
+    throw err;
+  }
 }

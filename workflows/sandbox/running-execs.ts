@@ -7,6 +7,8 @@ import type { ExecOutput } from '../types';
 export class RunningExecs {
   private readonly scopes = new Map<string, CancellationScope>();
   private readonly killed = new Set<string>();
+  /** Commands being recorded before they start: a kill meanwhile waits for them to start. */
+  readonly starting = new Set<string>();
   /** Background commands still running: the run must not continue as new under them. */
   readonly background = new Set<string>();
 
@@ -26,6 +28,7 @@ export class RunningExecs {
   async run(execId: string, command: () => Promise<ExecOutput>): Promise<ExecOutput> {
     const scope = new CancellationScope();
     this.scopes.set(execId, scope);
+    this.starting.delete(execId);
     const started = Date.now();
     try {
       return await scope.run(command);
