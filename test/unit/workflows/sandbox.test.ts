@@ -467,12 +467,13 @@ describe('data plane', () => {
     });
 
     bed.world.hold(`files:${sbx.id}`, { ignoresCancel: true });
-    const held = sbx.executeUpdate(filesUpdate, { args: [{ op: 'remove', path: 'hold', recursive: false }] });
+    // Settled into an outcome at once: it may fail before the test comes to await it.
+    const held = outcome(sbx.executeUpdate(filesUpdate, { args: [{ op: 'remove', path: 'hold', recursive: false }] }));
     await until(async () => bed.world.called('fileOp', sbx.id) === 3);
     await sbx.signal(destroySignal, { reason: 'bye' });
     await until(async () => bed.world.called('destroySandbox', sbx.id) === 1);
     bed.world.release(`files:${sbx.id}`);
-    expect(await outcome(held)).toMatchObject({
+    expect(await held).toMatchObject({
       type: Failure.InvalidState,
       message: expect.stringContaining('(bye)'),
     });
