@@ -2,7 +2,7 @@
 // from its Rust core, which serves them through its own Prometheus exporter. It listens on a loopback
 // port of its own, and Hourglass's /metrics appends what it serves: one scrape shows both.
 import type { MetricsExporterConfig } from '@temporalio/worker';
-import { freePort } from '../worker/temporal-server';
+import { freePort } from '../worker/free-port';
 
 const SDK_SCRAPE_TIMEOUT_MS = 2000;
 

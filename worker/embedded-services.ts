@@ -8,9 +8,9 @@ import type { Config } from '../config/service';
 import type { Logger } from '../log/logger';
 import { acquireServiceLock } from './service-lock';
 import { Supervisor } from './supervisor';
+import { freePort } from './free-port';
 import {
   TEMPORAL_STOP_STEPS,
-  freePort,
   startTemporalDevServer,
   stopOrphanedTemporal,
   type TemporalDevServer,

@@ -5,7 +5,6 @@
 // download (needs internet).
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
@@ -16,6 +15,7 @@ import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { findProcesses, optionValue, stopProcess, type StopStep } from '../hypervisors/common/process-table';
 import { describeExit, startServiceProcess, type ServiceProcess } from './service-process';
 import { findExecutable } from '../hypervisors/common/find-executable';
+import { freePort } from './free-port';
 
 export interface DevServerOptions {
   stateDir: string;
@@ -49,7 +49,22 @@ export const TEMPORAL_STOP_STEPS: readonly StopStep[] = [
 
 export async function startTemporalDevServer(opts: DevServerOptions): Promise<TemporalDevServer> {
   const binary = await findTemporalCli(opts.stateDir, opts.log);
-  const port = opts.port || (await freePort());
+  if (opts.port) return startOn(binary, opts.port, opts);
+  // A port we chose can still be taken before the server binds it (by another process picking
+  // one the same way): choose again rather than fail the start.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(binary, await freePort(), opts);
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || attempt === 3) throw err;
+      log.warn(`${err.message}: starting it on another port`);
+    }
+  }
+}
+
+class PortTakenError extends Error {}
+
+async function startOn(binary: string, port: number, opts: DevServerOptions): Promise<TemporalDevServer> {
   const args = [
     'server',
     'start-dev',
@@ -85,6 +100,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Te
     args.push('--dynamic-config-value', dc);
   }
 
+  let portTaken = false;
   const child = await startServiceProcess({
     name: 'Temporal',
     command: binary,
@@ -95,6 +111,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Te
     onLine: (line) => {
       // stdout is the start-up banner; with --log-level error, everything else is worth showing.
       if (/\b(error|fatal|panic)\b/i.test(line)) log.warn(line);
+      if (line.includes(`${HOST}:${port}: bind: address already in use`)) portTaken = true;
     },
   });
   const address = `${HOST}:${port}`;
@@ -102,7 +119,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Te
     await waitUntilServing(address, child);
   } catch (err) {
     await child.stop(TEMPORAL_STOP_STEPS);
-    throw err;
+    throw portTaken ? new PortTakenError(`port ${port} was taken before the Temporal dev server bound it`) : err;
   }
   return {
     address,
@@ -176,17 +193,6 @@ function makePrivate(dbFilename: string): void {
   for (const file of [dbFilename, `${dbFilename}-wal`, `${dbFilename}-shm`]) {
     if (existsSync(file)) chmodSync(file, 0o600);
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export async function findTemporalCli(stateDir: string, log?: (msg: string) => void): Promise<string> {

@@ -14,7 +14,7 @@ import { startTemporalDevServer, type TemporalDevServer } from '../../worker/tem
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-export { freePort } from '../../worker/temporal-server';
+export { freePort } from '../../worker/free-port';
 
 export interface Database {
   url: string;

@@ -5,11 +5,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import { createProcessHypervisor } from '../../hypervisors/process/driver';
+import { freePort } from '../../worker/free-port';
 import { ApiClient } from './api';
 import { binaryVersion, REPO } from './environment';
 import { log } from './output';
@@ -62,7 +62,7 @@ export class Stack {
       api: await freePort(),
       temporal: await freePort(),
       ui: await freePort(),
-      postgres: 20_000 + Math.floor(Math.random() * 40_000),
+      postgres: await freePort(),
     };
     const tokens = { user: randomBytes(16).toString('hex'), admin: randomBytes(16).toString('hex') };
     const env: NodeJS.ProcessEnv = { ...process.env };
@@ -260,17 +260,6 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   } catch {
     /* already gone */
   }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

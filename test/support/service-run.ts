@@ -6,7 +6,7 @@ import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { looksLikePostgres } from '../../registry/postgres-server';
 import { findProcesses, type ProcessInfo } from '../../hypervisors/common/process-table';
-import { freePort } from '../../worker/temporal-server';
+import { freePort } from '../../worker/free-port';
 
 export const REPO = path.join(import.meta.dirname, '..', '..');
 export const TOKEN = randomBytes(16).toString('hex');
@@ -28,7 +28,7 @@ export interface ServiceRun {
 }
 
 export async function freePorts(): Promise<ServicePorts> {
-  return { api: await freePort(), temporal: await freePort(), postgres: 20_000 + Math.floor(Math.random() * 40_000) };
+  return { api: await freePort(), temporal: await freePort(), postgres: await freePort() };
 }
 
 export { freePort };
