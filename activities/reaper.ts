@@ -7,6 +7,7 @@ import type { HypervisorSet } from '../hypervisors/index';
 import { openRows, storeReaperRun, type StoredReport } from '../registry/reaper-runs';
 import { deleteOutputOfDestroyed } from '../registry/exec-output';
 import { deleteStaleTransfers } from '../registry/transfers';
+import { closeExecsOfDestroyed } from '../registry/execs';
 import { getSandbox, markDestroyed } from '../registry/sandboxes';
 import {
   overdueGraceSeconds,
@@ -163,11 +164,16 @@ export function createReaperActivities({ pool, hypervisors, client, taskQueue }:
       return storeReaperRun(pool, report);
     },
 
-    /** exec_output of sandboxes destroyed over an hour ago; transfers (≤100 MiB each) left over a day. */
-    async pruneDataPlane(): Promise<{ outputRows: number; transfers: number }> {
+    /**
+     * exec_output of sandboxes destroyed over an hour ago; transfers (≤100 MiB each) left over a
+     * day; commands left open in sandboxes destroyed over 2 min ago (the workflow has 30 s to
+     * record them itself: past that, it was terminated or gave up).
+     */
+    async pruneDataPlane(): Promise<{ outputRows: number; transfers: number; execsClosed: number }> {
       const outputRows = await deleteOutputOfDestroyed(pool, 3600);
       const transfers = await deleteStaleTransfers(pool, 24 * 3600);
-      return { outputRows, transfers };
+      const execsClosed = await closeExecsOfDestroyed(pool, 120);
+      return { outputRows, transfers, execsClosed };
     },
   };
 }

@@ -74,6 +74,22 @@ export async function recordExecInterrupted(
 }
 
 /**
+ * Commands still open in sandboxes destroyed a while ago: their workflow was terminated (not
+ * destroyed) or gave up recording them. The reaper closes them so nothing shows them running.
+ */
+export async function closeExecsOfDestroyed(pool: pg.Pool, olderThanSeconds: number): Promise<number> {
+  const { rowCount } = await pool.query(
+    `UPDATE execs e SET finished_at = now(),
+            error = 'interrupted: the sandbox was destroyed and its workflow never recorded the command''s end'
+       FROM sandboxes s
+      WHERE e.finished_at IS NULL AND s.id = e.sandbox_id AND s.state = 'DESTROYED'
+        AND s.updated_at < now() - make_interval(secs => $1)`,
+    [olderThanSeconds],
+  );
+  return rowCount ?? 0;
+}
+
+/**
  * Why an exec ended, when the command itself did not say: killed on request, or cut short by a
  * destroy (written by the workflow, which knows the reason; overrides an error the activity wrote).
  */

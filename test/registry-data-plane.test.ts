@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { OutputRecorder } from '../activities/output-recorder';
 import { EXEC_OUTPUT_CHANNEL, readOutput } from '../registry/exec-output';
-import { getExec, recordExecEnd, recordExecOutcome, recordExecStart } from '../registry/execs';
+import { closeExecsOfDestroyed, getExec, recordExecEnd, recordExecOutcome, recordExecStart } from '../registry/execs';
 import { createPool } from '../registry/pool';
 import {
   createTransfer,
@@ -221,5 +221,52 @@ describe('transfers', () => {
     for await (const chunk of readTransferChunks(pool, id)) rest.push(chunk);
     expect(rest.map((c) => c.length)).toEqual([TRANSFER_CHUNK_BYTES]);
     expect((await readAll(0)).length).toBe(0);
+  });
+});
+
+describe('commands a terminated workflow left open', () => {
+  async function sandboxRow(state: string, updatedSecondsAgo: number): Promise<string> {
+    const id = newId('sbx-open');
+    await pool.query(
+      `INSERT INTO sandboxes (id, driver, state, created_at, seq, owner, updated_at)
+       VALUES ($1, 'process', $2, now(), 1, 'registry-data-plane', now() - make_interval(secs => $3))`,
+      [id, state, updatedSecondsAgo],
+    );
+    return id;
+  }
+  const start = (sandboxId: string, execId: string, mode: 'wait' | 'background') =>
+    recordExecStart(pool, {
+      sandboxId,
+      execId,
+      command: ['sleep', '9'],
+      envNames: [],
+      startedAt: new Date().toISOString(),
+      mode,
+    });
+
+  it('are closed once their sandbox is long destroyed; a live or just-destroyed sandbox keeps them open', async () => {
+    const gone = await sandboxRow('DESTROYED', 600);
+    const justGone = await sandboxRow('DESTROYED', 5);
+    const live = await sandboxRow('RUNNING', 600);
+    await start(gone, 'bg', 'background');
+    await start(gone, 'plain', 'wait');
+    await start(justGone, 'bg', 'background');
+    await start(live, 'bg', 'background');
+
+    expect(await closeExecsOfDestroyed(pool, 120)).toBeGreaterThanOrEqual(2);
+    for (const execId of ['bg', 'plain']) {
+      const row = await getExec(pool, gone, execId);
+      expect(row).toMatchObject({
+        state: 'failed',
+        error: expect.stringMatching(/^interrupted: the sandbox was destroyed/),
+      });
+      expect(row!.finishedAt).not.toBeNull();
+    }
+    expect(await getExec(pool, justGone, 'bg')).toMatchObject({ state: 'running' });
+    expect(await getExec(pool, live, 'bg')).toMatchObject({ state: 'running' });
+    // Ended rows are left as they are: a second pass closes none of them again.
+    const before = await getExec(pool, gone, 'bg');
+    await closeExecsOfDestroyed(pool, 120);
+    expect((await getExec(pool, gone, 'bg'))!.finishedAt).toEqual(before!.finishedAt);
   });
 });
