@@ -11,7 +11,11 @@ export interface Progress {
    * the next: one not above the last sent goes out a thousandth above it (news in the same millisecond).
    */
   report(progress: number, message: () => string): void;
-  /** Sends what is pending now and stops: the result follows. */
+  /**
+   * Stops, dropping what is pending: the result follows at once and carries it. (Sent now, it
+   * would reach the client in the same read as the result, and the MCP SDK client handles the
+   * notification a microtask after the result ended the call: it drops it as an unknown token.)
+   */
   finish(): Promise<void>;
 }
 
@@ -56,7 +60,7 @@ export function progressOf(extra: ToolExtra, intervalMs = 200): Progress {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      send();
+      pending = undefined;
       await sending;
     },
   };
