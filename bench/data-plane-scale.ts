@@ -30,6 +30,8 @@ import { StateWatcher } from './lib/registry';
 import { runBench } from './lib/run';
 import { createRunning, warmUp } from './lib/sandboxes';
 import { sleep } from './lib/stack';
+import { streamStages, type StreamStages } from './lib/stream-stages';
+import { connectClient } from './lib/temporal';
 import { rate, summarize, type Summary } from './lib/stats';
 
 const USAGE =
@@ -209,6 +211,14 @@ await runBench('data-plane-scale', params, async (bench) => {
   };
   const streamedBytes = runs.reduce((a, r) => a + r.bytes, 0);
   endPhase('streams');
+  // Where their first byte's wait went, from each sandbox's history (read after the phase: not in its CPU).
+  const temporal = await connectClient(stack);
+  const stages: StreamStages[] = [];
+  for (const r of runs) {
+    const st = await streamStages(temporal.client, r.sandboxId, r.postedAt, r.firstByteAt).catch(() => undefined);
+    if (st) stages.push(st);
+  }
+  await temporal.close();
 
   // 4. K uploads at once, then K downloads at once, of a seeded file, checked by sha256.
   const size = params.fileMib * MiB;
@@ -291,6 +301,7 @@ await runBench('data-plane-scale', params, async (bench) => {
     firstLine: summarize(since(seenOutput)),
     streamFirstByte: summarize(runs.map((r) => r.firstByteMs)),
     streamExit: summarize(runs.map((r) => r.exitMs)),
+    stage: (k: keyof StreamStages) => summarize(stages.map((st) => st[k])),
     upload: summarize(up.map((u) => mibPerS(u.ms))),
     download: summarize(down.map((d) => mibPerS(d.ms))),
     downloadFirstByte: summarize(down.map((d) => d.firstByteMs)),
@@ -317,6 +328,10 @@ await runBench('data-plane-scale', params, async (bench) => {
   table(LATENCY_HEADERS, [
     latencyRow('POST → first stdout event', s.streamFirstByte, fails('stream'), streamWallMs),
     latencyRow('POST → exit event', s.streamExit, fails('stream'), streamWallMs),
+    latencyRow('  first byte: POST → update accepted', s.stage('acceptedMs'), runs.length - stages.length, NaN),
+    latencyRow('  accepted → activity scheduled', s.stage('scheduledMs'), runs.length - stages.length, NaN),
+    latencyRow('  scheduled → a worker took it', s.stage('pickedUpMs'), runs.length - stages.length, NaN),
+    latencyRow('  taken → first stdout event', s.stage('toFirstByteMs'), runs.length - stages.length, NaN),
   ]);
   line(
     `complete and in order: ${runs.length - streamBad.incomplete - streamBad.outOfOrder}/${streamTargets.length}; ` +

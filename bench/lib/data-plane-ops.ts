@@ -24,6 +24,10 @@ export function seqOutput(lines: number): Buffer {
 }
 
 export interface StreamedRun {
+  sandboxId: string;
+  /** When it was posted and when its first stdout event came, epoch ms (to set beside server times). */
+  postedAt: number;
+  firstByteAt: number;
   /** POST → the first stdout event, ms. */
   firstByteMs: number;
   /** POST → the exit event, ms. */
@@ -44,6 +48,7 @@ export async function streamedRun(
   expected: Buffer,
   timeoutMs: number,
 ): Promise<StreamedRun> {
+  const postedAt = Date.now();
   const started = performance.now();
   let firstByteMs = NaN;
   let lastSeq = 0;
@@ -59,6 +64,9 @@ export async function streamedRun(
     } else if (ev.type === 'exit') {
       const out = Buffer.concat(chunks);
       return {
+        sandboxId: id,
+        postedAt,
+        firstByteAt: postedAt + firstByteMs,
         firstByteMs,
         exitMs: performance.now() - started,
         exitCode: ev.exitCode,

@@ -1,0 +1,56 @@
+// Where a streamed exec's time to first byte goes, read from its sandbox workflow's history: the
+// update reached the workflow (accepted), its activity was scheduled on the exec queue, a worker
+// took it (started); what is left until the first stdout event is the driver starting the command
+// and the output's way back (recorder → PostgreSQL → NOTIFY → SSE).
+import type { Client } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { sandboxWorkflowId } from '../../workflows/ids';
+
+const { EventType } = proto.temporal.api.enums.v1;
+type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
+
+export interface StreamStages {
+  /** POST → WorkflowExecutionUpdateAccepted. */
+  acceptedMs: number;
+  /** Accepted → ActivityTaskScheduled (on the exec queue). */
+  scheduledMs: number;
+  /** Scheduled → ActivityTaskStarted: waiting for a worker slot and poller. */
+  pickedUpMs: number;
+  /** Started → the first stdout event at the client. */
+  toFirstByteMs: number;
+}
+
+const ms = (e: HistoryEvent) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+
+/**
+ * The stages of the first streamed exec posted at `postedAt` (epoch ms) in this sandbox, or
+ * undefined when its history lacks one (the payloads may be encrypted: matched by time and queue).
+ */
+export async function streamStages(
+  client: Client,
+  sandboxId: string,
+  postedAt: number,
+  firstByteAt: number,
+  execQueueSuffix = '-execs',
+): Promise<StreamStages | undefined> {
+  const events = (await client.workflow.getHandle(sandboxWorkflowId(sandboxId)).fetchHistory()).events ?? [];
+  let accepted: HistoryEvent | undefined;
+  let scheduled: HistoryEvent | undefined;
+  let startedAt: number | undefined;
+  for (const e of events) {
+    if (ms(e) < postedAt - 5) continue; // the clocks are the same machine's; a few ms of rounding
+    if (!accepted && e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) accepted = e;
+    const queue = e.activityTaskScheduledEventAttributes?.taskQueue?.name;
+    if (accepted && !scheduled && queue?.endsWith(execQueueSuffix)) scheduled = e;
+    const started = e.activityTaskStartedEventAttributes;
+    if (scheduled && started && Number(started.scheduledEventId) === Number(scheduled.eventId)) startedAt = ms(e);
+  }
+  // A running activity's start is not in history yet (it is written with its end): none here.
+  if (!accepted || !scheduled || startedAt === undefined) return undefined;
+  return {
+    acceptedMs: ms(accepted) - postedAt,
+    scheduledMs: ms(scheduled) - ms(accepted),
+    pickedUpMs: startedAt - ms(scheduled),
+    toFirstByteMs: firstByteAt - startedAt,
+  };
+}
