@@ -4,7 +4,7 @@
 import { PathNotFoundError } from '../errors';
 import type { GuestExecStatus } from './exec';
 import { decodeExecStatus, type QgaExecStatus } from './qga-exec';
-import type { OutputFiles } from './stream-exec';
+import type { OutputFiles, OutputPoll } from './stream-exec';
 
 /** Sends one qemu-ga command and resolves to its "return" member (rejects with its error). */
 export type QgaCommand = (execute: string, args?: Record<string, unknown>) => Promise<unknown>;
@@ -100,36 +100,43 @@ export class QgaFiles {
   outputs(stdoutPath: string, stderrPath: string): OutputFiles {
     const paths = [stdoutPath, stderrPath];
     const handles: (number | undefined)[] = [undefined, undefined];
+    const pollOnce = async (pid: number | null, offsets: [number, number], max: number): Promise<OutputPoll> => {
+      for (const i of [0, 1]) {
+        if (handles[i] !== undefined) continue;
+        handles[i] = await this.open(paths[i]!, 'r').catch((err: unknown) => {
+          if (err instanceof PathNotFoundError) return undefined;
+          throw err;
+        });
+      }
+      const count = Math.min(max, this.chunkBytes);
+      const commands = [
+        ...(pid !== null ? [{ execute: 'guest-exec-status', arguments: { pid } }] : []),
+        ...[0, 1].flatMap((i) => {
+          const handle = handles[i];
+          if (handle === undefined) return [];
+          return [
+            { execute: 'guest-file-seek', arguments: { handle, offset: offsets[i], whence: 'set' } },
+            { execute: 'guest-file-read', arguments: { handle, count } },
+          ];
+        }),
+      ];
+      const answers = await this.batch(commands);
+      const status: GuestExecStatus | undefined =
+        pid !== null ? decodeExecStatus(answers.shift() as QgaExecStatus) : undefined;
+      const chunks = [0, 1].map((i) => {
+        if (handles[i] === undefined) return Buffer.alloc(0);
+        answers.shift(); // the seek's
+        return Buffer.from((answers.shift() as { 'buf-b64': string })['buf-b64'], 'base64');
+      });
+      return { status, chunks: chunks as [Buffer, Buffer] };
+    };
     return {
       poll: async (pid, offsets, max) => {
-        for (const i of [0, 1]) {
-          if (handles[i] !== undefined) continue;
-          handles[i] = await this.open(paths[i]!, 'r').catch((err: unknown) => {
-            if (err instanceof PathNotFoundError) return undefined;
-            throw err;
-          });
-        }
-        const count = Math.min(max, this.chunkBytes);
-        const commands = [
-          ...(pid !== null ? [{ execute: 'guest-exec-status', arguments: { pid } }] : []),
-          ...[0, 1].flatMap((i) => {
-            const handle = handles[i];
-            if (handle === undefined) return [];
-            return [
-              { execute: 'guest-file-seek', arguments: { handle, offset: offsets[i], whence: 'set' } },
-              { execute: 'guest-file-read', arguments: { handle, count } },
-            ];
-          }),
-        ];
-        const answers = await this.batch(commands);
-        const status: GuestExecStatus | undefined =
-          pid !== null ? decodeExecStatus(answers.shift() as QgaExecStatus) : undefined;
-        const chunks = [0, 1].map((i) => {
-          if (handles[i] === undefined) return Buffer.alloc(0);
-          answers.shift(); // the seek's
-          return Buffer.from((answers.shift() as { 'buf-b64': string })['buf-b64'], 'base64');
-        });
-        return { status, chunks: chunks as [Buffer, Buffer] };
+        const first = await pollOnce(pid, offsets, max);
+        // Files are opened before the status is asked: a quick command may make its file, write and
+        // exit in between. Exited with a file not open: open and read again (from the same offsets).
+        if (!first.status?.exited || !handles.includes(undefined)) return first;
+        return { status: first.status, chunks: (await pollOnce(null, offsets, max)).chunks };
       },
       close: async () => {
         for (const h of handles) if (h !== undefined) await this.close(h).catch(() => undefined);
