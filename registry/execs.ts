@@ -80,7 +80,7 @@ export async function recordExecInterrupted(
 export async function closeExecsOfDestroyed(pool: pg.Pool, olderThanSeconds: number): Promise<number> {
   const { rowCount } = await pool.query(
     `UPDATE execs e SET finished_at = now(),
-            error = 'interrupted: the sandbox was destroyed and its workflow never recorded the command''s end'
+            error = 'interrupted: the sandbox was destroyed while the command ran; its workflow never recorded the end'
        FROM sandboxes s
       WHERE e.finished_at IS NULL AND s.id = e.sandbox_id AND s.state = 'DESTROYED'
         AND s.updated_at < now() - make_interval(secs => $1)`,
