@@ -75,7 +75,9 @@ export async function killExec(run: SandboxRun, { execId }: { execId: string }):
   // Written first: the worker running it hears of it at once (NOTIFY exec_kill), and the record says
   // killed, not a plain exit 137, when the end lands.
   await registry.recordExecOutcome({ id: run.id, execId, killRequested: true });
-  if (!run.execs.kill(execId)) return { execId, killed: false };
+  // Gone already: most likely the worker heard that write first and killed it (or it ended on its
+  // own at that moment, which its row tells). Either way this kill is answered, not refused.
+  run.execs.kill(execId);
   await condition(() => !run.execs.has(execId));
   return { execId, killed: true };
 }

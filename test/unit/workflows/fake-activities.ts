@@ -35,6 +35,11 @@ export class FakeWorld {
   /** Creates of these sandbox ids fail for good with this failure type. */
   readonly failCreate = new Map<string, string>();
   private readonly gates = new Map<string, Gate>();
+  /**
+   * execId → the gate its command holds: recording that exec's kill ends it at once, before the
+   * write answers, as the worker's NOTIFY exec_kill listener does.
+   */
+  readonly killedByNotify = new Map<string, string>();
 
   /** Makes the activity at gate `name` (`create:<id>`, `stop:<id>`, `start:<id>`, or exec's `hold`) wait. */
   hold(name: string, opts: { ignoresCancel?: boolean } = {}): void {
@@ -130,6 +135,11 @@ export class FakeWorld {
       },
       recordExecOutcome: async (req) => {
         note('recordExecOutcome', req.id, req);
+        const gate = req.killRequested ? this.killedByNotify.get(req.execId) : undefined;
+        if (!gate) return;
+        this.release(gate);
+        // The command's activity completes (and reaches the workflow) before this write answers.
+        await new Promise((r) => setTimeout(r, 500));
       },
       fileOp: async (req) => {
         note('fileOp', req.id, req.op);

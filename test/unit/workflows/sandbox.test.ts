@@ -402,6 +402,21 @@ describe('data plane', () => {
     await sbx.result();
   });
 
+  it('a kill whose command ended before the workflow cancelled it (NOTIFY heard first) answers killed', async () => {
+    const sbx = await bed.startSandbox();
+    await untilState(sbx, 'RUNNING');
+    bed.world.hold('notified');
+    bed.world.killedByNotify.set('bg-n', 'notified');
+    await sbx.executeUpdate(startExecUpdate, { args: [{ command: commands.hold('notified'), execId: 'bg-n' }] });
+    await until(async () => bed.world.isWaiting('notified'));
+    expect(await sbx.executeUpdate(killExecUpdate, { args: [{ execId: 'bg-n' }] })).toEqual({
+      execId: 'bg-n',
+      killed: true,
+    });
+    await sbx.signal(destroySignal, {});
+    await sbx.result();
+  });
+
   it('a streamed exec killed mid-way answers exit 137; a kill without an execId is refused', async () => {
     const sbx = await bed.startSandbox();
     await untilState(sbx, 'RUNNING');
