@@ -94,65 +94,68 @@ export function createActivities(deps: ActivityDeps) {
      * says it is unrecorded and the workflow writes it later (its registry writes retry forever).
      */
     async execInSandbox(req: Target & { execId?: string; input: ExecInput }): Promise<ExecActivityResult> {
-      const driver = hypervisor(hypervisors, req.driver);
-      const { input } = req;
-      const streamed = Boolean(input.stream || input.background);
-      const record: ExecRecord = {
-        sandboxId: req.id,
-        execId: input.execId ?? req.execId ?? `${Context.current().info.activityId}-${Date.now()}`,
-        command: input.command,
-        envNames: Object.keys(input.env ?? {}),
-        startedAt: new Date().toISOString(),
-        mode: input.background ? 'background' : input.stream ? 'stream' : 'wait',
-      };
-      await recordExecStart(pool, record).catch(() => {});
-      const recorder = streamed ? new OutputRecorder(pool, req.id, record.execId) : null;
-      const kill = streamed ? await kills.watch(req.id, record.execId) : null;
-      const started = Date.now();
-      const ctx = opContext();
-      if (kill) ctx.signal = ctx.signal ? AbortSignal.any([ctx.signal, kill.signal]) : kill.signal;
-      const request = {
-        command: input.command,
-        timeoutSeconds: input.timeoutSeconds,
-        env: input.env,
-        ...(input.stdinBase64 !== undefined ? { stdin: Buffer.from(input.stdinBase64, 'base64') } : {}),
-        ...(recorder ? { onStart: recorder.attach } : {}),
-      };
-      let raw: ExecOutput;
-      try {
-        raw = await whileAlive(() =>
-          permanentAware(() =>
+      // Alive from the first moment to the last: under load the registry writes around the command
+      // (its start, the kill watch, the output's drain, its end) can wait on the pool for longer
+      // than the heartbeat timeout, which would call the worker lost (seen at 1,000 tickers).
+      return whileAlive(async () => {
+        const driver = hypervisor(hypervisors, req.driver);
+        const { input } = req;
+        const streamed = Boolean(input.stream || input.background);
+        const record: ExecRecord = {
+          sandboxId: req.id,
+          execId: input.execId ?? req.execId ?? `${Context.current().info.activityId}-${Date.now()}`,
+          command: input.command,
+          envNames: Object.keys(input.env ?? {}),
+          startedAt: new Date().toISOString(),
+          mode: input.background ? 'background' : input.stream ? 'stream' : 'wait',
+        };
+        await recordExecStart(pool, record).catch(() => {});
+        const recorder = streamed ? new OutputRecorder(pool, req.id, record.execId) : null;
+        const kill = streamed ? await kills.watch(req.id, record.execId) : null;
+        const started = Date.now();
+        const ctx = opContext();
+        if (kill) ctx.signal = ctx.signal ? AbortSignal.any([ctx.signal, kill.signal]) : kill.signal;
+        const request = {
+          command: input.command,
+          timeoutSeconds: input.timeoutSeconds,
+          env: input.env,
+          ...(input.stdinBase64 !== undefined ? { stdin: Buffer.from(input.stdinBase64, 'base64') } : {}),
+          ...(recorder ? { onStart: recorder.attach } : {}),
+        };
+        let raw: ExecOutput;
+        try {
+          raw = await permanentAware(() =>
             recorder
               ? driver.execStream(req.id, request, recorder.sink, ctx)
               : request.stdin // only the streaming path takes stdin; the result has the output anyway
                 ? driver.execStream(req.id, request, () => {}, ctx)
                 : driver.exec(req.id, request, ctx),
-          ),
-        );
-      } catch (err) {
-        await recorder?.drain();
-        // Killed on request (Temporal's cancellation may have come too, as the fallback): an end like
-        // SIGKILL's, recorded as killed, whatever words the driver's abort came with.
-        if (!kill?.signal.aborted) {
-          await recordExecEnd(pool, record, { error: (err as Error).message }).catch(() => {});
-          throw err;
+          );
+        } catch (err) {
+          await recorder?.drain();
+          // Killed on request (Temporal's cancellation may have come too, as the fallback): an end like
+          // SIGKILL's, recorded as killed, whatever words the driver's abort came with.
+          if (!kill?.signal.aborted) {
+            await recordExecEnd(pool, record, { error: (err as Error).message }).catch(() => {});
+            throw err;
+          }
+          raw = { exitCode: EXIT_KILLED, stdout: '', stderr: '', durationMs: Date.now() - started, timedOut: false };
+        } finally {
+          kill?.release();
         }
-        raw = { exitCode: EXIT_KILLED, stdout: '', stderr: '', durationMs: Date.now() - started, timedOut: false };
-      } finally {
-        kill?.release();
-      }
-      // Every chunk is in before the end is: a follower that sees the end has seen all the output.
-      await recorder?.drain();
-      const recorded = await recordExecEnd(pool, record, raw).then(
-        () => true,
-        () => false,
-      );
-      // Results travel through workflow history: every driver caps them (hypervisors/guest/contract.ts);
-      // a streamed command's output is in exec_output and the execs row, not in the answer.
-      const result = recorder
-        ? { ...raw, stdout: '', stderr: '', stdoutBase64: undefined, stderrBase64: undefined }
-        : raw;
-      return { ...result, unrecorded: recorded ? undefined : record };
+        // Every chunk is in before the end is: a follower that sees the end has seen all the output.
+        await recorder?.drain();
+        const recorded = await recordExecEnd(pool, record, raw).then(
+          () => true,
+          () => false,
+        );
+        // Results travel through workflow history: every driver caps them (hypervisors/guest/contract.ts);
+        // a streamed command's output is in exec_output and the execs row, not in the answer.
+        const result = recorder
+          ? { ...raw, stdout: '', stderr: '', stdoutBase64: undefined, stderrBase64: undefined }
+          : raw;
+        return { ...result, unrecorded: recorded ? undefined : record };
+      });
     },
 
     /** A background command's start, written before its update answers (the command's own write is then a no-op). */
