@@ -10,7 +10,11 @@ const { EventType } = proto.temporal.api.enums.v1;
 type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
 
 export interface StreamStages {
-  /** POST → WorkflowExecutionUpdateAccepted. */
+  /** POST → the WorkflowTaskScheduled that carried the update (API, the update RPC, the server). */
+  taskScheduledMs: number;
+  /** → its WorkflowTaskStarted: waiting for the worker to poll it. */
+  taskStartedMs: number;
+  /** → WorkflowExecutionUpdateAccepted: the worker running the task (validator, handler start). */
   acceptedMs: number;
   /** Accepted → ActivityTaskScheduled (on the exec queue). */
   scheduledMs: number;
@@ -35,10 +39,15 @@ export async function streamStages(
 ): Promise<StreamStages | undefined> {
   const events = (await client.workflow.getHandle(sandboxWorkflowId(sandboxId)).fetchHistory()).events ?? [];
   let accepted: HistoryEvent | undefined;
+  let taskScheduled: HistoryEvent | undefined;
+  let taskStarted: HistoryEvent | undefined;
   let scheduled: HistoryEvent | undefined;
   let startedAt: number | undefined;
   for (const e of events) {
     if (ms(e) < postedAt - 5) continue; // the clocks are the same machine's; a few ms of rounding
+    // The last workflow task before the acceptance is the one that took the update.
+    if (!accepted && e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED) taskScheduled = e;
+    if (!accepted && e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED) taskStarted = e;
     if (!accepted && e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) accepted = e;
     const queue = e.activityTaskScheduledEventAttributes?.taskQueue?.name;
     if (accepted && !scheduled && queue?.endsWith(execQueueSuffix)) scheduled = e;
@@ -46,9 +55,11 @@ export async function streamStages(
     if (scheduled && started && Number(started.scheduledEventId) === Number(scheduled.eventId)) startedAt = ms(e);
   }
   // A running activity's start is not in history yet (it is written with its end): none here.
-  if (!accepted || !scheduled || startedAt === undefined) return undefined;
+  if (!accepted || !taskScheduled || !taskStarted || !scheduled || startedAt === undefined) return undefined;
   return {
-    acceptedMs: ms(accepted) - postedAt,
+    taskScheduledMs: ms(taskScheduled) - postedAt,
+    taskStartedMs: ms(taskStarted) - ms(taskScheduled),
+    acceptedMs: ms(accepted) - ms(taskStarted),
     scheduledMs: ms(scheduled) - ms(accepted),
     pickedUpMs: startedAt - ms(scheduled),
     toFirstByteMs: firstByteAt - startedAt,
