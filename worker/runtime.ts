@@ -14,7 +14,7 @@ import { WebhookService } from '../api/webhooks/service';
 import { ensureWebhookWorkflows } from '../api/webhooks/workflow';
 import { loadHypervisors, type HypervisorSet } from '../hypervisors/index';
 import { migrate } from '../registry/migrate';
-import { createPool } from '../registry/pool';
+import { createPool, POOL_SIZE_PER_ROLE } from '../registry/pool';
 import { countSandboxesIn } from '../metrics/sandbox-counts';
 import { startMetricsServer } from '../metrics/worker-server';
 import { dataConverter } from '../codec/data-converter';
@@ -59,7 +59,10 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
     const embedded = await startEmbeddedServices(config, base, { uiCodecEndpoint });
     stops.push(() => embedded.stop());
     const { temporalAddress, databaseUrl } = embedded;
-    const pool = createPool(databaseUrl);
+    // API and worker in one process (`dev`) share one pool with room for both: at 1,000 background
+    // commands, 10 connections kept a stream's start waiting ~2 s on the pool (bench/RESULTS.md).
+    const roles = Number(Boolean(opts.api)) + Number(Boolean(opts.worker));
+    const pool = createPool(databaseUrl, config.registryPoolSize || POOL_SIZE_PER_ROLE * Math.max(1, roles));
     stops.push(() => pool.end());
     const applied = await migrate(pool);
     if (applied.length) log(`registry migrations applied: ${applied.join(', ')}`);
