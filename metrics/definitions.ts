@@ -2,6 +2,7 @@
 // sets: driver names, states, operations, outcomes, route patterns — never ids or raw URLs.
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { metricsRegistry } from './registry';
+import { readRegistryPool } from './registry-pool';
 import { readSandboxCounts } from './sandbox-counts';
 
 const registers = [metricsRegistry];
@@ -27,6 +28,16 @@ export const sandboxReadFailures = new Counter({
   name: 'hourglass_sandboxes_read_failures_total',
   help: 'Scrapes whose registry read for hourglass_sandboxes failed or took too long (the gauge was left empty)',
   registers,
+});
+
+export const registryPoolGauge = new Gauge({
+  name: 'hourglass_registry_pool_clients',
+  help: "This process's registry connections: in_use, idle, and waiting (queries queued for one)",
+  labelNames: ['state'] as const,
+  registers,
+  collect() {
+    readRegistryPool(this);
+  },
 });
 
 export const createToRunningSeconds = new Histogram({

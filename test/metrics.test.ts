@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { UNMATCHED_ROUTE } from '../metrics/api';
+import { watchRegistryPool } from '../metrics/registry-pool';
 import { countSandboxesIn } from '../metrics/sandbox-counts';
 import { startMetricsServer } from '../metrics/worker-server';
 import type { SandboxStatus } from '../workflows/types';
@@ -78,6 +79,7 @@ beforeAll(async () => {
   });
   // The service wires this in worker/runtime.ts where it builds the API; the harness builds its own.
   countSandboxesIn(h.pool);
+  watchRegistryPool(h.pool);
 });
 afterAll(() => h?.close());
 
@@ -126,6 +128,13 @@ describe('GET /metrics on the API', () => {
     // The gauge is read from the registry at scrape time.
     const running = await metrics();
     expect(valueOf(running, 'hourglass_sandboxes', { state: 'RUNNING', driver: 'process' })).toBeGreaterThanOrEqual(1);
+    // The pool has served those requests: its connections are there, in use or idle.
+    const pooled = ['in_use', 'idle'].map((state) => valueOf(running, 'hourglass_registry_pool_clients', { state }));
+    expect(pooled[0]! + pooled[1]!).toBeGreaterThanOrEqual(1);
+    const poolStates = parseSamples(running)
+      .filter((sample) => sample.name === 'hourglass_registry_pool_clients')
+      .map((sample) => sample.labels.state);
+    expect(poolStates.sort()).toEqual(['idle', 'in_use', 'waiting']);
 
     await eventually(async () => (await state(id)).state === 'DESTROYED', 20_000);
     const expired = await state(id);

@@ -16,6 +16,7 @@ import { loadHypervisors, type HypervisorSet } from '../hypervisors/index';
 import { migrate } from '../registry/migrate';
 import { createPool, POOL_SIZE_PER_ROLE } from '../registry/pool';
 import { countSandboxesIn } from '../metrics/sandbox-counts';
+import { watchRegistryPool } from '../metrics/registry-pool';
 import { startMetricsServer } from '../metrics/worker-server';
 import { dataConverter } from '../codec/data-converter';
 import { loadCodecKeys } from '../codec/keys';
@@ -64,6 +65,7 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
     const roles = Number(Boolean(opts.api)) + Number(Boolean(opts.worker));
     const pool = createPool(databaseUrl, config.registryPoolSize || POOL_SIZE_PER_ROLE * Math.max(1, roles));
     stops.push(() => pool.end());
+    watchRegistryPool(pool);
     const applied = await migrate(pool);
     if (applied.length) log(`registry migrations applied: ${applied.join(', ')}`);
 

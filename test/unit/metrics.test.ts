@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/service';
 import { routePattern } from '../../metrics/api';
 import { execOutcome } from '../../metrics/instrumented-hypervisors';
+import { registryPoolGauge } from '../../metrics/definitions';
 import { metricsRegistry } from '../../metrics/registry';
+import { watchRegistryPool } from '../../metrics/registry-pool';
 import { observeTransitions } from '../../metrics/transitions';
 import type { SandboxState } from '../../workflows/states';
 import type { SandboxStatus, TransitionEvent } from '../../workflows/types';
@@ -77,5 +79,17 @@ describe('metrics settings', () => {
       metricsHost: '0.0.0.0',
     });
     expect(() => loadConfig({ HOURGLASS_METRICS_PORT: 'nine' })).toThrow(/HOURGLASS_METRICS_PORT must be/);
+  });
+});
+
+describe('hourglass_registry_pool_clients', () => {
+  it('reads the pool at scrape time: in use (total − idle), idle, waiting', async () => {
+    const pool = { totalCount: 20, idleCount: 0, waitingCount: 156 };
+    watchRegistryPool(pool);
+    const values = async () =>
+      Object.fromEntries((await registryPoolGauge.get()).values.map((v) => [v.labels.state, v.value]));
+    expect(await values()).toEqual({ in_use: 20, idle: 0, waiting: 156 });
+    Object.assign(pool, { idleCount: 19, waitingCount: 0 });
+    expect(await values()).toEqual({ in_use: 1, idle: 19, waiting: 0 });
   });
 });
