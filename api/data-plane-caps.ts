@@ -19,7 +19,7 @@ export interface DataPlaneCaps {
   maxTransfersPerOwner?: number;
 }
 
-/** Streamed and background commands of the owner's sandboxes that have not ended (migration 008's index). */
+/** Streamed and background commands of the owner's sandboxes that have not ended (migration 009's index). */
 export async function countRunningExecs(pool: pg.Pool, owner: string): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM execs e JOIN sandboxes s ON s.id = e.sandbox_id

@@ -95,7 +95,8 @@ export class QgaFiles {
   /**
    * A streamed command's output files, read from kept handles seeked before every read: glibc's
    * fread keeps EOF once it has hit it, and a seek clears it. Each poll is one batch (status,
-   * seek, read, seek, read). A file is opened once it exists (the command's shell makes it).
+   * seek, read, seek, read), two when the command exited before its files could be opened. A
+   * file is opened once it exists (the command's shell makes it).
    */
   outputs(stdoutPath: string, stderrPath: string): OutputFiles {
     const paths = [stdoutPath, stderrPath];
