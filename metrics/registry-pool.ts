@@ -1,7 +1,6 @@
 // hourglass_registry_pool_clients: this process's registry connections at scrape time. `waiting`
 // above zero for long means queries queue for a connection: the pool (HOURGLASS_REGISTRY_POOL_SIZE)
-// is too small for the load, or PostgreSQL too slow for it (at 1,000 background commands a pool of
-// 10 kept stream starts waiting seconds).
+// is too small for the load, or PostgreSQL (or this process's event loop) too slow for it.
 import type pg from 'pg';
 import type { Gauge } from 'prom-client';
 

@@ -60,8 +60,8 @@ export async function startRuntime(config: Config, opts: RuntimeOptions): Promis
     const embedded = await startEmbeddedServices(config, base, { uiCodecEndpoint });
     stops.push(() => embedded.stop());
     const { temporalAddress, databaseUrl } = embedded;
-    // API and worker in one process (`dev`) share one pool with room for both: at 1,000 background
-    // commands, 10 connections kept a stream's start waiting ~2 s on the pool (bench/RESULTS.md).
+    // API and worker in one process (`dev`) share one pool with the room the two processes would
+    // have. (At 1,000 background commands 10 and 20 measured alike: bench/RESULTS.md, issue 11.)
     const roles = Number(Boolean(opts.api)) + Number(Boolean(opts.worker));
     const pool = createPool(databaseUrl, config.registryPoolSize || POOL_SIZE_PER_ROLE * Math.max(1, roles));
     stops.push(() => pool.end());
