@@ -3,11 +3,7 @@
 // lease's clock started), fired late (the server's timer queue), or its workflow task reached
 // the worker late (task queue, busy worker). EXPIRED is written with that task's start time.
 import type { Client } from '@temporalio/client';
-import proto from '@temporalio/proto';
-import { sandboxWorkflowId } from '../../workflows/ids';
-
-const { EventType } = proto.temporal.api.enums.v1;
-type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
+import { EventType, eventMs as ms, sandboxHistory, toMs, type HistoryEvent } from './history-events';
 
 export interface LeaseEndParts {
   /** When the timer was due (TimerStarted + its duration) − expiresAt. */
@@ -18,18 +14,13 @@ export interface LeaseEndParts {
   taskLateMs: number;
 }
 
-/** Milliseconds of a protobuf Timestamp or Duration (the same shape). */
-const toMs = (t: proto.google.protobuf.IDuration | null | undefined) =>
-  Number(t?.seconds ?? 0) * 1000 + Math.floor((t?.nanos ?? 0) / 1e6);
-const ms = (e: HistoryEvent) => toMs(e.eventTime);
-
 /** The parts of one sandbox's lease-end lateness, or undefined when no timer ended it (destroyed otherwise). */
 export async function leaseEndParts(
   client: Client,
   sandboxId: string,
   expiresAt: number,
 ): Promise<LeaseEndParts | undefined> {
-  const events = (await client.workflow.getHandle(sandboxWorkflowId(sandboxId)).fetchHistory()).events ?? [];
+  const events = await sandboxHistory(client, sandboxId);
   const started = new Map<string, HistoryEvent>();
   let fired: HistoryEvent | undefined;
   let taskStarted: HistoryEvent | undefined;

@@ -3,11 +3,7 @@
 // took it (started); what is left until the first stdout event is the driver starting the command
 // and the output's way back (recorder → PostgreSQL → NOTIFY → SSE).
 import type { Client } from '@temporalio/client';
-import proto from '@temporalio/proto';
-import { sandboxWorkflowId } from '../../workflows/ids';
-
-const { EventType } = proto.temporal.api.enums.v1;
-type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
+import { EventType, eventMs as ms, sandboxHistory, type HistoryEvent } from './history-events';
 
 export interface StreamStages {
   /** POST → the WorkflowTaskScheduled that carried the update (API, the update RPC, the server). */
@@ -24,8 +20,6 @@ export interface StreamStages {
   toFirstByteMs: number;
 }
 
-const ms = (e: HistoryEvent) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
-
 /**
  * The stages of the first streamed exec posted at `postedAt` (epoch ms) in this sandbox, or
  * undefined when its history lacks one (the payloads may be encrypted: matched by time and queue).
@@ -37,7 +31,7 @@ export async function streamStages(
   firstByteAt: number,
   execQueueSuffix = '-execs',
 ): Promise<StreamStages | undefined> {
-  const events = (await client.workflow.getHandle(sandboxWorkflowId(sandboxId)).fetchHistory()).events ?? [];
+  const events = await sandboxHistory(client, sandboxId);
   let accepted: HistoryEvent | undefined;
   let taskScheduled: HistoryEvent | undefined;
   let taskStarted: HistoryEvent | undefined;
