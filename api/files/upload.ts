@@ -46,6 +46,7 @@ export async function uploadFile(ctx: SandboxContext, req: Request, res: Respons
   });
   const transferId = randomUUID();
   await createTransfer(ctx.pool, { id: transferId, sandboxId: id, owner, direction: 'upload', path: q.path });
+  let answer: { path: string; size: number; sha256: string };
   try {
     const { size, sha256 } = await writeTransferChunks(ctx.pool, transferId, req, MAX_TRANSFER_BYTES).catch(
       (err: unknown) => {
@@ -60,10 +61,13 @@ export async function uploadFile(ctx: SandboxContext, req: Request, res: Respons
       size,
       sha256,
     });
-    res.json({ path: written.path, size: written.size, sha256: written.sha256 });
+    answer = { path: written.path, size: written.size, sha256: written.sha256 };
   } finally {
     await deleteTransfer(ctx.pool, transferId).catch((err: unknown) =>
       log.warn({ err, sandboxId: id, transferId }, 'could not delete an upload’s transfer (the reaper will)'),
     );
   }
+  // Answered once its transfer is gone: the client's next request never finds it counted against
+  // the owner's transfers (a GET right after a PUT at the cap got 429).
+  res.json(answer);
 }
